@@ -1,0 +1,52 @@
+namespace Gatehouse.Server.Api;
+
+/// <summary>
+/// Every refusal the API gives, in one place: HTTP status, contract code, audit reason and message.
+/// Messages tell the caller what to fix and never echo a credential back.
+/// </summary>
+public static class Errors
+{
+    // 400000: the request itself is wrong.
+    public static ApiError BadRequest(string reason, string message) => new(400, 400000, reason, message);
+    public static readonly ApiError NotJson = BadRequest("content_type", "Content-Type must be application/json.");
+    public static readonly ApiError BodyTooLarge = BadRequest("body_too_large", "The request body is larger than the limit this server accepts.");
+    public static readonly ApiError BodyNotObject = BadRequest("body_not_object", "The request body must be a JSON object.");
+    public static ApiError MalformedJson(string? path) =>
+        BadRequest("malformed_json", path is null or "$" ? "The request body is not valid JSON." : $"The request body is not valid JSON for this endpoint at {path}.");
+    public static ApiError FieldRequired(string field) => BadRequest("field_required", $"{field} is required.");
+    public static ApiError FieldTooLong(string field, int max) => BadRequest("field_too_long", $"{field} must be at most {max} characters.");
+    public static ApiError FieldHasControlCharacters(string field) => BadRequest("field_control_characters", $"{field} must not contain control characters.");
+
+    // 400100: a credential is missing, wrong, expired or revoked. The SDK ends its session on this code.
+    public static ApiError Unauthorized(string reason, string message) => new(401, 400100, reason, message);
+    public static readonly ApiError ApiKeyMissing = Unauthorized("api_key_missing", "The x-api-key header is required.");
+    public static readonly ApiError ApiKeyUnknown = Unauthorized("api_key_unknown", "The API key is not known to this server.");
+    public static ApiError ApiKeyOfOtherRegion(string region, string host) =>
+        Unauthorized("api_key_other_region", $"This API key belongs to region {region}; send it to {host}");
+    public static readonly ApiError ServerKeyMissing = Unauthorized("server_key_missing", "The x-server-key header is required.");
+    public static readonly ApiError ServerKeyInvalid = Unauthorized("server_key_invalid", "The server key is not valid.");
+    public static readonly ApiError ServerKeyExpired = Unauthorized("server_key_expired", "The server key was replaced and its grace period has ended; use the newest server key.");
+    public static readonly ApiError AuthTokenRequired = Unauthorized("auth_token_missing", "Secure mode is on for this network: authToken is required.");
+    public static readonly ApiError AuthTokenInvalid = Unauthorized("auth_token_invalid", "The authToken is not valid.");
+    public static readonly ApiError AuthTokenExpired = Unauthorized("auth_token_expired", "The authToken has expired; mint a new one with the server key.");
+    public static readonly ApiError AuthTokenOtherUser = Unauthorized("auth_token_other_user", "The authToken was issued for another userId.");
+    public static readonly ApiError AuthTokenOtherNetwork = Unauthorized("auth_token_other_network", "The authToken was issued for another network.");
+    public static readonly ApiError BearerMissing = Unauthorized("access_token_missing", "An Authorization: Bearer access token is required.");
+    public static readonly ApiError AccessTokenInvalid = Unauthorized("access_token_invalid", "The access token is not valid.");
+    public static readonly ApiError AccessTokenExpired = Unauthorized("access_token_expired", "The access token has expired; create a new session.");
+    public static readonly ApiError SessionEnded = Unauthorized("session_ended", "The session has ended; create a new session.");
+    public static readonly ApiError RefreshTokenInvalid = Unauthorized("refresh_token_invalid", "The refresh token is not valid.");
+    public static readonly ApiError RefreshTokenExpired = Unauthorized("refresh_token_expired", "The refresh token has expired; create a new session.");
+    public static readonly ApiError RefreshTokenReused = Unauthorized("refresh_token_reused", "The refresh token was already used; the session has been ended.");
+
+    // 4003xx: the caller is known but may not do this.
+    public static readonly ApiError UserBanned = new(403, 400312, "user_banned", "The user is globally banned.");
+    public static readonly ApiError SecureModeRequired = new(403, 400300, "secure_mode_off", "Secure mode must be on for this network.");
+
+    public static readonly ApiError NotFound = new(404, 400400, "not_found", "No such endpoint.");
+    public static readonly ApiError MethodNotAllowed = new(405, 400000, "method_not_allowed", "This endpoint does not accept that HTTP method.");
+    public static ApiError ItemNotFound(string what) => new(404, 400400, "not_found", $"{what} was not found.");
+
+    // 500000: never says why, the log does.
+    public static readonly ApiError Internal = new(500, 500000, "internal", "The server could not complete the request.");
+}

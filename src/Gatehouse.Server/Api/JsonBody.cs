@@ -1,0 +1,66 @@
+using System.Buffers;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+
+namespace Gatehouse.Server.Api;
+
+/// <summary>A parsed request body, or the refusal that explains why there is none.</summary>
+public readonly record struct Parsed<T>(T? Value, ApiError? Error) where T : class;
+
+/// <summary>
+/// Reads request bodies ourselves rather than through minimal-API binding, so that a wrong content type,
+/// an oversized body or broken JSON answers with the contract's envelope instead of the framework's.
+/// </summary>
+public static class JsonBody
+{
+    public static async Task<Parsed<T>> ReadAsync<T>(HttpRequest request, JsonTypeInfo<T> typeInfo, int maxBytes, CancellationToken ct)
+        where T : class
+    {
+        if (!request.HasJsonContentType())
+            return new(null, Errors.NotJson);
+        if (request.ContentLength > maxBytes)
+            return new(null, Errors.BodyTooLarge);
+
+        var buffer = ArrayPool<byte>.Shared.Rent(maxBytes + 1);
+        try
+        {
+            var length = 0;
+            int read;
+            while ((read = await request.Body.ReadAsync(buffer.AsMemory(length, maxBytes + 1 - length), ct)) > 0)
+            {
+                length += read;
+                if (length > maxBytes)
+                    return new(null, Errors.BodyTooLarge);
+            }
+
+            var value = JsonSerializer.Deserialize(buffer.AsSpan(0, length), typeInfo);
+            return value is null ? new(null, Errors.BodyNotObject) : new(value, null);
+        }
+        catch (JsonException e)
+        {
+            return new(null, Errors.MalformedJson(e.Path));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}
+
+/// <summary>The same rules for every identifier a client sends: present, bounded, printable.</summary>
+public static class Field
+{
+    public static ApiError? Check(string? value, string name, int maxLength, bool required = true)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+            return required ? Errors.FieldRequired(name) : null;
+        if (value.Length > maxLength)
+            return Errors.FieldTooLong(name, maxLength);
+        foreach (var c in value)
+        {
+            if (char.IsControl(c))
+                return Errors.FieldHasControlCharacters(name);
+        }
+        return null;
+    }
+}

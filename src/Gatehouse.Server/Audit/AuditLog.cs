@@ -1,0 +1,140 @@
+using System.Threading.Channels;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Audit;
+
+/// <summary>
+/// Takes security events without making the request wait for a disk write: a background writer stores them
+/// in batches (one commit for many events under load). Events still queued when the process is killed are
+/// lost; a graceful stop writes them all. Each event is also one structured log line.
+/// </summary>
+public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, TimeProvider clock, ILogger<AuditLog> logger) : BackgroundService
+{
+    private const int MaxBatch = 500;
+    private readonly Channel<AuditEvent> _queue = Channel.CreateBounded<AuditEvent>(
+        new BoundedChannelOptions(100_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private long _accepted;
+    private long _settled;
+
+    public void Record(string kind, string outcome, string actor, string? networkId = null, string? userId = null,
+        string? reason = null, string? detail = null, HttpContext? http = null)
+    {
+        var entry = new AuditEvent
+        {
+            Kind = kind,
+            Outcome = outcome,
+            Actor = actor,
+            NetworkId = networkId,
+            UserId = userId,
+            Reason = reason,
+            Detail = detail,
+            ClientAddress = http?.Connection.RemoteIpAddress?.ToString(),
+            OccurredAt = clock.GetUtcNow(),
+        };
+        LogEvent(kind, outcome, actor, networkId, reason, http?.TraceIdentifier);
+        if (_queue.Writer.TryWrite(entry))
+            Interlocked.Increment(ref _accepted);
+        else
+            LogDropped(kind);
+    }
+
+    /// <summary>Waits until every event recorded before the call is stored (or given up on).</summary>
+    public async Task FlushAsync(CancellationToken ct = default)
+    {
+        var target = Interlocked.Read(ref _accepted);
+        while (Interlocked.Read(ref _settled) < target)
+            await Task.Delay(5, ct);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _queue.Writer.TryComplete();
+        await base.StopAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var batch = new List<AuditEvent>(MaxBatch);
+        // Drain on stop too: the token only ends the wait for new events, never a write in progress.
+        while (await WaitSafelyAsync(stoppingToken))
+        {
+            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var entry))
+                batch.Add(entry);
+            await WriteAsync(batch);
+            Interlocked.Add(ref _settled, batch.Count);
+            batch.Clear();
+        }
+    }
+
+    private async Task<bool> WaitSafelyAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await _queue.Reader.WaitToReadAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return _queue.Reader.TryPeek(out _);
+        }
+    }
+
+    private async Task WriteAsync(List<AuditEvent> batch)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var db = await dbs.CreateDbContextAsync();
+                db.AuditEvents.AddRange(batch);
+                await db.SaveChangesAsync();
+                return;
+            }
+            catch (Exception e) when (attempt < 5 && e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt));
+            }
+            catch (Exception e)
+            {
+                LogWriteFailed(e, batch.Count);
+                return;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information,
+        Message = "Security event {Kind} {Outcome} actor={Actor} network={NetworkId} reason={Reason} request={RequestId}")]
+    private partial void LogEvent(string kind, string outcome, string actor, string? networkId, string? reason, string? requestId);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Audit queue full: dropped a {Kind} event")]
+    private partial void LogDropped(string kind);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Could not store {Count} audit events")]
+    private partial void LogWriteFailed(Exception exception, int count);
+}
+
+/// <summary>Event kinds, one catalogue so the console can filter on them.</summary>
+public static class AuditKinds
+{
+    public const string NetworkCreated = "network.created";
+    public const string ApiKeyRegenerated = "network.api_key_regenerated";
+    public const string SecureModeChanged = "network.secure_mode_changed";
+    public const string ServerKeyGenerated = "server_key.generated";
+    public const string ServerKeyRefused = "server_key.refused";
+    public const string AuthTokenMinted = "auth_token.minted";
+    public const string AuthTokenRefused = "auth_token.refused";
+    public const string SessionCreated = "session.created";
+    public const string SessionRefused = "session.refused";
+    public const string SessionRefreshed = "session.refreshed";
+    public const string SessionRevoked = "session.revoked";
+    public const string RefreshReuse = "session.refresh_reuse";
+    public const string AccessRefused = "access.refused";
+    public const string AdminCreated = "admin.created";
+    public const string SigningKeyRotated = "signing_key.rotated";
+}
+
+public static class Outcomes
+{
+    public const string Success = "success";
+    public const string Refused = "refused";
+}

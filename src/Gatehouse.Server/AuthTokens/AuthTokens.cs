@@ -1,0 +1,46 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Tokens;
+
+namespace Gatehouse.Server.AuthTokens;
+
+/// <summary>
+/// The short-lived proof, minted by the customer's backend with its server key, that lets one user of one
+/// network open a session in secure mode. Stateless: a signed JWT of its own type and audience.
+/// Banning a user does not invalidate one already minted (as the hosted product documents).
+/// </summary>
+public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
+{
+    public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
+    private const string Type = "gatehouse-auth+jwt";
+    private const string Audience = "gatehouse:sessions";
+    private const int MaxLength = 4096;
+
+    public (string Token, DateTimeOffset ExpiresAt) Mint(string networkId, string userId, Guid serverKeyId)
+    {
+        var now = clock.GetUtcNow();
+        var expiresAt = now + Lifetime;
+        var token = jwt.Sign(Type, Audience, new Dictionary<string, object>
+        {
+            ["sub"] = userId,
+            ["nid"] = networkId,
+            ["skid"] = serverKeyId.ToString(),
+        }, now, expiresAt);
+        return (token, expiresAt);
+    }
+
+    public async Task<ApiError?> CheckAsync(string token, string networkId, string userId)
+    {
+        if (token.Length > MaxLength)
+            return Errors.AuthTokenInvalid;
+        var check = await jwt.CheckAsync(token, Type, Audience);
+        if (check.Failure == JwtFailure.Expired)
+            return Errors.AuthTokenExpired;
+        if (check.Token is not { } valid)
+            return Errors.AuthTokenInvalid;
+        if (!valid.TryGetPayloadValue<string>("nid", out var nid) || nid != networkId)
+            return Errors.AuthTokenOtherNetwork;
+        if (valid.Subject != userId)
+            return Errors.AuthTokenOtherUser;
+        return null;
+    }
+}

@@ -1,0 +1,111 @@
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Configuration;
+
+/// <summary>The whole configuration tree, bound from the "Gatehouse" section (env: Gatehouse__Name).</summary>
+public sealed class GatehouseOptions
+{
+    public const string Section = "Gatehouse";
+
+    /// <summary>Where the SQLite file and the Data Protection key ring live.</summary>
+    public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>The one region this deployment serves: eu, sg or us.</summary>
+    public string Region { get; set; } = "sg";
+
+    /// <summary>Where each region's API lives, named in the error a key of another region gets.</summary>
+    public Dictionary<string, string> RegionHosts { get; set; } = new(StringComparer.Ordinal)
+    {
+        ["eu"] = "https://apix.eu.amity.co/",
+        ["sg"] = "https://apix.sg.amity.co/",
+        ["us"] = "https://apix.us.amity.co/",
+    };
+
+    public DatabaseOptions Database { get; set; } = new();
+
+    /// <summary>How long a replaced server key keeps working (0 to 24 hours).</summary>
+    public TimeSpan ServerKeyGracePeriod { get; set; } = TimeSpan.FromHours(1);
+
+    public SessionOptions Sessions { get; set; } = new();
+
+    public InputLimits Limits { get; set; } = new();
+
+    /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
+    public string Issuer { get; set; } = "gatehouse";
+}
+
+public sealed class DatabaseOptions
+{
+    /// <summary>Sqlite (default). PostgreSQL arrives with its own issue.</summary>
+    public string Provider { get; set; } = "Sqlite";
+
+    /// <summary>Empty: a file named gatehouse.db in the data directory.</summary>
+    public string? ConnectionString { get; set; }
+}
+
+public sealed class SessionOptions
+{
+    /// <summary>The social.plus contract fixes 30 days; shorter is allowed for stricter deployments.</summary>
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How long a refresh token may be redeemed after it was issued.</summary>
+    public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(60);
+
+    /// <summary>Live sessions one user may hold on one device; the oldest end first.</summary>
+    public int MaxPerUserAndDevice { get; set; } = 5;
+}
+
+public sealed class InputLimits
+{
+    public int MaxBodyBytes { get; set; } = 16 * 1024;
+    public int UserIdMaxLength { get; set; } = 128;
+    public int DeviceIdMaxLength { get; set; } = 128;
+    public int DisplayNameMaxLength { get; set; } = 100;
+}
+
+/// <summary>Refuses to start on a bad value, naming the setting and the value it wants.</summary>
+public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOptions>
+{
+    public static readonly IReadOnlyList<string> KnownRegions = ["eu", "sg", "us"];
+
+    public ValidateOptionsResult Validate(string? name, GatehouseOptions options)
+    {
+        var failures = new List<string>();
+        const string p = GatehouseOptions.Section;
+
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+            failures.Add($"{p}:DataDirectory must name a folder.");
+        if (!KnownRegions.Contains(options.Region))
+            failures.Add($"{p}:Region is '{options.Region}'; it must be one of {string.Join(", ", KnownRegions)}.");
+        foreach (var region in KnownRegions)
+        {
+            if (!options.RegionHosts.TryGetValue(region, out var host) || !Uri.TryCreate(host, UriKind.Absolute, out _))
+                failures.Add($"{p}:RegionHosts:{region} must be an absolute URL.");
+        }
+        if (options.Database.Provider is not "Sqlite")
+            failures.Add($"{p}:Database:Provider is '{options.Database.Provider}'; the supported provider is Sqlite.");
+        if (options.ServerKeyGracePeriod < TimeSpan.Zero || options.ServerKeyGracePeriod > TimeSpan.FromHours(24))
+            failures.Add($"{p}:ServerKeyGracePeriod is {options.ServerKeyGracePeriod}; it must be between 00:00:00 and 24:00:00.");
+        if (options.Sessions.AccessTokenLifetime <= TimeSpan.Zero || options.Sessions.AccessTokenLifetime > TimeSpan.FromDays(30))
+            failures.Add($"{p}:Sessions:AccessTokenLifetime is {options.Sessions.AccessTokenLifetime}; it must be more than zero and at most 30 days.");
+        if (options.Sessions.RefreshTokenLifetime < options.Sessions.AccessTokenLifetime || options.Sessions.RefreshTokenLifetime > TimeSpan.FromDays(365))
+            failures.Add($"{p}:Sessions:RefreshTokenLifetime is {options.Sessions.RefreshTokenLifetime}; it must be at least the access token lifetime and at most 365 days.");
+        if (options.Sessions.MaxPerUserAndDevice is < 1 or > 100)
+            failures.Add($"{p}:Sessions:MaxPerUserAndDevice is {options.Sessions.MaxPerUserAndDevice}; it must be between 1 and 100.");
+        if (options.Limits.MaxBodyBytes is < 1024 or > 1024 * 1024)
+            failures.Add($"{p}:Limits:MaxBodyBytes is {options.Limits.MaxBodyBytes}; it must be between 1024 and 1048576.");
+        CheckLength(failures, "UserIdMaxLength", options.Limits.UserIdMaxLength);
+        CheckLength(failures, "DeviceIdMaxLength", options.Limits.DeviceIdMaxLength);
+        CheckLength(failures, "DisplayNameMaxLength", options.Limits.DisplayNameMaxLength);
+        if (string.IsNullOrWhiteSpace(options.Issuer))
+            failures.Add($"{p}:Issuer must not be empty.");
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckLength(List<string> failures, string setting, int value)
+    {
+        if (value is < 1 or > 1024)
+            failures.Add($"{GatehouseOptions.Section}:Limits:{setting} is {value}; it must be between 1 and 1024.");
+    }
+}

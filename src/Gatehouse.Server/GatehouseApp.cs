@@ -1,0 +1,56 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.AuthTokens;
+using Gatehouse.Server.Operations;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
+
+namespace Gatehouse.Server;
+
+/// <summary>The web application: built here so tests host exactly what production runs.</summary>
+public static class GatehouseApp
+{
+    private const string SdkCors = "sdk";
+
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        // appsettings.json sits beside the binary; ./data stays relative to where the server is started.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = 1024 * 1024;
+        });
+        builder.Services.AddGatehouseCore();
+        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, GatehouseJson.Default));
+        // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
+        builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy
+            .AllowAnyOrigin()
+            .WithHeaders("x-api-key", "authorization", "content-type", "set-access-token-cookie")
+            .WithMethods("GET", "POST", "DELETE")
+            .SetPreflightMaxAge(TimeSpan.FromMinutes(10))));
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseEnvelopeForEveryError();
+        app.UseCors();
+
+        var clientApi = app.MapGroup("").RequireCors(SdkCors);
+        var bearerApi = clientApi.MapGroup("").AddEndpointFilter(BearerAuthentication.FilterAsync);
+        clientApi.MapSessionEndpoints(bearerApi);
+        bearerApi.MapUserEndpoints();
+        app.MapAuthTokenEndpoints();
+        app.MapGet("/.well-known/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, GatehouseJson.Default.JsonWebKeySetResponse));
+        app.MapGet("/healthz", () => TypedResults.Text("ok"));
+        return app;
+    }
+
+    /// <summary>Before the first request: schema up to date, signing keys loaded, first-start secrets printed.</summary>
+    public static async Task InitializeAsync(WebApplication app, TextWriter output)
+    {
+        await StorageSetup.MigrateAsync(app.Services);
+        await app.Services.GetRequiredService<SigningKeys>().LoadAsync();
+        await Bootstrap.RunAsync(app.Services, output);
+    }
+}

@@ -1,0 +1,55 @@
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.AuthTokens;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server;
+
+/// <summary>Everything the server and the operator commands share.</summary>
+public static class GatehouseServices
+{
+    public static IServiceCollection AddGatehouseCore(this IServiceCollection services)
+    {
+        services.AddOptions<GatehouseOptions>().BindConfiguration(GatehouseOptions.Section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<GatehouseOptions>, GatehouseOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+
+        services.AddGatehouseStorage();
+        services.AddDataProtection().SetApplicationName("Gatehouse");
+        services.AddOptions<KeyManagementOptions>().Configure<IOptions<GatehouseOptions>, ILoggerFactory>((keys, gatehouse, logs) =>
+            keys.XmlRepository = new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs));
+
+        services.AddSingleton<SigningKeys>();
+        services.AddSingleton<Jwt>();
+        services.AddSingleton<AuthTokens.AuthTokens>();
+        services.AddSingleton<AccessTokens>();
+        services.AddSingleton<ApiKeys>();
+        services.AddSingleton<AuditLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+
+        services.AddScoped<NetworkAdministration>();
+        services.AddScoped<ServerKeyService>();
+        services.AddScoped<SessionService>();
+        services.AddScoped<AdminAccounts>();
+        return services;
+    }
+
+    /// <summary>The key ring encrypts the signing keys: only the server's own account may read it.</summary>
+    private static DirectoryInfo PrivateDirectory(string dataDirectory, string name)
+    {
+        var directory = Directory.CreateDirectory(Path.Combine(Path.GetFullPath(dataDirectory), name));
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(directory.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return directory;
+    }
+}

@@ -1,0 +1,40 @@
+using System.Security.Cryptography;
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Networks;
+
+/// <summary>
+/// API keys say their region in their first characters (<c>sg_…</c>), so a key sent to the wrong region's
+/// deployment is answered with where it belongs instead of a bare "unknown key".
+/// </summary>
+public sealed class ApiKeys(IOptions<GatehouseOptions> options)
+{
+    public const string Header = "x-api-key";
+
+    public static string Create(string region) => $"{region}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24))}";
+
+    /// <summary>The network the request's x-api-key opens, or why there is none.</summary>
+    public async Task<(Network? Network, ApiError? Error)> ResolveAsync(HttpRequest request, GatehouseDb db, CancellationToken ct)
+    {
+        var key = request.Headers[Header].ToString();
+        if (string.IsNullOrWhiteSpace(key))
+            return (null, Errors.ApiKeyMissing);
+        if (key.Length > 80)
+            return (null, Errors.ApiKeyUnknown);
+
+        var network = await db.Networks.AsNoTracking().FirstOrDefaultAsync(n => n.ApiKey == key, ct);
+        if (network is not null)
+            return (network, null);
+
+        var separator = key.IndexOf('_', StringComparison.Ordinal);
+        var region = separator > 0 ? key[..separator] : null;
+        var settings = options.Value;
+        if (region is not null && region != settings.Region && settings.RegionHosts.TryGetValue(region, out var host))
+            return (null, Errors.ApiKeyOfOtherRegion(region, host));
+        return (null, Errors.ApiKeyUnknown);
+    }
+}

@@ -1,0 +1,26 @@
+namespace Gatehouse.Server.Networks;
+
+/// <summary>An application: what one API key opens, with its own users, keys and settings.</summary>
+public sealed class Network
+{
+    public required string Id { get; init; }
+    public required string Name { get; set; }
+    public required string Region { get; init; }
+
+    /// <summary>Public by design (it ships inside apps), so it is stored as is and shown in the console.</summary>
+    public required string ApiKey { get; set; }
+
+    public bool SecureMode { get; set; }
+    public ChatSettings Chat { get; set; } = new();
+    public DateTimeOffset CreatedAt { get; init; }
+}
+
+/// <summary>What <c>GET /api/v3/network-settings/chat</c> answers; the SDK refuses to log in without it.</summary>
+public sealed class ChatSettings
+{
+    public bool Enabled { get; set; } = true;
+    public bool AllowMentionedChannel { get; set; }
+    public bool MessagePreviewEnabled { get; set; }
+    public bool MessagePreviewIncludeDeleted { get; set; }
+    public bool MarkerEnabled { get; set; }
+}

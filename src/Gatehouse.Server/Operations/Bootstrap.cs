@@ -1,0 +1,42 @@
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.Networks;
+
+namespace Gatehouse.Server.Operations;
+
+/// <summary>
+/// First start on an empty database: a default network and a super-admin, whose secrets are printed to the
+/// console once. Straight to the terminal, never through the logger, so no log sink ever holds them.
+/// </summary>
+public static class Bootstrap
+{
+    public const string AdminEmail = "admin@gatehouse.local";
+
+    public static async Task RunAsync(IServiceProvider services, TextWriter output, CancellationToken ct = default)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var networks = scope.ServiceProvider.GetRequiredService<NetworkAdministration>();
+        var admins = scope.ServiceProvider.GetRequiredService<AdminAccounts>();
+
+        Network? network = null;
+        if ((await networks.ListAsync(ct)).Count == 0)
+            network = await networks.CreateAsync("Default network", "bootstrap", ct);
+        string? password = null;
+        if (!await admins.AnyAsync(ct))
+            (_, password, _) = await admins.CreateAsync(AdminEmail, superAdmin: true, "bootstrap", ct);
+
+        if (network is null && password is null)
+            return;
+        await output.WriteLineAsync("Gatehouse: first start.");
+        if (network is not null)
+        {
+            await output.WriteLineAsync($"  Network:            {network.Name} (id {network.Id}, region {network.Region})");
+            await output.WriteLineAsync($"  API key:            {network.ApiKey}");
+        }
+        if (password is not null)
+        {
+            await output.WriteLineAsync($"  Super admin:        {AdminEmail}");
+            await output.WriteLineAsync($"  One-time password:  {password}");
+            await output.WriteLineAsync("  The password is shown only now; a new one is required at first sign-in.");
+        }
+    }
+}

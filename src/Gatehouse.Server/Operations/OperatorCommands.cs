@@ -1,0 +1,147 @@
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Operations;
+
+/// <summary>
+/// Subcommands of the server executable for the operator at the machine. They work on the same database as a
+/// running server (SQLite in WAL mode takes both), apply pending migrations first, and are audited as
+/// "operator".
+/// </summary>
+public static class OperatorCommands
+{
+    private const string Actor = "operator";
+
+    public const string Usage = """
+        Usage: Gatehouse.Server [command]
+          (no command)                              run the server
+          migrate                                   apply database migrations and exit
+          network create <name>                     create a network; prints its id and API key
+          network list                              list networks (id, region, secure mode, name)
+          network regenerate-api-key <network-id>   replace a network's API key (the old one stops at once)
+          secure-mode <network-id> on|off           switch secure mode for a network
+          server-key generate <network-id>          generate a server key; printed once, never again
+          admin create <email> [--super-admin]      create a console admin; prints a one-time password
+          signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
+        """;
+
+    private static readonly string[] Commands = ["migrate", "network", "secure-mode", "server-key", "admin", "signing-key", "help", "--help"];
+
+    public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
+
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, Action<HostApplicationBuilder>? configure = null)
+    {
+        if (args[0] is "help" or "--help")
+        {
+            await output.WriteLineAsync(Usage);
+            return 0;
+        }
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
+        // Standard output carries the command's answer alone; warnings and errors go to standard error.
+        builder.Logging.ClearProviders();
+        builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
+        builder.Logging.AddFilter((_, level) => level >= LogLevel.Warning);
+        builder.Services.AddGatehouseCore();
+        configure?.Invoke(builder);
+        using var host = builder.Build();
+        try
+        {
+            await host.StartAsync();
+            await StorageSetup.MigrateAsync(host.Services);
+            await using var scope = host.Services.CreateAsyncScope();
+            var exit = await ExecuteAsync(args, scope.ServiceProvider, output, error);
+            await host.StopAsync();
+            return exit;
+        }
+        catch (OptionsValidationException e)
+        {
+            foreach (var failure in e.Failures)
+                await error.WriteLineAsync(failure);
+            return 2;
+        }
+    }
+
+    private static async Task<int> ExecuteAsync(string[] args, IServiceProvider services, TextWriter output, TextWriter error)
+    {
+        var networks = services.GetRequiredService<NetworkAdministration>();
+        switch (args)
+        {
+            case ["migrate"]:
+                await output.WriteLineAsync("Database is up to date.");
+                return 0;
+
+            case ["network", "create", var name] when name.Trim().Length is > 0 and <= 100:
+                var created = await networks.CreateAsync(name.Trim(), Actor);
+                await output.WriteLineAsync($"Network {created.Id} created in region {created.Region}.");
+                await output.WriteLineAsync($"API key: {created.ApiKey}");
+                return 0;
+
+            case ["network", "list"]:
+                foreach (var n in await networks.ListAsync())
+                    await output.WriteLineAsync($"{n.Id}  {n.Region}  secure-mode={(n.SecureMode ? "on" : "off")}  {n.Name}");
+                return 0;
+
+            case ["network", "regenerate-api-key", var id]:
+                if (await FindAsync(networks, id, error) is not { } toRekey)
+                    return 1;
+                await output.WriteLineAsync($"API key: {await networks.RegenerateApiKeyAsync(toRekey, Actor)}");
+                await output.WriteLineAsync("The previous API key no longer works.");
+                return 0;
+
+            case ["secure-mode", var id, var state] when state is "on" or "off":
+                if (await FindAsync(networks, id, error) is not { } toSwitch)
+                    return 1;
+                await networks.SetSecureModeAsync(toSwitch, state == "on", Actor);
+                await output.WriteLineAsync($"Secure mode is {state} for network {toSwitch.Id}.");
+                return 0;
+
+            case ["server-key", "generate", var id]:
+                if (await FindAsync(networks, id, error) is not { } network)
+                    return 1;
+                var (key, refusal) = await services.GetRequiredService<ServerKeyService>().GenerateAsync(network, Actor);
+                if (refusal is not null)
+                {
+                    await error.WriteLineAsync($"{refusal.Message} Run: secure-mode {network.Id} on");
+                    return 1;
+                }
+                var grace = services.GetRequiredService<IOptions<Configuration.GatehouseOptions>>().Value.ServerKeyGracePeriod;
+                await output.WriteLineAsync($"Server key: {key}");
+                await output.WriteLineAsync($"Store it in your backend now: it is shown only once. A previous key stops working in {grace}.");
+                return 0;
+
+            case ["admin", "create", var email, .. var flags] when flags.All(f => f == "--super-admin"):
+                var (admin, password, problem) = await services.GetRequiredService<AdminAccounts>()
+                    .CreateAsync(email, flags.Length > 0, Actor);
+                if (problem is not null)
+                {
+                    await error.WriteLineAsync(problem);
+                    return 1;
+                }
+                await output.WriteLineAsync($"Admin {admin!.Email} created{(admin.IsSuperAdmin ? " (super admin)" : "")}.");
+                await output.WriteLineAsync($"One-time password: {password}");
+                return 0;
+
+            case ["signing-key", "rotate"]:
+                var kid = await services.GetRequiredService<SigningKeys>().RotateAsync();
+                await output.WriteLineAsync($"New signing key {kid}. Restart running servers to sign with it; tokens signed before stay valid.");
+                return 0;
+
+            default:
+                await error.WriteLineAsync(Usage);
+                return 2;
+        }
+    }
+
+    private static async Task<Network?> FindAsync(NetworkAdministration networks, string id, TextWriter error)
+    {
+        var network = await networks.FindAsync(id);
+        if (network is null)
+            await error.WriteLineAsync($"No network with id '{id}'. List them with: network list");
+        return network;
+    }
+}

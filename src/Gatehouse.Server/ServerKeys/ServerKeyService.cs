@@ -1,0 +1,93 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.ServerKeys;
+
+/// <summary>
+/// Server keys: generated only with secure mode on, shown once, kept as a SHA-256 digest. A new key
+/// puts the previous one on a grace period; a key already in its grace ends at once, so a network
+/// never has more than two valid keys.
+/// </summary>
+public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+{
+    public const string Header = "x-server-key";
+    private const string Prefix = "gsk_";
+    private const int MaxPresentedLength = 128;
+    private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    /// <summary>Returns the new key: the only moment it exists outside the caller's hands.</summary>
+    public async Task<(string? Key, ApiError? Error)> GenerateAsync(Network network, string actor, CancellationToken ct = default)
+    {
+        if (!network.SecureMode)
+            return (null, Errors.SecureModeRequired);
+
+        var now = clock.GetUtcNow();
+        var graceEnds = now + options.Value.ServerKeyGracePeriod;
+        var secret = Secrets.Create(Prefix);
+        var key = new ServerKey
+        {
+            Id = Guid.CreateVersion7(now),
+            NetworkId = network.Id,
+            Digest = Secrets.Digest(secret),
+            CreatedAt = now,
+            CreatedBy = actor,
+        };
+
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            await db.ServerKeys
+                .Where(k => k.NetworkId == network.Id && k.ExpiresAt != null && k.ExpiresAt > now)
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.ExpiresAt, now), ct);
+            await db.ServerKeys
+                .Where(k => k.NetworkId == network.Id && k.ExpiresAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.ExpiresAt, graceEnds), ct);
+            db.ServerKeys.Add(key);
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+        }
+
+        audit.Record(AuditKinds.ServerKeyGenerated, Outcomes.Success, actor, network.Id,
+            detail: $"key={key.Id} previous_valid_until={graceEnds:O}");
+        return (secret, null);
+    }
+
+    public Task<List<ServerKey>> ListAsync(string networkId, CancellationToken ct = default) =>
+        db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
+
+    /// <summary>The key the request's x-server-key names, if it is valid now.</summary>
+    public async Task<(ServerKey? Key, ApiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken ct)
+    {
+        var presented = request.Headers[Header].ToString();
+        if (string.IsNullOrWhiteSpace(presented))
+            return (null, Errors.ServerKeyMissing);
+        if (presented.Length > MaxPresentedLength)
+            return (null, Errors.ServerKeyInvalid);
+
+        // Looked up by digest: the index sees only a hash of the secret, and the final comparison is
+        // constant-time, so response timing reveals nothing about how close a guess was.
+        var digest = Secrets.Digest(presented);
+        var key = await db.ServerKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Digest == digest, ct);
+        if (key is null || !Secrets.DigestsEqual(key.Digest, digest))
+            return (null, Errors.ServerKeyInvalid);
+
+        var now = clock.GetUtcNow();
+        if (key.ExpiresAt is { } expiresAt && now >= expiresAt)
+            return (key, Errors.ServerKeyExpired);
+
+        // Last use is shown to a minute; writing it on every call would put a disk write on the mint path.
+        if (key.LastUsedAt is not { } lastUsed || now - lastUsed >= LastUsedResolution)
+        {
+            var stale = now - LastUsedResolution;
+            await db.ServerKeys
+                .Where(k => k.Id == key.Id && (k.LastUsedAt == null || k.LastUsedAt <= stale))
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), ct);
+        }
+        return (key, null);
+    }
+}

@@ -1,0 +1,26 @@
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Tokens;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Sessions;
+
+/// <summary>Access tokens: ES256 JWTs (RFC 9068 <c>at+jwt</c>) that name their session.</summary>
+public sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
+{
+    private const string Type = "at+jwt";
+    private const string Audience = "gatehouse:api";
+    private const int MaxLength = 4096;
+
+    public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;
+
+    public string Issue(Session session, string userId, DateTimeOffset issuedAt) =>
+        jwt.Sign(Type, Audience, new Dictionary<string, object>
+        {
+            ["sub"] = userId,
+            ["sid"] = session.Id.ToString(),
+            ["nid"] = session.NetworkId,
+        }, issuedAt, ExpiryFrom(issuedAt));
+
+    public Task<JwtCheck> CheckAsync(string token) =>
+        token.Length > MaxLength ? Task.FromResult(new JwtCheck(null, JwtFailure.Invalid)) : jwt.CheckAsync(token, Type, Audience);
+}

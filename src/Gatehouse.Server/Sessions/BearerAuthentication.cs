@@ -1,0 +1,66 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Sessions;
+
+/// <summary>Who is calling, once the bearer token and its session have been checked.</summary>
+public sealed record Caller(Guid SessionId, string NetworkId, User User);
+
+/// <summary>
+/// The filter on every bearer endpoint. A valid signature is not enough: the session must still be live,
+/// so logout, device rebinding and reuse detection take effect on the very next request.
+/// </summary>
+public static class BearerAuthentication
+{
+    public static Caller GetCaller(this HttpContext http) =>
+        http.Features.Get<Caller>() ?? throw new InvalidOperationException("The endpoint is not behind the bearer filter.");
+
+    public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var (caller, error) = await AuthenticateAsync(http);
+        if (error is not null)
+        {
+            http.RequestServices.GetRequiredService<AuditLog>()
+                .Record(AuditKinds.AccessRefused, Outcomes.Refused, "bearer", caller?.NetworkId, caller?.User.UserId, error.Reason, http: http);
+            return error;
+        }
+        http.Features.Set(caller);
+        return await next(context);
+    }
+
+    private static async Task<(Caller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
+    {
+        var header = http.Request.Headers.Authorization.ToString();
+        const string scheme = "Bearer ";
+        if (!header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) || header.Length == scheme.Length)
+            return (null, Errors.BearerMissing);
+
+        var check = await http.RequestServices.GetRequiredService<AccessTokens>().CheckAsync(header[scheme.Length..].Trim());
+        if (check.Failure == JwtFailure.Expired)
+            return (null, Errors.AccessTokenExpired);
+        if (check.Token is not { } token
+            || !token.TryGetPayloadValue<string>("sid", out var sid) || !Guid.TryParse(sid, out var sessionId)
+            || !token.TryGetPayloadValue<string>("nid", out var networkId))
+            return (null, Errors.AccessTokenInvalid);
+
+        var db = http.RequestServices.GetRequiredService<GatehouseDb>();
+        var found = await db.Sessions.AsNoTracking()
+            .Where(s => s.Id == sessionId)
+            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new { s.NetworkId, s.RevokedAt, User = u })
+            .FirstOrDefaultAsync(http.RequestAborted);
+        if (found is null || found.NetworkId != networkId)
+            return (null, Errors.AccessTokenInvalid);
+
+        var caller = new Caller(sessionId, networkId, found.User);
+        if (found.RevokedAt is not null || found.User.IsDeleted)
+            return (caller, Errors.SessionEnded);
+        if (found.User.IsGlobalBan)
+            return (caller, Errors.UserBanned);
+        return (caller, null);
+    }
+}

@@ -1,0 +1,33 @@
+namespace Gatehouse.Server.Sessions;
+
+/// <summary>One login of one user on one device; every access token names its session.</summary>
+public sealed class Session
+{
+    public Guid Id { get; init; }
+    public required string NetworkId { get; init; }
+    public required string UserRef { get; init; }
+    public required string DeviceId { get; init; }
+    public string? DeviceKind { get; init; }
+    public string? DeviceModel { get; init; }
+    public string? SdkVersion { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>When the newest access token of this session expires; refresh moves it.</summary>
+    public DateTimeOffset ExpiresAt { get; set; }
+
+    public DateTimeOffset? RevokedAt { get; set; }
+    public string? RevokedReason { get; set; }
+}
+
+/// <summary>
+/// Every refresh token a session was given, kept after use: presenting a used one is how a stolen copy
+/// is detected (the thief and the owner cannot both hold the newest token).
+/// </summary>
+public sealed class RefreshToken
+{
+    public required string Digest { get; init; }
+    public Guid SessionId { get; init; }
+    public DateTimeOffset IssuedAt { get; init; }
+    public DateTimeOffset ExpiresAt { get; init; }
+    public DateTimeOffset? UsedAt { get; set; }
+}

@@ -1,0 +1,125 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.AuthTokens;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Users;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Sessions;
+
+public sealed record DeviceInfo(string? Kind, string? Model, string? SdkVersion);
+
+public sealed record SessionRequest(string? UserId, string? DeviceId, string? DisplayName, string? AuthToken, DeviceInfo? DeviceInfo);
+
+public sealed record RefreshRequest(string? RefreshToken);
+
+public sealed record SessionResponse(
+    string AccessToken,
+    string RefreshToken,
+    DateTimeOffset IssuedAt,
+    DateTimeOffset ExpiresAt,
+    IReadOnlyList<UserView> Users,
+    IReadOnlyList<string> Files)
+{
+    public static SessionResponse Of(IssuedSession issued) => new(
+        issued.AccessToken, issued.RefreshToken, issued.IssuedAt, issued.Session.ExpiresAt, [UserView.Of(issued.User)], []);
+}
+
+public sealed record LogoutResponse(bool Success);
+
+/// <summary>
+/// Client to server: the SDKs open sessions with the public API key (plus an auth token in secure mode),
+/// refresh them, and log out. Every step is parse, validate, generate, write; every outcome is audited.
+/// </summary>
+public static class SessionEndpoints
+{
+    private const int DeviceInfoMaxLength = 256;
+    private const int RefreshTokenMaxLength = 128;
+
+    public static void MapSessionEndpoints(this IEndpointRouteBuilder publicApi, IEndpointRouteBuilder bearerApi)
+    {
+        foreach (var version in new[] { "v3", "v4", "v5" })
+            publicApi.MapPost($"/api/{version}/sessions", CreateAsync);
+        publicApi.MapPost("/api/v4/sessions/refresh", RefreshAsync);
+        bearerApi.MapDelete("/api/v4/sessions", LogoutAsync);
+    }
+
+    private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> CreateAsync(
+        HttpContext http, GatehouseDb db, ApiKeys apiKeys, AuthTokens.AuthTokens authTokens, SessionService sessions,
+        AuditLog audit, IOptions<GatehouseOptions> options)
+    {
+        var ct = http.RequestAborted;
+        var limits = options.Value.Limits;
+
+        var (network, error) = await apiKeys.ResolveAsync(http.Request, db, ct);
+        var body = error is null ? await JsonBody.ReadAsync(http.Request, GatehouseJson.Default.SessionRequest, limits.MaxBodyBytes, ct) : default;
+        var request = body.Value;
+        error ??= body.Error
+            ?? Field.Check(request!.UserId, "userId", limits.UserIdMaxLength)
+            ?? Field.Check(request.DeviceId, "deviceId", limits.DeviceIdMaxLength)
+            ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false)
+            ?? Field.Check(request.DeviceInfo?.Kind, "deviceInfo.kind", DeviceInfoMaxLength, required: false)
+            ?? Field.Check(request.DeviceInfo?.Model, "deviceInfo.model", DeviceInfoMaxLength, required: false)
+            ?? Field.Check(request.DeviceInfo?.SdkVersion, "deviceInfo.sdkVersion", DeviceInfoMaxLength, required: false);
+        if (error is null && network!.SecureMode)
+        {
+            // Without secure mode an authToken is not asked for, so one sent anyway is not judged either.
+            error = string.IsNullOrEmpty(request!.AuthToken)
+                ? Errors.AuthTokenRequired
+                : await authTokens.CheckAsync(request.AuthToken, network.Id, request.UserId!);
+        }
+
+        IssuedSession? issued = null;
+        if (error is null)
+            (issued, error) = await sessions.CreateAsync(network!, request!, ct);
+
+        if (error is not null)
+        {
+            audit.Record(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", network?.Id, UserIdIfValid(request, limits), error.Reason, http: http);
+            return error;
+        }
+        audit.Record(AuditKinds.SessionCreated, Outcomes.Success, $"user:{issued!.User.UserId}", network!.Id, issued.User.UserId,
+            detail: $"session={issued.Session.Id} device={issued.Session.DeviceId}", http: http);
+        return TypedResults.Json(SessionResponse.Of(issued), GatehouseJson.Default.SessionResponse);
+    }
+
+    private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> RefreshAsync(
+        HttpContext http, GatehouseDb db, ApiKeys apiKeys, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
+    {
+        var ct = http.RequestAborted;
+        var (network, error) = await apiKeys.ResolveAsync(http.Request, db, ct);
+        var body = error is null ? await JsonBody.ReadAsync(http.Request, GatehouseJson.Default.RefreshRequest, options.Value.Limits.MaxBodyBytes, ct) : default;
+        error ??= body.Error ?? Field.Check(body.Value!.RefreshToken, "refreshToken", RefreshTokenMaxLength);
+
+        IssuedSession? issued = null;
+        if (error is null)
+            (issued, error) = await sessions.RefreshAsync(network!, body.Value!.RefreshToken!, ct);
+
+        if (error is not null)
+        {
+            audit.Record(error == Errors.RefreshTokenReused ? AuditKinds.RefreshReuse : AuditKinds.SessionRefused,
+                Outcomes.Refused, "api-key", network?.Id, reason: error.Reason, http: http);
+            return error;
+        }
+        audit.Record(AuditKinds.SessionRefreshed, Outcomes.Success, $"user:{issued!.User.UserId}", network!.Id, issued.User.UserId,
+            detail: $"session={issued.Session.Id}", http: http);
+        return TypedResults.Json(SessionResponse.Of(issued), GatehouseJson.Default.SessionResponse);
+    }
+
+    /// <summary>Secure logout: the SDK keeps its local session unless this succeeds.</summary>
+    private static async Task<JsonHttpResult<LogoutResponse>> LogoutAsync(HttpContext http, SessionService sessions, AuditLog audit)
+    {
+        var caller = http.GetCaller();
+        await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout, http.RequestAborted);
+        audit.Record(AuditKinds.SessionRevoked, Outcomes.Success, $"user:{caller.User.UserId}", caller.NetworkId, caller.User.UserId,
+            RevokeReasons.Logout, $"session={caller.SessionId}", http);
+        return TypedResults.Json(new LogoutResponse(true), GatehouseJson.Default.LogoutResponse);
+    }
+
+    /// <summary>Only a userId that passed validation goes into the audit log, never arbitrary input.</summary>
+    private static string? UserIdIfValid(SessionRequest? request, InputLimits limits) =>
+        request is not null && Field.Check(request.UserId, "userId", limits.UserIdMaxLength) is null ? request.UserId : null;
+}

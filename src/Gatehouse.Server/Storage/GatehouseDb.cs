@@ -1,0 +1,87 @@
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace Gatehouse.Server.Storage;
+
+public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbContext(options)
+{
+    public DbSet<Network> Networks => Set<Network>();
+    public DbSet<User> Users => Set<User>();
+    public DbSet<Session> Sessions => Set<Session>();
+    public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
+    public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
+    public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
+    public DbSet<Admin> Admins => Set<Admin>();
+    public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.Entity<Network>(e =>
+        {
+            e.Property(x => x.Id).HasMaxLength(24);
+            e.Property(x => x.Name).HasMaxLength(100);
+            e.Property(x => x.Region).HasMaxLength(8);
+            e.Property(x => x.ApiKey).HasMaxLength(80);
+            e.HasIndex(x => x.ApiKey).IsUnique();
+            e.ComplexProperty(x => x.Chat);
+        });
+        modelBuilder.Entity<User>(e =>
+        {
+            e.Property(x => x.Id).HasMaxLength(24);
+            e.Property(x => x.UserId).HasMaxLength(1024);
+            e.Property(x => x.DisplayName).HasMaxLength(1024);
+            e.HasIndex(x => new { x.NetworkId, x.UserId }).IsUnique();
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Restrict);
+        });
+        modelBuilder.Entity<Session>(e =>
+        {
+            e.Property(x => x.DeviceId).HasMaxLength(1024);
+            e.HasIndex(x => new { x.NetworkId, x.DeviceId });
+            e.HasIndex(x => x.UserRef);
+            e.HasOne<User>().WithMany().HasForeignKey(x => x.UserRef).OnDelete(DeleteBehavior.Restrict);
+        });
+        modelBuilder.Entity<RefreshToken>(e =>
+        {
+            e.HasKey(x => x.Digest);
+            e.Property(x => x.Digest).HasMaxLength(64);
+            e.HasIndex(x => x.SessionId);
+            e.HasOne<Session>().WithMany().HasForeignKey(x => x.SessionId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<ServerKey>(e =>
+        {
+            e.Property(x => x.Digest).HasMaxLength(64);
+            e.HasIndex(x => x.Digest).IsUnique();
+            e.HasIndex(x => x.NetworkId);
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Restrict);
+        });
+        modelBuilder.Entity<SigningKey>(e => e.Property(x => x.Id).HasMaxLength(64));
+        modelBuilder.Entity<Admin>(e =>
+        {
+            e.Property(x => x.Email).HasMaxLength(254);
+            e.HasIndex(x => x.Email).IsUnique();
+        });
+        modelBuilder.Entity<AuditEvent>(e =>
+        {
+            e.HasIndex(x => new { x.NetworkId, x.OccurredAt });
+            e.HasIndex(x => x.OccurredAt);
+        });
+    }
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // SQLite has no timestamp type and EF cannot compare DateTimeOffset stored as text; as a sortable
+        // integer it can. PostgreSQL keeps its native timestamptz.
+        if (Database.IsSqlite())
+        {
+            configurationBuilder.Properties<DateTimeOffset>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+            configurationBuilder.Properties<DateTimeOffset?>().HaveConversion<DateTimeOffsetToBinaryConverter>();
+        }
+    }
+}

@@ -1,0 +1,24 @@
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Gatehouse.Server.Tokens;
+
+/// <summary>
+/// Opaque secrets (server keys, refresh tokens): 256 bits from the OS CSPRNG, a prefix that secret scanners
+/// recognise, and a SHA-256 digest that is all the database ever holds. A fast hash is right here because
+/// the input is already full-entropy: there is nothing for a slow hash to protect against.
+/// </summary>
+public static class Secrets
+{
+    public static string Create(string prefix) => prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
+
+    public static string Digest(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+
+    /// <summary>Compares two digests without an early exit, so timing says nothing about how much matched.</summary>
+    public static bool DigestsEqual(string a, string b) =>
+        CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(a), Encoding.ASCII.GetBytes(b));
+
+    /// <summary>Identifiers shaped like the hosted product's (24 hex characters).</summary>
+    public static string NewId() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+}

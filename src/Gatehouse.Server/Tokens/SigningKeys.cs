@@ -1,0 +1,110 @@
+using System.Collections.Frozen;
+using System.Security.Cryptography;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Storage;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.Server.Tokens;
+
+/// <summary>
+/// The ES256 keys that sign access and auth tokens. One signs; retired ones keep verifying until every token
+/// they signed has expired, so a rotation never logs anyone out.
+/// </summary>
+public sealed class SigningKeys(
+    IDbContextFactory<GatehouseDb> dbs,
+    IDataProtectionProvider dataProtection,
+    TimeProvider clock,
+    IOptions<GatehouseOptions> options)
+{
+    private readonly IDataProtector _protector = dataProtection.CreateProtector("Gatehouse.SigningKeys.v1");
+    private KeySet? _keys;
+
+    public SigningCredentials Current => Keys.Signing;
+
+    /// <summary>Only our own keys: a <c>kid</c> is never used to fetch or build a key (RFC 8725 §3.10).</summary>
+    public SecurityKey? Find(string? kid) => kid is not null && Keys.Verifying.TryGetValue(kid, out var key) ? key : null;
+
+    public JsonWebKeySetResponse Jwks => Keys.Published;
+
+    private KeySet Keys => _keys ?? throw new InvalidOperationException("Signing keys are not loaded yet.");
+
+    /// <summary>Loads the keys, creating the first one on a new database.</summary>
+    public async Task LoadAsync(CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        if (!await db.SigningKeys.AnyAsync(k => k.RetiredAt == null, ct))
+        {
+            db.SigningKeys.Add(NewKey());
+            await db.SaveChangesAsync(ct);
+        }
+        await ReloadAsync(db, ct);
+    }
+
+    /// <summary>A new key signs from now on; the old one only verifies.</summary>
+    public async Task<string> RotateAsync(CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var now = clock.GetUtcNow();
+        await db.SigningKeys.Where(k => k.RetiredAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RetiredAt, now), ct);
+        var key = NewKey();
+        db.SigningKeys.Add(key);
+        await db.SaveChangesAsync(ct);
+        await ReloadAsync(db, ct);
+        return key.Id;
+    }
+
+    private async Task ReloadAsync(GatehouseDb db, CancellationToken ct)
+    {
+        // A key retired longer ago than any token lives has nothing left to verify.
+        var horizon = clock.GetUtcNow() - options.Value.Sessions.AccessTokenLifetime;
+        var rows = await db.SigningKeys.AsNoTracking()
+            .Where(k => k.RetiredAt == null || k.RetiredAt > horizon)
+            .OrderByDescending(k => k.CreatedAt)
+            .ToListAsync(ct);
+        var loaded = rows.Select(row => (row, key: Unprotect(row))).ToList();
+        var signing = loaded.First(k => k.row.RetiredAt == null).key;
+        _keys = new KeySet(
+            new SigningCredentials(signing, SecurityAlgorithms.EcdsaSha256),
+            loaded.ToFrozenDictionary(k => k.row.Id, k => (SecurityKey)k.key, StringComparer.Ordinal),
+            new JsonWebKeySetResponse(loaded.Select(k => PublicJwk.Of(k.key)).ToList()));
+    }
+
+    private SigningKey NewKey()
+    {
+        using var ecdsa = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var kid = Base64UrlEncoder.Encode(new ECDsaSecurityKey(ecdsa).ComputeJwkThumbprint());
+        return new SigningKey
+        {
+            Id = kid,
+            ProtectedPrivateKey = _protector.Protect(Convert.ToBase64String(ecdsa.ExportPkcs8PrivateKey())),
+            CreatedAt = clock.GetUtcNow(),
+        };
+    }
+
+    private ECDsaSecurityKey Unprotect(SigningKey row)
+    {
+        var ecdsa = ECDsa.Create();
+        ecdsa.ImportPkcs8PrivateKey(Convert.FromBase64String(_protector.Unprotect(row.ProtectedPrivateKey)), out _);
+        return new ECDsaSecurityKey(ecdsa) { KeyId = row.Id };
+    }
+
+    private sealed record KeySet(
+        SigningCredentials Signing,
+        FrozenDictionary<string, SecurityKey> Verifying,
+        JsonWebKeySetResponse Published);
+}
+
+/// <summary>RFC 7517 key set: public halves only.</summary>
+public sealed record JsonWebKeySetResponse(IReadOnlyList<PublicJwk> Keys);
+
+public sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Use, string Alg)
+{
+    public static PublicJwk Of(ECDsaSecurityKey key)
+    {
+        var p = key.ECDsa.ExportParameters(includePrivateParameters: false);
+        return new PublicJwk("EC", "P-256", Base64UrlEncoder.Encode(p.Q.X), Base64UrlEncoder.Encode(p.Q.Y), key.KeyId, "sig", "ES256");
+    }
+}

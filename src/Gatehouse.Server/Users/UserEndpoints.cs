@@ -1,0 +1,41 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Storage;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Users;
+
+public sealed record MentionSettings(bool IsAllowMentionedChannelEnabled);
+
+public sealed record MessagePreviewSettings(bool Enabled, bool IsIncludeDeleted);
+
+public sealed record MarkerSettings(bool Enabled);
+
+public sealed record ChatSettingsResponse(bool Enabled, MentionSettings Mention, MessagePreviewSettings MessagePreview, MarkerSettings Marker)
+{
+    public static ChatSettingsResponse Of(ChatSettings chat) => new(
+        chat.Enabled,
+        new MentionSettings(chat.AllowMentionedChannel),
+        new MessagePreviewSettings(chat.MessagePreviewEnabled, chat.MessagePreviewIncludeDeleted),
+        new MarkerSettings(chat.MarkerEnabled));
+}
+
+/// <summary>What a signed-in SDK reads right after login.</summary>
+public static class UserEndpoints
+{
+    public static void MapUserEndpoints(this IEndpointRouteBuilder bearerApi)
+    {
+        bearerApi.MapGet("/api/v3/users/me", (HttpContext http) =>
+            TypedResults.Json(new UsersResponse([UserView.Of(http.GetCaller().User)], []), GatehouseJson.Default.UsersResponse));
+        bearerApi.MapGet("/api/v3/network-settings/chat", ChatSettingsAsync);
+    }
+
+    private static async Task<Results<JsonHttpResult<ChatSettingsResponse>, ApiError>> ChatSettingsAsync(HttpContext http, GatehouseDb db)
+    {
+        var networkId = http.GetCaller().NetworkId;
+        var chat = await db.Networks.AsNoTracking().Where(n => n.Id == networkId).Select(n => n.Chat).FirstOrDefaultAsync(http.RequestAborted);
+        return chat is null ? Errors.ItemNotFound("The network") : TypedResults.Json(ChatSettingsResponse.Of(chat), GatehouseJson.Default.ChatSettingsResponse);
+    }
+}

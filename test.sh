@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test Gatehouse has, on a fresh machine of the project's kind (Debian 12, .NET 10 SDK).
+# Installs what the suite needs first; prints "N passed, N failed" as its last line.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+need_packages=()
+command -v curl >/dev/null || need_packages+=(curl)
+command -v jq >/dev/null || need_packages+=(jq)
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "Installing ${need_packages[*]}"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_packages[@]}" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_packages[@]}" >/dev/null; fi
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+dotnet tool restore >/dev/null
+dotnet build Gatehouse.slnx -c Release -warnaserror -v quiet -nologo
+
+suite_status=0
+dotnet test Gatehouse.slnx -c Release --no-build --logger "trx;LogFileName=suite.trx" --results-directory "$results" || suite_status=$?
+
+walkthrough_status=0
+bash tests/walkthrough/run.sh || walkthrough_status=$?
+
+passed=0 failed=0
+for trx in "$results"/*.trx; do
+  [ -f "$trx" ] || continue
+  counters=$(grep -o '<Counters [^>]*>' "$trx")
+  passed=$((passed + $(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters")))
+  failed=$((failed + $(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")))
+done
+if [ "$walkthrough_status" = 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+if [ "$suite_status" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

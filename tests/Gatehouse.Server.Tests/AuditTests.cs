@@ -1,0 +1,53 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Tests;
+
+public sealed class AuditTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+{
+    [Fact]
+    public async Task Security_events_are_audited_with_reasons_and_no_secret_is_stored_anywhere()
+    {
+        var network = await server.CreateNetworkAsync();
+        await server.SetSecureModeAsync(network, on: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var authToken = await server.MintAsync(serverKey, "alice");
+        var session = await server.LoginAsync(network, "alice", "device-a", authToken);
+        using var refusedLogin = await server.CreateSessionAsync(network, "alice", "device-a");
+        var refreshToken = session["refreshToken"]!.GetValue<string>();
+        using var refreshed = await server.RefreshAsync(network, refreshToken);
+        var newRefreshToken = JsonNode.Parse(await refreshed.Content.ReadAsStringAsync())!["refreshToken"]!.GetValue<string>();
+        using var reuse = await server.RefreshAsync(network, refreshToken);
+        using var badKey = await server.MintV3Async("gsk_guess", "alice");
+        await server.FlushAuditAsync();
+
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var events = await db.AuditEvents.Where(e => e.NetworkId == network.Id).ToListAsync();
+        Assert.Contains(events, e => e.Kind == AuditKinds.SecureModeChanged && e.Detail == "on");
+        Assert.Contains(events, e => e.Kind == AuditKinds.ServerKeyGenerated);
+        Assert.Contains(events, e => e.Kind == AuditKinds.AuthTokenMinted && e.UserId == "alice");
+        Assert.Contains(events, e => e.Kind == AuditKinds.SessionCreated && e.UserId == "alice");
+        Assert.Contains(events, e => e.Kind == AuditKinds.SessionRefused && e.Reason == "auth_token_missing");
+        Assert.Contains(events, e => e.Kind == AuditKinds.SessionRefreshed);
+        Assert.Contains(events, e => e.Kind == AuditKinds.RefreshReuse && e.Reason == "refresh_token_reused");
+        Assert.Contains(await db.AuditEvents.Where(e => e.NetworkId == null).ToListAsync(),
+            e => e.Kind == AuditKinds.ServerKeyRefused && e.Reason == "server_key_invalid");
+
+        string[] secrets = [serverKey, refreshToken, newRefreshToken];
+        var auditText = string.Join('\n', (await db.AuditEvents.ToListAsync()).Select(e => $"{e.Actor} {e.Detail} {e.Reason} {e.UserId}"));
+        foreach (var secret in secrets)
+            Assert.DoesNotContain(secret, auditText, StringComparison.Ordinal);
+
+        // The database files themselves, write-ahead log included, hold digests only.
+        var stored = Directory.GetFiles(server.DataDirectory, "gatehouse.db*")
+            .Select(path => { using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite); using var copy = new MemoryStream(); file.CopyTo(copy); return Encoding.Latin1.GetString(copy.ToArray()); })
+            .ToList();
+        Assert.NotEmpty(stored);
+        foreach (var secret in secrets)
+            Assert.DoesNotContain(stored, content => content.Contains(secret, StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,173 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using Gatehouse.Server;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.ServerKeys;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Gatehouse.Server.Tests;
+
+public sealed record TestNetwork(string Id, string ApiKey);
+
+/// <summary>
+/// The real server, in this process, on a real port of 127.0.0.1 and a real SQLite file in a fresh folder.
+/// Only the clock is ours to move. One per test class; each test makes its own networks and users.
+/// </summary>
+public sealed class GatehouseServer : IAsyncLifetime
+{
+    private readonly StringBuilder _console = new();
+    private WebApplication? _app;
+
+    public string DataDirectory { get; init; } = NewDataDirectory();
+
+    public static string NewDataDirectory() => Path.Combine(Path.GetTempPath(), "gatehouse-tests", Guid.NewGuid().ToString("n"));
+    public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
+    public HttpClient Http { get; private set; } = null!;
+    public Uri BaseAddress { get; private set; } = null!;
+    public IServiceProvider Services => _app!.Services;
+
+    /// <summary>What the first start printed to the terminal.</summary>
+    public string ConsoleOutput => _console.ToString();
+
+    /// <summary>Extra settings for a test class that needs them (keys as in appsettings, "Gatehouse:…").</summary>
+    public Dictionary<string, string?> Settings { get; } = [];
+
+    public async Task InitializeAsync()
+    {
+        _app = GatehouseApp.Build([], builder =>
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(Settings)
+            {
+                ["Gatehouse:DataDirectory"] = DataDirectory,
+            });
+            builder.Services.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock));
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        });
+        await using (var console = new StringWriter(_console))
+            await GatehouseApp.InitializeAsync(_app, console);
+        await _app.StartAsync();
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
+        BaseAddress = new Uri(address);
+        Http = new HttpClient { BaseAddress = BaseAddress };
+    }
+
+    public async Task DisposeAsync()
+    {
+        await StopAsync();
+        DeleteDataDirectory(DataDirectory);
+    }
+
+    public static void DeleteDataDirectory(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A temp folder left behind harms nothing; failing the test over it would.
+        }
+    }
+
+    /// <summary>Stops the server but keeps its data, as a process exit would.</summary>
+    public async Task StopAsync()
+    {
+        Http?.Dispose();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            _app = null;
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
+
+    public async Task<TestNetwork> CreateNetworkAsync(bool secureMode = false)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var admin = scope.ServiceProvider.GetRequiredService<NetworkAdministration>();
+        var network = await admin.CreateAsync($"test {Guid.NewGuid():n}", "test");
+        if (secureMode)
+            await admin.SetSecureModeAsync(network, true, "test");
+        return new TestNetwork(network.Id, network.ApiKey);
+    }
+
+    public async Task SetSecureModeAsync(TestNetwork network, bool on)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var admin = scope.ServiceProvider.GetRequiredService<NetworkAdministration>();
+        await admin.SetSecureModeAsync((await admin.FindAsync(network.Id))!, on, "test");
+    }
+
+    public async Task<string> GenerateServerKeyAsync(TestNetwork network)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var found = await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id);
+        var (key, error) = await scope.ServiceProvider.GetRequiredService<ServerKeyService>().GenerateAsync(found!, "test");
+        Assert.Null(error);
+        return key!;
+    }
+
+    public Task FlushAuditAsync() => Services.GetRequiredService<AuditLog>().FlushAsync();
+
+    // ---- the API as a client calls it ----
+
+    public async Task<HttpResponseMessage> MintV3Async(string serverKey, string userId)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v3/authentication/token?userId={Uri.EscapeDataString(userId)}");
+        request.Headers.Add("x-server-key", serverKey);
+        return await Http.SendAsync(request);
+    }
+
+    public async Task<string> MintAsync(string serverKey, string userId)
+    {
+        using var response = await MintV3Async(serverKey, userId);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<string>())!;
+    }
+
+    public async Task<HttpResponseMessage> PostJsonAsync(string path, object body, string? apiKey = null, string? serverKey = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = JsonContent.Create(body) };
+        if (apiKey is not null)
+            request.Headers.Add("x-api-key", apiKey);
+        if (serverKey is not null)
+            request.Headers.Add("x-server-key", serverKey);
+        return await Http.SendAsync(request);
+    }
+
+    public Task<HttpResponseMessage> CreateSessionAsync(TestNetwork network, string userId, string deviceId, string? authToken = null, string? displayName = null) =>
+        PostJsonAsync("/api/v5/sessions", new { userId, deviceId, displayName, authToken, deviceInfo = new { kind = "web", model = "test", sdkVersion = "6.35.3" } }, network.ApiKey);
+
+    /// <summary>A session that must succeed; returns its body.</summary>
+    public async Task<JsonNode> LoginAsync(TestNetwork network, string userId, string deviceId, string? authToken = null, string? displayName = null)
+    {
+        using var response = await CreateSessionAsync(network, userId, deviceId, authToken, displayName);
+        var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body.ToJsonString());
+        return body;
+    }
+
+    public async Task<HttpResponseMessage> GetWithBearerAsync(string path, string accessToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new("Bearer", accessToken);
+        return await Http.SendAsync(request);
+    }
+
+    public async Task<HttpResponseMessage> LogoutAsync(string accessToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, "/api/v4/sessions");
+        request.Headers.Authorization = new("Bearer", accessToken);
+        return await Http.SendAsync(request);
+    }
+
+    public Task<HttpResponseMessage> RefreshAsync(TestNetwork network, string refreshToken) =>
+        PostJsonAsync("/api/v4/sessions/refresh", new { refreshToken }, network.ApiKey);
+}

@@ -1,0 +1,165 @@
+using System.Text;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>Every malformed request gets a 4xx in the contract's envelope, never a 500 or a stack trace.</summary>
+public sealed class InputValidationTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+{
+    public static TheoryData<string, string> BadSessionBodies => new()
+    {
+        { "broken JSON", """{"userId": "a", """ },
+        { "empty body", "" },
+        { "JSON null", "null" },
+        { "an array", """[{"userId":"a","deviceId":"d"}]""" },
+        { "a wrong type", """{"userId": 42, "deviceId": "d"}""" },
+        { "a duplicate key", """{"userId": "a", "userId": "b", "deviceId": "d"}""" },
+        { "no userId", """{"deviceId": "d"}""" },
+        { "an empty userId", """{"userId": "", "deviceId": "d"}""" },
+        { "a blank userId", """{"userId": "   ", "deviceId": "d"}""" },
+        { "no deviceId", """{"userId": "a"}""" },
+        { "an overlong userId", $$"""{"userId": "{{new string('u', 129)}}", "deviceId": "d"}""" },
+        { "an overlong deviceId", $$"""{"userId": "a", "deviceId": "{{new string('d', 129)}}"}""" },
+        { "an overlong displayName", $$"""{"userId": "a", "deviceId": "d", "displayName": "{{new string('n', 101)}}"}""" },
+        { "a control character", """{"userId": "a\u0000b", "deviceId": "d"}""" },
+        { "deep nesting", """{"userId": "a", "deviceId": "d", "deviceInfo": """ + new string('[', 100) + new string(']', 100) + "}" },
+        { "a wrongly typed deviceInfo", """{"userId": "a", "deviceId": "d", "deviceInfo": "web"}""" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSessionBodies))]
+    public async Task A_bad_session_body_is_refused_with_400(string why, string body)
+    {
+        var network = await server.CreateNetworkAsync();
+
+        using var response = await SendAsync("/api/v5/sessions", body, network.ApiKey);
+
+        Assert.False(string.IsNullOrEmpty(await Envelope.AssertBadRequestAsync(response)), why);
+    }
+
+    [Fact]
+    public async Task Invalid_utf8_is_refused_with_400()
+    {
+        var network = await server.CreateNetworkAsync();
+        using var content = new ByteArrayContent([.. "{\"userId\": \""u8, 0xC3, 0x28, .. "\", \"deviceId\": \"d\"}"u8]);
+        content.Headers.ContentType = new("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/sessions") { Content = content };
+        request.Headers.Add("x-api-key", network.ApiKey);
+
+        using var response = await server.Http.SendAsync(request);
+
+        await Envelope.AssertBadRequestAsync(response);
+    }
+
+    [Fact]
+    public async Task A_wrong_content_type_is_refused_with_400()
+    {
+        var network = await server.CreateNetworkAsync();
+
+        using var response = await SendAsync("/api/v5/sessions", """{"userId":"a","deviceId":"d"}""", network.ApiKey, "text/plain");
+
+        Assert.Contains("application/json", await Envelope.AssertBadRequestAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_body_over_the_limit_is_refused_with_400()
+    {
+        var network = await server.CreateNetworkAsync();
+        var padding = new string('x', 17 * 1024);
+
+        using var response = await SendAsync("/api/v5/sessions", $$"""{"userId":"a","deviceId":"d","pad":"{{padding}}"}""", network.ApiKey);
+
+        Assert.Contains("larger than the limit", await Envelope.AssertBadRequestAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_body_over_the_limit_without_a_length_header_is_refused_with_400()
+    {
+        var network = await server.CreateNetworkAsync();
+        var bytes = Encoding.UTF8.GetBytes($$"""{"userId":"a","deviceId":"d","pad":"{{new string('x', 17 * 1024)}}"}""");
+        using var content = new StreamContent(new UnknownLengthStream(bytes));
+        content.Headers.ContentType = new("application/json");
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/sessions") { Content = content };
+        request.Headers.Add("x-api-key", network.ApiKey);
+        request.Headers.TransferEncodingChunked = true;
+
+        using var response = await server.Http.SendAsync(request);
+
+        await Envelope.AssertBadRequestAsync(response);
+    }
+
+    [Fact]
+    public async Task A_missing_unknown_or_foreign_api_key_is_refused_with_400100()
+    {
+        using var missing = await SendAsync("/api/v5/sessions", """{"userId":"a","deviceId":"d"}""", apiKey: null);
+        using var unknown = await SendAsync("/api/v5/sessions", """{"userId":"a","deviceId":"d"}""", "sg_0000");
+        using var foreign = await SendAsync("/api/v5/sessions", """{"userId":"a","deviceId":"d"}""", "eu_0123456789abcdef");
+
+        Assert.Contains("x-api-key", await Envelope.AssertUnauthorizedAsync(missing), StringComparison.Ordinal);
+        Assert.Contains("not known", await Envelope.AssertUnauthorizedAsync(unknown), StringComparison.Ordinal);
+        Assert.Contains("https://apix.eu.amity.co/", await Envelope.AssertUnauthorizedAsync(foreign), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_refresh_body_is_refused_with_400()
+    {
+        var network = await server.CreateNetworkAsync();
+
+        using var none = await SendAsync("/api/v4/sessions/refresh", "{}", network.ApiKey);
+        using var overlong = await SendAsync("/api/v4/sessions/refresh", $$"""{"refreshToken":"{{new string('r', 500)}}"}""", network.ApiKey);
+        using var broken = await SendAsync("/api/v4/sessions/refresh", "{", network.ApiKey);
+
+        await Envelope.AssertBadRequestAsync(none);
+        await Envelope.AssertBadRequestAsync(overlong);
+        await Envelope.AssertBadRequestAsync(broken);
+    }
+
+    [Fact]
+    public async Task Bad_mint_requests_are_refused_with_400()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var key = await server.GenerateServerKeyAsync(network);
+
+        using var repeated = await server.Http.SendAsync(WithServerKey(HttpMethod.Get, "/api/v3/authentication/token?userId=a&userId=b", key));
+        using var overlong = await server.MintV3Async(key, new string('u', 129));
+        using var control = await server.MintV3Async(key, "a\nb");
+        using var v4Broken = await SendAsync("/api/v4/authentication/token", "{\"userId\":", null, serverKey: key);
+
+        await Envelope.AssertBadRequestAsync(repeated);
+        await Envelope.AssertBadRequestAsync(overlong);
+        await Envelope.AssertBadRequestAsync(control);
+        await Envelope.AssertBadRequestAsync(v4Broken);
+    }
+
+    [Fact]
+    public async Task Unknown_routes_and_methods_answer_in_the_envelope()
+    {
+        using var unknown = await server.Http.GetAsync("/api/v9/nothing-here");
+        using var wrongMethod = await server.Http.PutAsync("/api/v5/sessions", null);
+
+        await Envelope.AssertErrorAsync(unknown, HttpStatusCode.NotFound, 400400);
+        await Envelope.AssertErrorAsync(wrongMethod, HttpStatusCode.MethodNotAllowed, 400000);
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(string path, string body, string? apiKey, string contentType = "application/json", string? serverKey = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, contentType) };
+        if (apiKey is not null)
+            request.Headers.Add("x-api-key", apiKey);
+        if (serverKey is not null)
+            request.Headers.Add("x-server-key", serverKey);
+        return await server.Http.SendAsync(request);
+    }
+
+    private static HttpRequestMessage WithServerKey(HttpMethod method, string path, string key)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("x-server-key", key);
+        return request;
+    }
+
+    /// <summary>A body whose length the client does not announce, so only the server's own count can stop it.</summary>
+    private sealed class UnknownLengthStream(byte[] bytes) : MemoryStream(bytes)
+    {
+        public override bool CanSeek => false;
+    }
+}

@@ -1,0 +1,142 @@
+using Gatehouse.Server.Operations;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>The operator's side: first start, subcommands, and refusing bad configuration.</summary>
+public sealed class OperatorTests : IDisposable
+{
+    private readonly string _dataDirectory = GatehouseServer.NewDataDirectory();
+
+    public void Dispose() => GatehouseServer.DeleteDataDirectory(_dataDirectory);
+
+    [Fact]
+    public async Task First_start_prints_a_working_api_key_and_a_one_time_password_and_the_next_start_prints_nothing()
+    {
+        var first = new GatehouseServer { DataDirectory = _dataDirectory };
+        await first.InitializeAsync();
+        var printed = first.ConsoleOutput;
+        var apiKey = Line(printed, "API key:");
+        Assert.Equal(20, Line(printed, "One-time password:").Length);
+        Assert.Contains("admin@gatehouse.local", printed, StringComparison.Ordinal);
+        var session = await first.LoginAsync(new TestNetwork("", apiKey), "alice", "device-a");
+        Assert.NotNull(session["accessToken"]);
+        await first.StopAsync();
+
+        var second = new GatehouseServer { DataDirectory = _dataDirectory };
+        await second.InitializeAsync();
+        Assert.Equal("", second.ConsoleOutput);
+        await second.StopAsync();
+    }
+
+    [Fact]
+    public async Task Subcommands_create_a_network_switch_secure_mode_and_generate_a_server_key_that_works()
+    {
+        var (created, createOut, _) = await RunAsync("network", "create", "Shop");
+        var networkId = createOut.Split(' ')[1];
+        var apiKey = Line(createOut, "API key:");
+        var (refused, _, refusedError) = await RunAsync("server-key", "generate", networkId);
+        var (switched, _, _) = await RunAsync("secure-mode", networkId, "on");
+        var (generated, keyOut, _) = await RunAsync("server-key", "generate", networkId);
+        var (listed, listOut, _) = await RunAsync("network", "list");
+
+        Assert.Equal(0, created);
+        Assert.Equal(1, refused);
+        Assert.Contains("Secure mode must be on", refusedError, StringComparison.Ordinal);
+        Assert.Equal(0, switched);
+        Assert.Equal(0, generated);
+        Assert.Equal(0, listed);
+        Assert.Contains($"{networkId}  sg  secure-mode=on  Shop", listOut, StringComparison.Ordinal);
+        Assert.Contains("shown only once", keyOut, StringComparison.Ordinal);
+
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        await server.InitializeAsync();
+        var network = new TestNetwork(networkId, apiKey);
+        var authToken = await server.MintAsync(Line(keyOut, "Server key:"), "bob");
+        await server.LoginAsync(network, "bob", "device-b", authToken);
+        await server.StopAsync();
+    }
+
+    [Fact]
+    public async Task Regenerating_the_api_key_stops_the_old_one()
+    {
+        var (_, createOut, _) = await RunAsync("network", "create", "Game");
+        var networkId = createOut.Split(' ')[1];
+        var oldKey = Line(createOut, "API key:");
+        var (exit, regenerateOut, _) = await RunAsync("network", "regenerate-api-key", networkId);
+        var newKey = Line(regenerateOut, "API key:");
+
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        await server.InitializeAsync();
+        using var withOld = await server.CreateSessionAsync(new TestNetwork(networkId, oldKey), "carol", "device-c");
+        await Envelope.AssertUnauthorizedAsync(withOld);
+        await server.LoginAsync(new TestNetwork(networkId, newKey), "carol", "device-c");
+        await server.StopAsync();
+        Assert.Equal(0, exit);
+    }
+
+    [Fact]
+    public async Task Admin_create_prints_a_one_time_password_and_refuses_a_duplicate_or_a_bad_email()
+    {
+        var (created, output, _) = await RunAsync("admin", "create", "ops@example.com");
+        var (duplicate, _, duplicateError) = await RunAsync("admin", "create", "ops@example.com");
+        var (bad, _, badError) = await RunAsync("admin", "create", "not-an-email");
+
+        Assert.Equal(0, created);
+        Assert.Equal(20, Line(output, "One-time password:").Length);
+        Assert.Equal(1, duplicate);
+        Assert.Contains("already exists", duplicateError, StringComparison.Ordinal);
+        Assert.Equal(1, bad);
+        Assert.Contains("not an email address", badError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Unknown_networks_and_unknown_commands_are_explained()
+    {
+        var (missing, _, missingError) = await RunAsync("secure-mode", "000000000000000000000000", "on");
+        var (unknown, _, usage) = await RunAsync("network", "explode");
+
+        Assert.Equal(1, missing);
+        Assert.Contains("No network with id", missingError, StringComparison.Ordinal);
+        Assert.Equal(2, unknown);
+        Assert.Contains("server-key generate", usage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Bad_configuration_is_refused_with_a_message_per_setting()
+    {
+        var (exit, _, error) = await RunAsync(new Dictionary<string, string?>
+        {
+            ["Gatehouse:Region"] = "mars",
+            ["Gatehouse:ServerKeyGracePeriod"] = "1.00:00:01",
+        }, "network", "list");
+
+        Assert.Equal(2, exit);
+        Assert.Contains("Gatehouse:Region is 'mars'", error, StringComparison.Ordinal);
+        Assert.Contains("Gatehouse:ServerKeyGracePeriod", error, StringComparison.Ordinal);
+
+        var app = GatehouseApp.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gatehouse:DataDirectory"] = _dataDirectory,
+            ["Gatehouse:Sessions:MaxPerUserAndDevice"] = "0",
+        }));
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GatehouseApp.InitializeAsync(app, TextWriter.Null));
+        Assert.Contains(failure.Failures, f => f.Contains("Gatehouse:Sessions:MaxPerUserAndDevice", StringComparison.Ordinal));
+        await app.DisposeAsync();
+    }
+
+    private Task<(int Exit, string Output, string Error)> RunAsync(params string[] args) => RunAsync([], args);
+
+    private async Task<(int Exit, string Output, string Error)> RunAsync(Dictionary<string, string?> settings, params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exit = await OperatorCommands.RunAsync(args, output, error, builder =>
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(settings) { ["Gatehouse:DataDirectory"] = _dataDirectory }));
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    private static string Line(string text, string label) =>
+        text.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith(label, StringComparison.Ordinal))[label.Length..].Trim();
+}

@@ -1,0 +1,144 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+
+namespace Gatehouse.Server.Tests;
+
+public sealed class SecureModeTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+{
+    [Fact]
+    public async Task A_token_minted_with_the_v3_endpoint_opens_a_session()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+
+        using var minted = await server.MintV3Async(serverKey, "alice");
+        Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+        Assert.Equal("application/json", minted.Content.Headers.ContentType?.MediaType);
+        var authToken = (await minted.Content.ReadFromJsonAsync<string>())!;
+
+        var session = await server.LoginAsync(network, "alice", "device-a", authToken);
+        Assert.NotEqual(authToken, session["accessToken"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_token_minted_with_the_v4_endpoint_opens_a_session_and_says_when_it_expires()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+
+        using var minted = await server.PostJsonAsync("/api/v4/authentication/token", new { userId = "bob" }, serverKey: serverKey);
+        var body = JsonNode.Parse(await minted.Content.ReadAsStringAsync())!;
+
+        Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+        var expiresAt = DateTimeOffset.Parse(body["expiresAt"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(server.Clock.GetUtcNow().AddMinutes(10), expiresAt, TimeSpan.FromMilliseconds(1));
+        await server.LoginAsync(network, "bob", "device-b", body["authToken"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Secure_mode_refuses_a_login_without_an_auth_token()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+
+        using var response = await server.CreateSessionAsync(network, "carol", "device-c");
+
+        Assert.Contains("authToken is required", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_auth_token_for_another_user_is_refused()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var authToken = await server.MintAsync(await server.GenerateServerKeyAsync(network), "dave");
+
+        using var response = await server.CreateSessionAsync(network, "mallory", "device-m", authToken);
+
+        Assert.Contains("another userId", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_auth_token_of_another_network_is_refused()
+    {
+        var home = await server.CreateNetworkAsync(secureMode: true);
+        var elsewhere = await server.CreateNetworkAsync(secureMode: true);
+        var authToken = await server.MintAsync(await server.GenerateServerKeyAsync(home), "erin");
+
+        using var response = await server.CreateSessionAsync(elsewhere, "erin", "device-e", authToken);
+
+        Assert.Contains("another network", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_auth_token_expires_after_ten_minutes()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var early = await server.MintAsync(serverKey, "frank");
+        var late = await server.MintAsync(serverKey, "frank");
+
+        server.Clock.Advance(TimeSpan.FromMinutes(10) - TimeSpan.FromSeconds(1));
+        await server.LoginAsync(network, "frank", "device-f", early);
+        server.Clock.Advance(TimeSpan.FromSeconds(1));
+        using var response = await server.CreateSessionAsync(network, "frank", "device-f", late);
+
+        Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Tokens_of_one_kind_never_pass_for_the_other()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var authToken = await server.MintAsync(await server.GenerateServerKeyAsync(network), "gina");
+        var accessToken = (await server.LoginAsync(network, "gina", "device-g", authToken))["accessToken"]!.GetValue<string>();
+
+        using var authAsBearer = await server.GetWithBearerAsync("/api/v3/users/me", authToken);
+        using var accessAsAuth = await server.CreateSessionAsync(network, "gina", "device-g", accessToken);
+
+        await Envelope.AssertUnauthorizedAsync(authAsBearer);
+        await Envelope.AssertUnauthorizedAsync(accessAsAuth);
+    }
+
+    [Fact]
+    public async Task A_tampered_auth_token_is_refused()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var authToken = await server.MintAsync(await server.GenerateServerKeyAsync(network), "hank");
+        var parts = authToken.Split('.');
+        var claims = JsonNode.Parse(System.Text.Encoding.UTF8.GetString(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.DecodeBytes(parts[1])))!;
+        claims["sub"] = "root";
+        var edited = $"{parts[0]}.{Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Encode(claims.ToJsonString())}.{parts[2]}";
+
+        using var response = await server.CreateSessionAsync(network, "root", "device-h", edited);
+
+        Assert.Contains("not valid", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Secure_mode_switched_on_later_applies_to_the_next_login()
+    {
+        var network = await server.CreateNetworkAsync();
+        await server.LoginAsync(network, "ivy", "device-i");
+
+        await server.SetSecureModeAsync(network, on: true);
+        using var response = await server.CreateSessionAsync(network, "ivy", "device-i");
+
+        await Envelope.AssertUnauthorizedAsync(response);
+    }
+
+    [Fact]
+    public async Task Mint_refuses_a_missing_or_unknown_server_key_and_a_missing_user_id()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+
+        using var missing = await server.Http.GetAsync("/api/v3/authentication/token?userId=x");
+        using var unknown = await server.MintV3Async("gsk_not-a-real-key", "x");
+        using var noUser = await server.MintV3Async(serverKey, "");
+        using var v4NoUser = await server.PostJsonAsync("/api/v4/authentication/token", new { }, serverKey: serverKey);
+
+        Assert.Contains("x-server-key", await Envelope.AssertUnauthorizedAsync(missing), StringComparison.Ordinal);
+        await Envelope.AssertUnauthorizedAsync(unknown);
+        Assert.Contains("userId", await Envelope.AssertBadRequestAsync(noUser), StringComparison.Ordinal);
+        Assert.Contains("userId", await Envelope.AssertBadRequestAsync(v4NoUser), StringComparison.Ordinal);
+    }
+}
