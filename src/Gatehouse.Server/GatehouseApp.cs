@@ -1,5 +1,6 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.AuthTokens;
+using Gatehouse.Server.Console;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
@@ -16,13 +17,21 @@ public static class GatehouseApp
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         // appsettings.json sits beside the binary; ./data stays relative to where the server is started.
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            // Razor Pages are found in the application's assembly; named here so a test host finds them too.
+            ApplicationName = typeof(GatehouseApp).Assembly.GetName().Name,
+            ContentRootPath = AppContext.BaseDirectory,
+            WebRootPath = Path.Combine(AppContext.BaseDirectory, "wwwroot"),
+        });
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = 1024 * 1024;
         });
         builder.Services.AddGatehouseCore();
+        builder.Services.AddGatehouseConsole();
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, GatehouseJson.Default));
         // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
         builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy
@@ -34,7 +43,9 @@ public static class GatehouseApp
 
         var app = builder.Build();
         app.UseEnvelopeForEveryError();
+        app.UseStaticFiles();
         app.UseCors();
+        app.UseGatehouseConsole();
 
         var clientApi = app.MapGroup("").RequireCors(SdkCors);
         var bearerApi = clientApi.MapGroup("").AddEndpointFilter(BearerAuthentication.FilterAsync);

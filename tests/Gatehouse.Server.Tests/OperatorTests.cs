@@ -116,14 +116,16 @@ public sealed class OperatorTests : IDisposable
         Assert.Contains("Gatehouse:Region is 'mars'", error, StringComparison.Ordinal);
         Assert.Contains("Gatehouse:ServerKeyGracePeriod", error, StringComparison.Ordinal);
 
-        var app = GatehouseApp.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
         {
-            ["Gatehouse:DataDirectory"] = _dataDirectory,
-            ["Gatehouse:Sessions:MaxPerUserAndDevice"] = "0",
-        }));
-        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GatehouseApp.InitializeAsync(app, TextWriter.Null));
+            await using var app = GatehouseApp.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Gatehouse:DataDirectory"] = _dataDirectory,
+                ["Gatehouse:Sessions:MaxPerUserAndDevice"] = "0",
+            }));
+            await GatehouseApp.InitializeAsync(app, TextWriter.Null);
+        });
         Assert.Contains(failure.Failures, f => f.Contains("Gatehouse:Sessions:MaxPerUserAndDevice", StringComparison.Ordinal));
-        await app.DisposeAsync();
     }
 
     private Task<(int Exit, string Output, string Error)> RunAsync(params string[] args) => RunAsync([], args);

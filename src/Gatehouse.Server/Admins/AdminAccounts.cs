@@ -2,42 +2,162 @@ using System.Buffers.Text;
 using System.Net.Mail;
 using System.Security.Cryptography;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Storage;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Admins;
 
-/// <summary>Console accounts. Passwords are hashed with ASP.NET Core Identity's PBKDF2 hasher.</summary>
-public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider clock)
+/// <summary>
+/// Console accounts: creation with a one-time password, sign-in with lockout, password changes, and which
+/// networks each admin may see or manage. Passwords are hashed with ASP.NET Core Identity's PBKDF2 hasher.
+/// </summary>
+public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
+    public const int MinPasswordLength = 12;
+    public const int MaxPasswordLength = 128;
+    private const string WrongCredentials = "The email or password is wrong.";
     private static readonly PasswordHasher<Admin> Hasher = new();
 
+    // Verifying against this for an unknown email keeps sign-in time the same whether or not the account exists.
+    private static readonly string DecoyHash = Hasher.HashPassword(null!, "decoy password for unknown accounts");
+
     public Task<bool> AnyAsync(CancellationToken ct = default) => db.Admins.AnyAsync(ct);
+
+    public Task<Admin?> FindAsync(Guid id, CancellationToken ct = default) => db.Admins.FirstOrDefaultAsync(a => a.Id == id, ct);
+
+    public Task<List<Admin>> ListAsync(CancellationToken ct = default) => db.Admins.AsNoTracking().OrderBy(a => a.Email).ToListAsync(ct);
 
     /// <summary>Creates an account with a one-time password, returned once, to be changed at first sign-in.</summary>
     public async Task<(Admin? Admin, string? Password, string? Error)> CreateAsync(string email, bool superAdmin, string actor, CancellationToken ct = default)
     {
-        if (!MailAddress.TryCreate(email, out var parsed) || parsed.Address != email || email.Length > 254)
+        email = email.Trim();
+        if (email.Length > 254 || !MailAddress.TryCreate(email, out var parsed) || parsed.Address != email)
             return (null, null, $"'{email}' is not an email address.");
         var normalized = email.ToLowerInvariant();
         if (await db.Admins.AnyAsync(a => a.Email == normalized, ct))
             return (null, null, $"An admin with the email '{normalized}' already exists.");
 
         var password = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(15));
+        var now = clock.GetUtcNow();
         var admin = new Admin
         {
-            Id = Guid.CreateVersion7(clock.GetUtcNow()),
+            Id = Guid.CreateVersion7(now),
             Email = normalized,
             PasswordHash = "",
             IsSuperAdmin = superAdmin,
             MustChangePassword = true,
-            CreatedAt = clock.GetUtcNow(),
+            SecurityStamp = NewStamp(),
+            CreatedAt = now,
         };
         admin.PasswordHash = Hasher.HashPassword(admin, password);
         db.Admins.Add(admin);
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminCreated, Outcomes.Success, actor, detail: $"admin={admin.Id} super_admin={superAdmin}");
+        audit.Record(AuditKinds.AdminCreated, Outcomes.Success, actor, detail: $"admin={admin.Email} super_admin={superAdmin}");
         return (admin, password, null);
     }
+
+    public async Task<(Admin? Admin, string? Error)> SignInAsync(string email, string password, HttpContext? http, CancellationToken ct = default)
+    {
+        var settings = options.Value.Console;
+        var normalized = email.Trim().ToLowerInvariant();
+        var admin = normalized.Length is > 0 and <= 254 ? await db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct) : null;
+        var now = clock.GetUtcNow();
+        if (admin is null)
+        {
+            Hasher.VerifyHashedPassword(null!, DecoyHash, password);
+            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, "anonymous", reason: "unknown_account", http: http);
+            return (null, WrongCredentials);
+        }
+        if (admin.LockedUntil is { } lockedUntil && now < lockedUntil)
+        {
+            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, Actor(admin), reason: "locked_out", http: http);
+            return (null, $"This account is locked after {settings.MaxFailedSignIns} failed sign-ins. Try again after {lockedUntil:yyyy-MM-dd HH:mm} UTC.");
+        }
+
+        var verdict = password.Length <= MaxPasswordLength
+            ? Hasher.VerifyHashedPassword(admin, admin.PasswordHash, password)
+            : PasswordVerificationResult.Failed;
+        if (verdict == PasswordVerificationResult.Failed)
+        {
+            admin.FailedSignIns++;
+            var lockNow = admin.FailedSignIns >= settings.MaxFailedSignIns;
+            if (lockNow)
+            {
+                admin.LockedUntil = now + settings.LockoutDuration;
+                admin.FailedSignIns = 0;
+            }
+            await db.SaveChangesAsync(ct);
+            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, Actor(admin), reason: lockNow ? "locked_out_now" : "wrong_password", http: http);
+            return (null, WrongCredentials);
+        }
+
+        admin.FailedSignIns = 0;
+        admin.LockedUntil = null;
+        if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
+            admin.PasswordHash = Hasher.HashPassword(admin, password);
+        await db.SaveChangesAsync(ct);
+        audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin), http: http);
+        return (admin, null);
+    }
+
+    public async Task<string?> ChangePasswordAsync(Admin admin, string current, string replacement, HttpContext? http, CancellationToken ct = default)
+    {
+        if (current.Length > MaxPasswordLength || Hasher.VerifyHashedPassword(admin, admin.PasswordHash, current) == PasswordVerificationResult.Failed)
+            return "The current password is wrong.";
+        if (replacement.Length is < MinPasswordLength or > MaxPasswordLength)
+            return $"The new password must be {MinPasswordLength} to {MaxPasswordLength} characters long.";
+        if (replacement == current)
+            return "The new password must differ from the current one.";
+
+        admin.PasswordHash = Hasher.HashPassword(admin, replacement);
+        admin.MustChangePassword = false;
+        admin.SecurityStamp = NewStamp();
+        await db.SaveChangesAsync(ct);
+        audit.Record(AuditKinds.AdminPasswordChanged, Outcomes.Success, Actor(admin), http: http);
+        return null;
+    }
+
+    /// <summary>Every console cookie of this admin stops working, on every device.</summary>
+    public async Task EndSessionsAsync(Admin admin, HttpContext? http, CancellationToken ct = default)
+    {
+        admin.SecurityStamp = NewStamp();
+        await db.SaveChangesAsync(ct);
+        audit.Record(AuditKinds.AdminSignedOut, Outcomes.Success, Actor(admin), http: http);
+    }
+
+    public Task<List<AdminMembership>> MembershipsAsync(Guid adminId, CancellationToken ct = default) =>
+        db.AdminMemberships.AsNoTracking().Where(m => m.AdminId == adminId).ToListAsync(ct);
+
+    public Task<List<AdminMembership>> MembershipsOfNetworkAsync(string networkId, CancellationToken ct = default) =>
+        db.AdminMemberships.AsNoTracking().Where(m => m.NetworkId == networkId).ToListAsync(ct);
+
+    /// <summary>Grants a role in a network, changes it, or (role null) takes every right there away.</summary>
+    public async Task SetMembershipAsync(Guid adminId, string networkId, ConsoleRole? role, bool canAccessSecureMode, string actor, CancellationToken ct = default)
+    {
+        var membership = await db.AdminMemberships.FirstOrDefaultAsync(m => m.AdminId == adminId && m.NetworkId == networkId, ct);
+        if (role is null)
+        {
+            if (membership is not null)
+                db.AdminMemberships.Remove(membership);
+        }
+        else if (membership is null)
+        {
+            db.AdminMemberships.Add(new AdminMembership { AdminId = adminId, NetworkId = networkId, Role = role.Value, CanAccessSecureMode = canAccessSecureMode });
+        }
+        else
+        {
+            membership.Role = role.Value;
+            membership.CanAccessSecureMode = canAccessSecureMode;
+        }
+        await db.SaveChangesAsync(ct);
+        audit.Record(AuditKinds.AdminRoleChanged, Outcomes.Success, actor, networkId,
+            detail: $"admin={adminId} role={role?.ToString() ?? "none"} access_secure_mode={canAccessSecureMode}");
+    }
+
+    public static string Actor(Admin admin) => $"admin:{admin.Email}";
+
+    private static string NewStamp() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 }

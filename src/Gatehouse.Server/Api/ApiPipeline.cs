@@ -22,6 +22,8 @@ public static class ApiPipeline
         });
         app.UseStatusCodePages(context =>
         {
+            if (context.HttpContext.Request.Path.StartsWithSegments("/console"))
+                return ConsoleStatusPageAsync(context.HttpContext);
             var status = context.HttpContext.Response.StatusCode;
             var error = status switch
             {
@@ -32,5 +34,22 @@ public static class ApiPipeline
             };
             return error.ExecuteAsync(context.HttpContext);
         });
+    }
+
+    /// <summary>People read the console: a refusal there is a short page, not JSON.</summary>
+    private static Task ConsoleStatusPageAsync(HttpContext http)
+    {
+        var status = http.Response.StatusCode;
+        var message = status switch
+        {
+            403 => "You do not have the right to do this.",
+            404 => "There is nothing here, or you have no access to it.",
+            _ => "The request could not be completed.",
+        };
+        http.Response.ContentType = "text/html; charset=utf-8";
+        return http.Response.WriteAsync(
+            $"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} · Gatehouse console</title>" +
+            $"<link rel=\"stylesheet\" href=\"/console/assets/console.css\"></head><body><main><h1>{status}</h1><p>{message}</p>" +
+            "<p><a href=\"/console\">Back to the console</a></p></main></body></html>");
     }
 }

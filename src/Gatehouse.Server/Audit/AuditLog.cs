@@ -130,7 +130,20 @@ public static class AuditKinds
     public const string RefreshReuse = "session.refresh_reuse";
     public const string AccessRefused = "access.refused";
     public const string AdminCreated = "admin.created";
+    public const string AdminSignedIn = "admin.signed_in";
+    public const string AdminSignInRefused = "admin.sign_in_refused";
+    public const string AdminSignedOut = "admin.signed_out";
+    public const string AdminPasswordChanged = "admin.password_changed";
+    public const string AdminRoleChanged = "admin.role_changed";
+    public const string ChatSettingsChanged = "network.chat_settings_changed";
     public const string SigningKeyRotated = "signing_key.rotated";
+
+    public static readonly IReadOnlyList<string> All = typeof(AuditKinds)
+        .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+        .Where(f => f.IsLiteral)
+        .Select(f => (string)f.GetRawConstantValue()!)
+        .Order(StringComparer.Ordinal)
+        .ToList();
 }
 
 public static class Outcomes

@@ -30,6 +30,8 @@ public sealed class GatehouseOptions
 
     public InputLimits Limits { get; set; } = new();
 
+    public ConsoleOptions Console { get; set; } = new();
+
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
     public string Issuer { get; set; } = "gatehouse";
 }
@@ -53,6 +55,17 @@ public sealed class SessionOptions
 
     /// <summary>Live sessions one user may hold on one device; the oldest end first.</summary>
     public int MaxPerUserAndDevice { get; set; } = 5;
+}
+
+public sealed class ConsoleOptions
+{
+    /// <summary>Wrong passwords in a row before an account locks.</summary>
+    public int MaxFailedSignIns { get; set; } = 5;
+
+    public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>A console sign-in lasts this long without use.</summary>
+    public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(8);
 }
 
 public sealed class InputLimits
@@ -97,6 +110,12 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
         CheckLength(failures, "UserIdMaxLength", options.Limits.UserIdMaxLength);
         CheckLength(failures, "DeviceIdMaxLength", options.Limits.DeviceIdMaxLength);
         CheckLength(failures, "DisplayNameMaxLength", options.Limits.DisplayNameMaxLength);
+        if (options.Console.MaxFailedSignIns is < 1 or > 100)
+            failures.Add($"{p}:Console:MaxFailedSignIns is {options.Console.MaxFailedSignIns}; it must be between 1 and 100.");
+        if (options.Console.LockoutDuration < TimeSpan.FromMinutes(1) || options.Console.LockoutDuration > TimeSpan.FromDays(1))
+            failures.Add($"{p}:Console:LockoutDuration is {options.Console.LockoutDuration}; it must be between 00:01:00 and 1.00:00:00.");
+        if (options.Console.SessionIdleTimeout < TimeSpan.FromMinutes(5) || options.Console.SessionIdleTimeout > TimeSpan.FromDays(7))
+            failures.Add($"{p}:Console:SessionIdleTimeout is {options.Console.SessionIdleTimeout}; it must be between 00:05:00 and 7.00:00:00.");
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");
 

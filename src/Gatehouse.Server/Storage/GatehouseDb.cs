@@ -19,6 +19,7 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
     public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<Admin> Admins => Set<Admin>();
+    public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -66,6 +67,14 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
         {
             e.Property(x => x.Email).HasMaxLength(254);
             e.HasIndex(x => x.Email).IsUnique();
+            e.Property(x => x.SecurityStamp).HasMaxLength(64);
+        });
+        modelBuilder.Entity<AdminMembership>(e =>
+        {
+            e.HasKey(x => new { x.AdminId, x.NetworkId });
+            e.Property(x => x.Role).HasConversion<string>().HasMaxLength(16);
+            e.HasOne<Admin>().WithMany().HasForeignKey(x => x.AdminId).OnDelete(DeleteBehavior.Cascade);
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
         });
         modelBuilder.Entity<AuditEvent>(e =>
         {

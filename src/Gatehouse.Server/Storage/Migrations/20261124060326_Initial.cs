@@ -20,6 +20,9 @@ namespace Gatehouse.Server.Storage.Migrations
                     PasswordHash = table.Column<string>(type: "TEXT", nullable: false),
                     IsSuperAdmin = table.Column<bool>(type: "INTEGER", nullable: false),
                     MustChangePassword = table.Column<bool>(type: "INTEGER", nullable: false),
+                    FailedSignIns = table.Column<int>(type: "INTEGER", nullable: false),
+                    LockedUntil = table.Column<long>(type: "INTEGER", nullable: true),
+                    SecurityStamp = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
                     CreatedAt = table.Column<long>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
@@ -81,6 +84,32 @@ namespace Gatehouse.Server.Storage.Migrations
                 constraints: table =>
                 {
                     table.PrimaryKey("PK_SigningKeys", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "AdminMemberships",
+                columns: table => new
+                {
+                    AdminId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
+                    Role = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
+                    CanAccessSecureMode = table.Column<bool>(type: "INTEGER", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_AdminMemberships", x => new { x.AdminId, x.NetworkId });
+                    table.ForeignKey(
+                        name: "FK_AdminMemberships_Admins_AdminId",
+                        column: x => x.AdminId,
+                        principalTable: "Admins",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "FK_AdminMemberships_Networks_NetworkId",
+                        column: x => x.NetworkId,
+                        principalTable: "Networks",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
                 });
 
             migrationBuilder.CreateTable(
@@ -179,6 +208,11 @@ namespace Gatehouse.Server.Storage.Migrations
                 });
 
             migrationBuilder.CreateIndex(
+                name: "IX_AdminMemberships_NetworkId",
+                table: "AdminMemberships",
+                column: "NetworkId");
+
+            migrationBuilder.CreateIndex(
                 name: "IX_Admins_Email",
                 table: "Admins",
                 column: "Email",
@@ -237,7 +271,7 @@ namespace Gatehouse.Server.Storage.Migrations
         protected override void Down(MigrationBuilder migrationBuilder)
         {
             migrationBuilder.DropTable(
-                name: "Admins");
+                name: "AdminMemberships");
 
             migrationBuilder.DropTable(
                 name: "AuditEvents");
@@ -250,6 +284,9 @@ namespace Gatehouse.Server.Storage.Migrations
 
             migrationBuilder.DropTable(
                 name: "SigningKeys");
+
+            migrationBuilder.DropTable(
+                name: "Admins");
 
             migrationBuilder.DropTable(
                 name: "Sessions");

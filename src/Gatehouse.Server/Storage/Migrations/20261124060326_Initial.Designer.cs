@@ -12,7 +12,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Gatehouse.Server.Storage.Migrations
 {
     [DbContext(typeof(GatehouseDb))]
-    [Migration("20261124055119_Initial")]
+    [Migration("20261124060326_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -35,7 +35,13 @@ namespace Gatehouse.Server.Storage.Migrations
                         .HasMaxLength(254)
                         .HasColumnType("TEXT");
 
+                    b.Property<int>("FailedSignIns")
+                        .HasColumnType("INTEGER");
+
                     b.Property<bool>("IsSuperAdmin")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("LockedUntil")
                         .HasColumnType("INTEGER");
 
                     b.Property<bool>("MustChangePassword")
@@ -45,12 +51,40 @@ namespace Gatehouse.Server.Storage.Migrations
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("SecurityStamp")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
                     b.HasKey("Id");
 
                     b.HasIndex("Email")
                         .IsUnique();
 
                     b.ToTable("Admins");
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.Admins.AdminMembership", b =>
+                {
+                    b.Property<Guid>("AdminId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("NetworkId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("CanAccessSecureMode")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("AdminId", "NetworkId");
+
+                    b.HasIndex("NetworkId");
+
+                    b.ToTable("AdminMemberships");
                 });
 
             modelBuilder.Entity("Gatehouse.Server.Audit.AuditEvent", b =>
@@ -323,6 +357,21 @@ namespace Gatehouse.Server.Storage.Migrations
                         .IsUnique();
 
                     b.ToTable("Users");
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.Admins.AdminMembership", b =>
+                {
+                    b.HasOne("Gatehouse.Server.Admins.Admin", null)
+                        .WithMany()
+                        .HasForeignKey("AdminId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Gatehouse.Server.Networks.Network", null)
+                        .WithMany()
+                        .HasForeignKey("NetworkId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("Gatehouse.Server.ServerKeys.ServerKey", b =>

@@ -1,0 +1,27 @@
+using Gatehouse.Server.Admins;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Gatehouse.Server.Console;
+
+public sealed class ChangePasswordModel(AdminAccounts admins) : ConsolePage
+{
+    public string? Error { get; private set; }
+
+    protected override bool AllowedWhilePasswordChangeIsOwed => true;
+
+    public void OnGet()
+    {
+    }
+
+    public async Task<IActionResult> OnPostAsync(string? current, string? replacement)
+    {
+        Error = await admins.ChangePasswordAsync(CurrentAdmin, current ?? "", replacement ?? "", HttpContext, HttpContext.RequestAborted);
+        if (Error is not null)
+            return Page();
+        // The change rotated the security stamp, ending every other sign-in; this one gets a new cookie.
+        await HttpContext.SignInAsync(ConsoleSetup.Scheme, ConsoleSetup.PrincipalFor(CurrentAdmin));
+        Status = "Your password was changed.";
+        return Redirect("/console");
+    }
+}

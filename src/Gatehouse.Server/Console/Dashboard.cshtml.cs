@@ -1,0 +1,66 @@
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Console;
+
+public sealed record Metric(string Name, string Value, string Target, bool OffTarget, string Explanation);
+
+public sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
+
+/// <summary>The security metrics the product publishes, each against its target, and a day of auth tokens.</summary>
+public sealed class DashboardModel(GatehouseDb db, TimeProvider clock) : ConsolePage
+{
+    public IReadOnlyList<Metric> Metrics { get; private set; } = [];
+    public IReadOnlyList<HourBucket> Hours { get; private set; } = [];
+
+    public async Task OnGetAsync()
+    {
+        var ct = HttpContext.RequestAborted;
+        var networkId = Access.Network.Id;
+        var now = clock.GetUtcNow();
+        var dayAgo = now.AddHours(-24);
+        var events = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == networkId && e.OccurredAt >= dayAgo);
+
+        var refused = await events.CountAsync(e => e.Outcome == Outcomes.Refused, ct);
+        var minted = await events.CountAsync(e => e.Kind == AuditKinds.AuthTokenMinted, ct);
+        var authFailures = await events.CountAsync(AuthTokenFailure, ct);
+        var newestKey = await db.ServerKeys.AsNoTracking()
+            .Where(k => k.NetworkId == networkId && k.ExpiresAt == null)
+            .Select(k => (DateTimeOffset?)k.CreatedAt).FirstOrDefaultAsync(ct);
+
+        var keyAge = newestKey is { } created ? (now - created).TotalDays : (double?)null;
+        var failureRate = minted + authFailures == 0 ? 0 : 100.0 * authFailures / (minted + authFailures);
+        Metrics =
+        [
+            new("Unauthorized attempts (24 h)", refused.ToString(System.Globalization.CultureInfo.InvariantCulture), "0", refused > 0,
+                "Requests refused for a missing, wrong, expired or revoked credential."),
+            new("Server key age", keyAge is { } days ? $"{days:0} days" : "no key", "< 365 days", keyAge is null or >= 365,
+                keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year."),
+            new("Auth token failure rate (24 h)", $"{failureRate:0.0} %", "< 2 %", failureRate >= 2,
+                $"{authFailures} failed of {minted + authFailures} auth token uses and mints."),
+            new("mTLS coverage of auth endpoints", "not available", "100 %", false, "Certificates and mTLS arrive with the Security tab."),
+            new("Certificate expiry lead", "not available", "> 30 days", false, "Certificates and mTLS arrive with the Security tab."),
+            new("Active admin tokens", "not available", "—", false, "Admin tokens arrive with Admin Users."),
+        ];
+
+        var firstHour = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 0, 0, TimeSpan.Zero).AddHours(-23);
+        var hours = new List<HourBucket>(24);
+        for (var i = 0; i < 24; i++)
+        {
+            var start = firstHour.AddHours(i);
+            var end = start.AddHours(1);
+            var inHour = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == networkId && e.OccurredAt >= start && e.OccurredAt < end);
+            hours.Add(new HourBucket(start,
+                await inHour.CountAsync(e => e.Kind == AuditKinds.AuthTokenMinted, ct),
+                await inHour.CountAsync(AuthTokenFailure, ct)));
+        }
+        Hours = hours;
+    }
+
+    /// <summary>A mint refused with a valid-looking key, a replaced key, or a login whose auth token failed.</summary>
+    private static readonly System.Linq.Expressions.Expression<Func<AuditEvent, bool>> AuthTokenFailure = e =>
+        e.Kind == AuditKinds.AuthTokenRefused
+        || e.Kind == AuditKinds.ServerKeyRefused
+        || (e.Kind == AuditKinds.SessionRefused && e.Reason != null && e.Reason.StartsWith("auth_token_"));
+}

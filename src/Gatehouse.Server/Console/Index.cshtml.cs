@@ -1,0 +1,13 @@
+using Microsoft.AspNetCore.Mvc;
+
+namespace Gatehouse.Server.Console;
+
+public sealed class IndexModel : ConsolePage
+{
+    public IActionResult OnGet()
+    {
+        if (Nav.Networks.Count > 0)
+            return Redirect($"/console/n/{Nav.Networks[0].Id}/integrations");
+        return CurrentAdmin.IsSuperAdmin ? Redirect("/console/networks") : Page();
+    }
+}

@@ -1,0 +1,108 @@
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Storage;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Console;
+
+/// <summary>Settings → Integrations: the seed, step by step.</summary>
+public sealed class IntegrationsModel(
+    NetworkAdministration networks,
+    ServerKeyService serverKeys,
+    GatehouseDb db,
+    AuditLog audit,
+    TimeProvider clock,
+    IOptions<GatehouseOptions> options) : ConsolePage
+{
+    /// <summary>Which confirmation dialog is open (from ?confirm=…), if any.</summary>
+    [BindProperty(SupportsGet = true)]
+    public string? Confirm { get; set; }
+
+    public IReadOnlyList<ServerKey> Keys { get; private set; } = [];
+
+    /// <summary>Set only in the answer to the generation POST: the one time the key is shown.</summary>
+    public string? NewServerKey { get; private set; }
+
+    /// <summary>While a dialog is open the page behind it is inert: Tab and clicks reach only the dialog.</summary>
+    public bool DialogOpen => NewServerKey is not null
+        || (Confirm is "api-key" or "secure-mode" && Access.CanManageSettings)
+        || (Confirm is "server-key" && Access.CanGenerateServerKey);
+
+    public TimeSpan GracePeriod => options.Value.ServerKeyGracePeriod;
+
+    public DateTimeOffset Now => clock.GetUtcNow();
+
+    public async Task OnGetAsync() => Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
+
+    public async Task<IActionResult> OnPostRegenerateApiKeyAsync()
+    {
+        if (!Access.CanManageSettings)
+            return Refused();
+        await networks.RegenerateApiKeyAsync(Access.Network, Actor, HttpContext.RequestAborted);
+        Status = "A new API key was generated. The previous key no longer works.";
+        return Redirect(Here);
+    }
+
+    public async Task<IActionResult> OnPostSecureModeAsync(bool on)
+    {
+        if (!Access.CanManageSettings)
+            return Refused();
+        await networks.SetSecureModeAsync(Access.Network, on, Actor, HttpContext.RequestAborted);
+        Status = on ? "Secure mode is on: every new session needs an auth token." : "Secure mode is off: clients log in with the API key alone.";
+        return Redirect(Here);
+    }
+
+    public async Task<IActionResult> OnPostGenerateServerKeyAsync()
+    {
+        if (!Access.CanGenerateServerKey)
+        {
+            audit.Record(AuditKinds.ServerKeyGenerated, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", http: HttpContext);
+            return Refused();
+        }
+        var (key, error) = await serverKeys.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
+        if (error is not null)
+        {
+            Status = error.Message;
+            return Redirect(Here);
+        }
+        NewServerKey = key;
+        Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostChatSettingsAsync(bool enabled, bool allowMentionedChannel, bool messagePreviewEnabled,
+        bool messagePreviewIncludeDeleted, bool markerEnabled)
+    {
+        if (!Access.CanManageSettings)
+            return Refused();
+        var chat = Access.Network.Chat;
+        chat.Enabled = enabled;
+        chat.AllowMentionedChannel = allowMentionedChannel;
+        chat.MessagePreviewEnabled = messagePreviewEnabled;
+        chat.MessagePreviewIncludeDeleted = messagePreviewIncludeDeleted;
+        chat.MarkerEnabled = markerEnabled;
+        await db.SaveChangesAsync(HttpContext.RequestAborted);
+        audit.Record(AuditKinds.ChatSettingsChanged, Outcomes.Success, Actor, Access.Network.Id,
+            detail: $"enabled={enabled} mention={allowMentionedChannel} preview={messagePreviewEnabled} preview_deleted={messagePreviewIncludeDeleted} marker={markerEnabled}",
+            http: HttpContext);
+        Status = "Chat settings saved.";
+        return Redirect(Here);
+    }
+
+    public string Here => $"/console/n/{Access.Network.Id}/integrations";
+
+    public string KeyState(ServerKey key) => key.ExpiresAt switch
+    {
+        null => "Active",
+        { } end when end > Now => $"Replaced; works until {end:yyyy-MM-dd HH:mm} UTC",
+        { } end => $"Stopped {end:yyyy-MM-dd HH:mm} UTC",
+    };
+
+    public static string Describe(TimeSpan span) =>
+        span == TimeSpan.Zero ? "immediately"
+        : span.TotalHours >= 1 && span.Minutes == 0 ? $"after {span.TotalHours:0} hour{(span.TotalHours == 1 ? "" : "s")}"
+        : $"after {span.TotalMinutes:0} minutes";
+}

@@ -1,0 +1,35 @@
+using Gatehouse.Server.Admins;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.RazorPages;
+
+namespace Gatehouse.Server.Console;
+
+public sealed class SignInModel(AdminAccounts admins) : PageModel
+{
+    [BindProperty(SupportsGet = true)]
+    public string? ReturnUrl { get; set; }
+
+    [BindProperty]
+    public string Email { get; set; } = "";
+
+    public string? Error { get; private set; }
+
+    public void OnGet()
+    {
+    }
+
+    public async Task<IActionResult> OnPostAsync(string? password)
+    {
+        var (admin, error) = await admins.SignInAsync(Email ?? "", password ?? "", HttpContext, HttpContext.RequestAborted);
+        if (admin is null)
+        {
+            Error = error;
+            Response.StatusCode = StatusCodes.Status401Unauthorized;
+            return Page();
+        }
+        // A fresh cookie at every sign-in: nothing issued before it (to anyone) carries over.
+        await HttpContext.SignInAsync(ConsoleSetup.Scheme, ConsoleSetup.PrincipalFor(admin));
+        return LocalRedirect(Url.IsLocalUrl(ReturnUrl) && ReturnUrl.StartsWith("/console", StringComparison.Ordinal) ? ReturnUrl : "/console");
+    }
+}

@@ -1,0 +1,20 @@
+using Gatehouse.Server.Admins;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Gatehouse.Server.Console;
+
+public sealed class SignOutModel(AdminAccounts admins) : ConsolePage
+{
+    protected override bool AllowedWhilePasswordChangeIsOwed => true;
+
+    public IActionResult OnGet() => Redirect("/console");
+
+    /// <summary>Ends the sign-in on the server too: a copied cookie stops working with this one.</summary>
+    public async Task<IActionResult> OnPostAsync()
+    {
+        await admins.EndSessionsAsync(CurrentAdmin, HttpContext, HttpContext.RequestAborted);
+        await HttpContext.SignOutAsync(ConsoleSetup.Scheme);
+        return Redirect("/console/signin");
+    }
+}

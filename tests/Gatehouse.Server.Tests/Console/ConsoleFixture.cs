@@ -1,0 +1,93 @@
+using Gatehouse.Server.Admins;
+using Microsoft.Playwright;
+
+namespace Gatehouse.Server.Tests.Console;
+
+/// <summary>
+/// The real server plus Debian's Chromium driven by Playwright. Each test opens its own browser context
+/// (its own cookies), so tests share the browser but never a sign-in.
+/// </summary>
+public sealed class ConsoleFixture : IAsyncLifetime
+{
+    private IPlaywright? _playwright;
+
+    public GatehouseServer Server { get; } = new();
+    public IBrowser Browser { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        await Server.InitializeAsync();
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = "/usr/bin/chromium",
+            Headless = true,
+            Args =
+            [
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run",
+            ],
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Browser.DisposeAsync();
+        _playwright?.Dispose();
+        await Server.DisposeAsync();
+    }
+
+    public async Task<IPage> NewPageAsync(int width = 1280, int height = 900)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = Server.BaseAddress.ToString(),
+            ViewportSize = new ViewportSize { Width = width, Height = height },
+        });
+        return await context.NewPageAsync();
+    }
+
+    /// <summary>An admin whose one-time password was already replaced by <paramref name="password"/>.</summary>
+    public async Task<string> CreateAdminAsync(string password, bool superAdmin = false, TestNetwork? network = null,
+        ConsoleRole? role = null, bool accessSecureMode = false)
+    {
+        await using var scope = Server.Services.CreateAsyncScope();
+        var admins = scope.ServiceProvider.GetRequiredService<AdminAccounts>();
+        var email = $"admin-{Guid.NewGuid():n}@example.com";
+        var (admin, oneTime, error) = await admins.CreateAsync(email, superAdmin, "test");
+        Assert.Null(error);
+        Assert.Null(await admins.ChangePasswordAsync(admin!, oneTime!, password, null));
+        if (network is not null && role is not null)
+            await admins.SetMembershipAsync(admin!.Id, network.Id, role, accessSecureMode, "test");
+        return email;
+    }
+
+    public static async Task SignInAsync(IPage page, string email, string password)
+    {
+        await page.GotoAsync("/console/signin");
+        await page.FillAsync("#email", email);
+        await page.FillAsync("#password", password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+    }
+
+    /// <summary>
+    /// Screenshots land in docs/images when GATEHOUSE_UPDATE_SCREENSHOTS=1 (to refresh the README's pictures),
+    /// otherwise in a temporary folder: taken either way, so a page that cannot render fails the test.
+    /// </summary>
+    public static async Task ScreenshotAsync(IPage page, string name)
+    {
+        var folder = Environment.GetEnvironmentVariable("GATEHOUSE_UPDATE_SCREENSHOTS") == "1"
+            ? Path.Combine(RepositoryRoot(), "docs", "images")
+            : Path.Combine(Path.GetTempPath(), "gatehouse-screenshots");
+        Directory.CreateDirectory(folder);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(folder, name + ".png"), FullPage = true });
+    }
+
+    private static string RepositoryRoot()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Gatehouse.slnx")))
+            directory = directory.Parent;
+        return directory?.FullName ?? throw new InvalidOperationException("Gatehouse.slnx not found above the test binaries.");
+    }
+}

@@ -1,0 +1,258 @@
+using System.Text.RegularExpressions;
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace Gatehouse.Server.Tests.Console;
+
+public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture<ConsoleFixture>
+{
+    private const string Password = "correct horse battery staple";
+    private GatehouseServer Server => console.Server;
+
+    [Fact]
+    public async Task The_bootstrap_admin_signs_in_with_the_printed_password_and_must_change_it_first()
+    {
+        var oneTime = OneTimePasswordRegex().Match(Server.ConsoleOutput).Groups[1].Value;
+        var page = await console.NewPageAsync();
+
+        await ConsoleFixture.SignInAsync(page, "admin@gatehouse.local", oneTime);
+        await Expect(page).ToHaveURLAsync(new Regex("/console/account/password$"));
+        await Expect(page.GetByRole(AriaRole.Note)).ToContainTextAsync("one-time password");
+
+        await page.GotoAsync("/console/networks");
+        await Expect(page).ToHaveURLAsync(new Regex("/console/account/password$"));
+
+        await page.FillAsync("#current", oneTime);
+        await page.FillAsync("#replacement", "short");
+        await page.EvaluateAsync("document.querySelector('#replacement').removeAttribute('minlength')");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Change password" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("12 to 128 characters");
+
+        await page.FillAsync("#current", oneTime);
+        await page.FillAsync("#replacement", Password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Change password" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Your password was changed.");
+        await page.GotoAsync("/console/networks");
+        await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Networks", Exact = true })).ToBeVisibleAsync();
+
+        await page.ClickAsync("text=Sign out");
+        await Expect(page).ToHaveURLAsync(new Regex("/console/signin"));
+        await ConsoleFixture.SignInAsync(page, "admin@gatehouse.local", oneTime);
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("email or password is wrong");
+        await ConsoleFixture.SignInAsync(page, "admin@gatehouse.local", Password);
+        await Expect(page).Not.ToHaveURLAsync(new Regex("/console/(signin|account/password)"));
+    }
+
+    [Fact]
+    public async Task Repeated_wrong_passwords_lock_the_account_until_the_lockout_ends()
+    {
+        var email = await console.CreateAdminAsync(Password);
+        var page = await console.NewPageAsync();
+
+        for (var i = 0; i < 5; i++)
+            await ConsoleFixture.SignInAsync(page, email, "wrong password " + i);
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("locked");
+
+        Server.Clock.Advance(TimeSpan.FromMinutes(15));
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        await Expect(page).Not.ToHaveURLAsync(new Regex("/console/signin"));
+    }
+
+    [Fact]
+    public async Task A_viewer_sees_everything_read_only_and_a_forged_post_is_refused()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+
+        await page.GotoAsync($"/console/n/{network.Id}/integrations");
+        await Expect(page.GetByText("You have read-only access to this network.")).ToBeVisibleAsync();
+        await Expect(page.GetByText("Regenerate API key")).ToHaveCountAsync(0);
+        await Expect(page.GetByText("Turn secure mode on")).ToHaveCountAsync(0);
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Save chat settings" })).ToBeDisabledAsync();
+
+        var forged = await ForgedPostAsync(page, $"/console/n/{network.Id}/integrations?handler=SecureMode", new() { ["on"] = "true" });
+        var forgedKey = await ForgedPostAsync(page, $"/console/n/{network.Id}/integrations?handler=RegenerateApiKey", []);
+
+        var withoutToken = await page.Context.APIRequest.PostAsync($"/console/n/{network.Id}/integrations?handler=SecureMode",
+            new() { Form = page.Context.APIRequest.CreateFormData().Set("on", "true"), MaxRedirects = 0 });
+
+        Assert.Equal(403, forged);
+        Assert.Equal(403, forgedKey);
+        Assert.Equal(400, withoutToken.Status);
+        await using var scope = Server.Services.CreateAsyncScope();
+        var stored = await scope.ServiceProvider.GetRequiredService<GatehouseDb>().Networks.SingleAsync(n => n.Id == network.Id);
+        Assert.False(stored.SecureMode);
+        Assert.Equal(network.ApiKey, stored.ApiKey);
+    }
+
+    [Fact]
+    public async Task A_network_the_admin_has_no_role_in_is_not_found()
+    {
+        var mine = await Server.CreateNetworkAsync();
+        var other = await Server.CreateNetworkAsync();
+        var email = await console.CreateAdminAsync(Password, network: mine, role: ConsoleRole.Admin);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+
+        var response = await page.GotoAsync($"/console/n/{other.Id}/integrations");
+
+        Assert.Equal(404, response!.Status);
+    }
+
+    [Fact]
+    public async Task A_super_admin_cannot_generate_a_server_key()
+    {
+        var network = await Server.CreateNetworkAsync(secureMode: true);
+        var email = await console.CreateAdminAsync(Password, superAdmin: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+
+        await page.GotoAsync($"/console/n/{network.Id}/integrations");
+        await Expect(page.Locator("#no-server-key")).ToContainTextAsync("A super admin cannot generate a server key");
+        await Expect(page.GetByText("Generate new server key")).ToHaveCountAsync(0);
+        var forged = await ForgedPostAsync(page, $"/console/n/{network.Id}/integrations?handler=GenerateServerKey", []);
+
+        Assert.Equal(403, forged);
+        await using var scope = Server.Services.CreateAsyncScope();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<GatehouseDb>().ServerKeys.AnyAsync(k => k.NetworkId == network.Id));
+    }
+
+    [Fact]
+    public async Task An_admin_enables_secure_mode_generates_a_key_seen_once_rotates_it_and_sees_it_all_in_the_audit_and_dashboard()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        var integrations = $"/console/n/{network.Id}/integrations";
+        await page.GotoAsync(integrations);
+
+        // Secure mode, behind a dialog that says what changes for clients.
+        await Expect(page.Locator("#no-server-key")).ToContainTextAsync("Turn secure mode on first");
+        await page.ClickAsync("text=Turn secure mode on");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("Every new session will need an auth token");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Turn secure mode on" }).ClickAsync();
+        await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
+        await ConsoleFixture.ScreenshotAsync(page, "integrations");
+
+        // Chat settings edited here are what the SDK reads.
+        await page.GetByLabel("Read markers").CheckAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Save chat settings" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Chat settings saved.");
+
+        // The first key: a warning, then the key, once.
+        var firstKey = await GenerateKeyAsync(page);
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("you will not see it again");
+        await ConsoleFixture.ScreenshotAsync(page, "server-key-shown-once");
+        await page.ClickAsync("text=I have stored the key");
+        Assert.DoesNotContain(firstKey, await page.ContentAsync(), StringComparison.Ordinal);
+        await Expect(page.Locator("table").First).ToContainTextAsync(email);
+
+        var authToken = await Server.MintAsync(firstKey, "alice");
+        var session = await Server.LoginAsync(network, "alice", "device-a", authToken);
+        using (var chat = await Server.GetWithBearerAsync("/api/v3/network-settings/chat", session["accessToken"]!.GetValue<string>()))
+            Assert.Contains("\"marker\":{\"enabled\":true}", await chat.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // The second key: the warning names the grace; the old key stops when it ends.
+        await page.ClickAsync("text=Generate new server key");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("after 1 hour");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Generate new server key" }).ClickAsync();
+        var secondKey = (await page.Locator("#new-server-key").TextContentAsync())!.Trim();
+        Assert.NotEqual(firstKey, secondKey);
+        using (var insideGrace = await Server.MintV3Async(firstKey, "alice"))
+            Assert.Equal(HttpStatusCode.OK, insideGrace.StatusCode);
+        Server.Clock.Advance(TimeSpan.FromHours(1));
+        using (var afterGrace = await Server.MintV3Async(firstKey, "alice"))
+            await Envelope.AssertUnauthorizedAsync(afterGrace);
+        using (var refused = await Server.CreateSessionAsync(network, "alice", "device-a"))
+            await Envelope.AssertUnauthorizedAsync(refused);
+        await Server.MintAsync(secondKey, "alice");
+        await Server.FlushAuditAsync();
+
+        // The audit log shows what happened, and filters by kind.
+        await page.GotoAsync($"/console/n/{network.Id}/audit");
+        var log = page.Locator("table.audit");
+        await Expect(log).ToContainTextAsync("network.secure_mode_changed");
+        await Expect(log).ToContainTextAsync("server_key.generated");
+        await Expect(log).ToContainTextAsync("auth_token.minted");
+        await Expect(log).ToContainTextAsync("server_key_expired");
+        await Expect(log).ToContainTextAsync($"admin:{email}");
+        await ConsoleFixture.ScreenshotAsync(page, "audit");
+        await page.SelectOptionAsync("#kind", "server_key.generated");
+        await page.ClickAsync("text=Filter");
+        await Expect(log.Locator("tbody tr")).ToHaveCountAsync(2);
+
+        // The dashboard draws its chart on the server.
+        await page.GotoAsync($"/console/n/{network.Id}/dashboard");
+        await Expect(page.Locator("svg#auth-token-chart rect.minted")).ToHaveCountAsync(24);
+        await Expect(page.Locator(".metric").Filter(new() { HasText = "Unauthorized attempts" })).ToHaveClassAsync(new Regex("off-target"));
+        await Expect(page.Locator(".metric").Filter(new() { HasText = "Server key age" })).ToContainTextAsync("0 days");
+        await ConsoleFixture.ScreenshotAsync(page, "dashboard");
+    }
+
+    [Fact]
+    public async Task The_console_fits_a_phone_screen_and_works_from_the_keyboard_alone()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin);
+        var page = await console.NewPageAsync(width: 375, height: 740);
+
+        await page.GotoAsync("/console/signin");
+        await page.Keyboard.TypeAsync(email);
+        await page.Keyboard.PressAsync("Tab");
+        await page.Keyboard.TypeAsync(Password);
+        await page.Keyboard.PressAsync("Enter");
+        await page.WaitForURLAsync(new Regex("/integrations$"));
+
+        var overflow = await page.EvaluateAsync<int>("document.documentElement.scrollWidth - window.innerWidth");
+        Assert.True(overflow <= 0, $"the page is {overflow}px wider than a 375px screen");
+
+        await TabToAsync(page, "Turn secure mode on");
+        await page.Keyboard.PressAsync("Enter");
+        await page.WaitForURLAsync(new Regex("confirm=secure-mode"));
+        await TabToAsync(page, "Turn secure mode on");
+        await page.Keyboard.PressAsync("Enter");
+        await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
+    }
+
+    private static async Task<string> GenerateKeyAsync(IPage page)
+    {
+        await page.ClickAsync("text=Generate new server key");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("keeps working");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Generate new server key" }).ClickAsync();
+        return (await page.Locator("#new-server-key").TextContentAsync())!.Trim();
+    }
+
+    /// <summary>A POST the page never offered, with a valid antiforgery token taken from the sign-out form.</summary>
+    private static async Task<int> ForgedPostAsync(IPage page, string path, Dictionary<string, string> fields)
+    {
+        var token = await page.Locator("form[action='/console/signout'] input[name=__RequestVerificationToken]").InputValueAsync();
+        var form = page.Context.APIRequest.CreateFormData();
+        form.Set("__RequestVerificationToken", token);
+        foreach (var (name, value) in fields)
+            form.Set(name, value);
+        var response = await page.Context.APIRequest.PostAsync(path, new() { Form = form, MaxRedirects = 0 });
+        return response.Status;
+    }
+
+    private static async Task TabToAsync(IPage page, string text)
+    {
+        for (var i = 0; i < 60; i++)
+        {
+            await page.Keyboard.PressAsync("Tab");
+            var focused = await page.EvaluateAsync<string>("document.activeElement ? document.activeElement.textContent.trim() : ''");
+            if (focused == text)
+                return;
+        }
+        Assert.Fail($"Tab never reached '{text}'");
+    }
+
+    [GeneratedRegex(@"One-time password:\s+(\S+)")]
+    private static partial Regex OneTimePasswordRegex();
+}
