@@ -1,3 +1,4 @@
+using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Console;
@@ -49,9 +50,10 @@ public static class GatehouseApp
 
         var clientApi = app.MapGroup("").RequireCors(SdkCors);
         var bearerApi = clientApi.MapGroup("").AddEndpointFilter(BearerAuthentication.FilterAsync);
-        clientApi.MapSessionEndpoints(bearerApi);
+        clientApi.MapSessionEndpoints();
         bearerApi.MapUserEndpoints();
         app.MapAuthTokenEndpoints();
+        app.MapAdminApiEndpoints();
         app.MapGet("/.well-known/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, GatehouseJson.Default.JsonWebKeySetResponse));
         app.MapGet("/healthz", () => TypedResults.Text("ok"));
         return app;

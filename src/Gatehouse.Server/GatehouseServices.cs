@@ -1,4 +1,6 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.Users;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
@@ -41,6 +43,8 @@ public static class GatehouseServices
         services.AddScoped<ServerKeyService>();
         services.AddScoped<SessionService>();
         services.AddScoped<AdminAccounts>();
+        services.AddScoped<AdminTokenService>();
+        services.AddScoped<UserAdministration>();
         return services;
     }
 

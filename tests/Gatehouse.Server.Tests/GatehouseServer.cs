@@ -114,6 +114,36 @@ public sealed class GatehouseServer : IAsyncLifetime
         return key!;
     }
 
+    /// <summary>A console admin with a role in the network, as the console would create it.</summary>
+    public async Task<Admins.Admin> CreateAdminAsync(TestNetwork? network = null, Admins.ConsoleRole role = Admins.ConsoleRole.Admin,
+        bool accessSecureMode = true, bool superAdmin = false)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var admins = scope.ServiceProvider.GetRequiredService<Admins.AdminAccounts>();
+        var (admin, _, error) = await admins.CreateAsync($"admin-{Guid.NewGuid():n}@example.com", superAdmin, "test");
+        Assert.Null(error);
+        if (network is not null)
+            await admins.SetMembershipAsync(admin!.Id, network.Id, role, accessSecureMode, "test");
+        return admin!;
+    }
+
+    public async Task<(string? Token, string? Error)> GenerateAdminTokenAsync(Admins.Admin admin, TestNetwork network, TimeSpan? lifetime = null,
+        bool revokePrevious = false)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<AdminTokens.AdminTokenService>()
+            .GenerateAsync(admin, network.Id, lifetime ?? TimeSpan.FromDays(365), revokePrevious, null);
+    }
+
+    public async Task<HttpResponseMessage> AdminAsync(HttpMethod method, string path, string adminToken, object? body = null)
+    {
+        using var request = new HttpRequestMessage(method, path);
+        request.Headers.Add("x-admin-token", adminToken);
+        if (body is not null)
+            request.Content = JsonContent.Create(body);
+        return await Http.SendAsync(request);
+    }
+
     public Task FlushAuditAsync() => Services.GetRequiredService<AuditLog>().FlushAsync();
 
     // ---- the API as a client calls it ----

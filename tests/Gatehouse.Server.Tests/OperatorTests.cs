@@ -92,6 +92,24 @@ public sealed class OperatorTests : IDisposable
     }
 
     [Fact]
+    public async Task Revoking_the_admin_tokens_of_an_unknown_admin_is_an_error()
+    {
+        var (_, createOut, _) = await RunAsync("network", "create", "Ops");
+        var networkId = createOut.Split(' ')[1];
+
+        var (exit, _, error) = await RunAsync("admin-token", "revoke", networkId, "ghost@example.com");
+        var (known, output, _) = await RunAsync("admin", "create", "real@example.com");
+        var (revokeKnown, revokeOut, _) = await RunAsync("admin-token", "revoke", networkId, "real@example.com");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("No admin with the email 'ghost@example.com'", error, StringComparison.Ordinal);
+        Assert.Equal(0, known);
+        Assert.Contains("One-time password", output, StringComparison.Ordinal);
+        Assert.Equal(0, revokeKnown);
+        Assert.Contains("Revoked 0 admin token(s).", revokeOut, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Unknown_networks_and_unknown_commands_are_explained()
     {
         var (missing, _, missingError) = await RunAsync("secure-mode", "000000000000000000000000", "on");

@@ -37,4 +37,7 @@ public sealed class AdminMembership
 
     /// <summary>The "Access Secure Mode" permission: generating server keys (and, later, admin tokens).</summary>
     public bool CanAccessSecureMode { get; set; }
+
+    /// <summary>A disabled admin keeps its row (and its audit trail) but can do nothing here, tokens included.</summary>
+    public bool Disabled { get; set; }
 }

@@ -134,8 +134,37 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     public Task<List<AdminMembership>> MembershipsOfNetworkAsync(string networkId, CancellationToken ct = default) =>
         db.AdminMemberships.AsNoTracking().Where(m => m.NetworkId == networkId).ToListAsync(ct);
 
+    /// <summary>
+    /// Gives an account a role in a network, creating the account (with a one-time password, returned once)
+    /// when the email is new.
+    /// </summary>
+    public async Task<(string? Password, string? Error)> AddToNetworkAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode,
+        string actor, CancellationToken ct = default)
+    {
+        var normalized = email.Trim().ToLowerInvariant();
+        var admin = await db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct);
+        string? password = null;
+        if (admin is null)
+        {
+            (admin, password, var error) = await CreateAsync(email, superAdmin: false, actor, ct);
+            if (error is not null)
+                return (null, error);
+        }
+        else if (admin.IsSuperAdmin)
+        {
+            return (null, "A super admin already has every network.");
+        }
+        else if (await db.AdminMemberships.AnyAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct))
+        {
+            return (null, $"{normalized} is already an admin of this network.");
+        }
+        await SetMembershipAsync(admin!.Id, networkId, role, canAccessSecureMode, actor, disabled: false, ct);
+        return (password, null);
+    }
+
     /// <summary>Grants a role in a network, changes it, or (role null) takes every right there away.</summary>
-    public async Task SetMembershipAsync(Guid adminId, string networkId, ConsoleRole? role, bool canAccessSecureMode, string actor, CancellationToken ct = default)
+    public async Task SetMembershipAsync(Guid adminId, string networkId, ConsoleRole? role, bool canAccessSecureMode, string actor,
+        bool disabled = false, CancellationToken ct = default)
     {
         var membership = await db.AdminMemberships.FirstOrDefaultAsync(m => m.AdminId == adminId && m.NetworkId == networkId, ct);
         if (role is null)
@@ -145,16 +174,20 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         }
         else if (membership is null)
         {
-            db.AdminMemberships.Add(new AdminMembership { AdminId = adminId, NetworkId = networkId, Role = role.Value, CanAccessSecureMode = canAccessSecureMode });
+            db.AdminMemberships.Add(new AdminMembership
+            {
+                AdminId = adminId, NetworkId = networkId, Role = role.Value, CanAccessSecureMode = canAccessSecureMode, Disabled = disabled,
+            });
         }
         else
         {
             membership.Role = role.Value;
             membership.CanAccessSecureMode = canAccessSecureMode;
+            membership.Disabled = disabled;
         }
         await db.SaveChangesAsync(ct);
         audit.Record(AuditKinds.AdminRoleChanged, Outcomes.Success, actor, networkId,
-            detail: $"admin={adminId} role={role?.ToString() ?? "none"} access_secure_mode={canAccessSecureMode}");
+            detail: $"admin={adminId} role={role?.ToString() ?? "none"} access_secure_mode={canAccessSecureMode} disabled={disabled}");
     }
 
     public static string Actor(Admin admin) => $"admin:{admin.Email}";

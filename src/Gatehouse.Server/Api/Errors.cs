@@ -39,6 +39,13 @@ public static class Errors
     public static readonly ApiError RefreshTokenExpired = Unauthorized("refresh_token_expired", "The refresh token has expired; create a new session.");
     public static readonly ApiError RefreshTokenReused = Unauthorized("refresh_token_reused", "The refresh token was already used; the session has been ended.");
 
+    public static readonly ApiError AdminTokenMissing = Unauthorized("admin_token_missing", "The x-admin-token header is required.");
+    public static readonly ApiError AdminTokenInvalid = Unauthorized("admin_token_invalid", "The admin token is not valid.");
+    public static readonly ApiError AdminTokenRevoked = Unauthorized("admin_token_revoked", "The admin token was revoked.");
+    public static readonly ApiError AdminTokenExpired = Unauthorized("admin_token_expired", "The admin token has expired (or its grace period after a replacement ended).");
+    public static readonly ApiError AdminTokenNotPermitted = Unauthorized("admin_token_not_permitted",
+        "The admin token's admin is disabled or no longer has the Access Secure Mode permission in this network.");
+
     // 4003xx: the caller is known but may not do this.
     public static readonly ApiError UserBanned = new(403, 400312, "user_banned", "The user is globally banned.");
     public static readonly ApiError SecureModeRequired = new(403, 400300, "secure_mode_off", "Secure mode must be on for this network.");
@@ -46,6 +53,7 @@ public static class Errors
     public static readonly ApiError NotFound = new(404, 400400, "not_found", "No such endpoint.");
     public static readonly ApiError MethodNotAllowed = new(405, 400000, "method_not_allowed", "This endpoint does not accept that HTTP method.");
     public static ApiError ItemNotFound(string what) => new(404, 400400, "not_found", $"{what} was not found.");
+    public static readonly ApiError UserNotFound = new(404, 400400, "user_not_found", "The user was not found in this network.");
 
     // 500000: never says why, the log does.
     public static readonly ApiError Internal = new(500, 500000, "internal", "The server could not complete the request.");

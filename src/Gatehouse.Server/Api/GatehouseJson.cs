@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Tokens;
@@ -23,7 +24,10 @@ namespace Gatehouse.Server.Api;
 [JsonSerializable(typeof(SessionResponse))]
 [JsonSerializable(typeof(UsersResponse))]
 [JsonSerializable(typeof(ChatSettingsResponse))]
-[JsonSerializable(typeof(LogoutResponse))]
+[JsonSerializable(typeof(SuccessResponse))]
+[JsonSerializable(typeof(UserIdRequest))]
+[JsonSerializable(typeof(AdminUsersResponse))]
+[JsonSerializable(typeof(AuditEventsResponse))]
 [JsonSerializable(typeof(JsonWebKeySetResponse))]
 public sealed partial class GatehouseJson : JsonSerializerContext;
 

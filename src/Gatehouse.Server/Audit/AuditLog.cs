@@ -137,6 +137,12 @@ public static class AuditKinds
     public const string AdminRoleChanged = "admin.role_changed";
     public const string ChatSettingsChanged = "network.chat_settings_changed";
     public const string SigningKeyRotated = "signing_key.rotated";
+    public const string AdminTokenGenerated = "admin_token.generated";
+    public const string AdminTokenRevoked = "admin_token.revoked";
+    public const string AdminTokenRefused = "admin_token.refused";
+    public const string UserBanned = "user.banned";
+    public const string UserUnbanned = "user.unbanned";
+    public const string UserSessionsRevoked = "user.sessions_revoked";
 
     public static readonly IReadOnlyList<string> All = typeof(AuditKinds)
         .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)

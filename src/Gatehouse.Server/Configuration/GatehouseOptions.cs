@@ -26,6 +26,9 @@ public sealed class GatehouseOptions
     /// <summary>How long a replaced server key keeps working (0 to 24 hours).</summary>
     public TimeSpan ServerKeyGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>How long a replaced admin token keeps working (0 to 24 hours).</summary>
+    public TimeSpan AdminTokenGracePeriod { get; set; } = TimeSpan.FromHours(24);
+
     public SessionOptions Sessions { get; set; } = new();
 
     public InputLimits Limits { get; set; } = new();
@@ -99,6 +102,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Database:Provider is '{options.Database.Provider}'; the supported provider is Sqlite.");
         if (options.ServerKeyGracePeriod < TimeSpan.Zero || options.ServerKeyGracePeriod > TimeSpan.FromHours(24))
             failures.Add($"{p}:ServerKeyGracePeriod is {options.ServerKeyGracePeriod}; it must be between 00:00:00 and 24:00:00.");
+        if (options.AdminTokenGracePeriod < TimeSpan.Zero || options.AdminTokenGracePeriod > TimeSpan.FromHours(24))
+            failures.Add($"{p}:AdminTokenGracePeriod is {options.AdminTokenGracePeriod}; it must be between 00:00:00 and 24:00:00.");
         if (options.Sessions.AccessTokenLifetime <= TimeSpan.Zero || options.Sessions.AccessTokenLifetime > TimeSpan.FromDays(30))
             failures.Add($"{p}:Sessions:AccessTokenLifetime is {options.Sessions.AccessTokenLifetime}; it must be more than zero and at most 30 days.");
         if (options.Sessions.RefreshTokenLifetime < options.Sessions.AccessTokenLifetime || options.Sessions.RefreshTokenLifetime > TimeSpan.FromDays(365))

@@ -44,7 +44,7 @@ public sealed class AdminsModel(AdminAccounts admins) : ConsolePage
             return Page();
         }
         ConsoleRole? parsed = Enum.TryParse<ConsoleRole>(role, out var value) ? value : null;
-        await admins.SetMembershipAsync(adminId, networkId!, parsed, parsed is not null && accessSecureMode, Actor, HttpContext.RequestAborted);
+        await admins.SetMembershipAsync(adminId, networkId!, parsed, parsed is not null && accessSecureMode, Actor, ct: HttpContext.RequestAborted);
         Status = $"Rights of {target.Email} updated.";
         return Redirect("/console/admins");
     }

@@ -30,7 +30,7 @@ public sealed class ConsoleAccess(GatehouseDb db)
     {
         if (admin.IsSuperAdmin)
             return await db.Networks.AsNoTracking().OrderBy(n => n.Name).ToListAsync(ct);
-        return await db.AdminMemberships.Where(m => m.AdminId == admin.Id)
+        return await db.AdminMemberships.Where(m => m.AdminId == admin.Id && !m.Disabled)
             .Join(db.Networks, m => m.NetworkId, n => n.Id, (_, n) => n)
             .AsNoTracking().OrderBy(n => n.Name).ToListAsync(ct);
     }
@@ -44,6 +44,6 @@ public sealed class ConsoleAccess(GatehouseDb db)
         if (admin.IsSuperAdmin)
             return new NetworkAccess(network, true, null, false);
         var membership = await db.AdminMemberships.AsNoTracking().FirstOrDefaultAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct);
-        return membership is null ? null : new NetworkAccess(network, false, membership.Role, membership.CanAccessSecureMode);
+        return membership is null || membership.Disabled ? null : new NetworkAccess(network, false, membership.Role, membership.CanAccessSecureMode);
     }
 }

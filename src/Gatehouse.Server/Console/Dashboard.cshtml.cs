@@ -1,3 +1,4 @@
+using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
@@ -9,7 +10,7 @@ public sealed record Metric(string Name, string Value, string Target, bool OffTa
 public sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
 
 /// <summary>The security metrics the product publishes, each against its target, and a day of auth tokens.</summary>
-public sealed class DashboardModel(GatehouseDb db, TimeProvider clock) : ConsolePage
+public sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, TimeProvider clock) : ConsolePage
 {
     public IReadOnlyList<Metric> Metrics { get; private set; } = [];
     public IReadOnlyList<HourBucket> Hours { get; private set; } = [];
@@ -29,6 +30,7 @@ public sealed class DashboardModel(GatehouseDb db, TimeProvider clock) : Console
             .Where(k => k.NetworkId == networkId && k.ExpiresAt == null)
             .Select(k => (DateTimeOffset?)k.CreatedAt).FirstOrDefaultAsync(ct);
 
+        var tokens = await adminTokens.MetricsAsync(networkId, ct);
         var keyAge = newestKey is { } created ? (now - created).TotalDays : (double?)null;
         var failureRate = minted + authFailures == 0 ? 0 : 100.0 * authFailures / (minted + authFailures);
         Metrics =
@@ -41,7 +43,9 @@ public sealed class DashboardModel(GatehouseDb db, TimeProvider clock) : Console
                 $"{authFailures} failed of {minted + authFailures} auth token uses and mints."),
             new("mTLS coverage of auth endpoints", "not available", "100 %", false, "Certificates and mTLS arrive with the Security tab."),
             new("Certificate expiry lead", "not available", "> 30 days", false, "Certificates and mTLS arrive with the Security tab."),
-            new("Active admin tokens", "not available", "—", false, "Admin tokens arrive with Admin Users."),
+            new("Active admin tokens", tokens.Active.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "average age < 300 days, no orphans", tokens.AverageAgeDays > 300 || tokens.Orphans.Count > 0,
+                $"Average age {(tokens.AverageAgeDays is { } age ? $"{age:0} days" : "—")}; {tokens.Orphans.Count} unused for 30 days or more."),
         ];
 
         var firstHour = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 0, 0, TimeSpan.Zero).AddHours(-23);

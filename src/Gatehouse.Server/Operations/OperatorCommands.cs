@@ -26,10 +26,11 @@ public static class OperatorCommands
           secure-mode <network-id> on|off           switch secure mode for a network
           server-key generate <network-id>          generate a server key; printed once, never again
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
+          admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
         """;
 
-    private static readonly string[] Commands = ["migrate", "network", "secure-mode", "server-key", "admin", "signing-key", "help", "--help"];
+    private static readonly string[] Commands = ["migrate", "network", "secure-mode", "server-key", "admin", "admin-token", "signing-key", "help", "--help"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
 
@@ -124,6 +125,18 @@ public static class OperatorCommands
                 }
                 await output.WriteLineAsync($"Admin {admin!.Email} created{(admin.IsSuperAdmin ? " (super admin)" : "")}.");
                 await output.WriteLineAsync($"One-time password: {password}");
+                return 0;
+
+            case ["admin-token", "revoke", var id, var email]:
+                if (await FindAsync(networks, id, error) is not { } tokenNetwork)
+                    return 1;
+                var (revoked, revokeError) = await services.GetRequiredService<AdminTokens.AdminTokenService>().RevokeAllAsync(email, tokenNetwork.Id, Actor);
+                if (revokeError is not null)
+                {
+                    await error.WriteLineAsync(revokeError);
+                    return 1;
+                }
+                await output.WriteLineAsync($"Revoked {revoked} admin token(s).");
                 return 0;
 
             case ["signing-key", "rotate"]:

@@ -21,19 +21,26 @@ public static class BearerAuthentication
 
     public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        var http = context.HttpContext;
-        var (caller, error) = await AuthenticateAsync(http);
+        var (caller, error) = await AuthenticateAsync(context.HttpContext);
+        if (error is not null)
+            return error;
+        context.HttpContext.Features.Set(caller);
+        return await next(context);
+    }
+
+    /// <summary>Checks the bearer token and its session; a refusal is audited with the reason.</summary>
+    public static async Task<(Caller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
+    {
+        var (caller, error) = await CheckAsync(http);
         if (error is not null)
         {
             http.RequestServices.GetRequiredService<AuditLog>()
                 .Record(AuditKinds.AccessRefused, Outcomes.Refused, "bearer", caller?.NetworkId, caller?.User.UserId, error.Reason, http: http);
-            return error;
         }
-        http.Features.Set(caller);
-        return await next(context);
+        return (caller, error);
     }
 
-    private static async Task<(Caller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
+    private static async Task<(Caller? Caller, ApiError? Error)> CheckAsync(HttpContext http)
     {
         var header = http.Request.Headers.Authorization.ToString();
         const string scheme = "Bearer ";
@@ -56,11 +63,12 @@ public static class BearerAuthentication
         if (found is null || found.NetworkId != networkId)
             return (null, Errors.AccessTokenInvalid);
 
+        // The ban is reported before the ended session, so the SDK learns why it was signed out.
         var caller = new Caller(sessionId, networkId, found.User);
-        if (found.RevokedAt is not null || found.User.IsDeleted)
-            return (caller, Errors.SessionEnded);
         if (found.User.IsGlobalBan)
             return (caller, Errors.UserBanned);
+        if (found.RevokedAt is not null || found.User.IsDeleted)
+            return (caller, Errors.SessionEnded);
         return (caller, null);
     }
 }

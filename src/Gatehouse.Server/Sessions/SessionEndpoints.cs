@@ -1,3 +1,4 @@
+using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.AuthTokens;
@@ -28,8 +29,6 @@ public sealed record SessionResponse(
         issued.AccessToken, issued.RefreshToken, issued.IssuedAt, issued.Session.ExpiresAt, [UserView.Of(issued.User)], []);
 }
 
-public sealed record LogoutResponse(bool Success);
-
 /// <summary>
 /// Client to server: the SDKs open sessions with the public API key (plus an auth token in secure mode),
 /// refresh them, and log out. Every step is parse, validate, generate, write; every outcome is audited.
@@ -39,12 +38,28 @@ public static class SessionEndpoints
     private const int DeviceInfoMaxLength = 256;
     private const int RefreshTokenMaxLength = 128;
 
-    public static void MapSessionEndpoints(this IEndpointRouteBuilder publicApi, IEndpointRouteBuilder bearerApi)
+    public static void MapSessionEndpoints(this IEndpointRouteBuilder publicApi)
     {
         foreach (var version in new[] { "v3", "v4", "v5" })
             publicApi.MapPost($"/api/{version}/sessions", CreateAsync);
         publicApi.MapPost("/api/v4/sessions/refresh", RefreshAsync);
-        bearerApi.MapDelete("/api/v4/sessions", LogoutAsync);
+        publicApi.MapDelete("/api/v4/sessions", DeleteAsync);
+    }
+
+    /// <summary>
+    /// One path, two callers (as the contract has it): with a bearer token, secure logout of that session;
+    /// with <c>x-admin-token</c> and <c>{"userId"}</c>, every session of that user.
+    /// </summary>
+    private static async Task<IResult> DeleteAsync(HttpContext http, SessionService sessions, UserAdministration users, AuditLog audit,
+        IOptions<GatehouseOptions> options)
+    {
+        if (http.Request.Headers.ContainsKey(AdminTokenService.Header))
+        {
+            var (admin, adminError) = await AdminTokenAuthentication.AuthenticateAsync(http);
+            return adminError ?? (IResult)await AdminApiEndpoints.RevokeUserSessionsAsync(http, admin!, users, options);
+        }
+        var (caller, error) = await BearerAuthentication.AuthenticateAsync(http);
+        return error ?? (IResult)await LogoutAsync(http, caller!, sessions, audit);
     }
 
     private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> CreateAsync(
@@ -110,13 +125,12 @@ public static class SessionEndpoints
     }
 
     /// <summary>Secure logout: the SDK keeps its local session unless this succeeds.</summary>
-    private static async Task<JsonHttpResult<LogoutResponse>> LogoutAsync(HttpContext http, SessionService sessions, AuditLog audit)
+    private static async Task<JsonHttpResult<SuccessResponse>> LogoutAsync(HttpContext http, Caller caller, SessionService sessions, AuditLog audit)
     {
-        var caller = http.GetCaller();
         await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout, http.RequestAborted);
         audit.Record(AuditKinds.SessionRevoked, Outcomes.Success, $"user:{caller.User.UserId}", caller.NetworkId, caller.User.UserId,
             RevokeReasons.Logout, $"session={caller.SessionId}", http);
-        return TypedResults.Json(new LogoutResponse(true), GatehouseJson.Default.LogoutResponse);
+        return TypedResults.Json(new SuccessResponse(true), GatehouseJson.Default.SuccessResponse);
     }
 
     /// <summary>Only a userId that passed validation goes into the audit log, never arbitrary input.</summary>

@@ -18,6 +18,7 @@ public static class RevokeReasons
     public const string SessionCap = "session_cap";
     public const string Logout = "logout";
     public const string RefreshReuse = "refresh_reuse";
+    public const string Banned = "banned";
 }
 
 /// <summary>Opens, refreshes and ends sessions. Each change is one transaction.</summary>
@@ -122,6 +123,9 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Ti
         var session = row is null ? null : await db.Sessions.FirstOrDefaultAsync(s => s.Id == row.SessionId, ct);
         if (row is null || session is null || session.NetworkId != network.Id || !Secrets.DigestsEqual(row.Digest, digest))
             return (null, Errors.RefreshTokenInvalid);
+        var user = await db.Users.FirstAsync(u => u.Id == session.UserRef, ct);
+        if (user.IsGlobalBan)
+            return (null, Errors.UserBanned);
         if (session.RevokedAt is not null)
             return (null, Errors.SessionEnded);
 
@@ -140,10 +144,6 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Ti
             await tx.CommitAsync(ct);
             return (null, Errors.RefreshTokenReused);
         }
-
-        var user = await db.Users.FirstAsync(u => u.Id == session.UserRef, ct);
-        if (user.IsGlobalBan)
-            return (null, Errors.UserBanned);
 
         session.ExpiresAt = accessTokens.ExpiryFrom(now);
         var refreshToken = AddRefreshToken(session.Id, now);

@@ -1,4 +1,5 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.ServerKeys;
@@ -20,6 +21,7 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
+    public DbSet<AdminToken> AdminTokens => Set<AdminToken>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -73,6 +75,14 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
         {
             e.HasKey(x => new { x.AdminId, x.NetworkId });
             e.Property(x => x.Role).HasConversion<string>().HasMaxLength(16);
+            e.HasOne<Admin>().WithMany().HasForeignKey(x => x.AdminId).OnDelete(DeleteBehavior.Cascade);
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<AdminToken>(e =>
+        {
+            e.Property(x => x.Digest).HasMaxLength(64);
+            e.HasIndex(x => x.Digest).IsUnique();
+            e.HasIndex(x => new { x.NetworkId, x.AdminId });
             e.HasOne<Admin>().WithMany().HasForeignKey(x => x.AdminId).OnDelete(DeleteBehavior.Cascade);
             e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
         });

@@ -221,6 +221,64 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
     }
 
+    [Fact]
+    public async Task An_admin_generates_an_admin_token_sees_it_once_uses_it_and_revokes_it()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "frank", "device-f");
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        var adminUsers = $"/console/n/{network.Id}/admin-users";
+        await page.GotoAsync(adminUsers);
+
+        await page.ClickAsync("text=Generate new token");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("grace period");
+        await page.FillAsync("#days", "90");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Generate new token" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("you will not see it again");
+        var token = (await page.Locator("#new-admin-token").TextContentAsync())!.Trim();
+        await ConsoleFixture.ScreenshotAsync(page, "admin-token-shown-once");
+        await page.ClickAsync("text=I have stored the token");
+        Assert.DoesNotContain(token, await page.ContentAsync(), StringComparison.Ordinal);
+        await Expect(page.Locator("#active-tokens")).ToHaveTextAsync("1");
+        await Expect(page.Locator("#token-table")).ToContainTextAsync(email);
+
+        using (var works = await Server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users/frank", token))
+            Assert.Equal(HttpStatusCode.OK, works.StatusCode);
+        // A month unused makes the token an orphan (and ends the console sign-in, which idles out after 8 hours).
+        Server.Clock.Advance(TimeSpan.FromDays(31));
+        await page.ReloadAsync();
+        await Expect(page).ToHaveURLAsync(new Regex("/console/signin"));
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        await page.GotoAsync(adminUsers);
+        await Expect(page.Locator("#orphan-tokens")).ToHaveTextAsync("1");
+        await ConsoleFixture.ScreenshotAsync(page, "admin-users");
+
+        await page.Locator("#token-table").GetByRole(AriaRole.Button, new() { Name = "Revoke" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("revoked");
+        await Expect(page.Locator("#active-tokens")).ToHaveTextAsync("0");
+        using var refused = await Server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users/frank", token);
+        await Envelope.AssertUnauthorizedAsync(refused);
+    }
+
+    [Fact]
+    public async Task A_super_admin_sees_why_it_holds_no_admin_token_and_cannot_forge_one()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var email = await console.CreateAdminAsync(Password, superAdmin: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+
+        await page.GotoAsync($"/console/n/{network.Id}/admin-users");
+        await Expect(page.Locator("#no-token")).ToContainTextAsync("A super admin cannot generate admin tokens");
+        var forged = await ForgedPostAsync(page, $"/console/n/{network.Id}/admin-users?handler=GenerateToken", new() { ["days"] = "30" });
+
+        Assert.Equal(403, forged);
+        await using var scope = Server.Services.CreateAsyncScope();
+        Assert.False(await scope.ServiceProvider.GetRequiredService<GatehouseDb>().AdminTokens.AnyAsync(t => t.NetworkId == network.Id));
+    }
+
     private static async Task<string> GenerateKeyAsync(IPage page)
     {
         await page.ClickAsync("text=Generate new server key");

@@ -12,7 +12,7 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Gatehouse.Server.Storage.Migrations
 {
     [DbContext(typeof(GatehouseDb))]
-    [Migration("20261124060326_Initial")]
+    [Migration("20261124062002_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -20,6 +20,54 @@ namespace Gatehouse.Server.Storage.Migrations
         {
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
+
+            modelBuilder.Entity("Gatehouse.Server.AdminTokens.AdminToken", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("AdminId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Digest")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("LastUsedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("NetworkId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long?>("ReplacedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("RevokedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("RevokedBy")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AdminId");
+
+                    b.HasIndex("Digest")
+                        .IsUnique();
+
+                    b.HasIndex("NetworkId", "AdminId");
+
+                    b.ToTable("AdminTokens");
+                });
 
             modelBuilder.Entity("Gatehouse.Server.Admins.Admin", b =>
                 {
@@ -73,6 +121,9 @@ namespace Gatehouse.Server.Storage.Migrations
                         .HasColumnType("TEXT");
 
                     b.Property<bool>("CanAccessSecureMode")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("Disabled")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("Role")
@@ -357,6 +408,21 @@ namespace Gatehouse.Server.Storage.Migrations
                         .IsUnique();
 
                     b.ToTable("Users");
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.AdminTokens.AdminToken", b =>
+                {
+                    b.HasOne("Gatehouse.Server.Admins.Admin", null)
+                        .WithMany()
+                        .HasForeignKey("AdminId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+
+                    b.HasOne("Gatehouse.Server.Networks.Network", null)
+                        .WithMany()
+                        .HasForeignKey("NetworkId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("Gatehouse.Server.Admins.AdminMembership", b =>

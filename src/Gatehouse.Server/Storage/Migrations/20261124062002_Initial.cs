@@ -93,7 +93,8 @@ namespace Gatehouse.Server.Storage.Migrations
                     AdminId = table.Column<Guid>(type: "TEXT", nullable: false),
                     NetworkId = table.Column<string>(type: "TEXT", nullable: false),
                     Role = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
-                    CanAccessSecureMode = table.Column<bool>(type: "INTEGER", nullable: false)
+                    CanAccessSecureMode = table.Column<bool>(type: "INTEGER", nullable: false),
+                    Disabled = table.Column<bool>(type: "INTEGER", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -106,6 +107,38 @@ namespace Gatehouse.Server.Storage.Migrations
                         onDelete: ReferentialAction.Cascade);
                     table.ForeignKey(
                         name: "FK_AdminMemberships_Networks_NetworkId",
+                        column: x => x.NetworkId,
+                        principalTable: "Networks",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "AdminTokens",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
+                    AdminId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
+                    Digest = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
+                    ExpiresAt = table.Column<long>(type: "INTEGER", nullable: false),
+                    ReplacedAt = table.Column<long>(type: "INTEGER", nullable: true),
+                    RevokedAt = table.Column<long>(type: "INTEGER", nullable: true),
+                    RevokedBy = table.Column<string>(type: "TEXT", nullable: true),
+                    LastUsedAt = table.Column<long>(type: "INTEGER", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_AdminTokens", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_AdminTokens_Admins_AdminId",
+                        column: x => x.AdminId,
+                        principalTable: "Admins",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                    table.ForeignKey(
+                        name: "FK_AdminTokens_Networks_NetworkId",
                         column: x => x.NetworkId,
                         principalTable: "Networks",
                         principalColumn: "Id",
@@ -213,6 +246,22 @@ namespace Gatehouse.Server.Storage.Migrations
                 column: "NetworkId");
 
             migrationBuilder.CreateIndex(
+                name: "IX_AdminTokens_AdminId",
+                table: "AdminTokens",
+                column: "AdminId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_AdminTokens_Digest",
+                table: "AdminTokens",
+                column: "Digest",
+                unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_AdminTokens_NetworkId_AdminId",
+                table: "AdminTokens",
+                columns: new[] { "NetworkId", "AdminId" });
+
+            migrationBuilder.CreateIndex(
                 name: "IX_Admins_Email",
                 table: "Admins",
                 column: "Email",
@@ -272,6 +321,9 @@ namespace Gatehouse.Server.Storage.Migrations
         {
             migrationBuilder.DropTable(
                 name: "AdminMemberships");
+
+            migrationBuilder.DropTable(
+                name: "AdminTokens");
 
             migrationBuilder.DropTable(
                 name: "AuditEvents");

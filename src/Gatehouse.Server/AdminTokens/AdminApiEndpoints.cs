@@ -1,0 +1,176 @@
+using System.Globalization;
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Users;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.AdminTokens;
+
+public sealed record UserIdRequest(string? UserId);
+
+public sealed record SuccessResponse(bool Success);
+
+public sealed record Paging(int Page, int Limit, int Total);
+
+public sealed record AdminUsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files, Paging Paging);
+
+public sealed record AuditEventView(
+    long Id, DateTimeOffset OccurredAt, string Kind, string Outcome, string Actor, string? UserId, string? Reason, string? Detail, string? ClientAddress)
+{
+    public static AuditEventView Of(AuditEvent e) => new(e.Id, e.OccurredAt, e.Kind, e.Outcome, e.Actor, e.UserId, e.Reason, e.Detail, e.ClientAddress);
+}
+
+public sealed record AuditEventsResponse(IReadOnlyList<AuditEventView> Events, Paging Paging);
+
+/// <summary>
+/// The server-to-server admin API, authenticated by <c>x-admin-token</c> and scoped to that token's network:
+/// nothing here can see or touch another network. No CORS: an admin token never belongs in a browser.
+/// </summary>
+public static class AdminApiEndpoints
+{
+    private const int MaxLimit = 100;
+
+    public static void MapAdminApiEndpoints(this IEndpointRouteBuilder app)
+    {
+        var admin = app.MapGroup("/api/v4/admin").AddEndpointFilter(AdminTokenAuthentication.FilterAsync);
+        admin.MapGet("/users", ListUsersAsync);
+        admin.MapGet("/users/{userId}", GetUserAsync);
+        admin.MapPost("/users/{userId}/ban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, true, users));
+        admin.MapPost("/users/{userId}/unban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, false, users));
+        admin.MapGet("/audit", ListAuditAsync);
+        admin.MapDelete("/token", RevokeOwnTokenAsync);
+    }
+
+    /// <summary><c>DELETE /api/v4/sessions</c> with <c>x-admin-token</c> and <c>{"userId"}</c>: ends every session of that user.</summary>
+    public static async Task<Results<JsonHttpResult<SuccessResponse>, ApiError>> RevokeUserSessionsAsync(
+        HttpContext http, AdminCaller caller, UserAdministration users, IOptions<GatehouseOptions> options)
+    {
+        var limits = options.Value.Limits;
+        var body = await JsonBody.ReadAsync(http.Request, GatehouseJson.Default.UserIdRequest, limits.MaxBodyBytes, http.RequestAborted);
+        var error = body.Error ?? Field.Check(body.Value!.UserId, "userId", limits.UserIdMaxLength);
+        if (error is not null)
+            return error;
+        var user = await users.FindAsync(caller.NetworkId, body.Value!.UserId!, http.RequestAborted);
+        if (user is null)
+            return Errors.UserNotFound;
+        await users.RevokeSessionsAsync(user, "admin_revoked", caller.Actor, http, http.RequestAborted);
+        return Success();
+    }
+
+    private static async Task<Results<JsonHttpResult<AdminUsersResponse>, ApiError>> ListUsersAsync(
+        HttpContext http, UserAdministration users, IOptions<GatehouseOptions> options, string? search, string? page, string? limit)
+    {
+        if (ParsePaging(page, limit) is not { } paging)
+            return PagingError;
+        if (search is { Length: > 0 } && Field.Check(search, "search", options.Value.Limits.UserIdMaxLength) is { } error)
+            return error;
+        var found = await users.ListAsync(http.GetAdminCaller().NetworkId, search, paging.Page, paging.Limit, http.RequestAborted);
+        return TypedResults.Json(new AdminUsersResponse(found.Users.Select(UserView.Of).ToList(), [], paging with { Total = found.Total }),
+            GatehouseJson.Default.AdminUsersResponse);
+    }
+
+    private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> GetUserAsync(HttpContext http, string userId, UserAdministration users)
+    {
+        var user = await users.FindAsync(http.GetAdminCaller().NetworkId, userId, http.RequestAborted);
+        return user is null ? Errors.UserNotFound : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), GatehouseJson.Default.UsersResponse);
+    }
+
+    private static async Task<Results<JsonHttpResult<SuccessResponse>, ApiError>> SetBanAsync(HttpContext http, string userId, bool banned, UserAdministration users)
+    {
+        var caller = http.GetAdminCaller();
+        var user = await users.FindAsync(caller.NetworkId, userId, http.RequestAborted);
+        if (user is null)
+            return Errors.UserNotFound;
+        await users.SetBanAsync(user, banned, caller.Actor, http, http.RequestAborted);
+        return Success();
+    }
+
+    private static async Task<Results<JsonHttpResult<AuditEventsResponse>, ApiError>> ListAuditAsync(
+        HttpContext http, GatehouseDb db, string? kind, string? userId, string? from, string? to, string? page, string? limit)
+    {
+        if (ParsePaging(page, limit) is not { } paging)
+            return PagingError;
+        if (kind is { Length: > 0 } && !AuditKinds.All.Contains(kind))
+            return Errors.BadRequest("bad_filter", $"kind must be one of: {string.Join(", ", AuditKinds.All)}.");
+        var (since, sinceOk) = ParseTime(from);
+        var (until, untilOk) = ParseTime(to);
+        if (!sinceOk || !untilOk)
+            return Errors.BadRequest("bad_filter", "from and to must be ISO-8601 times, for example 2026-11-24T00:00:00Z.");
+
+        var query = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == http.GetAdminCaller().NetworkId);
+        if (kind is { Length: > 0 })
+            query = query.Where(e => e.Kind == kind);
+        if (userId is { Length: > 0 })
+            query = query.Where(e => e.UserId == userId);
+        if (since is { } s)
+            query = query.Where(e => e.OccurredAt >= s);
+        if (until is { } u)
+            query = query.Where(e => e.OccurredAt < u);
+        var total = await query.CountAsync(http.RequestAborted);
+        var events = await query.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id)
+            .Skip((paging.Page - 1) * paging.Limit).Take(paging.Limit).ToListAsync(http.RequestAborted);
+        return TypedResults.Json(new AuditEventsResponse(events.Select(AuditEventView.Of).ToList(), paging with { Total = total }),
+            GatehouseJson.Default.AuditEventsResponse);
+    }
+
+    /// <summary>An admin revokes the token it calls with (say, after moving its backend to a new one).</summary>
+    private static async Task<JsonHttpResult<SuccessResponse>> RevokeOwnTokenAsync(HttpContext http, GatehouseDb db, AuditLog audit, TimeProvider clock)
+    {
+        var caller = http.GetAdminCaller();
+        var now = clock.GetUtcNow();
+        await db.AdminTokens.Where(t => t.Id == caller.TokenId && t.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, now).SetProperty(t => t.RevokedBy, caller.Actor), http.RequestAborted);
+        audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, caller.Actor, caller.NetworkId, detail: $"token={caller.TokenId}", http: http);
+        return Success();
+    }
+
+    private static readonly ApiError PagingError = Errors.BadRequest("bad_paging", $"page must be 1 or more and limit between 1 and {MaxLimit}.");
+
+    private static Paging? ParsePaging(string? page, string? limit)
+    {
+        var p = 1;
+        var l = 20;
+        if ((page is { Length: > 0 } && !int.TryParse(page, NumberStyles.None, CultureInfo.InvariantCulture, out p))
+            || (limit is { Length: > 0 } && !int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out l)))
+            return null;
+        return p is >= 1 and <= 1_000_000 && l is >= 1 and <= MaxLimit ? new Paging(p, l, 0) : null;
+    }
+
+    private static (DateTimeOffset? Value, bool Ok) ParseTime(string? value) =>
+        string.IsNullOrEmpty(value) ? (null, true)
+        : DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed) ? (parsed, true)
+        : (null, false);
+
+    private static JsonHttpResult<SuccessResponse> Success() => TypedResults.Json(new SuccessResponse(true), GatehouseJson.Default.SuccessResponse);
+}
+
+public static class AdminTokenAuthentication
+{
+    public static AdminCaller GetAdminCaller(this HttpContext http) =>
+        http.Features.Get<AdminCaller>() ?? throw new InvalidOperationException("The endpoint is not behind the admin-token filter.");
+
+    public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var (caller, error) = await AuthenticateAsync(context.HttpContext);
+        if (error is not null)
+            return error;
+        context.HttpContext.Features.Set(caller);
+        return await next(context);
+    }
+
+    /// <summary>Checks the x-admin-token; a refusal is audited with the reason.</summary>
+    public static async Task<(AdminCaller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
+    {
+        var (caller, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
+        if (error is not null)
+        {
+            http.RequestServices.GetRequiredService<AuditLog>().Record(AuditKinds.AdminTokenRefused, Outcomes.Refused,
+                caller?.Actor ?? "anonymous", caller?.NetworkId, reason: error.Reason, http: http);
+        }
+        return (caller, error);
+    }
+}

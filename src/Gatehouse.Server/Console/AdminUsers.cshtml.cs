@@ -1,0 +1,120 @@
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.AdminTokens;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Gatehouse.Server.Console;
+
+public sealed record NetworkAdmin(Admin Admin, AdminMembership Membership);
+
+/// <summary>Settings → Admin Users: the network's admins, and the admin tokens that open its admin API.</summary>
+public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, TimeProvider clock) : ConsolePage
+{
+    [BindProperty(SupportsGet = true)]
+    public string? Confirm { get; set; }
+
+    public IReadOnlyList<NetworkAdmin> Admins { get; private set; } = [];
+    public IReadOnlyList<AdminTokenView> Tokens { get; private set; } = [];
+    public AdminTokenMetrics Metrics { get; private set; } = new(0, null, []);
+    public string? WhyNoToken { get; private set; }
+    public string? Error { get; private set; }
+
+    /// <summary>Set only in the answer that created them: the one time they are shown.</summary>
+    public string? NewToken { get; private set; }
+    public string? NewAdminEmail { get; private set; }
+    public string? NewAdminPassword { get; private set; }
+
+    public DateTimeOffset Now => clock.GetUtcNow();
+    public string Here => $"/console/n/{Access.Network.Id}/admin-users";
+    public bool DialogOpen => NewToken is not null || NewAdminPassword is not null || (Confirm == "token" && WhyNoToken is null);
+
+    public async Task OnGetAsync() => await LoadAsync();
+
+    public async Task<IActionResult> OnPostGenerateTokenAsync(int days = 365, bool revokePrevious = false)
+    {
+        var (token, error) = await tokens.GenerateAsync(CurrentAdmin, Access.Network.Id, TimeSpan.FromDays(days), revokePrevious, HttpContext,
+            HttpContext.RequestAborted);
+        if (error is not null)
+        {
+            await LoadAsync();
+            Error = error;
+            Response.StatusCode = StatusCodes.Status403Forbidden;
+            return Page();
+        }
+        NewToken = token;
+        await LoadAsync();
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostRevokeTokenAsync(Guid tokenId)
+    {
+        var error = await tokens.RevokeAsync(CurrentAdmin, Access.Network.Id, tokenId, HttpContext, HttpContext.RequestAborted);
+        if (error is not null)
+        {
+            await LoadAsync();
+            Error = error;
+            Response.StatusCode = StatusCodes.Status403Forbidden;
+            return Page();
+        }
+        Status = "The admin token was revoked; it is refused from now on.";
+        return Redirect(Here);
+    }
+
+    public async Task<IActionResult> OnPostAddAdminAsync(string? email, string? role, bool accessSecureMode)
+    {
+        if (!Access.CanManageSettings)
+            return Refused();
+        if (!Enum.TryParse<ConsoleRole>(role, out var parsed))
+            parsed = ConsoleRole.Viewer;
+        var (password, error) = await admins.AddToNetworkAsync(email ?? "", Access.Network.Id, parsed, accessSecureMode, Actor, HttpContext.RequestAborted);
+        if (error is not null)
+        {
+            Error = error;
+            await LoadAsync();
+            return Page();
+        }
+        if (password is null)
+        {
+            Status = $"{email} now has the {parsed} role in this network.";
+            return Redirect(Here);
+        }
+        NewAdminEmail = email?.Trim().ToLowerInvariant();
+        NewAdminPassword = password;
+        await LoadAsync();
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostUpdateAdminAsync(Guid adminId, string? role, bool accessSecureMode, bool disabled)
+    {
+        if (!Access.CanManageSettings)
+            return Refused();
+        await LoadAsync();
+        if (Admins.All(a => a.Admin.Id != adminId) || !Enum.TryParse<ConsoleRole>(role, out var parsed))
+        {
+            Error = "There is no such admin in this network.";
+            return Page();
+        }
+        await admins.SetMembershipAsync(adminId, Access.Network.Id, parsed, accessSecureMode, Actor, disabled, HttpContext.RequestAborted);
+        Status = "Admin updated.";
+        return Redirect(Here);
+    }
+
+    public bool CanRevoke(AdminTokenView view) => CurrentAdmin.IsSuperAdmin || view.Token.AdminId == CurrentAdmin.Id;
+
+    public string TokenState(AdminToken token) =>
+        token.RevokedAt is { } revoked ? $"Revoked {revoked:yyyy-MM-dd HH:mm} UTC"
+        : token.ExpiresAt <= Now ? $"Expired {token.ExpiresAt:yyyy-MM-dd HH:mm} UTC"
+        : token.ReplacedAt is not null ? $"Replaced; works until {token.ExpiresAt:yyyy-MM-dd HH:mm} UTC"
+        : "Active";
+
+    private async Task LoadAsync()
+    {
+        var ct = HttpContext.RequestAborted;
+        var memberships = await admins.MembershipsOfNetworkAsync(Access.Network.Id, ct);
+        var accounts = (await admins.ListAsync(ct)).ToDictionary(a => a.Id);
+        Admins = memberships.Where(m => accounts.ContainsKey(m.AdminId))
+            .Select(m => new NetworkAdmin(accounts[m.AdminId], m)).OrderBy(a => a.Admin.Email, StringComparer.Ordinal).ToList();
+        Tokens = await tokens.ListAsync(Access.Network.Id, ct);
+        Metrics = await tokens.MetricsAsync(Access.Network.Id, ct);
+        WhyNoToken = AdminTokenService.WhyNoToken(CurrentAdmin, memberships.FirstOrDefault(m => m.AdminId == CurrentAdmin.Id));
+    }
+}

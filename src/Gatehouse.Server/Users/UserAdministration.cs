@@ -1,0 +1,55 @@
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Users;
+
+public sealed record UserPage(IReadOnlyList<User> Users, int Total);
+
+/// <summary>What an admin does to a network's users: find them, end their sessions, ban and unban them.</summary>
+public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock)
+{
+    public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) =>
+        db.Users.FirstOrDefaultAsync(u => u.NetworkId == networkId && u.UserId == userId, ct);
+
+    public async Task<UserPage> ListAsync(string networkId, string? search, int page, int limit, CancellationToken ct)
+    {
+        var query = db.Users.AsNoTracking().Where(u => u.NetworkId == networkId);
+        if (!string.IsNullOrEmpty(search))
+            query = query.Where(u => u.UserId.Contains(search) || (u.DisplayName != null && u.DisplayName.Contains(search)));
+        var total = await query.CountAsync(ct);
+        var users = await query.OrderBy(u => u.UserId).Skip((page - 1) * limit).Take(limit).ToListAsync(ct);
+        return new UserPage(users, total);
+    }
+
+    /// <summary>Ends every live session of the user: its access and refresh tokens are refused from now on.</summary>
+    public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, HttpContext? http, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var ended = await db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason), ct);
+        audit.Record(AuditKinds.UserSessionsRevoked, Outcomes.Success, actor, user.NetworkId, user.UserId, reason, $"sessions={ended}", http);
+        return ended;
+    }
+
+    /// <summary>
+    /// A ban refuses the user's logins and live tokens with 400312 and ends its sessions, so an unban does not
+    /// bring old tokens back. Auth tokens already minted stay valid (as the hosted product documents).
+    /// </summary>
+    public async Task SetBanAsync(User user, bool banned, string actor, HttpContext? http, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        user.IsGlobalBan = banned;
+        user.UpdatedAt = now;
+        await db.SaveChangesAsync(ct);
+        if (banned)
+        {
+            await db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.Banned), ct);
+        }
+        await tx.CommitAsync(ct);
+        audit.Record(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, user.NetworkId, user.UserId, http: http);
+    }
+}
