@@ -1,6 +1,8 @@
 using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.AuthTokens;
+using Gatehouse.Server.Certificates;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Gatehouse.Server.Console;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.Sessions;
@@ -30,6 +32,14 @@ public static class GatehouseApp
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = 1024 * 1024;
+            kestrel.ConfigureHttpsDefaults(https =>
+            {
+                https.ServerCertificateSelector = (_, _) => kestrel.ApplicationServices.GetRequiredService<ServerCertificate>().Certificate;
+                // TLS asks for a client certificate and accepts any: the mTLS gate judges it per request, against
+                // the network's own certificates and the server's clock.
+                https.ClientCertificateMode = ClientCertificateMode.AllowCertificate;
+                https.ClientCertificateValidation = (_, _, _) => true;
+            });
         });
         builder.Services.AddGatehouseCore();
         builder.Services.AddGatehouseConsole();
@@ -55,6 +65,8 @@ public static class GatehouseApp
         app.MapAuthTokenEndpoints();
         app.MapAdminApiEndpoints();
         app.MapGet("/.well-known/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, GatehouseJson.Default.JsonWebKeySetResponse));
+        app.MapGet("/.well-known/gatehouse-client-ca.pem", (CertificateAuthority authority) =>
+            TypedResults.Text(authority.CertificatePem, "application/x-pem-file"));
         app.MapGet("/healthz", () => TypedResults.Text("ok"));
         return app;
     }
@@ -64,6 +76,7 @@ public static class GatehouseApp
     {
         await StorageSetup.MigrateAsync(app.Services);
         await app.Services.GetRequiredService<SigningKeys>().LoadAsync();
+        await app.Services.GetRequiredService<CertificateAuthority>().LoadAsync();
         await Bootstrap.RunAsync(app.Services, output);
     }
 }

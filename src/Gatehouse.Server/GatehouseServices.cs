@@ -2,6 +2,7 @@ using Gatehouse.Server.Admins;
 using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Users;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
@@ -32,6 +33,8 @@ public static class GatehouseServices
             keys.XmlRepository = new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs));
 
         services.AddSingleton<SigningKeys>();
+        services.AddSingleton<CertificateAuthority>();
+        services.AddSingleton<ServerCertificate>();
         services.AddSingleton<Jwt>();
         services.AddSingleton<AuthTokens.AuthTokens>();
         services.AddSingleton<AccessTokens>();
@@ -45,6 +48,8 @@ public static class GatehouseServices
         services.AddScoped<AdminAccounts>();
         services.AddScoped<AdminTokenService>();
         services.AddScoped<UserAdministration>();
+        services.AddScoped<ClientCertificates>();
+        services.AddScoped<MtlsGate>();
         return services;
     }
 

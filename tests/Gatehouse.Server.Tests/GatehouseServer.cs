@@ -29,6 +29,9 @@ public sealed class GatehouseServer : IAsyncLifetime
     public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
     public HttpClient Http { get; private set; } = null!;
     public Uri BaseAddress { get; private set; } = null!;
+
+    /// <summary>The HTTPS endpoint of the same server (its self-signed certificate; clients pin it).</summary>
+    public Uri HttpsAddress { get; private set; } = null!;
     public IServiceProvider Services => _app!.Services;
 
     /// <summary>What the first start printed to the terminal.</summary>
@@ -41,7 +44,7 @@ public sealed class GatehouseServer : IAsyncLifetime
     {
         _app = GatehouseApp.Build([], builder =>
         {
-            builder.WebHost.UseUrls("http://127.0.0.1:0");
+            builder.WebHost.UseUrls("http://127.0.0.1:0;https://127.0.0.1:0");
             builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>(Settings)
             {
                 ["Gatehouse:DataDirectory"] = DataDirectory,
@@ -52,8 +55,9 @@ public sealed class GatehouseServer : IAsyncLifetime
         await using (var console = new StringWriter(_console))
             await GatehouseApp.InitializeAsync(_app, console);
         await _app.StartAsync();
-        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        BaseAddress = new Uri(address);
+        var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
+        BaseAddress = new Uri(addresses.Single(a => a.StartsWith("http://", StringComparison.Ordinal)));
+        HttpsAddress = new Uri(addresses.Single(a => a.StartsWith("https://", StringComparison.Ordinal)));
         Http = new HttpClient { BaseAddress = BaseAddress };
     }
 
@@ -73,6 +77,23 @@ public sealed class GatehouseServer : IAsyncLifetime
         {
             // A temp folder left behind harms nothing; failing the test over it would.
         }
+    }
+
+    /// <summary>
+    /// A client of the HTTPS endpoint that trusts exactly this server's certificate and, when given, presents
+    /// a client certificate: a real TLS handshake on 127.0.0.1.
+    /// </summary>
+    public HttpClient HttpsClient(System.Security.Cryptography.X509Certificates.X509Certificate2? clientCertificate = null)
+    {
+        var pinned = Services.GetRequiredService<Certificates.ServerCertificate>().Certificate.RawData;
+        var handler = new HttpClientHandler
+        {
+            ClientCertificateOptions = ClientCertificateOption.Manual,
+            ServerCertificateCustomValidationCallback = (_, certificate, _, _) => certificate is not null && certificate.RawData.AsSpan().SequenceEqual(pinned),
+        };
+        if (clientCertificate is not null)
+            handler.ClientCertificates.Add(clientCertificate);
+        return new HttpClient(handler, disposeHandler: true) { BaseAddress = HttpsAddress };
     }
 
     /// <summary>Stops the server but keeps its data, as a process exit would.</summary>

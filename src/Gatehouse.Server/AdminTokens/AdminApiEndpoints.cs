@@ -1,6 +1,7 @@
 using System.Globalization;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
@@ -166,11 +167,17 @@ public static class AdminTokenAuthentication
     public static async Task<(AdminCaller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
     {
         var (caller, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
+        var kind = AuditKinds.AdminTokenRefused;
+        if (error is null && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller!.NetworkId) is { } mtlsError)
+        {
+            error = mtlsError;
+            kind = AuditKinds.MtlsRefused;
+        }
         if (error is not null)
         {
-            http.RequestServices.GetRequiredService<AuditLog>().Record(AuditKinds.AdminTokenRefused, Outcomes.Refused,
+            http.RequestServices.GetRequiredService<AuditLog>().Record(kind, Outcomes.Refused,
                 caller?.Actor ?? "anonymous", caller?.NetworkId, reason: error.Reason, http: http);
         }
-        return (caller, error);
+        return (error is null ? caller : null, error);
     }
 }

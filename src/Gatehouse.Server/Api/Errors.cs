@@ -46,6 +46,16 @@ public static class Errors
     public static readonly ApiError AdminTokenNotPermitted = Unauthorized("admin_token_not_permitted",
         "The admin token's admin is disabled or no longer has the Access Secure Mode permission in this network.");
 
+    // mTLS, when the network has it on: which condition failed.
+    public static readonly ApiError MtlsNotTls = Unauthorized("mtls_not_tls", "mTLS is on for this network: call over HTTPS with the network's client certificate.");
+    public static readonly ApiError MtlsNoCertificate = Unauthorized("mtls_no_certificate", "mTLS is on for this network: no client certificate was presented.");
+    public static readonly ApiError MtlsExpired = Unauthorized("mtls_expired", "The client certificate has expired or is not yet valid.");
+    public static readonly ApiError MtlsUntrusted = Unauthorized("mtls_untrusted", "The client certificate was not issued by this deployment's certificate authority.");
+    public static readonly ApiError MtlsNotClientAuthentication = Unauthorized("mtls_not_client_auth", "The client certificate is not for client authentication.");
+    public static readonly ApiError MtlsOtherNetwork = Unauthorized("mtls_other_network", "The client certificate was issued to another network.");
+    public static readonly ApiError MtlsUnknown = Unauthorized("mtls_unknown", "The client certificate is not one of this network's certificates.");
+    public static readonly ApiError MtlsRevoked = Unauthorized("mtls_revoked", "The client certificate was deleted from this network and is revoked.");
+
     // 4003xx: the caller is known but may not do this.
     public static readonly ApiError UserBanned = new(403, 400312, "user_banned", "The user is globally banned.");
     public static readonly ApiError SecureModeRequired = new(403, 400300, "secure_mode_off", "Secure mode must be on for this network.");

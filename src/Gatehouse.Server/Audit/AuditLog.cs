@@ -140,6 +140,10 @@ public static class AuditKinds
     public const string AdminTokenGenerated = "admin_token.generated";
     public const string AdminTokenRevoked = "admin_token.revoked";
     public const string AdminTokenRefused = "admin_token.refused";
+    public const string CertificateCreated = "certificate.created";
+    public const string CertificateRevoked = "certificate.revoked";
+    public const string MtlsChanged = "network.mtls_changed";
+    public const string MtlsRefused = "mtls.refused";
     public const string UserBanned = "user.banned";
     public const string UserUnbanned = "user.unbanned";
     public const string UserSessionsRevoked = "user.sessions_revoked";

@@ -1,5 +1,6 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.ServerKeys;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -52,6 +53,11 @@ public static class AuthTokenEndpoints
         ServerKeyService serverKeys, AuthTokens authTokens, AuditLog audit, InputLimits limits)
     {
         var (key, keyError) = await serverKeys.AuthenticateAsync(http.Request, http.RequestAborted);
+        if (keyError is null && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key!.NetworkId) is { } mtlsError)
+        {
+            audit.Record(AuditKinds.MtlsRefused, Outcomes.Refused, $"server-key:{key.Id}", key.NetworkId, reason: mtlsError.Reason, http: http);
+            return (null, default, mtlsError);
+        }
         var error = keyError ?? bodyError ?? Field.Check(userId, "userId", limits.UserIdMaxLength);
         if (error is not null)
         {

@@ -35,6 +35,10 @@ public sealed class GatehouseOptions
 
     public ConsoleOptions Console { get; set; } = new();
 
+    public MtlsOptions Mtls { get; set; } = new();
+
+    public HttpsOptions Https { get; set; } = new();
+
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
     public string Issuer { get; set; } = "gatehouse";
 }
@@ -69,6 +73,27 @@ public sealed class ConsoleOptions
 
     /// <summary>A console sign-in lasts this long without use.</summary>
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(8);
+}
+
+public sealed class MtlsOptions
+{
+    /// <summary>How long an issued client certificate is valid.</summary>
+    public TimeSpan CertificateValidity { get; set; } = TimeSpan.FromDays(365);
+
+    /// <summary>Behind a TLS-terminating proxy: the header it puts the client certificate in. Off when empty.</summary>
+    public string? ForwardedCertificateHeader { get; set; }
+
+    /// <summary>The proxies whose forwarded certificate header is believed; from any other address it is ignored.</summary>
+    public List<string> TrustedProxies { get; set; } = [];
+}
+
+public sealed class HttpsOptions
+{
+    /// <summary>PEM certificate (chain) for the HTTPS endpoint; empty: a self-signed one made on first start.</summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>PEM private key of that certificate.</summary>
+    public string? KeyPath { get; set; }
 }
 
 public sealed class InputLimits
@@ -121,6 +146,16 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Console:LockoutDuration is {options.Console.LockoutDuration}; it must be between 00:01:00 and 1.00:00:00.");
         if (options.Console.SessionIdleTimeout < TimeSpan.FromMinutes(5) || options.Console.SessionIdleTimeout > TimeSpan.FromDays(7))
             failures.Add($"{p}:Console:SessionIdleTimeout is {options.Console.SessionIdleTimeout}; it must be between 00:05:00 and 7.00:00:00.");
+        if (options.Mtls.CertificateValidity < TimeSpan.FromDays(1) || options.Mtls.CertificateValidity > TimeSpan.FromDays(825))
+            failures.Add($"{p}:Mtls:CertificateValidity is {options.Mtls.CertificateValidity}; it must be between 1 and 825 days.");
+        foreach (var proxy in options.Mtls.TrustedProxies.Where(proxy => !System.Net.IPAddress.TryParse(proxy, out _)))
+            failures.Add($"{p}:Mtls:TrustedProxies has '{proxy}', which is not an IP address.");
+        if (!string.IsNullOrEmpty(options.Mtls.ForwardedCertificateHeader) && options.Mtls.TrustedProxies.Count == 0)
+            failures.Add($"{p}:Mtls:ForwardedCertificateHeader is set but {p}:Mtls:TrustedProxies is empty; name the proxies allowed to forward certificates.");
+        if (string.IsNullOrEmpty(options.Https.CertificatePath) != string.IsNullOrEmpty(options.Https.KeyPath))
+            failures.Add($"{p}:Https:CertificatePath and {p}:Https:KeyPath must be given together.");
+        else if (!string.IsNullOrEmpty(options.Https.CertificatePath) && (!File.Exists(options.Https.CertificatePath) || !File.Exists(options.Https.KeyPath)))
+            failures.Add($"{p}:Https:CertificatePath or KeyPath names a file that does not exist.");
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");
 

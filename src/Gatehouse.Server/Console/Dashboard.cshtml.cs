@@ -1,5 +1,6 @@
 using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 
@@ -10,7 +11,7 @@ public sealed record Metric(string Name, string Value, string Target, bool OffTa
 public sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
 
 /// <summary>The security metrics the product publishes, each against its target, and a day of auth tokens.</summary>
-public sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, TimeProvider clock) : ConsolePage
+public sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, ClientCertificates certificates, TimeProvider clock) : ConsolePage
 {
     public IReadOnlyList<Metric> Metrics { get; private set; } = [];
     public IReadOnlyList<HourBucket> Hours { get; private set; } = [];
@@ -31,6 +32,9 @@ public sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens
             .Select(k => (DateTimeOffset?)k.CreatedAt).FirstOrDefaultAsync(ct);
 
         var tokens = await adminTokens.MetricsAsync(networkId, ct);
+        var activeCertificates = (await certificates.ListAsync(networkId, ct)).Where(c => c.RevokedAt == null && c.NotAfter > now).ToList();
+        var expiryLead = activeCertificates.Count == 0 ? (double?)null : activeCertificates.Min(c => (c.NotAfter - now).TotalDays);
+        var mtls = Access.Network.MtlsEnabled;
         var keyAge = newestKey is { } created ? (now - created).TotalDays : (double?)null;
         var failureRate = minted + authFailures == 0 ? 0 : 100.0 * authFailures / (minted + authFailures);
         Metrics =
@@ -41,8 +45,10 @@ public sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens
                 keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year."),
             new("Auth token failure rate (24 h)", $"{failureRate:0.0} %", "< 2 %", failureRate >= 2,
                 $"{authFailures} failed of {minted + authFailures} auth token uses and mints."),
-            new("mTLS coverage of auth endpoints", "not available", "100 %", false, "Certificates and mTLS arrive with the Security tab."),
-            new("Certificate expiry lead", "not available", "> 30 days", false, "Certificates and mTLS arrive with the Security tab."),
+            new("mTLS coverage of auth endpoints", mtls ? "100 %" : "0 %", "100 %", !mtls,
+                mtls ? "The auth-token endpoints and the admin API require a client certificate." : "Turn mTLS on in Settings → Security."),
+            new("Certificate expiry lead", expiryLead is { } lead ? $"{lead:0} days" : "no certificate", "> 30 days", expiryLead is null or <= 30,
+                "Days until the first active client certificate expires; renew at least 30 days ahead."),
             new("Active admin tokens", tokens.Active.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "average age < 300 days, no orphans", tokens.AverageAgeDays > 300 || tokens.Orphans.Count > 0,
                 $"Average age {(tokens.AverageAgeDays is { } age ? $"{age:0} days" : "—")}; {tokens.Orphans.Count} unused for 30 days or more."),

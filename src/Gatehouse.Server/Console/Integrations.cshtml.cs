@@ -50,7 +50,11 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanManageSettings)
             return Refused();
-        await networks.SetSecureModeAsync(Access.Network, on, Actor, HttpContext.RequestAborted);
+        if (await networks.SetSecureModeAsync(Access.Network, on, Actor, HttpContext.RequestAborted) is { } refused)
+        {
+            Status = refused;
+            return Redirect(Here);
+        }
         Status = on ? "Secure mode is on: every new session needs an auth token." : "Secure mode is off: clients log in with the API key alone.";
         return Redirect(Here);
     }

@@ -11,6 +11,9 @@ public sealed class Network
     public required string ApiKey { get; set; }
 
     public bool SecureMode { get; set; }
+
+    /// <summary>When on, the server-key and admin-token endpoints demand one of the network's client certificates.</summary>
+    public bool MtlsEnabled { get; set; }
     public ChatSettings Chat { get; set; } = new();
     public DateTimeOffset CreatedAt { get; init; }
 }

@@ -41,12 +41,16 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
         return network.ApiKey;
     }
 
-    public async Task SetSecureModeAsync(Network network, bool on, string actor, CancellationToken ct = default)
+    /// <summary>Returns why the switch is refused, or null once it is done.</summary>
+    public async Task<string?> SetSecureModeAsync(Network network, bool on, string actor, CancellationToken ct = default)
     {
         if (network.SecureMode == on)
-            return;
+            return null;
+        if (!on && network.MtlsEnabled)
+            return "Secure mode cannot be turned off while mTLS is on: turn mTLS off first.";
         network.SecureMode = on;
         await db.SaveChangesAsync(ct);
         audit.Record(AuditKinds.SecureModeChanged, Outcomes.Success, actor, network.Id, detail: on ? "on" : "off");
+        return null;
     }
 }

@@ -97,7 +97,11 @@ public static class OperatorCommands
             case ["secure-mode", var id, var state] when state is "on" or "off":
                 if (await FindAsync(networks, id, error) is not { } toSwitch)
                     return 1;
-                await networks.SetSecureModeAsync(toSwitch, state == "on", Actor);
+                if (await networks.SetSecureModeAsync(toSwitch, state == "on", Actor) is { } refused)
+                {
+                    await error.WriteLineAsync(refused);
+                    return 1;
+                }
                 await output.WriteLineAsync($"Secure mode is {state} for network {toSwitch.Id}.");
                 return 0;
 

@@ -1,6 +1,7 @@
 using Gatehouse.Server.Admins;
 using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
@@ -22,6 +23,8 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
     public DbSet<AdminToken> AdminTokens => Set<AdminToken>();
+    public DbSet<ClientCertificate> ClientCertificates => Set<ClientCertificate>();
+    public DbSet<CertificateAuthorityKey> CertificateAuthorityKeys => Set<CertificateAuthorityKey>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
@@ -86,6 +89,15 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
             e.HasOne<Admin>().WithMany().HasForeignKey(x => x.AdminId).OnDelete(DeleteBehavior.Cascade);
             e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
         });
+        modelBuilder.Entity<ClientCertificate>(e =>
+        {
+            e.Property(x => x.Name).HasMaxLength(30);
+            e.Property(x => x.Fingerprint).HasMaxLength(64);
+            e.HasIndex(x => x.Fingerprint).IsUnique();
+            e.HasIndex(x => x.NetworkId);
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<CertificateAuthorityKey>(e => e.Property(x => x.Id).ValueGeneratedNever());
         modelBuilder.Entity<AuditEvent>(e =>
         {
             e.HasIndex(x => new { x.NetworkId, x.OccurredAt });

@@ -279,6 +279,47 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         Assert.False(await scope.ServiceProvider.GetRequiredService<GatehouseDb>().AdminTokens.AnyAsync(t => t.NetworkId == network.Id));
     }
 
+    [Fact]
+    public async Task An_admin_creates_a_certificate_from_a_csr_downloads_it_and_switches_mtls_on_only_once_one_exists()
+    {
+        var network = await Server.CreateNetworkAsync(secureMode: true);
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        var security = $"/console/n/{network.Id}/security";
+        await page.GotoAsync(security);
+
+        // No certificate yet: the switch is refused, saying why.
+        await page.ClickAsync("text=Turn mTLS on");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Turn mTLS on" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Create a certificate before turning mTLS on");
+        await Expect(page.Locator("#mtls-state")).ToHaveTextAsync("off");
+
+        // A CSR pasted in the form is issued, and downloads with its chain.
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var csr = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=shop-backend", key,
+            System.Security.Cryptography.HashAlgorithmName.SHA256).CreateSigningRequestPem();
+        await page.FillAsync("#name", "shop-backend");
+        await page.FillAsync("#csr", csr);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Create certificate" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Certificate shop-backend issued");
+        var download = await page.RunAndWaitForDownloadAsync(() => page.ClickAsync("#download-created"));
+        var downloaded = await File.ReadAllTextAsync((await download.PathAsync())!);
+        Assert.Equal(2, Regex.Count(downloaded, "BEGIN CERTIFICATE"));
+        Assert.Equal("shop-backend.pem", download.SuggestedFilename);
+
+        await page.GotoAsync(security);
+        await Expect(page.Locator("#certificate-table")).ToContainTextAsync("shop-backend");
+        await page.ClickAsync("text=Turn mTLS on");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("1 active certificate");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Turn mTLS on" }).ClickAsync();
+        await Expect(page.Locator("#mtls-state")).ToHaveTextAsync("on");
+        await ConsoleFixture.ScreenshotAsync(page, "security");
+
+        using var withoutCertificate = await Server.MintV3Async(await Server.GenerateServerKeyAsync(network), "alice");
+        await Envelope.AssertUnauthorizedAsync(withoutCertificate);
+    }
+
     private static async Task<string> GenerateKeyAsync(IPage page)
     {
         await page.ClickAsync("text=Generate new server key");

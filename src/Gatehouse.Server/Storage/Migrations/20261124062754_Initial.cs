@@ -52,6 +52,20 @@ namespace Gatehouse.Server.Storage.Migrations
                 });
 
             migrationBuilder.CreateTable(
+                name: "CertificateAuthorityKeys",
+                columns: table => new
+                {
+                    Id = table.Column<int>(type: "INTEGER", nullable: false),
+                    CertificatePem = table.Column<string>(type: "TEXT", nullable: false),
+                    ProtectedPrivateKey = table.Column<string>(type: "TEXT", nullable: false),
+                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_CertificateAuthorityKeys", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
                 name: "Networks",
                 columns: table => new
                 {
@@ -60,6 +74,7 @@ namespace Gatehouse.Server.Storage.Migrations
                     Region = table.Column<string>(type: "TEXT", maxLength: 8, nullable: false),
                     ApiKey = table.Column<string>(type: "TEXT", maxLength: 80, nullable: false),
                     SecureMode = table.Column<bool>(type: "INTEGER", nullable: false),
+                    MtlsEnabled = table.Column<bool>(type: "INTEGER", nullable: false),
                     CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
                     Chat_AllowMentionedChannel = table.Column<bool>(type: "INTEGER", nullable: false),
                     Chat_Enabled = table.Column<bool>(type: "INTEGER", nullable: false),
@@ -139,6 +154,34 @@ namespace Gatehouse.Server.Storage.Migrations
                         onDelete: ReferentialAction.Cascade);
                     table.ForeignKey(
                         name: "FK_AdminTokens_Networks_NetworkId",
+                        column: x => x.NetworkId,
+                        principalTable: "Networks",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "ClientCertificates",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
+                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
+                    Name = table.Column<string>(type: "TEXT", maxLength: 30, nullable: false),
+                    Fingerprint = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
+                    SerialNumber = table.Column<string>(type: "TEXT", nullable: false),
+                    Subject = table.Column<string>(type: "TEXT", nullable: false),
+                    CertificatePem = table.Column<string>(type: "TEXT", nullable: false),
+                    NotBefore = table.Column<long>(type: "INTEGER", nullable: false),
+                    NotAfter = table.Column<long>(type: "INTEGER", nullable: false),
+                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
+                    CreatedBy = table.Column<string>(type: "TEXT", nullable: false),
+                    RevokedAt = table.Column<long>(type: "INTEGER", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_ClientCertificates", x => x.Id);
+                    table.ForeignKey(
+                        name: "FK_ClientCertificates_Networks_NetworkId",
                         column: x => x.NetworkId,
                         principalTable: "Networks",
                         principalColumn: "Id",
@@ -278,6 +321,17 @@ namespace Gatehouse.Server.Storage.Migrations
                 column: "OccurredAt");
 
             migrationBuilder.CreateIndex(
+                name: "IX_ClientCertificates_Fingerprint",
+                table: "ClientCertificates",
+                column: "Fingerprint",
+                unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_ClientCertificates_NetworkId",
+                table: "ClientCertificates",
+                column: "NetworkId");
+
+            migrationBuilder.CreateIndex(
                 name: "IX_Networks_ApiKey",
                 table: "Networks",
                 column: "ApiKey",
@@ -327,6 +381,12 @@ namespace Gatehouse.Server.Storage.Migrations
 
             migrationBuilder.DropTable(
                 name: "AuditEvents");
+
+            migrationBuilder.DropTable(
+                name: "CertificateAuthorityKeys");
+
+            migrationBuilder.DropTable(
+                name: "ClientCertificates");
 
             migrationBuilder.DropTable(
                 name: "RefreshTokens");

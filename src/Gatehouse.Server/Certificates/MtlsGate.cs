@@ -1,0 +1,137 @@
+using System.Formats.Asn1;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Certificates;
+
+/// <summary>
+/// Enforces mTLS on the server-to-server endpoints of a network that has it on. TLS itself accepts any client
+/// certificate; this gate decides, per request and on the server's clock: presented over TLS, chains to this
+/// deployment's authority, within its validity, for client authentication, and one of this network's active
+/// certificates. Each refusal says which condition failed.
+/// </summary>
+public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, TimeProvider clock, IOptions<GatehouseOptions> options)
+{
+    public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
+
+    public async Task<ApiError?> CheckAsync(HttpContext http, string networkId)
+    {
+        var required = await db.Networks.AsNoTracking().Where(n => n.Id == networkId).Select(n => n.MtlsEnabled).FirstOrDefaultAsync(http.RequestAborted);
+        if (!required)
+            return null;
+
+        var (certificate, overTls) = await PresentedAsync(http);
+        using (certificate)
+        {
+            if (!overTls)
+                return Errors.MtlsNotTls;
+            if (certificate is null)
+                return Errors.MtlsNoCertificate;
+
+            var now = clock.GetUtcNow();
+            if (now.UtcDateTime < certificate.NotBefore.ToUniversalTime() || now.UtcDateTime >= certificate.NotAfter.ToUniversalTime())
+                return Errors.MtlsExpired;
+            if (!ChainsToAuthority(certificate, now))
+                return Errors.MtlsUntrusted;
+            if (!certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().Any(e => e.EnhancedKeyUsages[ClientAuthentication] is not null))
+                return Errors.MtlsNotClientAuthentication;
+            if (!BoundTo(certificate, networkId))
+                return Errors.MtlsOtherNetwork;
+
+            var fingerprint = ClientCertificates.Fingerprint(certificate);
+            var known = await db.ClientCertificates.AsNoTracking().FirstOrDefaultAsync(c => c.Fingerprint == fingerprint, http.RequestAborted);
+            if (known is null || known.NetworkId != networkId)
+                return known is null ? Errors.MtlsUnknown : Errors.MtlsOtherNetwork;
+            if (known.RevokedAt is not null)
+                return Errors.MtlsRevoked;
+            return null;
+        }
+    }
+
+    private bool ChainsToAuthority(X509Certificate2 certificate, DateTimeOffset now)
+    {
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(authority.Certificate);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.VerificationTime = now.UtcDateTime;
+        chain.ChainPolicy.DisableCertificateDownloads = true;
+        return chain.Build(certificate)
+            && chain.ChainElements.Count == 2
+            && chain.ChainElements[1].Certificate.RawDataMemory.Span.SequenceEqual(authority.Certificate.RawDataMemory.Span);
+    }
+
+    /// <summary>The network written into the certificate's subject alternative name (a URI) at issue.</summary>
+    private static bool BoundTo(X509Certificate2 certificate, string networkId)
+    {
+        var expected = CertificateAuthority.NetworkUriPrefix + networkId;
+        var uriTag = new Asn1Tag(TagClass.ContextSpecific, 6);
+        foreach (var san in certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>())
+        {
+            try
+            {
+                var names = new AsnReader(san.RawData, AsnEncodingRules.DER).ReadSequence();
+                while (names.HasData)
+                {
+                    if (names.PeekTag().HasSameClassAndValue(uriTag))
+                    {
+                        if (names.ReadCharacterString(UniversalTagNumber.IA5String, uriTag) == expected)
+                            return true;
+                    }
+                    else
+                    {
+                        names.ReadEncodedValue();
+                    }
+                }
+            }
+            catch (AsnContentException)
+            {
+                return false;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// The certificate of the TLS connection, or, only when the option is on and the caller is a configured
+    /// proxy, the one the proxy forwarded in its header (the proxy terminated TLS).
+    /// </summary>
+    private async Task<(X509Certificate2? Certificate, bool OverTls)> PresentedAsync(HttpContext http)
+    {
+        var mtls = options.Value.Mtls;
+        if (mtls.ForwardedCertificateHeader is { Length: > 0 } header
+            && http.Connection.RemoteIpAddress is { } remote
+            && mtls.TrustedProxies.Any(p => IPAddress.TryParse(p, out var proxy) && proxy.Equals(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote)))
+        {
+            return (ParseForwarded(http.Request.Headers[header].ToString()), true);
+        }
+        if (!http.Request.IsHttps)
+            return (null, false);
+        var presented = await http.Connection.GetClientCertificateAsync(http.RequestAborted);
+        // A copy the gate may dispose; the connection keeps its own.
+        return (presented is null ? null : X509CertificateLoader.LoadCertificate(presented.RawData), true);
+    }
+
+    /// <summary>A URL-encoded PEM (nginx's $ssl_client_escaped_cert) or a base64 DER certificate.</summary>
+    private static X509Certificate2? ParseForwarded(string value)
+    {
+        if (string.IsNullOrWhiteSpace(value) || value.Length > 16 * 1024)
+            return null;
+        try
+        {
+            var text = Uri.UnescapeDataString(value);
+            return text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)
+                ? X509Certificate2.CreateFromPem(text)
+                : X509CertificateLoader.LoadCertificate(Convert.FromBase64String(text));
+        }
+        catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or FormatException or ArgumentException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Gatehouse.Server.Configuration;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Certificates;
+
+/// <summary>
+/// The HTTPS endpoint's certificate: the configured PEM pair in production; otherwise a self-signed one for
+/// localhost, made on first start and kept in the data directory so clients can pin it.
+/// </summary>
+public sealed class ServerCertificate(IOptions<GatehouseOptions> options, TimeProvider clock)
+{
+    private readonly Lock _gate = new();
+    private X509Certificate2? _certificate;
+
+    public X509Certificate2 Certificate
+    {
+        get
+        {
+            lock (_gate)
+                return _certificate ??= Load();
+        }
+    }
+
+    private X509Certificate2 Load()
+    {
+        var https = options.Value.Https;
+        if (!string.IsNullOrEmpty(https.CertificatePath))
+            return X509Certificate2.CreateFromPemFile(https.CertificatePath, https.KeyPath);
+
+        var folder = Directory.CreateDirectory(Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "tls"));
+        var certificatePath = Path.Combine(folder.FullName, "server.crt.pem");
+        var keyPath = Path.Combine(folder.FullName, "server.key.pem");
+        if (File.Exists(certificatePath) && File.Exists(keyPath))
+            return X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=localhost, O=Gatehouse (self-signed)", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName("localhost");
+        names.AddIpAddress(IPAddress.Loopback);
+        names.AddIpAddress(IPAddress.IPv6Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        var now = clock.GetUtcNow();
+        using var created = request.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(5));
+        File.WriteAllText(certificatePath, created.ExportCertificatePem());
+        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        return X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+    }
+}
