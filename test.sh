@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 need_packages=()
 command -v curl >/dev/null || need_packages+=(curl)
 command -v jq >/dev/null || need_packages+=(jq)
+command -v npm >/dev/null || need_packages+=(npm)
+command -v openssl >/dev/null || need_packages+=(openssl)
 # The console's browser tests drive Debian's Chromium through Playwright (never a downloaded browser).
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 if [ ${#need_packages[@]} -gt 0 ]; then
@@ -21,6 +23,8 @@ results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
 
 dotnet tool restore >/dev/null
+# The official social.plus web SDK, pinned by tests/websdk/package-lock.json, for the compatibility tests.
+npm ci --prefix tests/websdk --no-audit --no-fund --loglevel=error
 dotnet build Gatehouse.slnx -c Release -warnaserror -v quiet -nologo
 
 suite_status=0

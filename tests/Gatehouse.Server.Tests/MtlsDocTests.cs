@@ -18,7 +18,7 @@ public sealed partial class MtlsDocTests(GatehouseServer server) : IClassFixture
     [Fact]
     public async Task The_customer_steps_in_docs_mtls_work_as_written()
     {
-        var doc = await File.ReadAllTextAsync(Path.Combine(RepositoryRoot(), "docs", "mtls.md"));
+        var doc = await File.ReadAllTextAsync(Repository.PathOf("docs", "mtls.md"));
         var network = await server.CreateNetworkAsync(secureMode: true);
         var serverKey = await server.GenerateServerKeyAsync(network);
 
@@ -78,7 +78,7 @@ public sealed partial class MtlsDocTests(GatehouseServer server) : IClassFixture
 
     private static string ExampleFromThisFile()
     {
-        var source = File.ReadAllText(Path.Combine(RepositoryRoot(), "tests", "Gatehouse.Server.Tests", "MtlsDocTests.cs"));
+        var source = File.ReadAllText(Repository.PathOf("tests", "Gatehouse.Server.Tests", "MtlsDocTests.cs"));
         var start = source.IndexOf("// docs/mtls.md:start", StringComparison.Ordinal);
         var end = source.IndexOf("// docs/mtls.md:end", StringComparison.Ordinal);
         return source[(source.IndexOf('\n', start) + 1)..source.LastIndexOf('\n', end)];
@@ -110,14 +110,6 @@ public sealed partial class MtlsDocTests(GatehouseServer server) : IClassFixture
         await process.WaitForExitAsync();
         Assert.True(process.ExitCode == 0, $"the doc's commands failed: {errors}{await output}");
         return await output;
-    }
-
-    private static string RepositoryRoot()
-    {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "Gatehouse.slnx")))
-            directory = directory.Parent;
-        return directory!.FullName;
     }
 
     [GeneratedRegex("```bash\\n(.*?)```", RegexOptions.Singleline)]
