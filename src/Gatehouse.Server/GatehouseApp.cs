@@ -4,6 +4,7 @@ using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Certificates;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Gatehouse.Server.Console;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
@@ -43,6 +44,7 @@ public static class GatehouseApp
         });
         builder.Services.AddGatehouseCore();
         builder.Services.AddGatehouseConsole();
+        builder.Services.AddGatehouseObservability();
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, GatehouseJson.Default));
         // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
         builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy
@@ -64,10 +66,15 @@ public static class GatehouseApp
         bearerApi.MapUserEndpoints();
         app.MapAuthTokenEndpoints();
         app.MapAdminApiEndpoints();
-        app.MapGet("/.well-known/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, GatehouseJson.Default.JsonWebKeySetResponse));
-        app.MapGet("/.well-known/gatehouse-client-ca.pem", (CertificateAuthority authority) =>
-            TypedResults.Text(authority.CertificatePem, "application/x-pem-file"));
-        app.MapGet("/healthz", () => TypedResults.Text("ok"));
+        var wellKnown = app.MapGroup("/.well-known").WithTags("Public keys");
+        wellKnown.MapGet("/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, GatehouseJson.Default.JsonWebKeySetResponse))
+            .WithSummary("The ES256 public keys that verify access and auth tokens (RFC 7517)")
+            .Produces<JsonWebKeySetResponse>(200);
+        wellKnown.MapGet("/gatehouse-client-ca.pem", (CertificateAuthority authority) =>
+                TypedResults.Text(authority.CertificatePem, "application/x-pem-file"))
+            .WithSummary("The certificate authority that issues client certificates for mTLS")
+            .Produces<string>(200, "application/x-pem-file");
+        app.MapGatehouseObservability();
         return app;
     }
 

@@ -6,6 +6,7 @@ using Gatehouse.Server.Certificates;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
@@ -39,6 +40,7 @@ public static class GatehouseServices
         services.AddSingleton<AuthTokens.AuthTokens>();
         services.AddSingleton<AccessTokens>();
         services.AddSingleton<ApiKeys>();
+        services.AddSingleton<SecurityMetrics>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
 

@@ -37,6 +37,9 @@ public sealed class GatehouseServer : IAsyncLifetime
     /// <summary>What the first start printed to the terminal.</summary>
     public string ConsoleOutput => _console.ToString();
 
+    /// <summary>A last word on the host for a test that needs one (a log sink, say).</summary>
+    public Action<WebApplicationBuilder>? Configure { get; init; }
+
     /// <summary>Extra settings for a test class that needs them (keys as in appsettings, "Gatehouse:…").</summary>
     public Dictionary<string, string?> Settings { get; } = [];
 
@@ -51,6 +54,7 @@ public sealed class GatehouseServer : IAsyncLifetime
             });
             builder.Services.Replace(ServiceDescriptor.Singleton<TimeProvider>(Clock));
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            Configure?.Invoke(builder);
         });
         await using (var console = new StringWriter(_console))
             await GatehouseApp.InitializeAsync(_app, console);

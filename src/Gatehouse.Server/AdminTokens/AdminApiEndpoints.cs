@@ -3,6 +3,7 @@ using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -37,13 +38,17 @@ public static class AdminApiEndpoints
 
     public static void MapAdminApiEndpoints(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("/api/v4/admin").AddEndpointFilter(AdminTokenAuthentication.FilterAsync);
-        admin.MapGet("/users", ListUsersAsync);
-        admin.MapGet("/users/{userId}", GetUserAsync);
-        admin.MapPost("/users/{userId}/ban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, true, users));
-        admin.MapPost("/users/{userId}/unban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, false, users));
-        admin.MapGet("/audit", ListAuditAsync);
-        admin.MapDelete("/token", RevokeOwnTokenAsync);
+        var admin = app.MapGroup("/api/v4/admin").AddEndpointFilter(AdminTokenAuthentication.FilterAsync)
+            .WithTags("Admin (x-admin-token)");
+        admin.MapGet("/users", ListUsersAsync).WithSummary("List users (search, page, limit)").Produces<AdminUsersResponse>(200);
+        admin.MapGet("/users/{userId}", GetUserAsync).WithSummary("Get one user").Produces<UsersResponse>(200);
+        admin.MapPost("/users/{userId}/ban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, true, users))
+            .WithSummary("Ban a user globally (ends its sessions)").Produces<SuccessResponse>(200);
+        admin.MapPost("/users/{userId}/unban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, false, users))
+            .WithSummary("Lift a global ban").Produces<SuccessResponse>(200);
+        admin.MapGet("/audit", ListAuditAsync).WithSummary("Read the network's audit log (kind, userId, from, to, page, limit)").Produces<AuditEventsResponse>(200);
+        admin.MapDelete("/token", RevokeOwnTokenAsync).WithSummary("Revoke the admin token this call is made with")
+            .Produces<SuccessResponse>(200).Produces<ErrorEnvelope>(401);
     }
 
     /// <summary><c>DELETE /api/v4/sessions</c> with <c>x-admin-token</c> and <c>{"userId"}</c>: ends every session of that user.</summary>
@@ -173,7 +178,9 @@ public static class AdminTokenAuthentication
             error = mtlsError;
             kind = AuditKinds.MtlsRefused;
         }
-        if (error is not null)
+        if (error is null)
+            http.RequestServices.GetRequiredService<SecurityMetrics>().AdminTokenUsed();
+        else
         {
             http.RequestServices.GetRequiredService<AuditLog>().Record(kind, Outcomes.Refused,
                 caller?.Actor ?? "anonymous", caller?.NetworkId, reason: error.Reason, http: http);

@@ -29,6 +29,7 @@ namespace Gatehouse.Server.Api;
 [JsonSerializable(typeof(AdminUsersResponse))]
 [JsonSerializable(typeof(AuditEventsResponse))]
 [JsonSerializable(typeof(JsonWebKeySetResponse))]
+[JsonSerializable(typeof(Observability.ReadyResponse))]
 public sealed partial class GatehouseJson : JsonSerializerContext;
 
 /// <summary>Timestamps as the contract shows them: UTC, milliseconds, a trailing Z.</summary>

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 
@@ -9,7 +10,8 @@ namespace Gatehouse.Server.Audit;
 /// in batches (one commit for many events under load). Events still queued when the process is killed are
 /// lost; a graceful stop writes them all. Each event is also one structured log line.
 /// </summary>
-public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, TimeProvider clock, ILogger<AuditLog> logger) : BackgroundService
+public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, SecurityMetrics metrics, TimeProvider clock, ILogger<AuditLog> logger)
+    : BackgroundService
 {
     private const int MaxBatch = 500;
     private readonly Channel<AuditEvent> _queue = Channel.CreateBounded<AuditEvent>(
@@ -33,6 +35,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, TimePro
             OccurredAt = clock.GetUtcNow(),
         };
         LogEvent(kind, outcome, actor, networkId, reason, http?.TraceIdentifier);
+        metrics.Event(kind, outcome, reason);
         if (_queue.Writer.TryWrite(entry))
             Interlocked.Increment(ref _accepted);
         else

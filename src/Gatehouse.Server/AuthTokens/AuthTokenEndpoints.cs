@@ -1,4 +1,5 @@
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
@@ -20,8 +21,16 @@ public static class AuthTokenEndpoints
 {
     public static void MapAuthTokenEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/v3/authentication/token", MintV3Async);
-        app.MapPost("/api/v4/authentication/token", MintV4Async);
+        var serverToServer = app.MapGroup("").WithTags("Server to server (x-server-key)");
+        serverToServer.MapGet("/api/v3/authentication/token", MintV3Async)
+            .WithSummary("Mint an auth token for a user (answers a JSON string)")
+            .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")
+            .Produces<string>(200);
+        serverToServer.MapPost("/api/v4/authentication/token", MintV4Async)
+            .WithSummary("Mint an auth token for a user")
+            .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")
+            .AcceptsJson<AuthTokenRequest>()
+            .Produces<AuthTokenResponse>(200);
     }
 
     private static async Task<Results<JsonHttpResult<string>, ApiError>> MintV3Async(

@@ -1,5 +1,6 @@
 using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
@@ -40,10 +41,28 @@ public static class SessionEndpoints
 
     public static void MapSessionEndpoints(this IEndpointRouteBuilder publicApi)
     {
+        var sessions = publicApi.MapGroup("").WithTags("Client (x-api-key, bearer)");
         foreach (var version in new[] { "v3", "v4", "v5" })
-            publicApi.MapPost($"/api/{version}/sessions", CreateAsync);
-        publicApi.MapPost("/api/v4/sessions/refresh", RefreshAsync);
-        publicApi.MapDelete("/api/v4/sessions", DeleteAsync);
+        {
+            sessions.MapPost($"/api/{version}/sessions", CreateAsync)
+                .WithSummary($"Open a session ({version})")
+                .WithDescription("Header x-api-key. In secure mode authToken is required. Creates the user on first login.")
+                .AcceptsJson<SessionRequest>()
+                .Produces<SessionResponse>(200);
+        }
+        sessions.MapPost("/api/v4/sessions/refresh", RefreshAsync)
+            .WithSummary("Trade a refresh token for new tokens")
+            .WithDescription("Header x-api-key. Each refresh token works once; a reused one ends the session.")
+            .AcceptsJson<RefreshRequest>()
+            .Produces<SessionResponse>(200);
+        sessions.MapDelete("/api/v4/sessions", DeleteAsync)
+            .WithSummary("Secure logout (bearer), or end every session of a user (x-admin-token with {\"userId\"})")
+            .AcceptsJson<UserIdRequest>()
+            .Produces<SuccessResponse>(200)
+            .Produces<ErrorEnvelope>(400)
+            .Produces<ErrorEnvelope>(401)
+            .Produces<ErrorEnvelope>(403)
+            .Produces<ErrorEnvelope>(404);
     }
 
     /// <summary>

@@ -29,6 +29,8 @@ public sealed class SigningKeys(
 
     public JsonWebKeySetResponse Jwks => Keys.Published;
 
+    public bool Loaded => _keys is not null;
+
     private KeySet Keys => _keys ?? throw new InvalidOperationException("Signing keys are not loaded yet.");
 
     /// <summary>Loads the keys, creating the first one on a new database.</summary>

@@ -27,9 +27,16 @@ public static class UserEndpoints
 {
     public static void MapUserEndpoints(this IEndpointRouteBuilder bearerApi)
     {
-        bearerApi.MapGet("/api/v3/users/me", (HttpContext http) =>
-            TypedResults.Json(new UsersResponse([UserView.Of(http.GetCaller().User)], []), GatehouseJson.Default.UsersResponse));
-        bearerApi.MapGet("/api/v3/network-settings/chat", ChatSettingsAsync);
+        var client = bearerApi.MapGroup("").WithTags("Client (x-api-key, bearer)");
+        client.MapGet("/api/v3/users/me", (HttpContext http) =>
+                TypedResults.Json(new UsersResponse([UserView.Of(http.GetCaller().User)], []), GatehouseJson.Default.UsersResponse))
+            .WithSummary("The signed-in user")
+            .Produces<UsersResponse>(200)
+            .Produces<ErrorEnvelope>(401)
+            .Produces<ErrorEnvelope>(403);
+        client.MapGet("/api/v3/network-settings/chat", ChatSettingsAsync)
+            .WithSummary("The network's chat settings (the SDK reads them at login)")
+            .Produces<ChatSettingsResponse>(200);
     }
 
     private static async Task<Results<JsonHttpResult<ChatSettingsResponse>, ApiError>> ChatSettingsAsync(HttpContext http, GatehouseDb db)

@@ -1,0 +1,28 @@
+using System.Diagnostics.Metrics;
+
+namespace Gatehouse.Server.Observability;
+
+/// <summary>
+/// Counters of security events, fed by the audit log so every audited outcome is counted once and in one place.
+/// Tags are stable words only (kind, outcome, reason): never a user id, a key or a token.
+/// </summary>
+public sealed class SecurityMetrics
+{
+    public const string MeterName = "Gatehouse";
+    private readonly Counter<long> _events;
+    private readonly Counter<long> _adminTokenUses;
+
+    public SecurityMetrics(IMeterFactory meters)
+    {
+        var meter = meters.Create(MeterName);
+        _events = meter.CreateCounter<long>("gatehouse.security.events", "{event}",
+            "Security events by kind (auth_token.minted, session.created, mtls.refused, ...), outcome and reason.");
+        _adminTokenUses = meter.CreateCounter<long>("gatehouse.admin_token.uses", "{call}", "Admin API calls accepted with an admin token.");
+    }
+
+    public void Event(string kind, string outcome, string? reason) =>
+        _events.Add(1, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("outcome", outcome),
+            new KeyValuePair<string, object?>("reason", reason ?? "none"));
+
+    public void AdminTokenUsed() => _adminTokenUses.Add(1);
+}
