@@ -12,6 +12,7 @@ using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -30,8 +31,12 @@ public static class GatehouseServices
 
         services.AddGatehouseStorage();
         services.AddDataProtection().SetApplicationName("Gatehouse");
-        services.AddOptions<KeyManagementOptions>().Configure<IOptions<GatehouseOptions>, ILoggerFactory>((keys, gatehouse, logs) =>
-            keys.XmlRepository = new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs));
+        // With PostgreSQL every node must share the key ring, so it lives in the database; with SQLite (one node)
+        // it stays in a private folder beside the database, so a copy of the database file alone decrypts nothing.
+        services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider, IOptions<GatehouseOptions>, ILoggerFactory>((keys, sp, gatehouse, logs) =>
+            keys.XmlRepository = StorageSetup.UsesPostgreSql(gatehouse.Value)
+                ? new EntityFrameworkCoreXmlRepository<GatehouseDb>(sp, logs)
+                : new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs));
 
         services.AddSingleton<SigningKeys>();
         services.AddSingleton<CertificateAuthority>();

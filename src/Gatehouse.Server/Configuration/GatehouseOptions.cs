@@ -45,10 +45,10 @@ public sealed class GatehouseOptions
 
 public sealed class DatabaseOptions
 {
-    /// <summary>Sqlite (default). PostgreSQL arrives with its own issue.</summary>
+    /// <summary>Sqlite (default, one node) or PostgreSQL (one or more nodes).</summary>
     public string Provider { get; set; } = "Sqlite";
 
-    /// <summary>Empty: a file named gatehouse.db in the data directory.</summary>
+    /// <summary>Sqlite: empty means a file named gatehouse.db in the data directory. PostgreSQL: required (Npgsql form).</summary>
     public string? ConnectionString { get; set; }
 }
 
@@ -123,8 +123,10 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             if (!options.RegionHosts.TryGetValue(region, out var host) || !Uri.TryCreate(host, UriKind.Absolute, out _))
                 failures.Add($"{p}:RegionHosts:{region} must be an absolute URL.");
         }
-        if (options.Database.Provider is not "Sqlite")
-            failures.Add($"{p}:Database:Provider is '{options.Database.Provider}'; the supported provider is Sqlite.");
+        if (options.Database.Provider is not ("Sqlite" or "PostgreSQL"))
+            failures.Add($"{p}:Database:Provider is '{options.Database.Provider}'; it must be Sqlite or PostgreSQL.");
+        if (options.Database.Provider is "PostgreSQL" && string.IsNullOrWhiteSpace(options.Database.ConnectionString))
+            failures.Add($"{p}:Database:ConnectionString is required with PostgreSQL (for example Host=db;Database=gatehouse;Username=gatehouse;Password=…).");
         if (options.ServerKeyGracePeriod < TimeSpan.Zero || options.ServerKeyGracePeriod > TimeSpan.FromHours(24))
             failures.Add($"{p}:ServerKeyGracePeriod is {options.ServerKeyGracePeriod}; it must be between 00:00:00 and 24:00:00.");
         if (options.AdminTokenGracePeriod < TimeSpan.Zero || options.AdminTokenGracePeriod > TimeSpan.FromHours(24))

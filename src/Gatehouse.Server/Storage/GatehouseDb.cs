@@ -7,13 +7,21 @@ using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 namespace Gatehouse.Server.Storage;
 
-public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbContext(options)
+/// <summary>
+/// The one model of the database. Each provider has its own subclass only so that each keeps its own
+/// migrations (<see cref="SqliteGatehouseDb"/>, <see cref="PostgresGatehouseDb"/>); features use this type.
+/// </summary>
+public abstract class GatehouseDb(DbContextOptions options) : DbContext(options), IDataProtectionKeyContext
 {
+    /// <summary>The Data Protection key ring, shared by every node (used with PostgreSQL; SQLite keeps it in a folder).</summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
     public DbSet<Network> Networks => Set<Network>();
     public DbSet<User> Users => Set<User>();
     public DbSet<Session> Sessions => Set<Session>();
@@ -116,3 +124,7 @@ public sealed class GatehouseDb(DbContextOptions<GatehouseDb> options) : DbConte
         }
     }
 }
+
+public sealed class SqliteGatehouseDb(DbContextOptions<SqliteGatehouseDb> options) : GatehouseDb(options);
+
+public sealed class PostgresGatehouseDb(DbContextOptions<PostgresGatehouseDb> options) : GatehouseDb(options);

@@ -2,23 +2,26 @@ using System.Data.Common;
 using Gatehouse.Server.Configuration;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Storage;
 
 public static class StorageSetup
 {
+    public const string Sqlite = "Sqlite";
+    public const string PostgreSql = "PostgreSQL";
+
     public static IServiceCollection AddGatehouseStorage(this IServiceCollection services)
     {
-        services.AddPooledDbContextFactory<GatehouseDb>((sp, db) =>
-        {
-            var options = sp.GetRequiredService<IOptions<GatehouseOptions>>().Value;
-            db.UseSqlite(SqliteConnectionString(options)).AddInterceptors(DurableSqlite.Instance);
-        });
+        services.AddSingleton<IDbContextFactory<GatehouseDb>, GatehouseDbFactory>();
         services.AddScoped(sp => sp.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContext());
         return services;
     }
+
+    public static bool UsesPostgreSql(GatehouseOptions options) => options.Database.Provider == PostgreSql;
 
     public static string SqliteConnectionString(GatehouseOptions options)
     {
@@ -32,7 +35,7 @@ public static class StorageSetup
         }.ToString();
     }
 
-    /// <summary>Applies pending migrations; WAL lets readers run beside the single writer.</summary>
+    /// <summary>Applies the provider's pending migrations; on SQLite, WAL lets readers run beside the one writer.</summary>
     public static async Task MigrateAsync(IServiceProvider services, CancellationToken ct = default)
     {
         var options = services.GetRequiredService<IOptions<GatehouseOptions>>().Value;
@@ -41,6 +44,33 @@ public static class StorageSetup
         await db.Database.MigrateAsync(ct);
         if (db.Database.IsSqlite())
             await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+    }
+
+    internal static DbContextOptionsBuilder<SqliteGatehouseDb> ForSqlite(string connectionString) =>
+        new DbContextOptionsBuilder<SqliteGatehouseDb>().UseSqlite(connectionString).AddInterceptors(DurableSqlite.Instance);
+
+    internal static DbContextOptionsBuilder<PostgresGatehouseDb> ForPostgreSql(string connectionString) =>
+        new DbContextOptionsBuilder<PostgresGatehouseDb>().UseNpgsql(connectionString);
+
+    /// <summary>
+    /// Contexts of the configured provider, pooled. Chosen at first use rather than at registration, so the
+    /// provider comes from the same validated options as everything else.
+    /// </summary>
+    private sealed class GatehouseDbFactory(IOptions<GatehouseOptions> options, ILoggerFactory logs) : IDbContextFactory<GatehouseDb>
+    {
+        private readonly Lazy<Func<GatehouseDb>> _create = new(() =>
+        {
+            var settings = options.Value;
+            if (UsesPostgreSql(settings))
+            {
+                var pool = new PooledDbContextFactory<PostgresGatehouseDb>(ForPostgreSql(settings.Database.ConnectionString!).UseLoggerFactory(logs).Options);
+                return pool.CreateDbContext;
+            }
+            var sqlite = new PooledDbContextFactory<SqliteGatehouseDb>(ForSqlite(SqliteConnectionString(settings)).UseLoggerFactory(logs).Options);
+            return sqlite.CreateDbContext;
+        });
+
+        public GatehouseDb CreateDbContext() => _create.Value();
     }
 
     /// <summary>
@@ -66,4 +96,16 @@ public static class StorageSetup
             command.ExecuteNonQuery();
         }
     }
+}
+
+/// <summary>What `dotnet ef migrations add --context SqliteGatehouseDb` builds the model with.</summary>
+public sealed class SqliteDesignTimeFactory : IDesignTimeDbContextFactory<SqliteGatehouseDb>
+{
+    public SqliteGatehouseDb CreateDbContext(string[] args) => new(StorageSetup.ForSqlite("Data Source=design-time.db").Options);
+}
+
+/// <summary>What `dotnet ef migrations add --context PostgresGatehouseDb` builds the model with (no connection made).</summary>
+public sealed class PostgresDesignTimeFactory : IDesignTimeDbContextFactory<PostgresGatehouseDb>
+{
+    public PostgresGatehouseDb CreateDbContext(string[] args) => new(StorageSetup.ForPostgreSql("Host=127.0.0.1;Database=gatehouse").Options);
 }

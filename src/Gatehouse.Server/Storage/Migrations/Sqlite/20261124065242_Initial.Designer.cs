@@ -9,10 +9,10 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 #nullable disable
 
-namespace Gatehouse.Server.Storage.Migrations
+namespace Gatehouse.Server.Storage.Migrations.Sqlite
 {
-    [DbContext(typeof(GatehouseDb))]
-    [Migration("20261124062754_Initial")]
+    [DbContext(typeof(SqliteGatehouseDb))]
+    [Migration("20261124065242_Initial")]
     partial class Initial
     {
         /// <inheritdoc />
@@ -490,6 +490,23 @@ namespace Gatehouse.Server.Storage.Migrations
                         .IsUnique();
 
                     b.ToTable("Users");
+                });
+
+            modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
+                {
+                    b.Property<int>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("FriendlyName")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Xml")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("DataProtectionKeys");
                 });
 
             modelBuilder.Entity("Gatehouse.Server.AdminTokens.AdminToken", b =>

@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore.Migrations;
 
 #nullable disable
 
-namespace Gatehouse.Server.Storage.Migrations
+namespace Gatehouse.Server.Storage.Migrations.Sqlite
 {
     /// <inheritdoc />
     public partial class Initial : Migration
@@ -63,6 +63,20 @@ namespace Gatehouse.Server.Storage.Migrations
                 constraints: table =>
                 {
                     table.PrimaryKey("PK_CertificateAuthorityKeys", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "DataProtectionKeys",
+                columns: table => new
+                {
+                    Id = table.Column<int>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    FriendlyName = table.Column<string>(type: "TEXT", nullable: true),
+                    Xml = table.Column<string>(type: "TEXT", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_DataProtectionKeys", x => x.Id);
                 });
 
             migrationBuilder.CreateTable(
@@ -387,6 +401,9 @@ namespace Gatehouse.Server.Storage.Migrations
 
             migrationBuilder.DropTable(
                 name: "ClientCertificates");
+
+            migrationBuilder.DropTable(
+                name: "DataProtectionKeys");
 
             migrationBuilder.DropTable(
                 name: "RefreshTokens");

@@ -8,10 +8,10 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
 #nullable disable
 
-namespace Gatehouse.Server.Storage.Migrations
+namespace Gatehouse.Server.Storage.Migrations.Sqlite
 {
-    [DbContext(typeof(GatehouseDb))]
-    partial class GatehouseDbModelSnapshot : ModelSnapshot
+    [DbContext(typeof(SqliteGatehouseDb))]
+    partial class SqliteGatehouseDbModelSnapshot : ModelSnapshot
     {
         protected override void BuildModel(ModelBuilder modelBuilder)
         {
@@ -487,6 +487,23 @@ namespace Gatehouse.Server.Storage.Migrations
                         .IsUnique();
 
                     b.ToTable("Users");
+                });
+
+            modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
+                {
+                    b.Property<int>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("FriendlyName")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Xml")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("DataProtectionKeys");
                 });
 
             modelBuilder.Entity("Gatehouse.Server.AdminTokens.AdminToken", b =>
