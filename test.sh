@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 need_packages=()
 command -v curl >/dev/null || need_packages+=(curl)
 command -v jq >/dev/null || need_packages+=(jq)
@@ -13,14 +14,15 @@ command -v openssl >/dev/null || need_packages+=(openssl)
 [ -x /usr/bin/chromium ] || need_packages+=(chromium)
 if [ ${#need_packages[@]} -gt 0 ]; then
   echo "Installing ${need_packages[*]}"
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_packages[@]}" >/dev/null
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
+# shellcheck source=tests/postgres.sh
+source tests/postgres.sh
+trap 'stop_postgres; rm -rf "$results"' EXIT
 
 dotnet tool restore >/dev/null
 # The official social.plus web SDK, pinned by tests/websdk/package-lock.json, for the compatibility tests.

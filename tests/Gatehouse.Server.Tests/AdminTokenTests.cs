@@ -6,7 +6,8 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
 
-public sealed class AdminTokenTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
     [Fact]
     public async Task Only_an_admin_with_access_secure_mode_gets_a_token()
@@ -252,3 +253,7 @@ public sealed class AdminTokenTests(GatehouseServer server) : IClassFixture<Gate
         Assert.NotNull(stored.LastUsedAt);
     }
 }
+
+public sealed class AdminTokenTestsOnSqlite(SqliteServer server) : AdminTokenTests<SqliteServer>(server);
+
+public sealed class AdminTokenTestsOnPostgres(PostgresServer server) : AdminTokenTests<PostgresServer>(server);

@@ -4,7 +4,8 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>The ban itself is set by the admin API (its own issue); here it is set in the database directly.</summary>
-public sealed class BanTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class BanTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
     [Fact]
     public async Task A_globally_banned_user_cannot_log_in_use_its_token_or_refresh()
@@ -28,3 +29,7 @@ public sealed class BanTests(GatehouseServer server) : IClassFixture<GatehouseSe
         await Envelope.AssertErrorAsync(refresh, HttpStatusCode.Forbidden, 400312);
     }
 }
+
+public sealed class BanTestsOnSqlite(SqliteServer server) : BanTests<SqliteServer>(server);
+
+public sealed class BanTestsOnPostgres(PostgresServer server) : BanTests<PostgresServer>(server);

@@ -18,7 +18,7 @@ public sealed record TestNetwork(string Id, string ApiKey);
 /// The real server, in this process, on a real port of 127.0.0.1 and a real SQLite file in a fresh folder.
 /// Only the clock is ours to move. One per test class; each test makes its own networks and users.
 /// </summary>
-public sealed class GatehouseServer : IAsyncLifetime
+public class GatehouseServer : IAsyncLifetime
 {
     private readonly StringBuilder _console = new();
     private WebApplication? _app;
@@ -37,13 +37,15 @@ public sealed class GatehouseServer : IAsyncLifetime
     /// <summary>What the first start printed to the terminal.</summary>
     public string ConsoleOutput => _console.ToString();
 
+    public virtual bool UsesSqlite => true;
+
     /// <summary>A last word on the host for a test that needs one (a log sink, say).</summary>
     public Action<WebApplicationBuilder>? Configure { get; init; }
 
     /// <summary>Extra settings for a test class that needs them (keys as in appsettings, "Gatehouse:…").</summary>
     public Dictionary<string, string?> Settings { get; } = [];
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         _app = GatehouseApp.Build([], builder =>
         {
@@ -65,7 +67,7 @@ public sealed class GatehouseServer : IAsyncLifetime
         Http = new HttpClient { BaseAddress = BaseAddress };
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         await StopAsync();
         DeleteDataDirectory(DataDirectory);

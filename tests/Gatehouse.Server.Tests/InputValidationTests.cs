@@ -3,30 +3,11 @@ using System.Text;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>Every malformed request gets a 4xx in the contract's envelope, never a 500 or a stack trace.</summary>
-public sealed class InputValidationTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class InputValidationTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
-    public static TheoryData<string, string> BadSessionBodies => new()
-    {
-        { "broken JSON", """{"userId": "a", """ },
-        { "empty body", "" },
-        { "JSON null", "null" },
-        { "an array", """[{"userId":"a","deviceId":"d"}]""" },
-        { "a wrong type", """{"userId": 42, "deviceId": "d"}""" },
-        { "a duplicate key", """{"userId": "a", "userId": "b", "deviceId": "d"}""" },
-        { "no userId", """{"deviceId": "d"}""" },
-        { "an empty userId", """{"userId": "", "deviceId": "d"}""" },
-        { "a blank userId", """{"userId": "   ", "deviceId": "d"}""" },
-        { "no deviceId", """{"userId": "a"}""" },
-        { "an overlong userId", $$"""{"userId": "{{new string('u', 129)}}", "deviceId": "d"}""" },
-        { "an overlong deviceId", $$"""{"userId": "a", "deviceId": "{{new string('d', 129)}}"}""" },
-        { "an overlong displayName", $$"""{"userId": "a", "deviceId": "d", "displayName": "{{new string('n', 101)}}"}""" },
-        { "a control character", """{"userId": "a\u0000b", "deviceId": "d"}""" },
-        { "deep nesting", """{"userId": "a", "deviceId": "d", "deviceInfo": """ + new string('[', 100) + new string(']', 100) + "}" },
-        { "a wrongly typed deviceInfo", """{"userId": "a", "deviceId": "d", "deviceInfo": "web"}""" },
-    };
-
     [Theory]
-    [MemberData(nameof(BadSessionBodies))]
+    [MemberData(nameof(BadInputs.SessionBodies), MemberType = typeof(BadInputs))]
     public async Task A_bad_session_body_is_refused_with_400(string why, string body)
     {
         var network = await server.CreateNetworkAsync();
@@ -162,4 +143,31 @@ public sealed class InputValidationTests(GatehouseServer server) : IClassFixture
     {
         public override bool CanSeek => false;
     }
+}
+
+public sealed class InputValidationTestsOnSqlite(SqliteServer server) : InputValidationTests<SqliteServer>(server);
+
+public sealed class InputValidationTestsOnPostgres(PostgresServer server) : InputValidationTests<PostgresServer>(server);
+
+public static class BadInputs
+{
+    public static TheoryData<string, string> SessionBodies => new()
+    {
+        { "broken JSON", """{"userId": "a", """ },
+        { "empty body", "" },
+        { "JSON null", "null" },
+        { "an array", """[{"userId":"a","deviceId":"d"}]""" },
+        { "a wrong type", """{"userId": 42, "deviceId": "d"}""" },
+        { "a duplicate key", """{"userId": "a", "userId": "b", "deviceId": "d"}""" },
+        { "no userId", """{"deviceId": "d"}""" },
+        { "an empty userId", """{"userId": "", "deviceId": "d"}""" },
+        { "a blank userId", """{"userId": "   ", "deviceId": "d"}""" },
+        { "no deviceId", """{"userId": "a"}""" },
+        { "an overlong userId", $$"""{"userId": "{{new string('u', 129)}}", "deviceId": "d"}""" },
+        { "an overlong deviceId", $$"""{"userId": "a", "deviceId": "{{new string('d', 129)}}"}""" },
+        { "an overlong displayName", $$"""{"userId": "a", "deviceId": "d", "displayName": "{{new string('n', 101)}}"}""" },
+        { "a control character", """{"userId": "a\u0000b", "deviceId": "d"}""" },
+        { "deep nesting", """{"userId": "a", "deviceId": "d", "deviceInfo": """ + new string('[', 100) + new string(']', 100) + "}" },
+        { "a wrongly typed deviceInfo", """{"userId": "a", "deviceId": "d", "deviceInfo": "web"}""" },
+    };
 }

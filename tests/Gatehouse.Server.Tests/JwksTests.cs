@@ -6,7 +6,8 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Server.Tests;
 
-public sealed class JwksTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class JwksTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
     [Fact]
     public async Task The_published_key_verifies_an_issued_access_token()
@@ -75,3 +76,7 @@ public sealed class JwksTests(GatehouseServer server) : IClassFixture<GatehouseS
         return ecdsa.VerifyData(Encoding.ASCII.GetBytes(jwt[..lastDot]), signature, HashAlgorithmName.SHA256);
     }
 }
+
+public sealed class JwksTestsOnSqlite(SqliteServer server) : JwksTests<SqliteServer>(server);
+
+public sealed class JwksTestsOnPostgres(PostgresServer server) : JwksTests<PostgresServer>(server);

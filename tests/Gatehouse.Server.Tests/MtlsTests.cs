@@ -8,11 +8,16 @@ using Gatehouse.Server.Networks;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>Real TLS handshakes against Kestrel on 127.0.0.1, with CSRs made by openssl and by .NET.</summary>
-public sealed class MtlsTests(GatehouseServer server) : IClassFixture<GatehouseServer>, IDisposable
+public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer>, IDisposable
+    where TServer : GatehouseServer
 {
     private readonly string _work = Directory.CreateTempSubdirectory("gatehouse-mtls").FullName;
 
-    public void Dispose() => GatehouseServer.DeleteDataDirectory(_work);
+    public void Dispose()
+    {
+        GatehouseServer.DeleteDataDirectory(_work);
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task With_mtls_on_only_the_networks_certificate_over_tls_mints_a_token()
@@ -193,6 +198,8 @@ public sealed class MtlsTests(GatehouseServer server) : IClassFixture<GatehouseS
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.Add(authority);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // The certificate's validity follows the server's clock, which other tests of this class move.
+        chain.ChainPolicy.VerificationTime = server.Clock.GetUtcNow().UtcDateTime;
 
         Assert.True(chain.Build(issued));
         Assert.Contains(issued.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single().EnhancedKeyUsages.Cast<Oid>(), o => o.Value == "1.3.6.1.5.5.7.3.2");
@@ -308,3 +315,7 @@ public sealed class MtlsTests(GatehouseServer server) : IClassFixture<GatehouseS
         Assert.True(process.ExitCode == 0, $"{program} {arguments} failed: {errors}");
     }
 }
+
+public sealed class MtlsTestsOnSqlite(SqliteServer server) : MtlsTests<SqliteServer>(server);
+
+public sealed class MtlsTestsOnPostgres(PostgresServer server) : MtlsTests<PostgresServer>(server);

@@ -3,7 +3,8 @@ using System.Text.Json.Nodes;
 
 namespace Gatehouse.Server.Tests;
 
-public sealed class SecureModeTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
     [Fact]
     public async Task A_token_minted_with_the_v3_endpoint_opens_a_session()
@@ -142,3 +143,7 @@ public sealed class SecureModeTests(GatehouseServer server) : IClassFixture<Gate
         Assert.Contains("userId", await Envelope.AssertBadRequestAsync(v4NoUser), StringComparison.Ordinal);
     }
 }
+
+public sealed class SecureModeTestsOnSqlite(SqliteServer server) : SecureModeTests<SqliteServer>(server);
+
+public sealed class SecureModeTestsOnPostgres(PostgresServer server) : SecureModeTests<PostgresServer>(server);

@@ -5,7 +5,8 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
 
-public sealed class ServerKeyTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
     [Fact]
     public async Task Generation_requires_secure_mode()
@@ -125,3 +126,7 @@ public sealed class ServerKeyTests(GatehouseServer server) : IClassFixture<Gateh
     private static string Base64(string base64Url) =>
         base64Url.Replace('-', '+').Replace('_', '/') + new string('=', (4 - base64Url.Length % 4) % 4);
 }
+
+public sealed class ServerKeyTestsOnSqlite(SqliteServer server) : ServerKeyTests<SqliteServer>(server);
+
+public sealed class ServerKeyTestsOnPostgres(PostgresServer server) : ServerKeyTests<PostgresServer>(server);

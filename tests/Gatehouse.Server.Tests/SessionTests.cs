@@ -4,7 +4,8 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
 
-public sealed class SessionTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
 {
     [Fact]
     public async Task Unsecure_login_creates_the_user_and_returns_the_contract_shape()
@@ -211,3 +212,7 @@ public sealed class SessionTests(GatehouseServer server) : IClassFixture<Gatehou
         Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(expired), StringComparison.Ordinal);
     }
 }
+
+public sealed class SessionTestsOnSqlite(SqliteServer server) : SessionTests<SqliteServer>(server);
+
+public sealed class SessionTestsOnPostgres(PostgresServer server) : SessionTests<PostgresServer>(server);

@@ -25,7 +25,7 @@ public sealed class ApiError(int statusCode, int code, string reason, string mes
     public Task ExecuteAsync(HttpContext httpContext)
     {
         httpContext.Response.StatusCode = StatusCode;
-        if (StatusCode == StatusCodes.Status429TooManyRequests)
+        if (StatusCode is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
             httpContext.Response.Headers.RetryAfter = "1";
         return httpContext.Response.WriteAsJsonAsync(Envelope, GatehouseJson.Default.ErrorEnvelope);
     }

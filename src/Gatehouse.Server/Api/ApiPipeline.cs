@@ -14,6 +14,7 @@ public static class ApiPipeline
                 var failure = http.Features.Get<IExceptionHandlerFeature>()?.Error;
                 var error = failure is BadHttpRequestException bad
                     ? new ApiError(bad.StatusCode, 400000, "bad_http_request", "The request could not be read.")
+                    : DatabaseUnavailable(failure) ? Errors.Unavailable
                     : Errors.Internal;
                 return error.ExecuteAsync(http);
             },
@@ -34,6 +35,17 @@ public static class ApiPipeline
             };
             return error.ExecuteAsync(context.HttpContext);
         });
+    }
+
+    /// <summary>A database that cannot be reached is worth a retry (503), not a "server error" (500).</summary>
+    private static bool DatabaseUnavailable(Exception? failure)
+    {
+        for (var e = failure; e is not null; e = e.InnerException)
+        {
+            if (e is System.Data.Common.DbException or TimeoutException or System.Net.Sockets.SocketException)
+                return true;
+        }
+        return false;
     }
 
     /// <summary>People read the console: a refusal there is a short page, not JSON.</summary>

@@ -66,5 +66,6 @@ public static class Errors
     public static readonly ApiError UserNotFound = new(404, 400400, "user_not_found", "The user was not found in this network.");
 
     // 500000: never says why, the log does.
+    public static readonly ApiError Unavailable = new(503, 500000, "unavailable", "The service cannot reach its database right now; retry shortly.");
     public static readonly ApiError Internal = new(500, 500000, "internal", "The server could not complete the request.");
 }

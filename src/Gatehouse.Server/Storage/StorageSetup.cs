@@ -41,9 +41,17 @@ public static class StorageSetup
         var options = services.GetRequiredService<IOptions<GatehouseOptions>>().Value;
         Directory.CreateDirectory(options.DataDirectory);
         await using var db = await services.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContextAsync(ct);
+        if (db.Database.IsNpgsql())
+        {
+            // Nodes starting together take turns: the session-level lock lives on the connection EF migrates on.
+            await db.Database.OpenConnectionAsync(ct);
+            await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_lock(4711001)", ct);
+            await db.Database.MigrateAsync(ct);
+            await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_unlock(4711001)", ct);
+            return;
+        }
         await db.Database.MigrateAsync(ct);
-        if (db.Database.IsSqlite())
-            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
     }
 
     internal static DbContextOptionsBuilder<SqliteGatehouseDb> ForSqlite(string connectionString) =>

@@ -55,6 +55,8 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
             },
         };
         var result = await Handler.ValidateTokenAsync(token, parameters);
+        if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await keys.RefreshAsync())
+            result = await Handler.ValidateTokenAsync(token, parameters);
         if (result.IsValid)
             return new JwtCheck((JsonWebToken)result.SecurityToken, JwtFailure.None);
         return new JwtCheck(null, result.Exception is SecurityTokenInvalidLifetimeException or SecurityTokenExpiredException

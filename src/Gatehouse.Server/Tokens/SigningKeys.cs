@@ -17,10 +17,13 @@ public sealed class SigningKeys(
     IDbContextFactory<GatehouseDb> dbs,
     IDataProtectionProvider dataProtection,
     TimeProvider clock,
-    IOptions<GatehouseOptions> options)
+    IOptions<GatehouseOptions> options) : IDisposable
 {
     private readonly IDataProtector _protector = dataProtection.CreateProtector("Gatehouse.SigningKeys.v1");
+    private static readonly TimeSpan RefreshInterval = TimeSpan.FromSeconds(1);
+    private readonly SemaphoreSlim _refresh = new(1, 1);
     private KeySet? _keys;
+    private DateTimeOffset _refreshedAt;
 
     public SigningCredentials Current => Keys.Signing;
 
@@ -30,6 +33,8 @@ public sealed class SigningKeys(
     public JsonWebKeySetResponse Jwks => Keys.Published;
 
     public bool Loaded => _keys is not null;
+
+    public void Dispose() => _refresh.Dispose();
 
     private KeySet Keys => _keys ?? throw new InvalidOperationException("Signing keys are not loaded yet.");
 
@@ -43,6 +48,33 @@ public sealed class SigningKeys(
             await db.SaveChangesAsync(ct);
         }
         await ReloadAsync(db, ct);
+    }
+
+    /// <summary>
+    /// Another node may have rotated: a token with a key id we do not hold makes us re-read the keys (at most
+    /// once a second, so a flood of forged key ids costs one query a second). True when the set changed.
+    /// </summary>
+    public async Task<bool> RefreshAsync(CancellationToken ct = default)
+    {
+        var before = _keys;
+        await _refresh.WaitAsync(ct);
+        try
+        {
+            if (!ReferenceEquals(before, _keys))
+                return true;
+            var now = clock.GetUtcNow();
+            if (now - _refreshedAt < RefreshInterval)
+                return false;
+            _refreshedAt = now;
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            var known = _keys?.Verifying.Count ?? 0;
+            await ReloadAsync(db, ct);
+            return _keys!.Verifying.Count != known;
+        }
+        finally
+        {
+            _refresh.Release();
+        }
     }
 
     /// <summary>A new key signs from now on; the old one only verifies.</summary>

@@ -1,0 +1,46 @@
+using Npgsql;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>The integration suite on the embedded default: a SQLite file in a fresh folder.</summary>
+public sealed class SqliteServer : GatehouseServer;
+
+/// <summary>
+/// The same suite on PostgreSQL: a database of its own, created on the server ./test.sh starts (127.0.0.1, its
+/// address in GATEHOUSE_TEST_POSTGRES) and dropped afterwards.
+/// </summary>
+public sealed class PostgresServer : GatehouseServer
+{
+    private string? _database;
+
+    public override bool UsesSqlite => false;
+
+    public static string AdminConnectionString =>
+        Environment.GetEnvironmentVariable("GATEHOUSE_TEST_POSTGRES")
+        ?? throw new InvalidOperationException("GATEHOUSE_TEST_POSTGRES is not set: run the tests with ./test.sh, which starts PostgreSQL.");
+
+    public override async Task InitializeAsync()
+    {
+        _database = "gatehouse_test_" + Guid.NewGuid().ToString("n");
+        await ExecuteAsync($"CREATE DATABASE {_database}");
+        Settings["Gatehouse:Database:Provider"] = "PostgreSQL";
+        Settings["Gatehouse:Database:ConnectionString"] = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = _database }.ToString();
+        await base.InitializeAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        NpgsqlConnection.ClearAllPools();
+        if (_database is not null)
+            await ExecuteAsync($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)");
+    }
+
+    public static async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL (the image's version, or Debian's if missing) in a temporary folder, listening
+# on 127.0.0.1 only. Sourced by test.sh: exports GATEHOUSE_TEST_POSTGRES (admin connection string),
+# GATEHOUSE_TEST_POSTGRES_RESTART (a command that restarts it, for the failover test) and stop_postgres.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+
+pg_root=$(mktemp -d /tmp/gatehouse-pg.XXXXXX)
+pg_port=${GATEHOUSE_TEST_POSTGRES_PORT:-55432}
+# PostgreSQL refuses to run as root: the cluster belongs to the postgres account when we are root.
+if [ "$(id -u)" = 0 ]; then
+  chown postgres:postgres "$pg_root"
+  as_pg=(runuser -u postgres --)
+else
+  as_pg=()
+fi
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_root/data" -A trust -U postgres >/dev/null
+pg_options="-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_root -c fsync=on"
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_root/data" -l "$pg_root/log" -o "$pg_options" -w start >/dev/null
+
+export GATEHOUSE_TEST_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres;Timeout=5;Command Timeout=10"
+export GATEHOUSE_TEST_POSTGRES_RESTART="${as_pg[*]} $pg_bin/pg_ctl -D $pg_root/data -l $pg_root/log -o '$pg_options' -m fast -w restart"
+
+stop_postgres() {
+  "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_root/data" -m immediate stop >/dev/null 2>&1 || true
+  rm -rf "$pg_root"
+}
