@@ -46,8 +46,14 @@ public static class StorageSetup
             // Nodes starting together take turns: the session-level lock lives on the connection EF migrates on.
             await db.Database.OpenConnectionAsync(ct);
             await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_lock(4711001)", ct);
-            await db.Database.MigrateAsync(ct);
-            await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_unlock(4711001)", ct);
+            try
+            {
+                await db.Database.MigrateAsync(ct);
+            }
+            finally
+            {
+                await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_unlock(4711001)", CancellationToken.None);
+            }
             return;
         }
         await db.Database.MigrateAsync(ct);

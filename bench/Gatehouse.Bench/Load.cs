@@ -1,0 +1,166 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Gatehouse.Bench;
+
+public sealed record Workload(string Name, ServerProcess Target, Func<HttpClient, int, Timing, Task<HttpResponseMessage>> Send);
+
+/// <summary>When the timed part of one request began; a workload that prepares first restarts it.</summary>
+public sealed class Timing
+{
+    public long Started { get; private set; }
+
+    public void Restart() => Started = Stopwatch.GetTimestamp();
+}
+
+public sealed record Result(string Name, int Connections, double RequestsPerSecond, double P50, double P99, long Errors)
+{
+    public string Row(Result baseline) => string.Create(CultureInfo.InvariantCulture,
+        $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");
+}
+
+/// <summary>
+/// A closed-loop load generator: N workers, each with one request in flight, for a fixed time. Bounded by the
+/// clock and by a request cap, so it always stops by itself; the same generator drives the baseline.
+/// </summary>
+public static class Load
+{
+    private const int MaxRequestsPerWorker = 2_000_000;
+
+    public static HttpClient Client(Uri address, int connections) => new(new SocketsHttpHandler
+    {
+        MaxConnectionsPerServer = connections,
+        PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+        UseCookies = false,
+    })
+    { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+
+    public static async Task<Result> RunAsync(Workload workload, int connections, int seconds)
+    {
+        using var client = Client(workload.Target.BaseAddress, connections);
+        await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(2), record: null);
+        var latencies = new List<double>[connections];
+        var errors = 0L;
+        var clock = Stopwatch.StartNew();
+        var recorded = await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(seconds), latencies);
+        var elapsed = clock.Elapsed.TotalSeconds;
+        foreach (var list in latencies)
+            errors += list.Count(l => l < 0);
+        var sorted = latencies.SelectMany(l => l).Where(l => l >= 0).Order().ToArray();
+        Console.Error.WriteLine($"  {workload.Name}, {connections} connection(s): {recorded} requests");
+        return new Result(workload.Name, connections, recorded / elapsed, Percentile(sorted, 0.50), Percentile(sorted, 0.99), errors);
+    }
+
+    private static async Task<long> PhaseAsync(Workload workload, HttpClient client, int connections, TimeSpan duration, List<double>[]? record)
+    {
+        using var stop = new CancellationTokenSource(duration);
+        var total = 0L;
+        var workers = Enumerable.Range(0, connections).Select(w => Task.Run(async () =>
+        {
+            var mine = new List<double>(4096);
+            var timing = new Timing();
+            if (record is not null)
+                record[w] = mine;
+            for (var i = 0; i < MaxRequestsPerWorker && !stop.IsCancellationRequested; i++)
+            {
+                timing.Restart();
+                var ok = false;
+                try
+                {
+                    using var response = await workload.Send(client, w, timing);
+                    await response.Content.LoadIntoBufferAsync();
+                    ok = response.IsSuccessStatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                }
+                catch (IOException)
+                {
+                }
+                catch (SocketException)
+                {
+                }
+                mine.Add(ok ? Stopwatch.GetElapsedTime(timing.Started).TotalMilliseconds : -1);
+                Interlocked.Increment(ref total);
+            }
+        })).ToArray();
+        await Task.WhenAll(workers);
+        return total;
+    }
+
+    private static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
+}
+
+/// <summary>A server under test as its own process on a free port of 127.0.0.1, so its memory can be read.</summary>
+public sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ServerProcess(Process process, Uri address)
+    {
+        _process = process;
+        BaseAddress = address;
+    }
+
+    public Uri BaseAddress { get; }
+
+    public static async Task<ServerProcess> StartAsync(string assembly, string work, string readyPath)
+    {
+        var port = FreePort();
+        var start = new ProcessStartInfo("dotnet", [assembly])
+        {
+            WorkingDirectory = work,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        start.Environment["Gatehouse__DataDirectory"] = Path.Combine(work, "data");
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        start.Environment["Logging__LogLevel__Gatehouse"] = "Warning";
+        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        var process = Process.Start(start)!;
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        using var probe = new HttpClient { BaseAddress = server.BaseAddress };
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                using var response = await probe.GetAsync(readyPath);
+                if (response.IsSuccessStatusCode)
+                    return server;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        throw new InvalidOperationException($"{assembly} did not start");
+    }
+
+    public double ResidentMegabytes()
+    {
+        _process.Refresh();
+        return _process.WorkingSet64 / 1024.0 / 1024.0;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

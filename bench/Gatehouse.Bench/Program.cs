@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Gatehouse.Bench;
+using Gatehouse.Server.Operations;
+using Microsoft.Extensions.Configuration;
+
+// Usage: dotnet run -c Release --project bench/Gatehouse.Bench -- [seconds per run] [connections,…]
+var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
+var connectionCounts = args.Length > 1 ? args[1].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray() : [1, 64];
+var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
+Console.WriteLine($"Gatehouse bench: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
+
+await using var gatehouse = await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz");
+await using var baseline = await ServerProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
+
+// Seeding goes through the operator commands on the same SQLite file, as an operator would.
+async Task<string> OperatorAsync(params string[] command)
+{
+    using var output = new StringWriter();
+    var exit = await OperatorCommands.RunAsync(command, output, Console.Error, builder =>
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(work, "data") }));
+    return exit == 0 ? output.ToString() : throw new InvalidOperationException($"{string.Join(' ', command)} failed");
+}
+string Field(string text, string label) => text.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith(label, StringComparison.Ordinal))[label.Length..].Trim();
+
+var open = await OperatorAsync("network", "create", "bench-open");
+var openKey = Field(open, "API key:");
+var secure = await OperatorAsync("network", "create", "bench-secure");
+var secureId = secure.Split(' ')[1];
+await OperatorAsync("secure-mode", secureId, "on");
+var serverKey = Field(await OperatorAsync("server-key", "generate", secureId), "Server key:");
+
+var maxConnections = connectionCounts.Max();
+using var seeding = Load.Client(gatehouse.BaseAddress, maxConnections);
+async Task<JsonNode> LoginAsync(string userId, string deviceId)
+{
+    using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/sessions") { Content = JsonContent.Create(new { userId, deviceId }) };
+    request.Headers.Add("x-api-key", openKey);
+    using var response = await seeding.SendAsync(request);
+    response.EnsureSuccessStatusCode();
+    return JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+}
+
+var bearer = new string[maxConnections];
+var refresh = new string[maxConnections];
+for (var w = 0; w < maxConnections; w++)
+{
+    var session = await LoginAsync($"reader-{w}", $"reader-device-{w}");
+    bearer[w] = session["accessToken"]!.GetValue<string>();
+    session = await LoginAsync($"refresher-{w}", $"refresher-device-{w}");
+    refresh[w] = session["refreshToken"]!.GetValue<string>();
+}
+
+var newUsers = 0;
+var workloads = new List<Workload>
+{
+    new("Auth-token mint (v3, server key)", gatehouse, (client, w, timing) =>
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v3/authentication/token?userId=user-{w}");
+        request.Headers.Add("x-server-key", serverKey);
+        return client.SendAsync(request);
+    }),
+    new("Session creation, new users (durable)", gatehouse, (client, w, timing) =>
+    {
+        var n = Interlocked.Increment(ref newUsers);
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/sessions") { Content = JsonContent.Create(new { userId = $"new-{n}", deviceId = $"new-device-{n}" }) };
+        request.Headers.Add("x-api-key", openKey);
+        return client.SendAsync(request);
+    }),
+    new("Session creation, returning users", gatehouse, (client, w, timing) =>
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/sessions") { Content = JsonContent.Create(new { userId = $"returning-{w}", deviceId = $"returning-device-{w}" }) };
+        request.Headers.Add("x-api-key", openKey);
+        return client.SendAsync(request);
+    }),
+    new("Bearer validation (GET /api/v3/users/me)", gatehouse, (client, w, timing) =>
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/api/v3/users/me");
+        request.Headers.Authorization = new("Bearer", bearer[w]);
+        return client.SendAsync(request);
+    }),
+    new("Refresh (rotating)", gatehouse, async (client, w, timing) =>
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/api/v4/sessions/refresh") { Content = JsonContent.Create(new { refreshToken = refresh[w] }) };
+        request.Headers.Add("x-api-key", openKey);
+        var response = await client.SendAsync(request);
+        if (response.IsSuccessStatusCode)
+        {
+            await response.Content.LoadIntoBufferAsync();
+            refresh[w] = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["refreshToken"]!.GetValue<string>();
+        }
+        return response;
+    }),
+    new("Secure logout (each call a fresh session)", gatehouse, async (client, w, timing) =>
+    {
+        // The session is opened first and only the logout is timed.
+        using var login = new HttpRequestMessage(HttpMethod.Post, "/api/v5/sessions") { Content = JsonContent.Create(new { userId = $"leaver-{w}", deviceId = $"leaver-device-{w}" }) };
+        login.Headers.Add("x-api-key", openKey);
+        using var opened = await client.SendAsync(login);
+        var token = JsonNode.Parse(await opened.Content.ReadAsStringAsync())!["accessToken"]!.GetValue<string>();
+        timing.Restart();
+        var request = new HttpRequestMessage(HttpMethod.Delete, "/api/v4/sessions");
+        request.Headers.Authorization = new("Bearer", token);
+        return await client.SendAsync(request);
+    }),
+};
+
+var rows = new List<string>();
+foreach (var connections in connectionCounts)
+{
+    var reference = await Load.RunAsync(new Workload("Baseline (fixed JSON)", baseline, (client, _, timing) => client.GetAsync("/baseline")), connections, seconds);
+    rows.Add(reference.Row(reference));
+    foreach (var workload in workloads)
+        rows.Add((await Load.RunAsync(workload, connections, seconds)).Row(reference));
+}
+
+Console.WriteLine();
+Console.WriteLine("| workload | connections | requests/s | p50 ms | p99 ms | errors | ratio to baseline |");
+Console.WriteLine("|---|---|---|---|---|---|---|");
+rows.ForEach(Console.WriteLine);
+Console.WriteLine();
+Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB; baseline: {baseline.ResidentMegabytes():0} MiB");
+Directory.Delete(work, recursive: true);
