@@ -69,6 +69,7 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
         };
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
+            await db.LockNetworkAsync(networkId, ct);
             var previous = await db.AdminTokens
                 .Where(t => t.AdminId == admin.Id && t.NetworkId == networkId && t.RevokedAt == null && t.ExpiresAt > now)
                 .ToListAsync(ct);

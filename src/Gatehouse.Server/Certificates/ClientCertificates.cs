@@ -58,6 +58,7 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
 
         var now = clock.GetUtcNow();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.LockNetworkAsync(network.Id, ct);
         var active = await db.ClientCertificates.Where(c => c.NetworkId == network.Id && c.RevokedAt == null && c.NotAfter > now).ToListAsync(ct);
         if (active.Count >= MaxActive)
             return Refuse(network, actor, $"A network can have at most {MaxActive} active certificates. Delete one first.");

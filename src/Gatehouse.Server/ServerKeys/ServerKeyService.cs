@@ -41,6 +41,7 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
 
         await using (var tx = await db.Database.BeginTransactionAsync(ct))
         {
+            await db.LockNetworkAsync(network.Id, ct);
             await db.ServerKeys
                 .Where(k => k.NetworkId == network.Id && k.ExpiresAt != null && k.ExpiresAt > now)
                 .ExecuteUpdateAsync(s => s.SetProperty(k => k.ExpiresAt, now), ct);

@@ -31,3 +31,16 @@ public sealed class RefreshToken
     public DateTimeOffset ExpiresAt { get; init; }
     public DateTimeOffset? UsedAt { get; set; }
 }
+
+/// <summary>
+/// One row per device of a network, naming its current user. Updating it first in a login's transaction takes
+/// the row's lock, so two logins on one device take turns on every provider (PostgreSQL's default isolation
+/// would otherwise let both see no rival and both stay signed in).
+/// </summary>
+public sealed class DeviceBinding
+{
+    public required string NetworkId { get; init; }
+    public required string DeviceId { get; init; }
+    public required string UserRef { get; set; }
+    public DateTimeOffset BoundAt { get; set; }
+}

@@ -74,7 +74,12 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Ti
             user.UpdatedAt = now;
         }
 
-        // A device belongs to one user at a time: whoever registered it before is signed out of it.
+        // A device belongs to one user at a time: whoever registered it before is signed out of it. The binding
+        // row is written first so concurrent logins on this device wait for each other.
+        var bound = await db.DeviceBindings.Where(d => d.NetworkId == network.Id && d.DeviceId == deviceId)
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.UserRef, user.Id).SetProperty(d => d.BoundAt, now), ct);
+        if (bound == 0)
+            db.DeviceBindings.Add(new DeviceBinding { NetworkId = network.Id, DeviceId = deviceId, UserRef = user.Id, BoundAt = now });
         await db.Sessions
             .Where(s => s.NetworkId == network.Id && s.DeviceId == deviceId && s.UserRef != user.Id && s.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.DeviceRebound), ct);

@@ -26,6 +26,7 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
     public DbSet<User> Users => Set<User>();
     public DbSet<Session> Sessions => Set<Session>();
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
+    public DbSet<DeviceBinding> DeviceBindings => Set<DeviceBinding>();
     public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<Admin> Admins => Set<Admin>();
@@ -67,6 +68,12 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
             e.Property(x => x.Digest).HasMaxLength(64);
             e.HasIndex(x => x.SessionId);
             e.HasOne<Session>().WithMany().HasForeignKey(x => x.SessionId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<DeviceBinding>(e =>
+        {
+            e.HasKey(x => new { x.NetworkId, x.DeviceId });
+            e.Property(x => x.DeviceId).HasMaxLength(1024);
+            e.Property(x => x.UserRef).HasMaxLength(24);
         });
         modelBuilder.Entity<ServerKey>(e =>
         {
@@ -112,6 +119,13 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
             e.HasIndex(x => x.OccurredAt);
         });
     }
+
+    /// <summary>
+    /// Takes the network row's lock for the rest of the transaction (a no-op update), so that changes bounded per
+    /// network (two valid server keys, two active certificates) take turns on every provider.
+    /// </summary>
+    public Task LockNetworkAsync(string networkId, CancellationToken ct) =>
+        Networks.Where(n => n.Id == networkId).ExecuteUpdateAsync(s => s.SetProperty(n => n.Name, n => n.Name), ct);
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {

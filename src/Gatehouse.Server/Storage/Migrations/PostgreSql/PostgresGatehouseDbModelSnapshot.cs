@@ -362,6 +362,28 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.ToTable("ServerKeys");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Sessions.DeviceBinding", b =>
+                {
+                    b.Property<string>("NetworkId")
+                        .HasColumnType("text");
+
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(1024)
+                        .HasColumnType("character varying(1024)");
+
+                    b.Property<DateTimeOffset>("BoundAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("UserRef")
+                        .IsRequired()
+                        .HasMaxLength(24)
+                        .HasColumnType("character varying(24)");
+
+                    b.HasKey("NetworkId", "DeviceId");
+
+                    b.ToTable("DeviceBindings");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Sessions.RefreshToken", b =>
                 {
                     b.Property<string>("Digest")

@@ -355,6 +355,28 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.ToTable("ServerKeys");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Sessions.DeviceBinding", b =>
+                {
+                    b.Property<string>("NetworkId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(1024)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("BoundAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("UserRef")
+                        .IsRequired()
+                        .HasMaxLength(24)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("NetworkId", "DeviceId");
+
+                    b.ToTable("DeviceBindings");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Sessions.RefreshToken", b =>
                 {
                     b.Property<string>("Digest")

@@ -1,9 +1,10 @@
 ﻿using System;
 using Microsoft.EntityFrameworkCore.Migrations;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 
 #nullable disable
 
-namespace Gatehouse.Server.Storage.Migrations.Sqlite
+namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 {
     /// <inheritdoc />
     public partial class Initial : Migration
@@ -15,15 +16,15 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "Admins",
                 columns: table => new
                 {
-                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
-                    Email = table.Column<string>(type: "TEXT", maxLength: 254, nullable: false),
-                    PasswordHash = table.Column<string>(type: "TEXT", nullable: false),
-                    IsSuperAdmin = table.Column<bool>(type: "INTEGER", nullable: false),
-                    MustChangePassword = table.Column<bool>(type: "INTEGER", nullable: false),
-                    FailedSignIns = table.Column<int>(type: "INTEGER", nullable: false),
-                    LockedUntil = table.Column<long>(type: "INTEGER", nullable: true),
-                    SecurityStamp = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false)
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    Email = table.Column<string>(type: "character varying(254)", maxLength: 254, nullable: false),
+                    PasswordHash = table.Column<string>(type: "text", nullable: false),
+                    IsSuperAdmin = table.Column<bool>(type: "boolean", nullable: false),
+                    MustChangePassword = table.Column<bool>(type: "boolean", nullable: false),
+                    FailedSignIns = table.Column<int>(type: "integer", nullable: false),
+                    LockedUntil = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
+                    SecurityStamp = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -34,17 +35,17 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "AuditEvents",
                 columns: table => new
                 {
-                    Id = table.Column<long>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: true),
-                    OccurredAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    Kind = table.Column<string>(type: "TEXT", nullable: false),
-                    Outcome = table.Column<string>(type: "TEXT", nullable: false),
-                    Actor = table.Column<string>(type: "TEXT", nullable: false),
-                    UserId = table.Column<string>(type: "TEXT", nullable: true),
-                    Reason = table.Column<string>(type: "TEXT", nullable: true),
-                    Detail = table.Column<string>(type: "TEXT", nullable: true),
-                    ClientAddress = table.Column<string>(type: "TEXT", nullable: true)
+                    Id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    NetworkId = table.Column<string>(type: "text", nullable: true),
+                    OccurredAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    Kind = table.Column<string>(type: "text", nullable: false),
+                    Outcome = table.Column<string>(type: "text", nullable: false),
+                    Actor = table.Column<string>(type: "text", nullable: false),
+                    UserId = table.Column<string>(type: "text", nullable: true),
+                    Reason = table.Column<string>(type: "text", nullable: true),
+                    Detail = table.Column<string>(type: "text", nullable: true),
+                    ClientAddress = table.Column<string>(type: "text", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -55,10 +56,10 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "CertificateAuthorityKeys",
                 columns: table => new
                 {
-                    Id = table.Column<int>(type: "INTEGER", nullable: false),
-                    CertificatePem = table.Column<string>(type: "TEXT", nullable: false),
-                    ProtectedPrivateKey = table.Column<string>(type: "TEXT", nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false)
+                    Id = table.Column<int>(type: "integer", nullable: false),
+                    CertificatePem = table.Column<string>(type: "text", nullable: false),
+                    ProtectedPrivateKey = table.Column<string>(type: "text", nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -69,10 +70,10 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "DataProtectionKeys",
                 columns: table => new
                 {
-                    Id = table.Column<int>(type: "INTEGER", nullable: false)
-                        .Annotation("Sqlite:Autoincrement", true),
-                    FriendlyName = table.Column<string>(type: "TEXT", nullable: true),
-                    Xml = table.Column<string>(type: "TEXT", nullable: true)
+                    Id = table.Column<int>(type: "integer", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    FriendlyName = table.Column<string>(type: "text", nullable: true),
+                    Xml = table.Column<string>(type: "text", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -80,21 +81,35 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 });
 
             migrationBuilder.CreateTable(
+                name: "DeviceBindings",
+                columns: table => new
+                {
+                    NetworkId = table.Column<string>(type: "text", nullable: false),
+                    DeviceId = table.Column<string>(type: "character varying(1024)", maxLength: 1024, nullable: false),
+                    UserRef = table.Column<string>(type: "character varying(24)", maxLength: 24, nullable: false),
+                    BoundAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_DeviceBindings", x => new { x.NetworkId, x.DeviceId });
+                });
+
+            migrationBuilder.CreateTable(
                 name: "Networks",
                 columns: table => new
                 {
-                    Id = table.Column<string>(type: "TEXT", maxLength: 24, nullable: false),
-                    Name = table.Column<string>(type: "TEXT", maxLength: 100, nullable: false),
-                    Region = table.Column<string>(type: "TEXT", maxLength: 8, nullable: false),
-                    ApiKey = table.Column<string>(type: "TEXT", maxLength: 80, nullable: false),
-                    SecureMode = table.Column<bool>(type: "INTEGER", nullable: false),
-                    MtlsEnabled = table.Column<bool>(type: "INTEGER", nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    Chat_AllowMentionedChannel = table.Column<bool>(type: "INTEGER", nullable: false),
-                    Chat_Enabled = table.Column<bool>(type: "INTEGER", nullable: false),
-                    Chat_MarkerEnabled = table.Column<bool>(type: "INTEGER", nullable: false),
-                    Chat_MessagePreviewEnabled = table.Column<bool>(type: "INTEGER", nullable: false),
-                    Chat_MessagePreviewIncludeDeleted = table.Column<bool>(type: "INTEGER", nullable: false)
+                    Id = table.Column<string>(type: "character varying(24)", maxLength: 24, nullable: false),
+                    Name = table.Column<string>(type: "character varying(100)", maxLength: 100, nullable: false),
+                    Region = table.Column<string>(type: "character varying(8)", maxLength: 8, nullable: false),
+                    ApiKey = table.Column<string>(type: "character varying(80)", maxLength: 80, nullable: false),
+                    SecureMode = table.Column<bool>(type: "boolean", nullable: false),
+                    MtlsEnabled = table.Column<bool>(type: "boolean", nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    Chat_AllowMentionedChannel = table.Column<bool>(type: "boolean", nullable: false),
+                    Chat_Enabled = table.Column<bool>(type: "boolean", nullable: false),
+                    Chat_MarkerEnabled = table.Column<bool>(type: "boolean", nullable: false),
+                    Chat_MessagePreviewEnabled = table.Column<bool>(type: "boolean", nullable: false),
+                    Chat_MessagePreviewIncludeDeleted = table.Column<bool>(type: "boolean", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -105,10 +120,10 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "SigningKeys",
                 columns: table => new
                 {
-                    Id = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    ProtectedPrivateKey = table.Column<string>(type: "TEXT", nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    RetiredAt = table.Column<long>(type: "INTEGER", nullable: true)
+                    Id = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    ProtectedPrivateKey = table.Column<string>(type: "text", nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    RetiredAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -119,11 +134,11 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "AdminMemberships",
                 columns: table => new
                 {
-                    AdminId = table.Column<Guid>(type: "TEXT", nullable: false),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
-                    Role = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
-                    CanAccessSecureMode = table.Column<bool>(type: "INTEGER", nullable: false),
-                    Disabled = table.Column<bool>(type: "INTEGER", nullable: false)
+                    AdminId = table.Column<Guid>(type: "uuid", nullable: false),
+                    NetworkId = table.Column<string>(type: "character varying(24)", nullable: false),
+                    Role = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
+                    CanAccessSecureMode = table.Column<bool>(type: "boolean", nullable: false),
+                    Disabled = table.Column<bool>(type: "boolean", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -146,16 +161,16 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "AdminTokens",
                 columns: table => new
                 {
-                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
-                    AdminId = table.Column<Guid>(type: "TEXT", nullable: false),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
-                    Digest = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    ExpiresAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    ReplacedAt = table.Column<long>(type: "INTEGER", nullable: true),
-                    RevokedAt = table.Column<long>(type: "INTEGER", nullable: true),
-                    RevokedBy = table.Column<string>(type: "TEXT", nullable: true),
-                    LastUsedAt = table.Column<long>(type: "INTEGER", nullable: true)
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    AdminId = table.Column<Guid>(type: "uuid", nullable: false),
+                    NetworkId = table.Column<string>(type: "character varying(24)", nullable: false),
+                    Digest = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    ExpiresAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    ReplacedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
+                    RevokedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
+                    RevokedBy = table.Column<string>(type: "text", nullable: true),
+                    LastUsedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -178,18 +193,18 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "ClientCertificates",
                 columns: table => new
                 {
-                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
-                    Name = table.Column<string>(type: "TEXT", maxLength: 30, nullable: false),
-                    Fingerprint = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    SerialNumber = table.Column<string>(type: "TEXT", nullable: false),
-                    Subject = table.Column<string>(type: "TEXT", nullable: false),
-                    CertificatePem = table.Column<string>(type: "TEXT", nullable: false),
-                    NotBefore = table.Column<long>(type: "INTEGER", nullable: false),
-                    NotAfter = table.Column<long>(type: "INTEGER", nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    CreatedBy = table.Column<string>(type: "TEXT", nullable: false),
-                    RevokedAt = table.Column<long>(type: "INTEGER", nullable: true)
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    NetworkId = table.Column<string>(type: "character varying(24)", nullable: false),
+                    Name = table.Column<string>(type: "character varying(30)", maxLength: 30, nullable: false),
+                    Fingerprint = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    SerialNumber = table.Column<string>(type: "text", nullable: false),
+                    Subject = table.Column<string>(type: "text", nullable: false),
+                    CertificatePem = table.Column<string>(type: "text", nullable: false),
+                    NotBefore = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    NotAfter = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    CreatedBy = table.Column<string>(type: "text", nullable: false),
+                    RevokedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -206,13 +221,13 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "ServerKeys",
                 columns: table => new
                 {
-                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
-                    Digest = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    CreatedBy = table.Column<string>(type: "TEXT", nullable: false),
-                    ExpiresAt = table.Column<long>(type: "INTEGER", nullable: true),
-                    LastUsedAt = table.Column<long>(type: "INTEGER", nullable: true)
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    NetworkId = table.Column<string>(type: "character varying(24)", nullable: false),
+                    Digest = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    CreatedBy = table.Column<string>(type: "text", nullable: false),
+                    ExpiresAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
+                    LastUsedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -229,14 +244,14 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "Users",
                 columns: table => new
                 {
-                    Id = table.Column<string>(type: "TEXT", maxLength: 24, nullable: false),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
-                    UserId = table.Column<string>(type: "TEXT", maxLength: 1024, nullable: false),
-                    DisplayName = table.Column<string>(type: "TEXT", maxLength: 1024, nullable: true),
-                    IsGlobalBan = table.Column<bool>(type: "INTEGER", nullable: false),
-                    IsDeleted = table.Column<bool>(type: "INTEGER", nullable: false),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    UpdatedAt = table.Column<long>(type: "INTEGER", nullable: false)
+                    Id = table.Column<string>(type: "character varying(24)", maxLength: 24, nullable: false),
+                    NetworkId = table.Column<string>(type: "character varying(24)", nullable: false),
+                    UserId = table.Column<string>(type: "character varying(1024)", maxLength: 1024, nullable: false),
+                    DisplayName = table.Column<string>(type: "character varying(1024)", maxLength: 1024, nullable: true),
+                    IsGlobalBan = table.Column<bool>(type: "boolean", nullable: false),
+                    IsDeleted = table.Column<bool>(type: "boolean", nullable: false),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    UpdatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
                 {
@@ -253,17 +268,17 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "Sessions",
                 columns: table => new
                 {
-                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
-                    NetworkId = table.Column<string>(type: "TEXT", nullable: false),
-                    UserRef = table.Column<string>(type: "TEXT", nullable: false),
-                    DeviceId = table.Column<string>(type: "TEXT", maxLength: 1024, nullable: false),
-                    DeviceKind = table.Column<string>(type: "TEXT", nullable: true),
-                    DeviceModel = table.Column<string>(type: "TEXT", nullable: true),
-                    SdkVersion = table.Column<string>(type: "TEXT", nullable: true),
-                    CreatedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    ExpiresAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    RevokedAt = table.Column<long>(type: "INTEGER", nullable: true),
-                    RevokedReason = table.Column<string>(type: "TEXT", nullable: true)
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    NetworkId = table.Column<string>(type: "text", nullable: false),
+                    UserRef = table.Column<string>(type: "character varying(24)", nullable: false),
+                    DeviceId = table.Column<string>(type: "character varying(1024)", maxLength: 1024, nullable: false),
+                    DeviceKind = table.Column<string>(type: "text", nullable: true),
+                    DeviceModel = table.Column<string>(type: "text", nullable: true),
+                    SdkVersion = table.Column<string>(type: "text", nullable: true),
+                    CreatedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    ExpiresAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    RevokedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
+                    RevokedReason = table.Column<string>(type: "text", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -280,11 +295,11 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                 name: "RefreshTokens",
                 columns: table => new
                 {
-                    Digest = table.Column<string>(type: "TEXT", maxLength: 64, nullable: false),
-                    SessionId = table.Column<Guid>(type: "TEXT", nullable: false),
-                    IssuedAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    ExpiresAt = table.Column<long>(type: "INTEGER", nullable: false),
-                    UsedAt = table.Column<long>(type: "INTEGER", nullable: true)
+                    Digest = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    SessionId = table.Column<Guid>(type: "uuid", nullable: false),
+                    IssuedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    ExpiresAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),
+                    UsedAt = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -404,6 +419,9 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
 
             migrationBuilder.DropTable(
                 name: "DataProtectionKeys");
+
+            migrationBuilder.DropTable(
+                name: "DeviceBindings");
 
             migrationBuilder.DropTable(
                 name: "RefreshTokens");
