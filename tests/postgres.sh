@@ -10,7 +10,6 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then
 fi
 
 pg_root=$(mktemp -d /tmp/gatehouse-pg.XXXXXX)
-pg_port=${GATEHOUSE_TEST_POSTGRES_PORT:-55432}
 # PostgreSQL refuses to run as root: the cluster belongs to the postgres account when we are root.
 if [ "$(id -u)" = 0 ]; then
   chown postgres:postgres "$pg_root"
@@ -19,8 +18,21 @@ else
   as_pg=()
 fi
 "${as_pg[@]}" "$pg_bin/initdb" -D "$pg_root/data" -A trust -U postgres >/dev/null
-pg_options="-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_root -c fsync=on"
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_root/data" -l "$pg_root/log" -o "$pg_options" -w start >/dev/null
+# A port below the kernel's ephemeral range (32768 and up), so no outgoing connection can be holding it;
+# the next ones are tried if another server has it.
+started=""
+for pg_port in ${GATEHOUSE_TEST_POSTGRES_PORT:-15432 15433 15434 15435 15436}; do
+  pg_options="-c listen_addresses=127.0.0.1 -p $pg_port -k $pg_root -c fsync=on"
+  if "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_root/data" -l "$pg_root/log" -o "$pg_options" -w start >/dev/null 2>&1; then
+    started=yes
+    break
+  fi
+done
+if [ -z "$started" ]; then
+  echo "PostgreSQL did not start:" >&2
+  cat "$pg_root/log" >&2
+  exit 1
+fi
 
 export GATEHOUSE_TEST_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=postgres;Timeout=5;Command Timeout=10"
 export GATEHOUSE_TEST_POSTGRES_RESTART="${as_pg[*]} $pg_bin/pg_ctl -D $pg_root/data -l $pg_root/log -o '$pg_options' -m fast -w restart"
