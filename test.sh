@@ -24,7 +24,6 @@ results=$(mktemp -d)
 source tests/postgres.sh
 trap 'stop_postgres; rm -rf "$results"' EXIT
 
-dotnet tool restore >/dev/null
 # The official social.plus web SDK, pinned by tests/websdk/package-lock.json, for the compatibility tests.
 npm ci --prefix tests/websdk --no-audit --no-fund --loglevel=error
 dotnet build Gatehouse.slnx -c Release -warnaserror -v quiet -nologo
