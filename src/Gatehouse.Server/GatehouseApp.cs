@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Gatehouse.Server.Console;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.Operations;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -45,6 +46,7 @@ public static class GatehouseApp
         builder.Services.AddGatehouseCore();
         builder.Services.AddGatehouseConsole();
         builder.Services.AddGatehouseObservability();
+        builder.Services.AddGatehouseRateLimits();
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, GatehouseJson.Default));
         // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
         builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy
@@ -57,6 +59,7 @@ public static class GatehouseApp
         var app = builder.Build();
         app.UseEnvelopeForEveryError();
         app.UseStaticFiles();
+        app.UseRateLimiter();
         app.UseCors();
         app.UseGatehouseConsole();
 

@@ -22,11 +22,14 @@ public sealed class ApiError(int statusCode, int code, string reason, string mes
 
     public ErrorEnvelope Envelope => new("error", Code, Message);
 
+    /// <summary>Sent as Retry-After on 429 and 503 answers.</summary>
+    public int RetryAfterSeconds { get; init; } = 1;
+
     public Task ExecuteAsync(HttpContext httpContext)
     {
         httpContext.Response.StatusCode = StatusCode;
         if (StatusCode is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
-            httpContext.Response.Headers.RetryAfter = "1";
+            httpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return httpContext.Response.WriteAsJsonAsync(Envelope, GatehouseJson.Default.ErrorEnvelope);
     }
 

@@ -39,6 +39,8 @@ public sealed class GatehouseOptions
 
     public HttpsOptions Https { get; set; } = new();
 
+    public RateLimitOptions RateLimits { get; set; } = new();
+
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
     public string Issuer { get; set; } = "gatehouse";
 }
@@ -85,6 +87,17 @@ public sealed class MtlsOptions
 
     /// <summary>The proxies whose forwarded certificate header is believed; from any other address it is ignored.</summary>
     public List<string> TrustedProxies { get; set; } = [];
+}
+
+/// <summary>Fixed one-minute windows, counted per node (a deployment of N nodes allows N times as much).</summary>
+public sealed class RateLimitOptions
+{
+    public bool Enabled { get; set; } = true;
+    public int SessionsPerApiKeyPerMinute { get; set; } = 60_000;
+    public int SessionsPerAddressPerMinute { get; set; } = 600;
+    public int AuthTokensPerServerKeyPerMinute { get; set; } = 60_000;
+    public int AdminCallsPerTokenPerMinute { get; set; } = 600;
+    public int ConsoleSignInsPerAddressPerMinute { get; set; } = 30;
 }
 
 public sealed class HttpsOptions
@@ -158,6 +171,18 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Https:CertificatePath and {p}:Https:KeyPath must be given together.");
         else if (!string.IsNullOrEmpty(options.Https.CertificatePath) && (!File.Exists(options.Https.CertificatePath) || !File.Exists(options.Https.KeyPath)))
             failures.Add($"{p}:Https:CertificatePath or KeyPath names a file that does not exist.");
+        foreach (var (setting, value) in new[]
+        {
+            ("SessionsPerApiKeyPerMinute", options.RateLimits.SessionsPerApiKeyPerMinute),
+            ("SessionsPerAddressPerMinute", options.RateLimits.SessionsPerAddressPerMinute),
+            ("AuthTokensPerServerKeyPerMinute", options.RateLimits.AuthTokensPerServerKeyPerMinute),
+            ("AdminCallsPerTokenPerMinute", options.RateLimits.AdminCallsPerTokenPerMinute),
+            ("ConsoleSignInsPerAddressPerMinute", options.RateLimits.ConsoleSignInsPerAddressPerMinute),
+        })
+        {
+            if (value is < 1 or > 10_000_000)
+                failures.Add($"{p}:RateLimits:{setting} is {value}; it must be between 1 and 10000000 (or set {p}:RateLimits:Enabled to false).");
+        }
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");
 

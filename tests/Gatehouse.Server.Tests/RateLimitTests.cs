@@ -1,0 +1,82 @@
+using System.Net.Http.Json;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>Each limit, made small for the test: the request past it gets 429, the envelope and Retry-After.</summary>
+public sealed class RateLimitTests : IAsyncLifetime
+{
+    private readonly GatehouseServer _server = new();
+
+    public async Task InitializeAsync()
+    {
+        _server.Settings["Gatehouse:RateLimits:SessionsPerAddressPerMinute"] = "5";
+        _server.Settings["Gatehouse:RateLimits:AuthTokensPerServerKeyPerMinute"] = "3";
+        _server.Settings["Gatehouse:RateLimits:AdminCallsPerTokenPerMinute"] = "3";
+        _server.Settings["Gatehouse:RateLimits:ConsoleSignInsPerAddressPerMinute"] = "2";
+        await _server.InitializeAsync();
+    }
+
+    public Task DisposeAsync() => _server.DisposeAsync();
+
+    [Fact]
+    public async Task Sessions_and_refreshes_are_limited_per_client_address()
+    {
+        var network = await _server.CreateNetworkAsync();
+        var statuses = new List<HttpStatusCode>();
+        for (var i = 0; i < 5; i++)
+        {
+            using var response = await _server.CreateSessionAsync(network, $"user-{i}", $"device-{i}");
+            statuses.Add(response.StatusCode);
+        }
+        using var refused = await _server.RefreshAsync(network, "grt_anything");
+
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
+        await AssertLimitedAsync(refused);
+    }
+
+    [Fact]
+    public async Task Auth_tokens_are_limited_per_server_key_and_admin_calls_per_token()
+    {
+        var network = await _server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await _server.GenerateServerKeyAsync(network);
+        var (adminToken, _) = await _server.GenerateAdminTokenAsync(await _server.CreateAdminAsync(network), network);
+        for (var i = 0; i < 3; i++)
+        {
+            using var minted = await _server.MintV3Async(serverKey, "alice");
+            Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+            using var listed = await _server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", adminToken!);
+            Assert.Equal(HttpStatusCode.OK, listed.StatusCode);
+        }
+
+        using var mintRefused = await _server.MintV3Async(serverKey, "alice");
+        using var adminRefused = await _server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", adminToken!);
+        var otherKey = await _server.GenerateServerKeyAsync(await _server.CreateNetworkAsync(secureMode: true));
+        using var otherKeyStillServed = await _server.MintV3Async(otherKey, "alice");
+
+        await AssertLimitedAsync(mintRefused);
+        await AssertLimitedAsync(adminRefused);
+        Assert.Equal(HttpStatusCode.OK, otherKeyStillServed.StatusCode);
+    }
+
+    [Fact]
+    public async Task Console_sign_ins_are_limited_per_client_address()
+    {
+        var statuses = new List<int>();
+        for (var i = 0; i < 3; i++)
+        {
+            using var response = await _server.Http.PostAsync("/console/signin", new FormUrlEncodedContent(new Dictionary<string, string> { ["email"] = "x@example.com" }));
+            statuses.Add((int)response.StatusCode);
+        }
+
+        Assert.NotEqual(429, statuses[0]);
+        Assert.NotEqual(429, statuses[1]);
+        Assert.Equal(429, statuses[2]);
+    }
+
+    private static async Task AssertLimitedAsync(HttpResponseMessage response)
+    {
+        Assert.Contains("Too many requests", await Envelope.AssertErrorAsync(response, HttpStatusCode.TooManyRequests, 429000), StringComparison.Ordinal);
+        var retryAfter = int.Parse(response.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(retryAfter, 1, 60);
+    }
+}
