@@ -120,8 +120,8 @@ public sealed class MultiNodeTests : IAsyncLifetime
 
         Assert.Empty(unexpected);
         Assert.True(acknowledgedAfterRestart >= 50, $"only {acknowledgedAfterRestart} sessions were acknowledged after the restart");
-        await WaitReadyAsync(_a);
-        await WaitReadyAsync(_b);
+        await _a.WaitReadyAsync();
+        await _b.WaitReadyAsync();
         var lost = 0;
         foreach (var (node, token) in acknowledged)
         {
@@ -168,24 +168,6 @@ public sealed class MultiNodeTests : IAsyncLifetime
         return response.StatusCode;
     }
 
-    private static async Task WaitReadyAsync(ServerProcess node)
-    {
-        for (var attempt = 0; attempt < 300; attempt++)
-        {
-            try
-            {
-                using var ready = await node.Http.GetAsync("/readyz");
-                if (ready.StatusCode == HttpStatusCode.OK)
-                    return;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(100);
-        }
-        Assert.Fail($"{node.BaseAddress} never became ready");
-    }
-
     private static async Task RunAsync(string command)
     {
         using var process = Process.Start(new ProcessStartInfo("bash", ["-c", command]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
@@ -196,64 +178,4 @@ public sealed class MultiNodeTests : IAsyncLifetime
 
     private static string Line(string text, string label) =>
         text.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith(label, StringComparison.Ordinal))[label.Length..].Trim();
-
-    /// <summary>A real Gatehouse server process (the same build the tests reference) on a free port of 127.0.0.1.</summary>
-    private sealed class ServerProcess : IAsyncDisposable
-    {
-        private readonly Process _process;
-
-        private ServerProcess(Process process, Uri baseAddress)
-        {
-            _process = process;
-            BaseAddress = baseAddress;
-            Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(15) };
-        }
-
-        public Uri BaseAddress { get; }
-        public HttpClient Http { get; }
-
-        public static async Task<ServerProcess> StartAsync(string connectionString, string dataDirectory)
-        {
-            var port = FreePort();
-            Directory.CreateDirectory(dataDirectory);
-            var start = new ProcessStartInfo("dotnet", [typeof(GatehouseApp).Assembly.Location])
-            {
-                WorkingDirectory = dataDirectory,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            start.Environment["Urls"] = $"http://127.0.0.1:{port}";
-            start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
-            start.Environment["Gatehouse__Database__ConnectionString"] = connectionString;
-            start.Environment["Gatehouse__DataDirectory"] = dataDirectory;
-            start.Environment["Logging__LogLevel__Default"] = "Warning";
-            // The load here is one client address far above the per-address limit; durability is what is measured.
-            start.Environment["Gatehouse__RateLimits__Enabled"] = "false";
-            var process = Process.Start(start)!;
-            // Drained so a chatty server never blocks on a full pipe.
-            _ = process.StandardOutput.ReadToEndAsync();
-            _ = process.StandardError.ReadToEndAsync();
-            var node = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"));
-            await WaitReadyAsync(node);
-            return node;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Http.Dispose();
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-            _process.Dispose();
-        }
-
-        private static int FreePort()
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            return ((IPEndPoint)listener.LocalEndpoint).Port;
-        }
-    }
 }

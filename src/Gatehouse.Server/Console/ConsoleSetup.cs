@@ -63,6 +63,8 @@ public static class ConsoleSetup
                 headers.XContentTypeOptions = "nosniff";
                 headers["Referrer-Policy"] = "no-referrer";
                 headers.CacheControl = "no-store";
+                if (http.Request.IsHttps)
+                    headers.StrictTransportSecurity = "max-age=31536000";
                 await next(http);
             });
             console.UseAuthentication();

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>A real Gatehouse server process (the same build the tests reference) on a free port of 127.0.0.1.</summary>
+public sealed class ServerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private ServerProcess(Process process, Uri baseAddress)
+    {
+        _process = process;
+        BaseAddress = baseAddress;
+        Http = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(15) };
+    }
+
+    public Uri BaseAddress { get; }
+    public HttpClient Http { get; }
+
+    public static async Task<ServerProcess> StartAsync(string? postgresConnectionString, string dataDirectory)
+    {
+        var port = FreePort();
+        Directory.CreateDirectory(dataDirectory);
+        var start = new ProcessStartInfo("dotnet", [typeof(GatehouseApp).Assembly.Location])
+        {
+            WorkingDirectory = dataDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        if (postgresConnectionString is not null)
+        {
+            start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
+            start.Environment["Gatehouse__Database__ConnectionString"] = postgresConnectionString;
+        }
+        start.Environment["Gatehouse__DataDirectory"] = dataDirectory;
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        // The load in these tests is one client address far above the per-address limit; durability is measured.
+        start.Environment["Gatehouse__RateLimits__Enabled"] = "false";
+        var process = Process.Start(start)!;
+        // Drained so a chatty server never blocks on a full pipe.
+        _ = process.StandardOutput.ReadToEndAsync();
+        _ = process.StandardError.ReadToEndAsync();
+        var node = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        await node.WaitReadyAsync();
+        return node;
+    }
+
+    /// <summary>SIGKILL: no shutdown, no flush, as a power cut or an OOM kill would leave it.</summary>
+    public async Task KillAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+    }
+
+    public async Task WaitReadyAsync()
+    {
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                using var ready = await Http.GetAsync("/readyz");
+                if (ready.StatusCode == HttpStatusCode.OK)
+                    return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        Assert.Fail($"{BaseAddress} never became ready");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
