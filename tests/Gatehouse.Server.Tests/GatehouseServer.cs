@@ -39,6 +39,9 @@ public class GatehouseServer : IAsyncLifetime
 
     public virtual bool UsesSqlite => true;
 
+    /// <summary>When set, every response body the test client receives is kept here (to search them for secrets).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string>? ResponseBodies { get; init; }
+
     /// <summary>A last word on the host for a test that needs one (a log sink, say).</summary>
     public Action<WebApplicationBuilder>? Configure { get; init; }
 
@@ -64,7 +67,9 @@ public class GatehouseServer : IAsyncLifetime
         var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         BaseAddress = new Uri(addresses.Single(a => a.StartsWith("http://", StringComparison.Ordinal)));
         HttpsAddress = new Uri(addresses.Single(a => a.StartsWith("https://", StringComparison.Ordinal)));
-        Http = new HttpClient { BaseAddress = BaseAddress };
+        Http = ResponseBodies is null
+            ? new HttpClient { BaseAddress = BaseAddress }
+            : new HttpClient(new RecordingHandler(ResponseBodies)) { BaseAddress = BaseAddress };
     }
 
     public virtual async Task DisposeAsync()
@@ -227,4 +232,16 @@ public class GatehouseServer : IAsyncLifetime
 
     public Task<HttpResponseMessage> RefreshAsync(TestNetwork network, string refreshToken) =>
         PostJsonAsync("/api/v4/sessions/refresh", new { refreshToken }, network.ApiKey);
+}
+
+/// <summary>Keeps a copy of every response body that passes through.</summary>
+internal sealed class RecordingHandler(System.Collections.Concurrent.ConcurrentQueue<string> bodies) : DelegatingHandler(new HttpClientHandler())
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var response = await base.SendAsync(request, cancellationToken);
+        await response.Content.LoadIntoBufferAsync(cancellationToken);
+        bodies.Enqueue(await response.Content.ReadAsStringAsync(cancellationToken));
+        return response;
+    }
 }

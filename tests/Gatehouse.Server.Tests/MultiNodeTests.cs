@@ -7,15 +7,15 @@ using Npgsql;
 
 namespace Gatehouse.Server.Tests;
 
-/// <summary>Restarts the shared PostgreSQL, so it runs alone, after every parallel test has finished.</summary>
+/// <summary>Tests that restart the shared PostgreSQL or load the whole machine run alone, after every parallel test.</summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class PostgresRestarts
+public sealed class RunsAlone
 {
-    public const string Name = "PostgreSQL restarts";
+    public const string Name = "runs alone";
 }
 
 /// <summary>Two Gatehouse server processes on one PostgreSQL database, as behind a load balancer.</summary>
-[Collection(PostgresRestarts.Name)]
+[Collection(RunsAlone.Name)]
 public sealed class MultiNodeTests : IAsyncLifetime
 {
     private readonly string _database = "gatehouse_nodes_" + Guid.NewGuid().ToString("n");

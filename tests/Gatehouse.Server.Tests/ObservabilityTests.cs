@@ -72,11 +72,16 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
 public sealed class SecretFreeLogTests : IAsyncLifetime
 {
     private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<string> _responses = new();
     private GatehouseServer _server = null!;
 
     public async Task InitializeAsync()
     {
-        _server = new GatehouseServer { Configure = builder => builder.Logging.AddProvider(new CapturingLoggerProvider(_lines)) };
+        _server = new GatehouseServer
+        {
+            Configure = builder => builder.Logging.AddProvider(new CapturingLoggerProvider(_lines)),
+            ResponseBodies = _responses,
+        };
         foreach (var category in new[] { "Default", "Microsoft", "Microsoft.AspNetCore", "Microsoft.EntityFrameworkCore", "Gatehouse" })
             _server.Settings[$"Logging:LogLevel:{category}"] = "Debug";
         await _server.InitializeAsync();
@@ -85,7 +90,7 @@ public sealed class SecretFreeLogTests : IAsyncLifetime
     public Task DisposeAsync() => _server.DisposeAsync();
 
     [Fact]
-    public async Task No_issued_secret_reaches_the_log()
+    public async Task No_issued_secret_reaches_the_log_or_any_response_but_the_one_that_issued_it()
     {
         var secrets = new List<string>();
         var network = await _server.CreateNetworkAsync(secureMode: true);
@@ -131,6 +136,13 @@ public sealed class SecretFreeLogTests : IAsyncLifetime
         foreach (var secret in secrets)
             Assert.DoesNotContain(secret, log, StringComparison.Ordinal);
         Assert.DoesNotContain("PRIVATE KEY", log, StringComparison.Ordinal);
+
+        // In flight: a secret is in the answer that issues it and in no other.
+        var responses = _responses.ToList();
+        Assert.True(responses.Count >= 7, $"only {responses.Count} responses were recorded");
+        foreach (var secret in secrets)
+            Assert.True(responses.Count(body => body.Contains(secret, StringComparison.Ordinal)) <= 1, $"a secret appears in more than one response");
+        Assert.DoesNotContain(responses, body => body.Contains("PRIVATE KEY", StringComparison.Ordinal));
     }
 
     private sealed class CapturingLoggerProvider(ConcurrentQueue<string> lines) : ILoggerProvider

@@ -47,6 +47,12 @@ public sealed class ServerProcess : IAsyncDisposable
         return node;
     }
 
+    public double ResidentMegabytes()
+    {
+        _process.Refresh();
+        return _process.WorkingSet64 / 1024.0 / 1024.0;
+    }
+
     /// <summary>SIGKILL: no shutdown, no flush, as a power cut or an OOM kill would leave it.</summary>
     public async Task KillAsync()
     {
