@@ -59,9 +59,15 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         return Redirect(Here);
     }
 
+    /// <summary>
+    /// Nobody raises their own rights: an admin does not edit its own membership, and grants Access Secure Mode
+    /// only if it holds it (super admins grant anything).
+    /// </summary>
+    private bool MayGrant(bool accessSecureMode) => CurrentAdmin.IsSuperAdmin || !accessSecureMode || Access.CanAccessSecureMode;
+
     public async Task<IActionResult> OnPostAddAdminAsync(string? email, string? role, bool accessSecureMode)
     {
-        if (!Access.CanManageSettings)
+        if (!Access.CanManageSettings || !MayGrant(accessSecureMode))
             return Refused();
         if (!Enum.TryParse<ConsoleRole>(role, out var parsed))
             parsed = ConsoleRole.Viewer;
@@ -85,7 +91,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
 
     public async Task<IActionResult> OnPostUpdateAdminAsync(Guid adminId, string? role, bool accessSecureMode, bool disabled)
     {
-        if (!Access.CanManageSettings)
+        if (!Access.CanManageSettings || adminId == CurrentAdmin.Id || !MayGrant(accessSecureMode))
             return Refused();
         await LoadAsync();
         if (Admins.All(a => a.Admin.Id != adminId) || !Enum.TryParse<ConsoleRole>(role, out var parsed))

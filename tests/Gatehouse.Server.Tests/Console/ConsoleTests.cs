@@ -92,6 +92,33 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     }
 
     [Fact]
+    public async Task An_admin_cannot_raise_its_own_rights_or_grant_a_permission_it_lacks()
+    {
+        var network = await Server.CreateNetworkAsync(secureMode: true);
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: false);
+        var colleague = await console.CreateAdminAsync("another long password", network: network, role: ConsoleRole.Viewer);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        await page.GotoAsync($"/console/n/{network.Id}/admin-users");
+        Guid IdOf(string address)
+        {
+            using var scope = Server.Services.CreateScope();
+            return scope.ServiceProvider.GetRequiredService<GatehouseDb>().Admins.Single(a => a.Email == address).Id;
+        }
+
+        var selfGrant = await ForgedPostAsync(page, $"/console/n/{network.Id}/admin-users?handler=UpdateAdmin",
+            new() { ["adminId"] = IdOf(email).ToString(), ["role"] = "Admin", ["accessSecureMode"] = "true" });
+        var grantToOther = await ForgedPostAsync(page, $"/console/n/{network.Id}/admin-users?handler=UpdateAdmin",
+            new() { ["adminId"] = IdOf(colleague).ToString(), ["role"] = "Admin", ["accessSecureMode"] = "true" });
+
+        Assert.Equal(403, selfGrant);
+        Assert.Equal(403, grantToOther);
+        await using var check = Server.Services.CreateAsyncScope();
+        var memberships = check.ServiceProvider.GetRequiredService<GatehouseDb>().AdminMemberships.Where(m => m.NetworkId == network.Id);
+        Assert.False(await memberships.AnyAsync(m => m.CanAccessSecureMode));
+    }
+
+    [Fact]
     public async Task A_network_the_admin_has_no_role_in_is_not_found()
     {
         var mine = await Server.CreateNetworkAsync();
