@@ -46,6 +46,7 @@ public static class GatehouseServices
         services.AddSingleton<AccessTokens>();
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<SecurityMetrics>();
+        services.AddSingleton<RateLimits.SessionRefreshLimiter>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
 

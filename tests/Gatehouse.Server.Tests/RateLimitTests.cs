@@ -1,4 +1,4 @@
-using System.Net.Http.Json;
+using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
 
@@ -13,6 +13,7 @@ public sealed class RateLimitTests : IAsyncLifetime
         _server.Settings["Gatehouse:RateLimits:AuthTokensPerServerKeyPerMinute"] = "3";
         _server.Settings["Gatehouse:RateLimits:AdminCallsPerTokenPerMinute"] = "3";
         _server.Settings["Gatehouse:RateLimits:ConsoleSignInsPerAddressPerMinute"] = "2";
+        _server.Settings["Gatehouse:RateLimits:RefreshesPerSessionPerMinute"] = "2";
         await _server.InitializeAsync();
     }
 
@@ -32,6 +33,28 @@ public sealed class RateLimitTests : IAsyncLifetime
 
         Assert.All(statuses, s => Assert.Equal(HttpStatusCode.OK, s));
         await AssertLimitedAsync(refused);
+    }
+
+    [Fact]
+    public async Task Refreshes_are_limited_per_session()
+    {
+        var network = await _server.CreateNetworkAsync();
+        var refreshToken = (await _server.LoginAsync(network, "refresher", "device-r"))["refreshToken"]!.GetValue<string>();
+        for (var i = 0; i < 2; i++)
+        {
+            using var refreshed = await _server.RefreshAsync(network, refreshToken);
+            Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+            refreshToken = System.Text.Json.Nodes.JsonNode.Parse(await refreshed.Content.ReadAsStringAsync())!["refreshToken"]!.GetValue<string>();
+        }
+
+        using var limited = await _server.RefreshAsync(network, refreshToken);
+
+        await AssertLimitedAsync(limited);
+        // The refused refresh did not spend the token: it still works once the window has passed.
+        await using var scope = _server.Services.CreateAsyncScope();
+        var stored = await scope.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().RefreshTokens
+            .SingleAsync(r => r.Digest == Tokens.Secrets.Digest(refreshToken));
+        Assert.Null(stored.UsedAt);
     }
 
     [Fact]

@@ -95,6 +95,7 @@ public sealed class RateLimitOptions
     public bool Enabled { get; set; } = true;
     public int SessionsPerApiKeyPerMinute { get; set; } = 60_000;
     public int SessionsPerAddressPerMinute { get; set; } = 600;
+    public int RefreshesPerSessionPerMinute { get; set; } = 30;
     public int AuthTokensPerServerKeyPerMinute { get; set; } = 60_000;
     public int AdminCallsPerTokenPerMinute { get; set; } = 600;
     public int ConsoleSignInsPerAddressPerMinute { get; set; } = 30;
@@ -175,6 +176,7 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
         {
             ("SessionsPerApiKeyPerMinute", options.RateLimits.SessionsPerApiKeyPerMinute),
             ("SessionsPerAddressPerMinute", options.RateLimits.SessionsPerAddressPerMinute),
+            ("RefreshesPerSessionPerMinute", options.RateLimits.RefreshesPerSessionPerMinute),
             ("AuthTokensPerServerKeyPerMinute", options.RateLimits.AuthTokensPerServerKeyPerMinute),
             ("AdminCallsPerTokenPerMinute", options.RateLimits.AdminCallsPerTokenPerMinute),
             ("ConsoleSignInsPerAddressPerMinute", options.RateLimits.ConsoleSignInsPerAddressPerMinute),

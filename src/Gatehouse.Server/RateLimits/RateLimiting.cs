@@ -65,13 +65,43 @@ public static class RateLimiting
 
     private static string? Digest(string secret) => secret.Length == 0 ? null : Secrets.Digest(secret);
 
+    public static readonly ApiError TooManyRequests = new(429, 429000, "rate_limited", "Too many requests; retry after the time in Retry-After.")
+    {
+        RetryAfterSeconds = 60,
+    };
+
     private static async ValueTask RejectAsync(OnRejectedContext context, CancellationToken ct)
     {
         var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(60);
-        var error = new ApiError(429, 429000, "rate_limited", "Too many requests; retry after the time in Retry-After.")
+        var error = new ApiError(TooManyRequests.StatusCode, TooManyRequests.Code, TooManyRequests.Reason, TooManyRequests.Message)
         {
             RetryAfterSeconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)),
         };
         await error.ExecuteAsync(context.HttpContext);
     }
+}
+
+/// <summary>
+/// Refreshes per session: the one limit that needs the session, so it is checked once the refresh token has been
+/// matched to one, not in the middleware. Counted per node, like the others.
+/// </summary>
+public sealed class SessionRefreshLimiter(IOptions<GatehouseOptions> options) : IDisposable
+{
+    private readonly PartitionedRateLimiter<Guid> _limiter = PartitionedRateLimiter.Create<Guid, Guid>(session =>
+        RateLimitPartition.GetFixedWindowLimiter(session, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = options.Value.RateLimits.RefreshesPerSessionPerMinute,
+            Window = TimeSpan.FromMinutes(1),
+            QueueLimit = 0,
+        }));
+
+    public bool TryAcquire(Guid sessionId)
+    {
+        if (!options.Value.RateLimits.Enabled)
+            return true;
+        using var lease = _limiter.AttemptAcquire(sessionId);
+        return lease.IsAcquired;
+    }
+
+    public void Dispose() => _limiter.Dispose();
 }

@@ -1,6 +1,7 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
@@ -22,7 +23,8 @@ public static class RevokeReasons
 }
 
 /// <summary>Opens, refreshes and ends sessions. Each change is one transaction.</summary>
-public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, TimeProvider clock, IOptions<GatehouseOptions> options)
+public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, SessionRefreshLimiter refreshLimiter, TimeProvider clock,
+    IOptions<GatehouseOptions> options)
 {
     private const string RefreshPrefix = "grt_";
 
@@ -128,6 +130,8 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Ti
         var session = row is null ? null : await db.Sessions.FirstOrDefaultAsync(s => s.Id == row.SessionId, ct);
         if (row is null || session is null || session.NetworkId != network.Id || !Secrets.DigestsEqual(row.Digest, digest))
             return (null, Errors.RefreshTokenInvalid);
+        if (!refreshLimiter.TryAcquire(session.Id))
+            return (null, RateLimiting.TooManyRequests);
         var user = await db.Users.FirstAsync(u => u.Id == session.UserRef, ct);
         if (user.IsGlobalBan)
             return (null, Errors.UserBanned);
