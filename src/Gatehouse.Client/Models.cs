@@ -1,0 +1,97 @@
+using System.Text.Json.Serialization;
+
+namespace Gatehouse.Client;
+
+/// <summary>A user as Gatehouse answers it.</summary>
+/// <param name="Id">The server's identifier of the user (<c>_id</c>).</param>
+/// <param name="UserId">The app's identifier of the user.</param>
+/// <param name="DisplayName">The name shown to other users, if one was given.</param>
+/// <param name="IsGlobalBanned">Whether the user is banned from the whole network.</param>
+/// <param name="IsDeleted">Whether the user was deleted.</param>
+/// <param name="CreatedAt">When the user first opened a session.</param>
+/// <param name="UpdatedAt">When the user last changed.</param>
+public sealed record GatehouseUser(
+    [property: JsonPropertyName("_id")] string Id,
+    string UserId,
+    string? DisplayName,
+    bool IsGlobalBanned,
+    bool IsDeleted,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt);
+
+/// <summary>An established session: the tokens and their lifetime.</summary>
+/// <param name="UserId">The user the session belongs to.</param>
+/// <param name="DeviceId">The device the session was opened on.</param>
+/// <param name="AccessToken">The bearer token for API calls.</param>
+/// <param name="RefreshToken">The one-use token that renews the session without an auth token; null if the server gave none.</param>
+/// <param name="IssuedAt">When the access token was issued.</param>
+/// <param name="ExpiresAt">When the access token expires.</param>
+public sealed record GatehouseSession(string UserId, string DeviceId, string AccessToken, string? RefreshToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt)
+{
+    /// <summary>Keeps the tokens out of logs and debugger views.</summary>
+    public override string ToString() => $"GatehouseSession {{ UserId = {UserId}, DeviceId = {DeviceId}, ExpiresAt = {ExpiresAt:O} }}";
+}
+
+/// <summary>An auth token minted for a user by the customer's backend.</summary>
+/// <param name="Token">The token to hand to the user's app for its login.</param>
+/// <param name="ExpiresAt">When it stops being accepted (ten minutes after minting); null from the v3 endpoint, which does not say.</param>
+public sealed record AuthToken(string Token, DateTimeOffset? ExpiresAt)
+{
+    /// <summary>Keeps the token out of logs.</summary>
+    public override string ToString() => $"AuthToken {{ ExpiresAt = {ExpiresAt:O} }}";
+}
+
+/// <summary>A page of users from the admin API.</summary>
+/// <param name="Users">The users on this page.</param>
+/// <param name="Page">The page number, from 1.</param>
+/// <param name="Limit">The page size.</param>
+/// <param name="Total">How many users match in all.</param>
+public sealed record UserPage(IReadOnlyList<GatehouseUser> Users, int Page, int Limit, int Total);
+
+/// <summary>One event of the audit log.</summary>
+/// <param name="Id">The event's identifier.</param>
+/// <param name="OccurredAt">When it happened.</param>
+/// <param name="Kind">What happened, for example <c>session.created</c>.</param>
+/// <param name="Outcome">Whether it succeeded or was refused.</param>
+/// <param name="Actor">Who acted.</param>
+/// <param name="UserId">The user concerned, if any.</param>
+/// <param name="Reason">Why it was refused, if it was.</param>
+/// <param name="Detail">More about the event, if any.</param>
+/// <param name="ClientAddress">The caller's address.</param>
+public sealed record AuditEvent(long Id, DateTimeOffset OccurredAt, string Kind, string Outcome, string Actor, string? UserId, string? Reason, string? Detail, string? ClientAddress);
+
+/// <summary>A page of audit events, newest first.</summary>
+/// <param name="Events">The events on this page.</param>
+/// <param name="Page">The page number, from 1.</param>
+/// <param name="Limit">The page size.</param>
+/// <param name="Total">How many events match in all.</param>
+public sealed record AuditPage(IReadOnlyList<AuditEvent> Events, int Page, int Limit, int Total);
+
+/// <summary>Which events an audit query returns; every filter is optional.</summary>
+public sealed record AuditQuery
+{
+    /// <summary>Only events of this kind.</summary>
+    public string? Kind { get; init; }
+    /// <summary>Only events about this user.</summary>
+    public string? UserId { get; init; }
+    /// <summary>Only events at or after this time.</summary>
+    public DateTimeOffset? From { get; init; }
+    /// <summary>Only events before this time.</summary>
+    public DateTimeOffset? To { get; init; }
+    /// <summary>The page, from 1.</summary>
+    public int Page { get; init; } = 1;
+    /// <summary>The page size, 1 to 100.</summary>
+    public int Limit { get; init; } = 20;
+}
+
+internal sealed record SessionAnswer(string AccessToken, string? RefreshToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, IReadOnlyList<GatehouseUser> Users);
+
+internal sealed record UsersAnswer(IReadOnlyList<GatehouseUser> Users);
+
+internal sealed record Paging(int Page, int Limit, int Total);
+
+internal sealed record UserPageAnswer(IReadOnlyList<GatehouseUser> Users, Paging Paging);
+
+internal sealed record AuditPageAnswer(IReadOnlyList<AuditEvent> Events, Paging Paging);
+
+internal sealed record AuthTokenAnswer(string AuthToken, DateTimeOffset ExpiresAt);

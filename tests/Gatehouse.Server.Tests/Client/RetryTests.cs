@@ -1,0 +1,108 @@
+using System.Net.Sockets;
+using Gatehouse.Client;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+
+namespace Gatehouse.Server.Tests.Client;
+
+/// <summary>
+/// The backend clients' retries, against a stand-in on 127.0.0.1 that fails on purpose (a real Gatehouse does not
+/// fail on demand): transient failures are retried with backoff, a 4xx never.
+/// </summary>
+public sealed class RetryTests : IAsyncLifetime
+{
+    private WebApplication _flaky = null!;
+    private readonly Queue<(int Status, string Body)> _answers = new();
+    private int _calls;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        _flaky = builder.Build();
+        _flaky.Run(async context =>
+        {
+            Interlocked.Increment(ref _calls);
+            var (status, body) = _answers.Count > 0 ? _answers.Dequeue() : (500, "");
+            context.Response.StatusCode = status;
+            if (status == 429)
+                context.Response.Headers.RetryAfter = "1";
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync(body);
+        });
+        await _flaky.StartAsync();
+    }
+
+    public async Task DisposeAsync() => await _flaky.DisposeAsync();
+
+    private Uri Address => new(_flaky.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
+
+    private AuthTokenClient Client(Uri? endpoint = null) => new(new HttpClient(), new AuthTokenClientOptions
+    {
+        Endpoint = endpoint ?? Address,
+        ServerKey = "gsk_test",
+        Retry = new RetryOptions { MaxRetries = 3, BaseDelay = TimeSpan.FromMilliseconds(10) },
+    });
+
+    private const string Minted = """{"authToken":"eyJ.test","expiresAt":"2026-11-24T10:10:00Z"}""";
+    private const string Unavailable = """{"status":"error","code":500000,"message":"The database cannot be reached."}""";
+
+    [Fact]
+    public async Task Transient_failures_are_retried_until_an_answer()
+    {
+        _answers.Enqueue((503, Unavailable));
+        _answers.Enqueue((502, ""));
+        _answers.Enqueue((200, Minted));
+
+        var token = await Client().MintAsync("alice");
+
+        Assert.Equal("eyJ.test", token.Token);
+        Assert.Equal(3, _calls);
+    }
+
+    [Fact]
+    public async Task Retries_stop_after_the_limit_with_the_servers_error()
+    {
+        for (var i = 0; i < 5; i++)
+            _answers.Enqueue((503, Unavailable));
+
+        var error = await Assert.ThrowsAsync<GatehouseException>(() => Client().MintAsync("alice"));
+
+        Assert.Equal((500000, HttpStatusCode.ServiceUnavailable), (error.Code, error.StatusCode));
+        Assert.Equal(4, _calls);
+    }
+
+    [Theory]
+    [InlineData(400, """{"status":"error","code":400000,"message":"userId is required."}""", typeof(GatehouseValidationException))]
+    [InlineData(401, """{"status":"error","code":400100,"message":"The server key is not valid."}""", typeof(GatehouseUnauthorizedException))]
+    [InlineData(429, """{"status":"error","code":429000,"message":"Too many requests."}""", typeof(GatehouseRateLimitedException))]
+    public async Task A_4xx_is_never_retried_and_comes_back_typed(int status, string body, Type expected)
+    {
+        _answers.Enqueue((status, body));
+        _answers.Enqueue((200, Minted));
+
+        var error = await Assert.ThrowsAnyAsync<GatehouseException>(() => Client().MintAsync("alice"));
+
+        Assert.IsType(expected, error);
+        Assert.Equal(1, _calls);
+        if (error is GatehouseRateLimitedException limited)
+            Assert.Equal(TimeSpan.FromSeconds(1), limited.RetryAfter);
+    }
+
+    [Fact]
+    public async Task An_unreachable_server_is_retried_then_reported()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+
+        var error = await Assert.ThrowsAsync<GatehouseException>(() => Client(new Uri($"http://127.0.0.1:{closedPort}/")).MintAsync("alice"));
+
+        Assert.Equal(0, error.Code);
+        Assert.Null(error.StatusCode);
+        Assert.IsType<HttpRequestException>(error.InnerException);
+    }
+}
