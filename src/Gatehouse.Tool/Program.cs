@@ -1,0 +1,1 @@
+return await Gatehouse.Tool.CertificateCommands.RunAsync(args, Console.Out, Console.Error);

@@ -1,0 +1,93 @@
+using Gatehouse.Client;
+using Gatehouse.Server.Networks;
+using Gatehouse.Tool;
+using ServerCertificates = Gatehouse.Server.Certificates;
+
+namespace Gatehouse.Server.Tests.Client;
+
+/// <summary><c>gatehouse certificate request</c> and <c>save</c>, then the SDK minting over mTLS with what they wrote.</summary>
+public sealed class CertificateToolTests(GatehouseServer server) : IClassFixture<GatehouseServer>, IDisposable
+{
+    private readonly string _work = Directory.CreateTempSubdirectory("gatehouse-tool").FullName;
+
+    public void Dispose() => GatehouseServer.DeleteDataDirectory(_work);
+
+    [Fact]
+    public async Task A_key_and_csr_from_the_tool_give_a_certificate_the_sdk_mints_with_over_mtls()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+
+        var (exit, output, _) = await RunAsync("certificate", "request", "backend", "--organization", "Customer", "--dir", _work);
+        Assert.Equal(0, exit);
+        var keyPath = Path.Combine(_work, "backend.key");
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyPath));
+        Assert.Contains("backend.csr", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("PRIVATE KEY", output, StringComparison.Ordinal);
+
+        // What the console's "+ Create Certificate" and "Download" do.
+        var downloaded = Path.Combine(_work, "downloaded.pem");
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
+            var certificates = scope.ServiceProvider.GetRequiredService<ServerCertificates.ClientCertificates>();
+            var (issued, error) = await certificates.CreateAsync(found, "backend", await File.ReadAllTextAsync(Path.Combine(_work, "backend.csr")), "test");
+            Assert.Null(error);
+            await File.WriteAllTextAsync(downloaded, server.Services.GetRequiredService<ServerCertificates.CertificateAuthority>().ChainPem(issued!));
+            Assert.Null(await certificates.SetMtlsAsync(found, true, "test"));
+        }
+
+        (exit, output, _) = await RunAsync("certificate", "save", downloaded, "--key", keyPath);
+        Assert.Equal(0, exit);
+        Assert.Contains($"network {network.Id}", output, StringComparison.Ordinal);
+
+        using var certificate = ClientCertificates.Load(Path.Combine(_work, "backend.pem"), keyPath);
+        var pinned = server.Services.GetRequiredService<ServerCertificates.ServerCertificate>().Certificate.RawData;
+        var options = new AuthTokenClientOptions
+        {
+            Endpoint = server.HttpsAddress,
+            ServerKey = serverKey,
+            ClientCertificate = certificate,
+            ServerCertificateValidation = (_, presented, _, _) => presented is not null && presented.GetRawCertData().AsSpan().SequenceEqual(pinned),
+        };
+        using var http = new HttpClient(options.CreateHandler());
+        Assert.StartsWith("eyJ", (await new AuthTokenClient(http, options).MintAsync("alice")).Token, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_tool_refuses_to_overwrite_a_key_to_pair_a_foreign_key_and_to_guess_at_bad_arguments()
+    {
+        Assert.Equal(0, (await RunAsync("certificate", "request", "first", "--dir", _work)).Exit);
+        var (exit, _, errors) = await RunAsync("certificate", "request", "first", "--dir", _work);
+        Assert.Equal(2, exit);
+        Assert.Contains("exists", errors, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await RunAsync("certificate", "request", "second", "--dir", _work)).Exit);
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var downloaded = Path.Combine(_work, "first-issued.pem");
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
+            var (issued, _) = await scope.ServiceProvider.GetRequiredService<ServerCertificates.ClientCertificates>()
+                .CreateAsync(found, "first", await File.ReadAllTextAsync(Path.Combine(_work, "first.csr")), "test");
+            await File.WriteAllTextAsync(downloaded, issued!.CertificatePem);
+        }
+        (exit, _, errors) = await RunAsync("certificate", "save", downloaded, "--key", Path.Combine(_work, "second.key"));
+        Assert.Equal(2, exit);
+        Assert.Contains("was not issued for the key", errors, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_work, "second.pem")));
+
+        Assert.Contains("Usage", (await RunAsync("certificate", "save", downloaded)).Errors, StringComparison.Ordinal);
+        Assert.Contains("Unknown option --colour", (await RunAsync("certificate", "request", "x", "--colour", "red")).Errors, StringComparison.Ordinal);
+        Assert.Equal(2, (await RunAsync("nonsense")).Exit);
+    }
+
+    private static async Task<(int Exit, string Output, string Errors)> RunAsync(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+        var exit = await CertificateCommands.RunAsync(args, output, errors);
+        return (exit, output.ToString(), errors.ToString());
+    }
+}
