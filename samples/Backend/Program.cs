@@ -1,0 +1,1 @@
+await Gatehouse.Samples.Backend.BackendApp.Build(args).RunAsync();
