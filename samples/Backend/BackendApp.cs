@@ -23,6 +23,8 @@ public static class BackendApp
         var builder = WebApplication.CreateBuilder(args);
         configure?.Invoke(builder);
         var gatehouse = builder.Configuration.GetSection("Gatehouse");
+        if (string.IsNullOrWhiteSpace(gatehouse["ServerKey"]))
+            throw new InvalidOperationException("Gatehouse:ServerKey is required (for example the environment variable Gatehouse__ServerKey).");
         builder.Services.AddGatehouseAuthTokenClient(options =>
         {
             options.Endpoint = new Uri(gatehouse["Endpoint"] ?? throw new InvalidOperationException("Gatehouse:Endpoint is required."));

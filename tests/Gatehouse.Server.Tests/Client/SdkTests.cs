@@ -108,6 +108,31 @@ public sealed class SdkTests(GatehouseServer server) : IClassFixture<GatehouseSe
     }
 
     [Fact]
+    public async Task A_handler_that_throws_counts_as_unable_and_is_asked_again()
+    {
+        var network = await server.CreateNetworkAsync();
+        var failures = 1;
+        var handler = new Handler(renewal =>
+        {
+            if (failures-- > 0)
+                throw new HttpRequestException("the app's backend is down");
+            renewal.Renew();
+        });
+        var client = Client(network, checkInterval: TimeSpan.FromDays(40));
+        await client.LoginAsync("owen", sessionHandler: handler);
+        var first = client.Session!;
+        server.Clock.Advance(TimeSpan.FromDays(25));
+
+        await client.CheckSessionAsync();
+        Assert.Equal(first, client.Session);
+        Assert.Equal(SessionState.Established, client.State);
+
+        await client.CheckSessionAsync();
+        Assert.Equal(2, handler.Calls);
+        Assert.NotEqual(first.AccessToken, client.Session!.AccessToken);
+    }
+
+    [Fact]
     public async Task Revocation_by_the_admin_api_terminates_the_session_on_the_next_call_and_on_a_failed_renewal()
     {
         var network = await server.CreateNetworkAsync();
