@@ -167,6 +167,26 @@ public class GatehouseServer : IAsyncLifetime
             .GenerateAsync(admin, network.Id, lifetime ?? TimeSpan.FromDays(365), revokePrevious, null);
     }
 
+    /// <summary>
+    /// What the console's Security tab does with a CSR: issues the certificate and answers what "Download" gives (the
+    /// certificate followed by the authority's); with <paramref name="mtlsOn"/>, turns mTLS on for the network.
+    /// </summary>
+    public async Task<string> IssueClientCertificateAsync(TestNetwork network, string name, string csrPem, bool mtlsOn = true)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
+        var certificates = scope.ServiceProvider.GetRequiredService<Certificates.ClientCertificates>();
+        var (issued, error) = await certificates.CreateAsync(found, name, csrPem, "test");
+        Assert.Null(error);
+        if (mtlsOn)
+            Assert.Null(await certificates.SetMtlsAsync(found, true, "test"));
+        return Services.GetRequiredService<Certificates.CertificateAuthority>().ChainPem(issued!);
+    }
+
+    /// <summary>Trusts exactly this server's self-signed HTTPS certificate, as a customer pins it.</summary>
+    public bool IsThisServersCertificate(System.Security.Cryptography.X509Certificates.X509Certificate? presented) =>
+        presented is not null && presented.GetRawCertData().AsSpan().SequenceEqual(Services.GetRequiredService<Certificates.ServerCertificate>().Certificate.RawData);
+
     public async Task<HttpResponseMessage> AdminAsync(HttpMethod method, string path, string adminToken, object? body = null)
     {
         using var request = new HttpRequestMessage(method, path);

@@ -1,7 +1,5 @@
 using Gatehouse.Client;
-using Gatehouse.Server.Networks;
 using Gatehouse.Tool;
-using ServerCertificates = Gatehouse.Server.Certificates;
 
 namespace Gatehouse.Server.Tests.Client;
 
@@ -26,30 +24,20 @@ public sealed class CertificateToolTests(GatehouseServer server) : IClassFixture
         Assert.Contains("backend.csr", output, StringComparison.Ordinal);
         Assert.DoesNotContain("PRIVATE KEY", output, StringComparison.Ordinal);
 
-        // What the console's "+ Create Certificate" and "Download" do.
         var downloaded = Path.Combine(_work, "downloaded.pem");
-        await using (var scope = server.Services.CreateAsyncScope())
-        {
-            var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
-            var certificates = scope.ServiceProvider.GetRequiredService<ServerCertificates.ClientCertificates>();
-            var (issued, error) = await certificates.CreateAsync(found, "backend", await File.ReadAllTextAsync(Path.Combine(_work, "backend.csr")), "test");
-            Assert.Null(error);
-            await File.WriteAllTextAsync(downloaded, server.Services.GetRequiredService<ServerCertificates.CertificateAuthority>().ChainPem(issued!));
-            Assert.Null(await certificates.SetMtlsAsync(found, true, "test"));
-        }
+        await File.WriteAllTextAsync(downloaded, await server.IssueClientCertificateAsync(network, "backend", await File.ReadAllTextAsync(Path.Combine(_work, "backend.csr"))));
 
         (exit, output, _) = await RunAsync("certificate", "save", downloaded, "--key", keyPath);
         Assert.Equal(0, exit);
         Assert.Contains($"network {network.Id}", output, StringComparison.Ordinal);
 
         using var certificate = ClientCertificates.Load(Path.Combine(_work, "backend.pem"), keyPath);
-        var pinned = server.Services.GetRequiredService<ServerCertificates.ServerCertificate>().Certificate.RawData;
         var options = new AuthTokenClientOptions
         {
             Endpoint = server.HttpsAddress,
             ServerKey = serverKey,
             ClientCertificate = certificate,
-            ServerCertificateValidation = (_, presented, _, _) => presented is not null && presented.GetRawCertData().AsSpan().SequenceEqual(pinned),
+            ServerCertificateValidation = (_, presented, _, _) => server.IsThisServersCertificate(presented),
         };
         using var http = new HttpClient(options.CreateHandler());
         Assert.StartsWith("eyJ", (await new AuthTokenClient(http, options).MintAsync("alice")).Token, StringComparison.Ordinal);
@@ -66,13 +54,7 @@ public sealed class CertificateToolTests(GatehouseServer server) : IClassFixture
         Assert.Equal(0, (await RunAsync("certificate", "request", "second", "--dir", _work)).Exit);
         var network = await server.CreateNetworkAsync(secureMode: true);
         var downloaded = Path.Combine(_work, "first-issued.pem");
-        await using (var scope = server.Services.CreateAsyncScope())
-        {
-            var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
-            var (issued, _) = await scope.ServiceProvider.GetRequiredService<ServerCertificates.ClientCertificates>()
-                .CreateAsync(found, "first", await File.ReadAllTextAsync(Path.Combine(_work, "first.csr")), "test");
-            await File.WriteAllTextAsync(downloaded, issued!.CertificatePem);
-        }
+        await File.WriteAllTextAsync(downloaded, await server.IssueClientCertificateAsync(network, "first", await File.ReadAllTextAsync(Path.Combine(_work, "first.csr")), mtlsOn: false));
         (exit, _, errors) = await RunAsync("certificate", "save", downloaded, "--key", Path.Combine(_work, "second.key"));
         Assert.Equal(2, exit);
         Assert.Contains("was not issued for the key", errors, StringComparison.Ordinal);

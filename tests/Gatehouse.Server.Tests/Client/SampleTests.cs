@@ -1,6 +1,5 @@
 using Gatehouse.Samples.Backend;
 using Gatehouse.Samples.ConsoleApp;
-using Gatehouse.Server.Networks;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using ServerCertificates = Gatehouse.Server.Certificates;
@@ -20,15 +19,7 @@ public sealed class SampleTests(GatehouseServer server) : IClassFixture<Gatehous
         var network = await server.CreateNetworkAsync(secureMode: true);
         var serverKey = await server.GenerateServerKeyAsync(network);
         var request = Gatehouse.Client.ClientCertificates.CreateRequest("sample-backend");
-        await using (var scope = server.Services.CreateAsyncScope())
-        {
-            var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
-            var certificates = scope.ServiceProvider.GetRequiredService<ServerCertificates.ClientCertificates>();
-            var (issued, error) = await certificates.CreateAsync(found, "sample-backend", request.RequestPem, "test");
-            Assert.Null(error);
-            await File.WriteAllTextAsync(Path.Combine(_work, "backend.pem"), server.Services.GetRequiredService<ServerCertificates.CertificateAuthority>().ChainPem(issued!));
-            Assert.Null(await certificates.SetMtlsAsync(found, true, "test"));
-        }
+        await File.WriteAllTextAsync(Path.Combine(_work, "backend.pem"), await server.IssueClientCertificateAsync(network, "sample-backend", request.RequestPem));
         await File.WriteAllTextAsync(Path.Combine(_work, "backend.key"), request.PrivateKeyPem);
         await File.WriteAllTextAsync(Path.Combine(_work, "server.crt.pem"), server.Services.GetRequiredService<ServerCertificates.ServerCertificate>().Certificate.ExportCertificatePem());
 

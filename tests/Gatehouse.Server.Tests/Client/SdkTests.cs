@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using Gatehouse.Client;
-using Gatehouse.Server.Networks;
-using ServerCertificates = Gatehouse.Server.Certificates;
 
 namespace Gatehouse.Server.Tests.Client;
 
@@ -225,16 +223,7 @@ public sealed class SdkTests(GatehouseServer server) : IClassFixture<GatehouseSe
     {
         var (network, serverKey) = await SecureNetworkAsync();
         var request = Gatehouse.Client.ClientCertificates.CreateRequest("backend", "Customer");
-        string certificatePem;
-        await using (var scope = server.Services.CreateAsyncScope())
-        {
-            var found = (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id))!;
-            var certificates = scope.ServiceProvider.GetRequiredService<ServerCertificates.ClientCertificates>();
-            var (issued, error) = await certificates.CreateAsync(found, "backend", request.RequestPem, "test");
-            Assert.Null(error);
-            certificatePem = issued!.CertificatePem;
-            Assert.Null(await certificates.SetMtlsAsync(found, true, "test"));
-        }
+        var certificatePem = await server.IssueClientCertificateAsync(network, "backend", request.RequestPem);
         using var certificate = Gatehouse.Client.ClientCertificates.FromPem(certificatePem, request.PrivateKeyPem);
 
         var services = new ServiceCollection();
@@ -305,12 +294,11 @@ public sealed class SdkTests(GatehouseServer server) : IClassFixture<GatehouseSe
     private AuthTokenClientOptions Configure(AuthTokenClientOptions options, string serverKey, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate,
         AuthTokenEndpoint version = AuthTokenEndpoint.V4)
     {
-        var pinned = server.Services.GetRequiredService<ServerCertificates.ServerCertificate>().Certificate.RawData;
         options.Endpoint = server.HttpsAddress;
         options.ServerKey = serverKey;
         options.ClientCertificate = certificate;
         options.Version = version;
-        options.ServerCertificateValidation = (_, presented, _, _) => presented is not null && presented.GetRawCertData().AsSpan().SequenceEqual(pinned);
+        options.ServerCertificateValidation = (_, presented, _, _) => server.IsThisServersCertificate(presented);
         return options;
     }
 
