@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds Release and runs the load harness: Gatehouse and a bare ASP.NET Core baseline, each in its own process
 # on 127.0.0.1, driven by the same closed-loop generator; prints one table with ratios to the baseline.
-# Usage: bench/run.sh [seconds per run, default 10] [connections, default 1,64]
+# Usage: bench/run.sh [seconds per run, default 10] [connections, default 1,64] [only workloads whose name contains this]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build bench/Gatehouse.Bench -c Release -v quiet -nologo
-exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- "${1:-10}" "${2:-1,64}"
+exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- "${1:-10}" "${2:-1,64}" "${3:-}"

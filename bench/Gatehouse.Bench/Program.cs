@@ -5,9 +5,10 @@ using Gatehouse.Bench;
 using Gatehouse.Server.Operations;
 using Microsoft.Extensions.Configuration;
 
-// Usage: dotnet run -c Release --project bench/Gatehouse.Bench -- [seconds per run] [connections,…]
+// Usage: dotnet run -c Release --project bench/Gatehouse.Bench -- [seconds per run] [connections,…] [only workloads whose name contains this]
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
 var connectionCounts = args.Length > 1 ? args[1].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray() : [1, 64];
+var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
 Console.WriteLine($"Gatehouse bench: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
@@ -111,7 +112,7 @@ foreach (var connections in connectionCounts)
 {
     var reference = await Load.RunAsync(new Workload("Baseline (fixed JSON)", baseline, (client, _, timing) => client.GetAsync("/baseline")), connections, seconds);
     rows.Add(reference.Row(reference));
-    foreach (var workload in workloads)
+    foreach (var workload in workloads.Where(w => w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))
         rows.Add((await Load.RunAsync(workload, connections, seconds)).Row(reference));
 }
 

@@ -61,8 +61,8 @@ public static class AuthTokenEndpoints
         HttpContext http, ApiError? bodyError, string? userId,
         ServerKeyService serverKeys, AuthTokens authTokens, AuditLog audit, InputLimits limits)
     {
-        var (key, keyError) = await serverKeys.AuthenticateAsync(http.Request, http.RequestAborted);
-        if (keyError is null && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key!.NetworkId) is { } mtlsError)
+        var (key, mtlsRequired, keyError) = await serverKeys.AuthenticateAsync(http.Request, http.RequestAborted);
+        if (keyError is null && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key!.NetworkId, mtlsRequired) is { } mtlsError)
         {
             audit.Record(AuditKinds.MtlsRefused, Outcomes.Refused, $"server-key:{key.Id}", key.NetworkId, reason: mtlsError.Reason, http: http);
             return (null, default, mtlsError);

@@ -62,24 +62,32 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
         db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
 
     /// <summary>The key the request's x-server-key names, if it is valid now.</summary>
-    public async Task<(ServerKey? Key, ApiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken ct)
+    /// <summary>
+    /// The presented key, and whether its network requires mTLS: read in the same query because the mint path is
+    /// bound by its database round trips (docs/benchmarks.md).
+    /// </summary>
+    public async Task<(ServerKey? Key, bool MtlsRequired, ApiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken ct)
     {
         var presented = request.Headers[Header].ToString();
         if (string.IsNullOrWhiteSpace(presented))
-            return (null, Errors.ServerKeyMissing);
+            return (null, false, Errors.ServerKeyMissing);
         if (presented.Length > MaxPresentedLength)
-            return (null, Errors.ServerKeyInvalid);
+            return (null, false, Errors.ServerKeyInvalid);
 
         // Looked up by digest: the index sees only a hash of the secret, and the final comparison is
         // constant-time, so response timing reveals nothing about how close a guess was.
         var digest = Secrets.Digest(presented);
-        var key = await db.ServerKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Digest == digest, ct);
-        if (key is null || !Secrets.DigestsEqual(key.Digest, digest))
-            return (null, Errors.ServerKeyInvalid);
+        var found = await db.ServerKeys.AsNoTracking()
+            .Where(k => k.Digest == digest)
+            .Join(db.Networks, k => k.NetworkId, n => n.Id, (k, n) => new { Key = k, n.MtlsEnabled })
+            .FirstOrDefaultAsync(ct);
+        if (found is null || !Secrets.DigestsEqual(found.Key.Digest, digest))
+            return (null, false, Errors.ServerKeyInvalid);
+        var key = found.Key;
 
         var now = clock.GetUtcNow();
         if (key.ExpiresAt is { } expiresAt && now >= expiresAt)
-            return (key, Errors.ServerKeyExpired);
+            return (key, found.MtlsEnabled, Errors.ServerKeyExpired);
 
         // Last use is shown to a minute; writing it on every call would put a disk write on the mint path.
         if (key.LastUsedAt is not { } lastUsed || now - lastUsed >= LastUsedResolution)
@@ -89,6 +97,6 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
                 .Where(k => k.Id == key.Id && (k.LastUsedAt == null || k.LastUsedAt <= stale))
                 .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), ct);
         }
-        return (key, null);
+        return (key, found.MtlsEnabled, null);
     }
 }

@@ -1,0 +1,40 @@
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// The settings that make an acknowledged write survive power loss are applied once per physical SQLite
+/// connection; a connection taken again from the pool must still carry them.
+/// </summary>
+public sealed class SqliteDurabilityTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+{
+    [Fact]
+    public async Task Every_connection_from_the_pool_is_durable_with_foreign_keys_and_a_busy_timeout()
+    {
+        await server.LoginAsync(await server.CreateNetworkAsync(), "alice", "device-a");
+        for (var reopen = 0; reopen < 5; reopen++)
+        {
+            await using var scope = server.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+            await db.Database.OpenConnectionAsync();
+            try
+            {
+                Assert.Equal(2L, await PragmaAsync(db, "synchronous")); // FULL
+                Assert.Equal(1L, await PragmaAsync(db, "foreign_keys"));
+                Assert.Equal(30000L, await PragmaAsync(db, "busy_timeout"));
+            }
+            finally
+            {
+                await db.Database.CloseConnectionAsync();
+            }
+        }
+    }
+
+    private static async Task<object?> PragmaAsync(GatehouseDb db, string name)
+    {
+        await using var command = db.Database.GetDbConnection().CreateCommand();
+        command.CommandText = "PRAGMA " + name;
+        return await command.ExecuteScalarAsync();
+    }
+}
