@@ -1,0 +1,98 @@
+using BenchmarkDotNet.Attributes;
+using Gatehouse.Server;
+using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Gatehouse.Bench.Micro;
+
+/// <summary>
+/// The per-request operations the load profile points at, on the server's own services over a real SQLite file:
+/// signing and checking an access token, hashing and comparing a secret, and looking a server key up.
+/// </summary>
+[MemoryDiagnoser]
+[ShortRunJob]
+public class TokenBenchmarks
+{
+    private const string AccessTokenType = "at+jwt";
+    private const string AccessTokenAudience = "gatehouse:api";
+
+    private IHost _host = null!;
+    private string _directory = null!;
+    private Jwt _jwt = null!;
+    private string _token = null!;
+    private string _serverKey = null!;
+    private string _digest = null!;
+
+    [GlobalSetup]
+    public async Task SetUpAsync()
+    {
+        _directory = Directory.CreateTempSubdirectory("gatehouse-micro").FullName;
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = _directory });
+        builder.Services.AddGatehouseCore();
+        _host = builder.Build();
+        await _host.StartAsync();
+        await StorageSetup.MigrateAsync(_host.Services);
+        var keys = _host.Services.GetRequiredService<SigningKeys>();
+        if (!keys.Loaded)
+            await keys.LoadAsync();
+        _jwt = _host.Services.GetRequiredService<Jwt>();
+        _token = Sign();
+
+        await using var scope = _host.Services.CreateAsyncScope();
+        var networks = scope.ServiceProvider.GetRequiredService<Gatehouse.Server.Networks.NetworkAdministration>();
+        var network = await networks.CreateAsync("micro", "bench");
+        await networks.SetSecureModeAsync(network, true, "bench");
+        var (serverKey, error) = await scope.ServiceProvider.GetRequiredService<ServerKeyService>().GenerateAsync(network, "bench");
+        _serverKey = serverKey ?? throw new InvalidOperationException(error?.Message);
+        _digest = Secrets.Digest(_serverKey);
+    }
+
+    [GlobalCleanup]
+    public async Task CleanUpAsync()
+    {
+        await _host.StopAsync();
+        _host.Dispose();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    [Benchmark]
+    public string SignAccessToken() => Sign();
+
+    [Benchmark]
+    public async Task<bool> CheckAccessToken() => (await _jwt.CheckAsync(_token, AccessTokenType, AccessTokenAudience)).Token is not null;
+
+    [Benchmark]
+    public string DigestServerKey() => Secrets.Digest(_serverKey);
+
+    [Benchmark]
+    public bool CompareDigests() => Secrets.DigestsEqual(_digest, _digest);
+
+    /// <summary>What the mint endpoint does first: a request scope, the digest, the indexed lookup with the network's mTLS switch.</summary>
+    [Benchmark]
+    public async Task<bool> LookUpServerKey()
+    {
+        await using var scope = _host.Services.CreateAsyncScope();
+        var http = new DefaultHttpContext();
+        http.Request.Headers[ServerKeyService.Header] = _serverKey;
+        var (key, _, error) = await scope.ServiceProvider.GetRequiredService<ServerKeyService>().AuthenticateAsync(http.Request, CancellationToken.None);
+        return key is not null && error is null;
+    }
+
+    private string Sign()
+    {
+        var now = DateTimeOffset.UtcNow;
+        return _jwt.Sign(AccessTokenType, AccessTokenAudience, new Dictionary<string, object>
+        {
+            ["sub"] = "alice",
+            ["sid"] = "5f0c5c43-8d3c-4f7e-9b55-1f6b2c3d4e5f",
+            ["nid"] = "0123456789abcdef01234567",
+        }, now, now.AddDays(30));
+    }
+}
