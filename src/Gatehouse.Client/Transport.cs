@@ -27,8 +27,16 @@ internal sealed class Transport(HttpClient http, RetryOptions? retry, TimeProvid
     public async Task<T> SendAsync<T>(Func<HttpRequestMessage> request, CancellationToken cancellationToken)
     {
         using var response = await SendForResponseAsync(request, cancellationToken).ConfigureAwait(false);
-        return await response.Content.ReadFromJsonAsync<T>(Json, cancellationToken).ConfigureAwait(false)
-            ?? throw new GatehouseException("Gatehouse answered an empty body.");
+        try
+        {
+            return await response.Content.ReadFromJsonAsync<T>(Json, cancellationToken).ConfigureAwait(false)
+                ?? throw new GatehouseException("Gatehouse answered an empty body.");
+        }
+        catch (JsonException e)
+        {
+            // Not Gatehouse, or a proxy's page: the caller gets the SDK's own error type, not a parser's.
+            throw new GatehouseException($"The answer from {response.RequestMessage?.RequestUri?.GetLeftPart(UriPartial.Path)} is not what Gatehouse sends.", e);
+        }
     }
 
     public async Task<HttpResponseMessage> SendForResponseAsync(Func<HttpRequestMessage> request, CancellationToken cancellationToken)

@@ -92,6 +92,16 @@ public sealed class RetryTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_answer_that_is_not_gatehouses_comes_back_as_a_gatehouse_error()
+    {
+        _answers.Enqueue((200, "<html>a proxy's login page</html>"));
+
+        var error = await Assert.ThrowsAsync<GatehouseException>(() => Client().MintAsync("alice"));
+
+        Assert.Contains("is not what Gatehouse sends", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_unreachable_server_is_retried_then_reported()
     {
         using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
