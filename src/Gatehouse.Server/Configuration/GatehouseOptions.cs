@@ -64,6 +64,12 @@ public sealed class SessionOptions
 
     /// <summary>Live sessions one user may hold on one device; the oldest end first.</summary>
     public int MaxPerUserAndDevice { get; set; } = 5;
+
+    /// <summary>
+    /// Tokens whose signature was verified, kept so the same token is not verified again (about 5 KB each;
+    /// 0 turns the cache off). The session's liveness is read on every request regardless.
+    /// </summary>
+    public int VerifiedTokenCacheEntries { get; set; } = 10_000;
 }
 
 public sealed class ConsoleOptions
@@ -151,6 +157,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Sessions:RefreshTokenLifetime is {options.Sessions.RefreshTokenLifetime}; it must be at least the access token lifetime and at most 365 days.");
         if (options.Sessions.MaxPerUserAndDevice is < 1 or > 100)
             failures.Add($"{p}:Sessions:MaxPerUserAndDevice is {options.Sessions.MaxPerUserAndDevice}; it must be between 1 and 100.");
+        if (options.Sessions.VerifiedTokenCacheEntries is < 0 or > 1_000_000)
+            failures.Add($"{p}:Sessions:VerifiedTokenCacheEntries is {options.Sessions.VerifiedTokenCacheEntries}; it must be between 0 (off) and 1000000.");
         if (options.Limits.MaxBodyBytes is < 1024 or > 1024 * 1024)
             failures.Add($"{p}:Limits:MaxBodyBytes is {options.Limits.MaxBodyBytes}; it must be between 1024 and 1048576.");
         CheckLength(failures, "UserIdMaxLength", options.Limits.UserIdMaxLength);

@@ -1,4 +1,5 @@
 using Gatehouse.Server.Configuration;
+using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -19,9 +20,20 @@ public readonly record struct JwtCheck(JsonWebToken? Token, JwtFailure Failure);
 /// an auth token can never pass for an access token, issuer and audience checked, keys only from our set,
 /// and time from the injected clock. No clock skew: the verifier is the issuer, on the same clock.
 /// </summary>
-public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options)
+public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
 {
     private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false, MapInboundClaims = false };
+
+    /// <summary>
+    /// Tokens already verified, by their exact text: the ES256 check is the largest single cost of a bearer request
+    /// (docs/benchmarks.md), and a token's signature cannot change. Lifetime is still checked on every use against
+    /// the server's clock; whether the session is live is not this class's concern and is read every time.
+    /// </summary>
+    private readonly MemoryCache? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
+        ? new MemoryCache(new MemoryCacheOptions { SizeLimit = options.Value.Sessions.VerifiedTokenCacheEntries })
+        : null;
+
+    public void Dispose() => _verified?.Dispose();
 
     public string Sign(string type, string audience, Dictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
         Handler.CreateToken(new SecurityTokenDescriptor
@@ -38,6 +50,11 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
 
     public async Task<JwtCheck> CheckAsync(string token, string type, string audience)
     {
+        // The kind and audience are part of the key: a token verified as one kind never passes as another.
+        var cacheKey = string.Concat(type, " ", audience, " ", token);
+        if (_verified is not null && _verified.TryGetValue(cacheKey, out JsonWebToken? known) && known is not null)
+            return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
+
         var parameters = new TokenValidationParameters
         {
             ValidTypes = [type],
@@ -48,19 +65,25 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
             RequireExpirationTime = true,
             TryAllIssuerSigningKeys = false,
             IssuerSigningKeyResolver = (_, _, kid, _) => keys.Find(kid) is { } key ? [key] : [],
-            LifetimeValidator = (notBefore, expires, _, _) =>
-            {
-                var now = clock.GetUtcNow().UtcDateTime;
-                return expires is { } exp && now < exp && (notBefore is not { } nbf || nbf <= now);
-            },
+            LifetimeValidator = (notBefore, expires, _, _) => expires is { } exp && Live(notBefore ?? DateTime.MinValue, exp),
         };
         var result = await Handler.ValidateTokenAsync(token, parameters);
         if (result.Exception is SecurityTokenSignatureKeyNotFoundException && await keys.RefreshAsync())
             result = await Handler.ValidateTokenAsync(token, parameters);
         if (result.IsValid)
-            return new JwtCheck((JsonWebToken)result.SecurityToken, JwtFailure.None);
+        {
+            var verified = (JsonWebToken)result.SecurityToken;
+            _verified?.Set(cacheKey, verified, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = verified.ValidTo });
+            return new JwtCheck(verified, JwtFailure.None);
+        }
         return new JwtCheck(null, result.Exception is SecurityTokenInvalidLifetimeException or SecurityTokenExpiredException
             ? JwtFailure.Expired
             : JwtFailure.Invalid);
+    }
+
+    private bool Live(DateTime notBefore, DateTime expires)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        return now < expires && notBefore <= now;
     }
 }

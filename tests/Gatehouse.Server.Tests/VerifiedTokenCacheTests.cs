@@ -1,0 +1,37 @@
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// A token verified once is not verified again, but every other rule still holds on each request: expiry on the
+/// server's clock, the session's liveness, and the token's kind.
+/// </summary>
+public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+{
+    [Fact]
+    public async Task A_token_already_verified_is_still_refused_once_expired_or_logged_out_and_never_passes_as_another_kind()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var authToken = await server.MintAsync(serverKey, "alice");
+        var expiring = (await server.LoginAsync(network, "alice", "device-1", authToken))["accessToken"]!.GetValue<string>();
+        var loggingOut = (await server.LoginAsync(network, "alice", "device-2", authToken))["accessToken"]!.GetValue<string>();
+        foreach (var token in new[] { expiring, loggingOut })
+        {
+            using var verified = await server.GetWithBearerAsync("/api/v3/users/me", token);
+            Assert.Equal(HttpStatusCode.OK, verified.StatusCode);
+        }
+
+        // A verified auth token is still not an access token, nor the reverse.
+        using var authTokenAsBearer = await server.GetWithBearerAsync("/api/v3/users/me", authToken);
+        Assert.Equal(HttpStatusCode.Unauthorized, authTokenAsBearer.StatusCode);
+        using var accessTokenAsAuthToken = await server.CreateSessionAsync(network, "alice", "device-3", expiring);
+        Assert.Equal(HttpStatusCode.Unauthorized, accessTokenAsAuthToken.StatusCode);
+
+        using (await server.LogoutAsync(loggingOut)) { }
+        using var afterLogout = await server.GetWithBearerAsync("/api/v3/users/me", loggingOut);
+        Assert.Contains("session has ended", await Envelope.AssertUnauthorizedAsync(afterLogout), StringComparison.Ordinal);
+
+        server.Clock.Advance(TimeSpan.FromDays(30));
+        using var afterExpiry = await server.GetWithBearerAsync("/api/v3/users/me", expiring);
+        Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(afterExpiry), StringComparison.Ordinal);
+    }
+}
