@@ -5,7 +5,9 @@ using System.Net.Sockets;
 
 namespace Gatehouse.Bench;
 
-public sealed record Workload(string Name, ServerProcess Target, Func<HttpClient, int, Timing, Task<HttpResponseMessage>> Send);
+/// <summary>One workload; <paramref name="CreateClient"/> replaces the plain HTTP client (for mTLS, say), given the connection count.</summary>
+public sealed record Workload(string Name, ServerProcess Target, Func<HttpClient, int, Timing, Task<HttpResponseMessage>> Send,
+    Func<int, HttpClient>? CreateClient = null);
 
 /// <summary>When the timed part of one request began; a workload that prepares first restarts it.</summary>
 public sealed class Timing
@@ -29,17 +31,22 @@ public static class Load
 {
     private const int MaxRequestsPerWorker = 2_000_000;
 
-    public static HttpClient Client(Uri address, int connections) => new(new SocketsHttpHandler
+    public static HttpClient Client(Uri address, int connections) => Client(address, Handler(connections));
+
+    /// <summary>Connections live as long as the run: over HTTPS each one does its TLS handshake once, in the warm-up.</summary>
+    public static SocketsHttpHandler Handler(int connections) => new()
     {
         MaxConnectionsPerServer = connections,
         PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
         UseCookies = false,
-    })
-    { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+    };
+
+    public static HttpClient Client(Uri address, SocketsHttpHandler handler) =>
+        new(handler) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
 
     public static async Task<Result> RunAsync(Workload workload, int connections, int seconds)
     {
-        using var client = Client(workload.Target.BaseAddress, connections);
+        using var client = workload.CreateClient?.Invoke(connections) ?? Client(workload.Target.BaseAddress, connections);
         await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(2), record: null);
         var latencies = new List<double>[connections];
         var errors = 0L;
@@ -106,16 +113,20 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
-    public static async Task<ServerProcess> StartAsync(string assembly, string work, string readyPath)
+    /// <summary>The HTTPS listener, when the server was started with one.</summary>
+    public Uri? HttpsAddress { get; private init; }
+
+    public static async Task<ServerProcess> StartAsync(string assembly, string work, string readyPath, bool https = false)
     {
         var port = FreePort();
+        var httpsPort = https ? FreePort() : 0;
         var start = new ProcessStartInfo("dotnet", [assembly])
         {
             WorkingDirectory = work,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        start.Environment["Urls"] = $"http://127.0.0.1:{port}";
+        start.Environment["Urls"] = https ? $"http://127.0.0.1:{port};https://127.0.0.1:{httpsPort}" : $"http://127.0.0.1:{port}";
         start.Environment["Gatehouse__DataDirectory"] = Path.Combine(work, "data");
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         // One load generator is one client address: the abuse limits would measure themselves, not the server.
@@ -125,7 +136,10 @@ public sealed class ServerProcess : IAsyncDisposable
         var process = Process.Start(start)!;
         _ = process.StandardOutput.ReadToEndAsync();
         _ = process.StandardError.ReadToEndAsync();
-        var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"))
+        {
+            HttpsAddress = https ? new Uri($"https://127.0.0.1:{httpsPort}") : null,
+        };
         using var probe = new HttpClient { BaseAddress = server.BaseAddress };
         for (var attempt = 0; attempt < 300; attempt++)
         {

@@ -1,9 +1,20 @@
 using System.Globalization;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Gatehouse.Bench;
+using Gatehouse.Server;
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.Certificates;
+using Gatehouse.Server.Networks;
 using Gatehouse.Server.Operations;
+using Gatehouse.Server.ServerKeys;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 // Usage: dotnet run -c Release --project bench/Gatehouse.Bench -- [seconds per run] [connections,…] [only workloads whose name contains this]
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
@@ -12,7 +23,7 @@ var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
 Console.WriteLine($"Gatehouse bench: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
-await using var gatehouse = await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz");
+await using var gatehouse = await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
 await using var baseline = await ServerProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
 
 // Seeding goes through the operator commands on the same SQLite file, as an operator would.
@@ -27,10 +38,62 @@ string Field(string text, string label) => text.Split('\n').Select(l => l.Trim()
 
 var open = await OperatorAsync("network", "create", "bench-open");
 var openKey = Field(open, "API key:");
+var openId = open.Split(' ')[1];
 var secure = await OperatorAsync("network", "create", "bench-secure");
 var secureId = secure.Split(' ')[1];
 await OperatorAsync("secure-mode", secureId, "on");
 var serverKey = Field(await OperatorAsync("server-key", "generate", secureId), "Server key:");
+
+// An admin token and a client certificate have no operator command (they are the console's), so they are
+// made with the server's own services on the same database, as the console would.
+var (adminToken, mtlsServerKey, clientCertificate) = await SeedWithServicesAsync();
+HttpClient MtlsClient(int connections)
+{
+    var handler = Load.Handler(connections);
+    handler.SslOptions.ClientCertificates = [clientCertificate];
+    // The load generator measures the server, not its identity: the self-signed certificate of the process it
+    // started on 127.0.0.1 is taken as is (the tests pin it; see MtlsTests).
+    handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => presented is not null;
+    return Load.Client(gatehouse.HttpsAddress!, handler);
+}
+
+async Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWithServicesAsync()
+{
+    var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
+    builder.Logging.ClearProviders();
+    builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(work, "data") });
+    builder.Services.AddGatehouseCore();
+    using var host = builder.Build();
+    await host.StartAsync();
+    await host.Services.GetRequiredService<CertificateAuthority>().LoadAsync();
+    try
+    {
+        await using var scope = host.Services.CreateAsyncScope();
+        var services = scope.ServiceProvider;
+        var networks = services.GetRequiredService<NetworkAdministration>();
+        var accounts = services.GetRequiredService<AdminAccounts>();
+        var (admin, _, adminError) = await accounts.CreateAsync("bench@example.com", superAdmin: false, "bench");
+        await accounts.SetMembershipAsync(admin?.Id ?? throw new InvalidOperationException(adminError), openId, ConsoleRole.Admin, true, "bench");
+        var (token, tokenError) = await services.GetRequiredService<AdminTokenService>().GenerateAsync(admin, openId, TimeSpan.FromDays(1), false, null);
+
+        var mtls = await networks.CreateAsync("bench-mtls", "bench");
+        await networks.SetSecureModeAsync(mtls, true, "bench");
+        var (key, _) = await services.GetRequiredService<ServerKeyService>().GenerateAsync(mtls, "bench");
+        using var privateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var csr = new CertificateRequest("CN=bench", privateKey, HashAlgorithmName.SHA256).CreateSigningRequestPem();
+        var certificates = services.GetRequiredService<ClientCertificates>();
+        var (issued, certificateError) = await certificates.CreateAsync(mtls, "bench", csr, "bench");
+        if (issued is null || await certificates.SetMtlsAsync(mtls, true, "bench") is not null)
+            throw new InvalidOperationException(certificateError ?? "mTLS could not be turned on");
+        using var ephemeral = X509Certificate2.CreateFromPem(issued.CertificatePem, privateKey.ExportPkcs8PrivateKeyPem());
+        var certificate = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
+        return (token ?? throw new InvalidOperationException(tokenError), key!, certificate);
+    }
+    finally
+    {
+        await host.StopAsync();
+    }
+}
 
 var maxConnections = connectionCounts.Max();
 using var seeding = Load.Client(gatehouse.BaseAddress, maxConnections);
@@ -60,6 +123,18 @@ var workloads = new List<Workload>
     {
         var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v3/authentication/token?userId=user-{w}");
         request.Headers.Add("x-server-key", serverKey);
+        return client.SendAsync(request);
+    }),
+    new("Auth-token mint over mTLS (v3, client certificate, TLS connections reused)", gatehouse, (client, w, timing) =>
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v3/authentication/token?userId=user-{w}");
+        request.Headers.Add("x-server-key", mtlsServerKey);
+        return client.SendAsync(request);
+    }, MtlsClient),
+    new("Admin API: one user (x-admin-token)", gatehouse, (client, w, timing) =>
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v4/admin/users/reader-{w}");
+        request.Headers.Add("x-admin-token", adminToken);
         return client.SendAsync(request);
     }),
     new("Session creation, new users (durable)", gatehouse, (client, w, timing) =>
