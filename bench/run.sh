@@ -2,7 +2,11 @@
 # Builds Release and runs the load harness: Gatehouse and a bare ASP.NET Core baseline, each in its own process
 # on 127.0.0.1, driven by the same closed-loop generator; prints one table with ratios to the baseline.
 # Usage: bench/run.sh [seconds per run, default 10] [connections, default 1,64] [only workloads whose name contains this]
+#        bench/run.sh scale [seconds per run]   (validation with 10,000 and 1,000,000 live sessions, memory, start time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build bench/Gatehouse.Bench -c Release -v quiet -nologo
+if [ "${1:-}" = scale ]; then
+  exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- scale "${2:-10}"
+fi
 exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- "${1:-10}" "${2:-1,64}" "${3:-}"

@@ -17,6 +17,10 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 // Usage: dotnet run -c Release --project bench/Gatehouse.Bench -- [seconds per run] [connections,…] [only workloads whose name contains this]
+//        dotnet run -c Release --project bench/Gatehouse.Bench -- scale [seconds per run]
+var scale = args.Length > 0 && args[0] == "scale";
+if (scale)
+    args = [args.Length > 1 ? args[1] : "10", "64", "Bearer"];
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
 var connectionCounts = args.Length > 1 ? args[1].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray() : [1, 64];
 var only = args.Length > 2 ? args[2] : "";
@@ -57,7 +61,8 @@ HttpClient MtlsClient(int connections)
     return Load.Client(gatehouse.HttpsAddress!, handler);
 }
 
-async Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWithServicesAsync()
+/// The server's own services on the bench's database, for what has no operator command.
+async Task<T> WithServicesAsync<T>(Func<IServiceProvider, Task<T>> action)
 {
     var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
     builder.Logging.ClearProviders();
@@ -69,7 +74,16 @@ async Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> 
     try
     {
         await using var scope = host.Services.CreateAsyncScope();
-        var services = scope.ServiceProvider;
+        return await action(scope.ServiceProvider);
+    }
+    finally
+    {
+        await host.StopAsync();
+    }
+}
+
+Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWithServicesAsync() => WithServicesAsync(async services =>
+    {
         var networks = services.GetRequiredService<NetworkAdministration>();
         var accounts = services.GetRequiredService<AdminAccounts>();
         var (admin, _, adminError) = await accounts.CreateAsync("bench@example.com", superAdmin: false, "bench");
@@ -88,12 +102,45 @@ async Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> 
         using var ephemeral = X509Certificate2.CreateFromPem(issued.CertificatePem, privateKey.ExportPkcs8PrivateKeyPem());
         var certificate = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
         return (token ?? throw new InvalidOperationException(tokenError), key!, certificate);
-    }
-    finally
+    });
+
+/// Live sessions written straight into the database (10 per user, as users with several devices), in batches.
+Task<int> FillSessionsAsync(int liveSessions) => WithServicesAsync(async services =>
+{
+    var db = services.GetRequiredService<Gatehouse.Server.Storage.GatehouseDb>();
+    var present = await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.CountAsync(db.Sessions);
+    var now = DateTimeOffset.UtcNow;
+    for (var next = present; next < liveSessions; next += 10_000)
     {
-        await host.StopAsync();
+        for (var i = next; i < Math.Min(next + 10_000, liveSessions); i += 10)
+        {
+            var user = new Gatehouse.Server.Users.User
+            {
+                Id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12)),
+                NetworkId = openId,
+                UserId = $"scale-{i / 10}",
+                CreatedAt = now,
+                UpdatedAt = now,
+            };
+            db.Users.Add(user);
+            for (var device = 0; device < 10 && i + device < liveSessions; device++)
+            {
+                db.Sessions.Add(new Gatehouse.Server.Sessions.Session
+                {
+                    Id = Guid.CreateVersion7(),
+                    NetworkId = openId,
+                    UserRef = user.Id,
+                    DeviceId = $"scale-device-{i + device}",
+                    CreatedAt = now,
+                    ExpiresAt = now.AddDays(30),
+                });
+            }
+        }
+        await db.SaveChangesAsync();
+        db.ChangeTracker.Clear();
     }
-}
+    return liveSessions;
+});
 
 var maxConnections = connectionCounts.Max();
 using var seeding = Load.Client(gatehouse.BaseAddress, maxConnections);
@@ -183,6 +230,34 @@ var workloads = new List<Workload>
 };
 
 var rows = new List<string>();
+if (scale)
+{
+    // Validation with 10,000 and then 1,000,000 live sessions in the database, the memory after each, and the
+    // time a second server process needs to be ready on the 1,000,000-session database.
+    var bearerWorkload = workloads.Single(w => w.Name.StartsWith("Bearer", StringComparison.Ordinal));
+    var memory = new List<string>();
+    var reference = await Load.RunAsync(new Workload("Baseline (fixed JSON)", baseline, (client, _, timing) => client.GetAsync("/baseline")), 64, seconds);
+    rows.Add(reference.Row(reference));
+    foreach (var liveSessions in new[] { 10_000, 1_000_000 })
+    {
+        var filling = System.Diagnostics.Stopwatch.StartNew();
+        await FillSessionsAsync(liveSessions);
+        Console.Error.WriteLine($"  {liveSessions:N0} live sessions written in {filling.Elapsed.TotalSeconds:0} s");
+        rows.Add((await Load.RunAsync(bearerWorkload with { Name = $"{bearerWorkload.Name}, {liveSessions:N0} live sessions" }, 64, seconds)).Row(reference));
+        memory.Add($"Gatehouse RSS with {liveSessions:N0} live sessions: {gatehouse.ResidentMegabytes():0} MiB");
+    }
+    var starting = System.Diagnostics.Stopwatch.StartNew();
+    await using (await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz"))
+        memory.Add($"A second server process ready on the 1,000,000-session database in {starting.Elapsed.TotalSeconds:0.0} s");
+    Console.WriteLine();
+    Console.WriteLine("| workload | connections | requests/s | p50 ms | p99 ms | errors | ratio to baseline |");
+    Console.WriteLine("|---|---|---|---|---|---|---|");
+    rows.ForEach(Console.WriteLine);
+    Console.WriteLine();
+    memory.ForEach(Console.WriteLine);
+    Directory.Delete(work, recursive: true);
+    return;
+}
 foreach (var connections in connectionCounts)
 {
     var reference = await Load.RunAsync(new Workload("Baseline (fixed JSON)", baseline, (client, _, timing) => client.GetAsync("/baseline")), connections, seconds);
