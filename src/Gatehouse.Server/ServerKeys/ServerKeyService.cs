@@ -61,10 +61,9 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
     public Task<List<ServerKey>> ListAsync(string networkId, CancellationToken ct = default) =>
         db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
 
-    /// <summary>The key the request's x-server-key names, if it is valid now.</summary>
     /// <summary>
-    /// The presented key, and whether its network requires mTLS: read in the same query because the mint path is
-    /// bound by its database round trips (docs/benchmarks.md).
+    /// The key the request's x-server-key names, if it is valid now, and whether its network requires mTLS: read in
+    /// the same query because the mint path is bound by its database round trips (docs/benchmarks.md).
     /// </summary>
     public async Task<(ServerKey? Key, bool MtlsRequired, ApiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken ct)
     {
