@@ -16,12 +16,9 @@ public sealed class AdminClient
     /// <exception cref="ArgumentException">The endpoint or admin token is missing.</exception>
     public AdminClient(HttpClient http, AdminClientOptions options, TimeProvider? time = null)
     {
-        ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate(nameof(options.AdminToken), options.AdminToken);
-        http.BaseAddress ??= options.Endpoint;
+        _transport = options.CreateTransport(http, nameof(options.AdminToken), options.AdminToken, time);
         _options = options;
-        _transport = new Transport(http, options.Retry, time ?? TimeProvider.System);
     }
 
     /// <summary>Ends every session of a user (its access and refresh tokens stop working at once).</summary>

@@ -16,12 +16,9 @@ public sealed class AuthTokenClient
     /// <exception cref="ArgumentException">The endpoint or server key is missing.</exception>
     public AuthTokenClient(HttpClient http, AuthTokenClientOptions options, TimeProvider? time = null)
     {
-        ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(options);
-        options.Validate(nameof(options.ServerKey), options.ServerKey);
-        http.BaseAddress ??= options.Endpoint;
+        _transport = options.CreateTransport(http, nameof(options.ServerKey), options.ServerKey, time);
         _options = options;
-        _transport = new Transport(http, options.Retry, time ?? TimeProvider.System);
     }
 
     /// <summary>Mints an auth token for one user of the server key's network.</summary>

@@ -140,7 +140,8 @@ public sealed class GatehouseClient : IAsyncDisposable
     /// <exception cref="InvalidOperationException">No session.</exception>
     public async Task<GatehouseUser> GetCurrentUserAsync(CancellationToken cancellationToken = default)
     {
-        var answer = await WithSessionAsync<UsersAnswer>(HttpMethod.Get, "api/v3/users/me", cancellationToken).ConfigureAwait(false);
+        var answer = await WithSessionAsync(HttpMethod.Get, "api/v3/users/me",
+            request => _transport.SendAsync<UsersAnswer>(request, cancellationToken), cancellationToken).ConfigureAwait(false);
         return answer.Users[0];
     }
 
@@ -150,7 +151,8 @@ public sealed class GatehouseClient : IAsyncDisposable
     /// </summary>
     public async Task LogoutAsync(CancellationToken cancellationToken = default)
     {
-        using (await WithSessionAsync<HttpResponseMessage>(HttpMethod.Delete, "api/v4/sessions", cancellationToken).ConfigureAwait(false))
+        using (await WithSessionAsync(HttpMethod.Delete, "api/v4/sessions",
+            request => _transport.SendForResponseAsync(request, cancellationToken), cancellationToken).ConfigureAwait(false))
         {
         }
         await EndAsync(SessionState.NotLoggedIn, null, cancellationToken).ConfigureAwait(false);
@@ -247,7 +249,9 @@ public sealed class GatehouseClient : IAsyncDisposable
         return session with { AccessToken = answer.AccessToken, RefreshToken = answer.RefreshToken, IssuedAt = answer.IssuedAt, ExpiresAt = answer.ExpiresAt };
     }
 
-    private async Task<T> WithSessionAsync<T>(HttpMethod method, string path, CancellationToken cancellationToken)
+    /// <summary>Sends with the session's bearer token; a refusal that ends the session moves the state to terminated.</summary>
+    private async Task<T> WithSessionAsync<T>(HttpMethod method, string path, Func<Func<HttpRequestMessage>, Task<T>> send,
+        CancellationToken cancellationToken)
     {
         var session = Session ?? throw new InvalidOperationException("No session: log in first.");
         HttpRequestMessage Request()
@@ -258,9 +262,7 @@ public sealed class GatehouseClient : IAsyncDisposable
         }
         try
         {
-            return typeof(T) == typeof(HttpResponseMessage)
-                ? (T)(object)await _transport.SendForResponseAsync(Request, cancellationToken).ConfigureAwait(false)
-                : await _transport.SendAsync<T>(Request, cancellationToken).ConfigureAwait(false);
+            return await send(Request).ConfigureAwait(false);
         }
         catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
         {

@@ -24,7 +24,16 @@ public abstract class ServerClientOptions
     /// <summary>Retries on transient failures (network errors, timeouts, 500/502/503/504); never on a 4xx.</summary>
     public RetryOptions Retry { get; set; } = new();
 
-    internal void Validate(string credentialName, string? credential)
+    /// <summary>Checks the settings and readies <paramref name="http"/>: what both backend clients do first.</summary>
+    internal Transport CreateTransport(HttpClient http, string credentialName, string? credential, TimeProvider? time)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        Validate(credentialName, credential);
+        http.BaseAddress ??= Endpoint;
+        return new Transport(http, Retry, time ?? TimeProvider.System);
+    }
+
+    private void Validate(string credentialName, string? credential)
     {
         if (Endpoint is null || !Endpoint.IsAbsoluteUri)
             throw new ArgumentException("Endpoint must be Gatehouse's absolute address, for example https://gatehouse.example:5443/.");

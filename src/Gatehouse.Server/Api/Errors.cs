@@ -67,5 +67,8 @@ public static class Errors
 
     // 500000: never says why, the log does.
     public static readonly ApiError Unavailable = new(503, 500000, "unavailable", "The service cannot reach its database right now; retry shortly.");
+
+    public static ApiError TooManyRequests(int retryAfterSeconds) =>
+        new(429, 429000, "rate_limited", "Too many requests; retry after the time in Retry-After.") { RetryAfterSeconds = retryAfterSeconds };
     public static readonly ApiError Internal = new(500, 500000, "internal", "The server could not complete the request.");
 }

@@ -65,19 +65,10 @@ public static class RateLimiting
 
     private static string? Digest(string secret) => secret.Length == 0 ? null : Secrets.Digest(secret);
 
-    public static readonly ApiError TooManyRequests = new(429, 429000, "rate_limited", "Too many requests; retry after the time in Retry-After.")
-    {
-        RetryAfterSeconds = 60,
-    };
-
     private static async ValueTask RejectAsync(OnRejectedContext context, CancellationToken ct)
     {
         var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(60);
-        var error = new ApiError(TooManyRequests.StatusCode, TooManyRequests.Code, TooManyRequests.Reason, TooManyRequests.Message)
-        {
-            RetryAfterSeconds = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)),
-        };
-        await error.ExecuteAsync(context.HttpContext);
+        await Errors.TooManyRequests(Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))).ExecuteAsync(context.HttpContext);
     }
 }
 

@@ -131,7 +131,8 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Se
         if (row is null || session is null || session.NetworkId != network.Id || !Secrets.DigestsEqual(row.Digest, digest))
             return (null, Errors.RefreshTokenInvalid);
         if (!refreshLimiter.TryAcquire(session.Id))
-            return (null, RateLimiting.TooManyRequests);
+            // The window is a minute, so a minute is the longest wait.
+            return (null, Errors.TooManyRequests(60));
         var user = await db.Users.FirstAsync(u => u.Id == session.UserRef, ct);
         if (user.IsGlobalBan)
             return (null, Errors.UserBanned);

@@ -51,7 +51,7 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
     public async Task<JwtCheck> CheckAsync(string token, string type, string audience)
     {
         // The kind and audience are part of the key: a token verified as one kind never passes as another.
-        var cacheKey = string.Concat(type, " ", audience, " ", token);
+        var cacheKey = (type, audience, token);
         if (_verified is not null && _verified.TryGetValue(cacheKey, out JsonWebToken? known) && known is not null)
             return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
 
