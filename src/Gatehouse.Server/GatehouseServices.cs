@@ -49,10 +49,11 @@ public static class GatehouseServices
         services.AddSingleton<RateLimits.SessionRefreshLimiter>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton<SessionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<SessionService>());
 
         services.AddScoped<NetworkAdministration>();
         services.AddScoped<ServerKeyService>();
-        services.AddScoped<SessionService>();
         services.AddScoped<AdminAccounts>();
         services.AddScoped<AdminTokenService>();
         services.AddScoped<UserAdministration>();

@@ -70,6 +70,12 @@ public sealed class SessionOptions
     /// 0 turns the cache off). The session's liveness is read on every request regardless.
     /// </summary>
     public int VerifiedTokenCacheEntries { get; set; } = 10_000;
+
+    /// <summary>
+    /// The most session changes (logins, refreshes, logouts) written in one transaction (group commit); 1 commits
+    /// each on its own. Each is still answered only after its transaction is durable.
+    /// </summary>
+    public int MaxChangesPerCommit { get; set; } = 256;
 }
 
 public sealed class ConsoleOptions
@@ -159,6 +165,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Sessions:MaxPerUserAndDevice is {options.Sessions.MaxPerUserAndDevice}; it must be between 1 and 100.");
         if (options.Sessions.VerifiedTokenCacheEntries is < 0 or > 1_000_000)
             failures.Add($"{p}:Sessions:VerifiedTokenCacheEntries is {options.Sessions.VerifiedTokenCacheEntries}; it must be between 0 (off) and 1000000.");
+        if (options.Sessions.MaxChangesPerCommit is < 1 or > 10_000)
+            failures.Add($"{p}:Sessions:MaxChangesPerCommit is {options.Sessions.MaxChangesPerCommit}; it must be between 1 and 10000.");
         if (options.Limits.MaxBodyBytes is < 1024 or > 1024 * 1024)
             failures.Add($"{p}:Limits:MaxBodyBytes is {options.Limits.MaxBodyBytes}; it must be between 1024 and 1048576.");
         CheckLength(failures, "UserIdMaxLength", options.Limits.UserIdMaxLength);

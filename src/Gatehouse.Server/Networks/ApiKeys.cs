@@ -15,6 +15,9 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options)
 {
     public const string Header = "x-api-key";
 
+    private static readonly CompiledQuery<string, Network?> ByApiKey =
+        new((db, key, ct) => db.Networks.AsNoTracking().FirstOrDefault(n => n.ApiKey == key));
+
     public static string Create(string region) => $"{region}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24))}";
 
     /// <summary>The network the request's x-api-key opens, or why there is none.</summary>
@@ -26,7 +29,7 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options)
         if (key.Length > 80)
             return (null, Errors.ApiKeyUnknown);
 
-        var network = await db.Networks.AsNoTracking().FirstOrDefaultAsync(n => n.ApiKey == key, ct);
+        var network = await ByApiKey.RunAsync(db, key, ct);
         if (network is not null)
             return (network, null);
 

@@ -21,6 +21,14 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
     private const int MaxPresentedLength = 128;
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
+    private sealed record Found(ServerKey Key, bool MtlsEnabled);
+
+    private static readonly CompiledQuery<string, Found?> KeyByDigest =
+        new((db, digest, ct) => db.ServerKeys.AsNoTracking()
+            .Where(k => k.Digest == digest)
+            .Join(db.Networks, k => k.NetworkId, n => n.Id, (k, n) => new Found(k, n.MtlsEnabled))
+            .FirstOrDefault());
+
     /// <summary>Returns the new key: the only moment it exists outside the caller's hands.</summary>
     public async Task<(string? Key, ApiError? Error)> GenerateAsync(Network network, string actor, CancellationToken ct = default)
     {
@@ -76,10 +84,7 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
         // Looked up by digest: the index sees only a hash of the secret, and the final comparison is
         // constant-time, so response timing reveals nothing about how close a guess was.
         var digest = Secrets.Digest(presented);
-        var found = await db.ServerKeys.AsNoTracking()
-            .Where(k => k.Digest == digest)
-            .Join(db.Networks, k => k.NetworkId, n => n.Id, (k, n) => new { Key = k, n.MtlsEnabled })
-            .FirstOrDefaultAsync(ct);
+        var found = await KeyByDigest.RunAsync(db, digest, ct);
         if (found is null || !Secrets.DigestsEqual(found.Key.Digest, digest))
             return (null, false, Errors.ServerKeyInvalid);
         var key = found.Key;

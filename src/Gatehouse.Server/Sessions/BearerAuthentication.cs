@@ -16,6 +16,14 @@ public sealed record Caller(Guid SessionId, string NetworkId, User User);
 /// </summary>
 public static class BearerAuthentication
 {
+    private sealed record LiveCheck(string NetworkId, DateTimeOffset? RevokedAt, User User);
+
+    private static readonly CompiledQuery<Guid, LiveCheck?> SessionWithUser =
+        new((db, sessionId, ct) => db.Sessions.AsNoTracking()
+            .Where(s => s.Id == sessionId)
+            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new LiveCheck(s.NetworkId, s.RevokedAt, u))
+            .FirstOrDefault());
+
     public static Caller GetCaller(this HttpContext http) =>
         http.Features.Get<Caller>() ?? throw new InvalidOperationException("The endpoint is not behind the bearer filter.");
 
@@ -56,10 +64,7 @@ public static class BearerAuthentication
             return (null, Errors.AccessTokenInvalid);
 
         var db = http.RequestServices.GetRequiredService<GatehouseDb>();
-        var found = await db.Sessions.AsNoTracking()
-            .Where(s => s.Id == sessionId)
-            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new { s.NetworkId, s.RevokedAt, User = u })
-            .FirstOrDefaultAsync(http.RequestAborted);
+        var found = await SessionWithUser.RunAsync(db, sessionId, http.RequestAborted);
         if (found is null || found.NetworkId != networkId)
             return (null, Errors.AccessTokenInvalid);
 

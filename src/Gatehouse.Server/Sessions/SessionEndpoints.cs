@@ -108,7 +108,7 @@ public static class SessionEndpoints
 
         IssuedSession? issued = null;
         if (error is null)
-            (issued, error) = await sessions.CreateAsync(network!, request!, ct);
+            (issued, error) = await sessions.OpenAsync(network!, request!, ct);
 
         if (error is not null)
         {

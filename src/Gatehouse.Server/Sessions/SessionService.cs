@@ -1,6 +1,8 @@
+using System.Threading.Channels;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -22,38 +24,169 @@ public static class RevokeReasons
     public const string Banned = "banned";
 }
 
-/// <summary>Opens, refreshes and ends sessions. Each change is one transaction.</summary>
-public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, SessionRefreshLimiter refreshLimiter, TimeProvider clock,
-    IOptions<GatehouseOptions> options)
+/// <summary>
+/// Opens, refreshes and ends sessions with group commit: the changes that arrive while one commit is on its way
+/// to disk are written together in the next transaction, and each is answered only once that transaction is
+/// durable. One fsync then serves many requests instead of one (docs/benchmarks.md). All of them were in flight
+/// at once, so any order is one they could have had: a group applies its logins first, in arrival order, to the
+/// rows they touch, then each refresh and logout in arrival order; the outcome is what one transaction per
+/// request in that order would leave.
+/// </summary>
+public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTokens accessTokens, SessionRefreshLimiter refreshLimiter,
+    SecurityMetrics metrics, TimeProvider clock, IOptions<GatehouseOptions> options) : BackgroundService
 {
     private const string RefreshPrefix = "grt_";
+    private const int RetriesAlone = 3;
 
-    public async Task<(IssuedSession? Issued, ApiError? Error)> CreateAsync(Network network, SessionRequest request, CancellationToken ct)
+    private readonly Channel<Work> _queue = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
+
+    /// <summary>Opens a session for the request's user on its device; returns once it is committed.</summary>
+    public async Task<(IssuedSession? Issued, ApiError? Error)> OpenAsync(Network network, SessionRequest request, CancellationToken ct)
     {
-        // A first login that races another for the same new userId loses on the unique index; once more
-        // finds the user the other created.
+        var (opened, error) = await SubmitAsync(new Login(network, request, ct));
+        return error is null ? (Issue(opened!), null) : (null, error);
+    }
+
+    /// <summary>Trades a refresh token for new tokens; a second use of one ends the session.</summary>
+    public async Task<(IssuedSession? Issued, ApiError? Error)> RefreshAsync(Network network, string presented, CancellationToken ct)
+    {
+        var (opened, error) = await SubmitAsync(new Change<(Opened?, ApiError?)>(db => RefreshAsync(db, network, presented), ct));
+        return error is null ? (Issue(opened!), null) : (null, error);
+    }
+
+    /// <summary>Ends a session at once: its access and refresh tokens are refused from now on.</summary>
+    public Task<bool> RevokeAsync(Guid sessionId, string reason, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        return SubmitAsync(new Change<bool>(async db => await db.Sessions
+            .Where(s => s.Id == sessionId && s.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason)) == 1, ct));
+    }
+
+    private async Task<T> SubmitAsync<T>(Work<T> work)
+    {
+        if (!_queue.Writer.TryWrite(work))
+            // Stopping: the writer is gone, so this change is its own group.
+            await WriteAloneAsync(work);
+        return await work.Outcome.Task.WaitAsync(work.RequestAborted);
+    }
+
+    /// <summary>Signed here, on the request's own thread, so the single writer only ever waits for the database.</summary>
+    private IssuedSession Issue(Opened opened)
+    {
+        var issuedAt = opened.IssuedAt;
+        return new IssuedSession(opened.Session, opened.User, accessTokens.Issue(opened.Session, opened.User.UserId, issuedAt),
+            opened.RefreshToken, issuedAt);
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _queue.Writer.TryComplete();
+        await base.StopAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var group = new List<Work>();
+        // The stopping token is not passed on: changes already queued are written before the process stops.
+        while (await _queue.Reader.WaitToReadAsync(CancellationToken.None))
+        {
+            while (group.Count < options.Value.Sessions.MaxChangesPerCommit && _queue.Reader.TryRead(out var work))
+            {
+                if (!work.RequestAborted.IsCancellationRequested)
+                    group.Add(work);
+                else
+                    work.Cancel();
+            }
+            await WriteGroupAsync(group);
+            group.Clear();
+        }
+    }
+
+    private async Task WriteGroupAsync(List<Work> group)
+    {
+        if (group.Count == 0)
+            return;
+        try
+        {
+            await WriteAsync(group);
+        }
+        catch (Exception) when (group.Count > 1)
+        {
+            // One change's conflict (another node created the same user or device first) must not fail the
+            // others: each is tried again as its own group.
+            foreach (var work in group)
+                await WriteAloneAsync(work);
+            return;
+        }
+        catch (Exception e)
+        {
+            group[0].Fail(e);
+            return;
+        }
+        foreach (var work in group)
+            work.Deliver();
+    }
+
+    private async Task WriteAloneAsync(Work work)
+    {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await TryCreateAsync(network, request, ct);
+                await WriteAsync([work]);
+                work.Deliver();
+                return;
             }
-            catch (DbUpdateException) when (attempt < 3)
+            catch (DbUpdateException) when (attempt < RetriesAlone)
             {
-                db.ChangeTracker.Clear();
+                // Lost a race on a unique index (a first login of the same user elsewhere); read again.
+            }
+            catch (Exception e)
+            {
+                work.Fail(e);
+                return;
             }
         }
     }
 
-    private async Task<(IssuedSession? Issued, ApiError? Error)> TryCreateAsync(Network network, SessionRequest request, CancellationToken ct)
+    /// <summary>
+    /// One transaction for the whole group: the logins (lock, read what they touch, apply each), then each other
+    /// change, then one commit. Results are handed out by the caller only after the commit.
+    /// </summary>
+    private async Task WriteAsync(List<Work> group)
+    {
+        await using var db = await dbs.CreateDbContextAsync();
+        await using var tx = await db.Database.BeginTransactionAsync();
+        var logins = group.OfType<Login>().ToList();
+        if (logins.Count > 0)
+        {
+            var rows = new Dictionary<string, NetworkRows>(StringComparer.Ordinal);
+            foreach (var networkId in logins.Select(l => l.Network.Id).Distinct(StringComparer.Ordinal))
+                rows[networkId] = await NetworkRows.LoadAsync(db, networkId, logins.Where(l => l.Network.Id == networkId).Select(l => l.Request).ToList());
+            foreach (var login in logins)
+                login.Result = Apply(db, rows[login.Network.Id], login);
+            await db.SaveChangesAsync();
+            db.ChangeTracker.Clear();
+        }
+        foreach (var change in group.OfType<IChange>())
+        {
+            await change.ApplyAsync(db);
+            db.ChangeTracker.Clear();
+        }
+        await tx.CommitAsync();
+        metrics.ChangesCommitted(group.Count);
+    }
+
+    private (Opened?, ApiError?) Apply(GatehouseDb db, NetworkRows rows, Login login)
     {
         var settings = options.Value.Sessions;
         var now = clock.GetUtcNow();
+        var request = login.Request;
+        var network = login.Network;
         var deviceId = request.DeviceId!;
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
 
-        var user = await db.Users.FirstOrDefaultAsync(u => u.NetworkId == network.Id && u.UserId == request.UserId, ct);
-        if (user is null)
+        if (!rows.Users.TryGetValue(request.UserId!, out var user))
         {
             user = new User
             {
@@ -65,6 +198,7 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Se
                 UpdatedAt = now,
             };
             db.Users.Add(user);
+            rows.Users.Add(user.UserId, user);
         }
         else if (user.IsGlobalBan)
         {
@@ -76,30 +210,34 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Se
             user.UpdatedAt = now;
         }
 
-        // A device belongs to one user at a time: whoever registered it before is signed out of it. The binding
-        // row is written first so concurrent logins on this device wait for each other.
-        var bound = await db.DeviceBindings.Where(d => d.NetworkId == network.Id && d.DeviceId == deviceId)
-            .ExecuteUpdateAsync(s => s.SetProperty(d => d.UserRef, user.Id).SetProperty(d => d.BoundAt, now), ct);
-        if (bound == 0)
-            db.DeviceBindings.Add(new DeviceBinding { NetworkId = network.Id, DeviceId = deviceId, UserRef = user.Id, BoundAt = now });
-        await db.Sessions
-            .Where(s => s.NetworkId == network.Id && s.DeviceId == deviceId && s.UserRef != user.Id && s.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.DeviceRebound), ct);
-
-        // The SDKs renew by opening a new session; the cap keeps renewals from piling up live tokens.
-        var beyondCap = await db.Sessions
-            .Where(s => s.UserRef == user.Id && s.DeviceId == deviceId && s.RevokedAt == null && s.ExpiresAt > now)
-            .OrderByDescending(s => s.CreatedAt)
-            .Skip(settings.MaxPerUserAndDevice - 1)
-            .Select(s => s.Id)
-            .ToListAsync(ct);
-        if (beyondCap.Count > 0)
+        // A device belongs to one user at a time: whoever registered it before is signed out of it.
+        if (rows.Bindings.TryGetValue(deviceId, out var binding))
         {
-            await db.Sessions.Where(s => beyondCap.Contains(s.Id))
-                .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.SessionCap), ct);
+            binding.UserRef = user.Id;
+            binding.BoundAt = now;
         }
+        else
+        {
+            binding = new DeviceBinding { NetworkId = network.Id, DeviceId = deviceId, UserRef = user.Id, BoundAt = now };
+            db.DeviceBindings.Add(binding);
+            rows.Bindings.Add(deviceId, binding);
+        }
+        var onDevice = rows.UnrevokedSessionsOn(deviceId);
+        foreach (var other in onDevice.Where(s => s.UserRef != user.Id && s.RevokedAt is null))
+            Revoke(other, now, RevokeReasons.DeviceRebound);
 
-        var session = new Session
+        // The SDKs renew by opening a new session; the cap keeps renewals from piling up live tokens. Newest first:
+        // by creation time, then by the order written (a group can open several in the same instant).
+        var beyondCap = onDevice
+            .Select((session, order) => (session, order))
+            .Where(x => x.session.UserRef == user.Id && x.session.RevokedAt is null && x.session.ExpiresAt > now)
+            .OrderByDescending(x => x.session.CreatedAt).ThenByDescending(x => x.order)
+            .Skip(settings.MaxPerUserAndDevice - 1)
+            .ToList();
+        foreach (var (session, _) in beyondCap)
+            Revoke(session, now, RevokeReasons.SessionCap);
+
+        var opened = new Session
         {
             Id = Guid.CreateVersion7(now),
             NetworkId = network.Id,
@@ -111,29 +249,25 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Se
             CreatedAt = now,
             ExpiresAt = accessTokens.ExpiryFrom(now),
         };
-        db.Sessions.Add(session);
-        var refreshToken = AddRefreshToken(session.Id, now);
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
+        db.Sessions.Add(opened);
+        onDevice.Add(opened);
 
-        return (new IssuedSession(session, user, accessTokens.Issue(session, user.UserId, now), refreshToken, now), null);
+        var refreshToken = AddRefreshToken(db, opened.Id, now);
+        return (new Opened(opened, user, refreshToken, now), null);
     }
 
-    /// <summary>Trades a refresh token for new tokens; a second use of one ends the session.</summary>
-    public async Task<(IssuedSession? Issued, ApiError? Error)> RefreshAsync(Network network, string presented, CancellationToken ct)
+    private async Task<(Opened?, ApiError?)> RefreshAsync(GatehouseDb db, Network network, string presented)
     {
         var now = clock.GetUtcNow();
         var digest = Secrets.Digest(presented);
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-
-        var row = await db.RefreshTokens.AsNoTracking().FirstOrDefaultAsync(r => r.Digest == digest, ct);
-        var session = row is null ? null : await db.Sessions.FirstOrDefaultAsync(s => s.Id == row.SessionId, ct);
+        var row = await db.RefreshTokens.AsNoTracking().FirstOrDefaultAsync(r => r.Digest == digest);
+        var session = row is null ? null : await db.Sessions.FirstOrDefaultAsync(s => s.Id == row.SessionId);
         if (row is null || session is null || session.NetworkId != network.Id || !Secrets.DigestsEqual(row.Digest, digest))
             return (null, Errors.RefreshTokenInvalid);
         if (!refreshLimiter.TryAcquire(session.Id))
             // The window is a minute, so a minute is the longest wait.
             return (null, Errors.TooManyRequests(60));
-        var user = await db.Users.FirstAsync(u => u.Id == session.UserRef, ct);
+        var user = await db.Users.FirstAsync(u => u.Id == session.UserRef);
         if (user.IsGlobalBan)
             return (null, Errors.UserBanned);
         if (session.RevokedAt is not null)
@@ -142,36 +276,24 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Se
         if (row.UsedAt is null && now >= row.ExpiresAt)
             return (null, Errors.RefreshTokenExpired);
 
-        // Claimed with a conditional update, so of many concurrent uses exactly one wins.
+        // Claimed with a conditional update, so of many concurrent uses exactly one wins, on any node.
         var claimed = row.UsedAt is null && await db.RefreshTokens
             .Where(r => r.Digest == digest && r.UsedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(r => r.UsedAt, now), ct) == 1;
+            .ExecuteUpdateAsync(s => s.SetProperty(r => r.UsedAt, now)) == 1;
         if (!claimed)
         {
-            session.RevokedAt = now;
-            session.RevokedReason = RevokeReasons.RefreshReuse;
-            await db.SaveChangesAsync(ct);
-            await tx.CommitAsync(ct);
+            Revoke(session, now, RevokeReasons.RefreshReuse);
+            await db.SaveChangesAsync();
             return (null, Errors.RefreshTokenReused);
         }
 
         session.ExpiresAt = accessTokens.ExpiryFrom(now);
-        var refreshToken = AddRefreshToken(session.Id, now);
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        return (new IssuedSession(session, user, accessTokens.Issue(session, user.UserId, now), refreshToken, now), null);
+        var refreshToken = AddRefreshToken(db, session.Id, now);
+        await db.SaveChangesAsync();
+        return (new Opened(session, user, refreshToken, now), null);
     }
 
-    /// <summary>Ends a session at once: its access and refresh tokens are refused from now on.</summary>
-    public async Task<bool> RevokeAsync(Guid sessionId, string reason, CancellationToken ct)
-    {
-        var now = clock.GetUtcNow();
-        return await db.Sessions
-            .Where(s => s.Id == sessionId && s.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason), ct) == 1;
-    }
-
-    private string AddRefreshToken(Guid sessionId, DateTimeOffset now)
+    private string AddRefreshToken(GatehouseDb db, Guid sessionId, DateTimeOffset now)
     {
         var secret = Secrets.Create(RefreshPrefix);
         db.RefreshTokens.Add(new RefreshToken
@@ -182,5 +304,97 @@ public sealed class SessionService(GatehouseDb db, AccessTokens accessTokens, Se
             ExpiresAt = now + options.Value.Sessions.RefreshTokenLifetime,
         });
         return secret;
+    }
+
+    private static void Revoke(Session session, DateTimeOffset now, string reason)
+    {
+        session.RevokedAt = now;
+        session.RevokedReason = reason;
+    }
+
+    /// <summary>The rows of one network that a group's logins read and change, tracked by the group's context.</summary>
+    private sealed class NetworkRows
+    {
+        public Dictionary<string, User> Users { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, DeviceBinding> Bindings { get; } = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, List<Session>> _unrevokedByDevice = new(StringComparer.Ordinal);
+
+        /// <summary>The device's sessions not revoked when the group began, oldest first, plus those the group opened.</summary>
+        public List<Session> UnrevokedSessionsOn(string deviceId)
+        {
+            if (!_unrevokedByDevice.TryGetValue(deviceId, out var sessions))
+                _unrevokedByDevice.Add(deviceId, sessions = []);
+            return sessions;
+        }
+
+        public static async Task<NetworkRows> LoadAsync(GatehouseDb db, string networkId, List<SessionRequest> requests)
+        {
+            var deviceIds = requests.Select(r => r.DeviceId!).Distinct(StringComparer.Ordinal).ToList();
+            var userIds = requests.Select(r => r.UserId!).Distinct(StringComparer.Ordinal).ToList();
+
+            // Taking the devices' binding rows first makes two nodes' logins on one device take turns (PostgreSQL's
+            // default isolation would otherwise let both see no rival and both stay signed in); on SQLite the
+            // transaction already holds the only write lock.
+            await db.DeviceBindings.Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId))
+                .ExecuteUpdateAsync(s => s.SetProperty(d => d.BoundAt, d => d.BoundAt));
+
+            var rows = new NetworkRows();
+            foreach (var binding in await db.DeviceBindings.Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId)).ToListAsync())
+                rows.Bindings.Add(binding.DeviceId, binding);
+            foreach (var user in await db.Users.Where(u => u.NetworkId == networkId && userIds.Contains(u.UserId)).ToListAsync())
+                rows.Users.Add(user.UserId, user);
+            var sessions = await db.Sessions
+                .Where(s => s.NetworkId == networkId && deviceIds.Contains(s.DeviceId) && s.RevokedAt == null)
+                .OrderBy(s => s.CreatedAt)
+                .ToListAsync();
+            foreach (var session in sessions)
+                rows.UnrevokedSessionsOn(session.DeviceId).Add(session);
+            return rows;
+        }
+    }
+
+    /// <summary>A request waiting for its group's commit.</summary>
+    private abstract class Work(CancellationToken requestAborted)
+    {
+        public CancellationToken RequestAborted { get; } = requestAborted;
+        public abstract void Deliver();
+        public abstract void Fail(Exception failure);
+        public abstract void Cancel();
+    }
+
+    private abstract class Work<T>(CancellationToken requestAborted) : Work(requestAborted)
+    {
+        public TaskCompletionSource<T> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Set while the group is written; handed out only once the group is committed.</summary>
+        public T Result { get; set; } = default!;
+
+        public override void Deliver() => Outcome.TrySetResult(Result);
+        public override void Fail(Exception failure) => Outcome.TrySetException(failure);
+        public override void Cancel() => Outcome.TrySetCanceled(RequestAborted);
+    }
+
+    private sealed class Login(Network network, SessionRequest request, CancellationToken requestAborted)
+        : Work<(Opened?, ApiError?)>(requestAborted)
+    {
+        public Network Network { get; } = network;
+        public SessionRequest Request { get; } = request;
+    }
+
+    private interface IChange
+    {
+        Task ApplyAsync(GatehouseDb db);
+    }
+
+    /// <summary>A refresh or a logout: its own reads and writes, inside the group's transaction.</summary>
+    private sealed class Change<T>(Func<GatehouseDb, Task<T>> apply, CancellationToken requestAborted) : Work<T>(requestAborted), IChange
+    {
+        public async Task ApplyAsync(GatehouseDb db) => Result = await apply(db);
+    }
+
+    private sealed record Opened(Session Session, User User, string RefreshToken, DateTimeOffset IssuedAt)
+    {
+        // The refresh token is a secret: never in a log line or a debugger's summary.
+        public override string ToString() => $"Opened {{ Session = {Session.Id} }}";
     }
 }

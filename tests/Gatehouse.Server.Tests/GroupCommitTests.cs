@@ -1,0 +1,108 @@
+using System.Diagnostics.Metrics;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// Logins that arrive together share one durable commit (SessionService). Whatever the grouping, each answer must
+/// be what one transaction per login would give, in some order.
+/// </summary>
+public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
+{
+    [Fact]
+    public async Task Logins_arriving_together_share_commits_and_each_gets_a_working_session()
+    {
+        var network = await server.CreateNetworkAsync();
+        // This server's own meter: other test servers in this process publish instruments of the same name.
+        var meters = server.Services.GetRequiredService<IMeterFactory>();
+        long commits = 0, logins = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Name == "gatehouse.sessions.changes_per_commit")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<int>((_, loginsInCommit, _, _) =>
+        {
+            Interlocked.Increment(ref commits);
+            Interlocked.Add(ref logins, loginsInCommit);
+        });
+        listener.Start();
+
+        var tokens = await Task.WhenAll(Enumerable.Range(0, 150).Select(async i =>
+            (await server.LoginAsync(network, $"crowd-{i}", $"crowd-device-{i}"))["accessToken"]!.GetValue<string>()));
+
+        foreach (var token in tokens)
+        {
+            using var me = await server.GetWithBearerAsync("/api/v3/users/me", token);
+            Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+        }
+        Assert.Equal(150, Interlocked.Read(ref logins));
+        Assert.True(Interlocked.Read(ref commits) < 150, $"150 concurrent logins took {commits} commits");
+    }
+
+    [Fact]
+    public async Task Concurrent_logins_of_one_user_on_one_device_leave_exactly_the_cap_live()
+    {
+        var network = await server.CreateNetworkAsync();
+
+        var tokens = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+            (await server.LoginAsync(network, "eager", "device-eager"))["accessToken"]!.GetValue<string>()));
+
+        Assert.Equal(5, await CountLiveAsync(tokens));
+    }
+
+    [Fact]
+    public async Task Many_users_logging_in_on_one_device_at_once_leave_exactly_one_signed_in()
+    {
+        var network = await server.CreateNetworkAsync();
+
+        var tokens = await Task.WhenAll(Enumerable.Range(0, 20).Select(async i =>
+            (await server.LoginAsync(network, $"shared-{i}", "device-shared"))["accessToken"]!.GetValue<string>()));
+
+        Assert.Equal(1, await CountLiveAsync(tokens));
+    }
+
+    [Fact]
+    public async Task A_banned_users_login_among_others_is_refused_and_only_it()
+    {
+        var network = await server.CreateNetworkAsync();
+        await server.LoginAsync(network, "outcast", "device-outcast");
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<GatehouseDb>().Users
+                .Where(u => u.NetworkId == network.Id && u.UserId == "outcast")
+                .ExecuteUpdateAsync(s => s.SetProperty(u => u.IsGlobalBan, true));
+        }
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 30).Select(async i =>
+        {
+            var userId = i == 15 ? "outcast" : $"neighbour-{i}";
+            using var response = await server.CreateSessionAsync(network, userId, $"device-n-{i}");
+            return (userId, response.StatusCode, Body: await response.Content.ReadAsStringAsync());
+        }));
+
+        Assert.All(answers.Where(a => a.userId != "outcast"), a => Assert.Equal(HttpStatusCode.OK, a.StatusCode));
+        var refused = Assert.Single(answers, a => a.userId == "outcast");
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+        Assert.Contains("400312", refused.Body, StringComparison.Ordinal);
+    }
+
+    private async Task<int> CountLiveAsync(IEnumerable<string> accessTokens)
+    {
+        var live = 0;
+        foreach (var token in accessTokens)
+        {
+            using var me = await server.GetWithBearerAsync("/api/v3/users/me", token);
+            if (me.StatusCode == HttpStatusCode.OK)
+                live++;
+        }
+        return live;
+    }
+}
+
+public sealed class GroupCommitTestsOnSqlite(SqliteServer server) : GroupCommitTests<SqliteServer>(server);
+
+public sealed class GroupCommitTestsOnPostgres(PostgresServer server) : GroupCommitTests<PostgresServer>(server);
