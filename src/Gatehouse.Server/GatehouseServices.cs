@@ -49,6 +49,8 @@ public static class GatehouseServices
         services.AddSingleton<RateLimits.SessionRefreshLimiter>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton<LiveSessionCache>();
+        services.AddSingleton<ServerKeyCache>();
         services.AddSingleton<SessionService>();
         services.AddHostedService(sp => sp.GetRequiredService<SessionService>());
 

@@ -71,6 +71,33 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
     }
 
     [Fact]
+    public async Task A_key_that_already_minted_is_judged_again_after_every_change_to_keys_or_networks()
+    {
+        // On SQLite keys that minted are kept in memory (ServerKeyCache): each change below must be seen at once.
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var first = await server.GenerateServerKeyAsync(network);
+        using (var minted = await server.MintV3Async(first, "carol"))
+            Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+
+        var second = await server.GenerateServerKeyAsync(network);
+        using (var inGrace = await server.MintV3Async(first, "carol"))
+            Assert.Equal(HttpStatusCode.OK, inGrace.StatusCode);
+        await server.GenerateServerKeyAsync(network);
+        using (var ended = await server.MintV3Async(first, "carol"))
+            await Envelope.AssertUnauthorizedAsync(ended);
+
+        using (var minted = await server.MintV3Async(second, "carol"))
+            Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            await scope.ServiceProvider.GetRequiredService<GatehouseDb>().Networks.Where(n => n.Id == network.Id)
+                .ExecuteUpdateAsync(s => s.SetProperty(n => n.MtlsEnabled, true));
+        }
+        using var withoutCertificate = await server.MintV3Async(second, "carol");
+        Assert.Contains("mTLS is on", await Envelope.AssertUnauthorizedAsync(withoutCertificate), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_key_records_when_it_was_last_used()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);

@@ -26,6 +26,12 @@ public sealed class GatehouseOptions
     /// <summary>How long a replaced server key keeps working (0 to 24 hours).</summary>
     public TimeSpan ServerKeyGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Server keys kept in memory for the mint path, by digest (about 1 KB each; 0 turns the cache off). SQLite only:
+    /// any committed change to a key or a network makes them stale at once; with PostgreSQL every mint reads the key.
+    /// </summary>
+    public int ServerKeyCacheEntries { get; set; } = 10_000;
+
     /// <summary>How long a replaced admin token keeps working (0 to 24 hours).</summary>
     public TimeSpan AdminTokenGracePeriod { get; set; } = TimeSpan.FromHours(24);
 
@@ -70,6 +76,12 @@ public sealed class SessionOptions
     /// 0 turns the cache off). The session's liveness is read on every request regardless.
     /// </summary>
     public int VerifiedTokenCacheEntries { get; set; } = 10_000;
+
+    /// <summary>
+    /// Sessions kept in memory for the bearer check (about 1 KB each; 0 turns the cache off). SQLite only: any
+    /// committed change to a session or user empties it at once; with PostgreSQL every request reads the session.
+    /// </summary>
+    public int LiveSessionCacheEntries { get; set; } = 50_000;
 
     /// <summary>
     /// The most session changes (logins, refreshes, logouts) written in one transaction (group commit); 1 commits
@@ -153,6 +165,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Database:Provider is '{options.Database.Provider}'; it must be Sqlite or PostgreSQL.");
         if (options.Database.Provider is "PostgreSQL" && string.IsNullOrWhiteSpace(options.Database.ConnectionString))
             failures.Add($"{p}:Database:ConnectionString is required with PostgreSQL (for example Host=db;Database=gatehouse;Username=gatehouse;Password=…).");
+        if (options.ServerKeyCacheEntries is < 0 or > 1_000_000)
+            failures.Add($"{p}:ServerKeyCacheEntries is {options.ServerKeyCacheEntries}; it must be between 0 (off) and 1000000.");
         if (options.ServerKeyGracePeriod < TimeSpan.Zero || options.ServerKeyGracePeriod > TimeSpan.FromHours(24))
             failures.Add($"{p}:ServerKeyGracePeriod is {options.ServerKeyGracePeriod}; it must be between 00:00:00 and 24:00:00.");
         if (options.AdminTokenGracePeriod < TimeSpan.Zero || options.AdminTokenGracePeriod > TimeSpan.FromHours(24))
@@ -165,6 +179,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Sessions:MaxPerUserAndDevice is {options.Sessions.MaxPerUserAndDevice}; it must be between 1 and 100.");
         if (options.Sessions.VerifiedTokenCacheEntries is < 0 or > 1_000_000)
             failures.Add($"{p}:Sessions:VerifiedTokenCacheEntries is {options.Sessions.VerifiedTokenCacheEntries}; it must be between 0 (off) and 1000000.");
+        if (options.Sessions.LiveSessionCacheEntries is < 0 or > 1_000_000)
+            failures.Add($"{p}:Sessions:LiveSessionCacheEntries is {options.Sessions.LiveSessionCacheEntries}; it must be between 0 (off) and 1000000.");
         if (options.Sessions.MaxChangesPerCommit is < 1 or > 10_000)
             failures.Add($"{p}:Sessions:MaxChangesPerCommit is {options.Sessions.MaxChangesPerCommit}; it must be between 1 and 10000.");
         if (options.Limits.MaxBodyBytes is < 1024 or > 1024 * 1024)

@@ -9,24 +9,40 @@ using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.ServerKeys;
 
+/// <summary>A server key found by its digest, with its network's mTLS switch.</summary>
+public sealed record KnownServerKey(ServerKey Key, bool MtlsEnabled);
+
+/// <summary>
+/// Server keys the mint path found, by digest, so the next mint with the same key costs no database read. Any
+/// committed change to a key or a network (a new key ending the previous one's grace, an expiry, the mTLS or
+/// secure-mode switch) makes every entry stale at once. Unknown keys are never kept. SQLite only, like
+/// <see cref="CommittedRowCache{TKey,TValue}"/>.
+/// </summary>
+public sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOptions> options) : IDisposable
+{
+    private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options, options.Value.ServerKeyCacheEntries, "ServerKeys", "Networks");
+
+    public Task<KnownServerKey?> GetAsync(string digest, Func<Task<KnownServerKey?>> read) => _rows.GetAsync(digest, read);
+
+    public void Dispose() => _rows.Dispose();
+}
+
 /// <summary>
 /// Server keys: generated only with secure mode on, shown once, kept as a SHA-256 digest. A new key
 /// puts the previous one on a grace period; a key already in its grace ends at once, so a network
 /// never has more than two valid keys.
 /// </summary>
-public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+public sealed class ServerKeyService(GatehouseDb db, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     public const string Header = "x-server-key";
     private const string Prefix = "gsk_";
     private const int MaxPresentedLength = 128;
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
-    private sealed record Found(ServerKey Key, bool MtlsEnabled);
-
-    private static readonly CompiledQuery<string, Found?> KeyByDigest =
+    private static readonly CompiledQuery<string, KnownServerKey?> KeyByDigest =
         new((db, digest, ct) => db.ServerKeys.AsNoTracking()
             .Where(k => k.Digest == digest)
-            .Join(db.Networks, k => k.NetworkId, n => n.Id, (k, n) => new Found(k, n.MtlsEnabled))
+            .Join(db.Networks, k => k.NetworkId, n => n.Id, (k, n) => new KnownServerKey(k, n.MtlsEnabled))
             .FirstOrDefault());
 
     /// <summary>Returns the new key: the only moment it exists outside the caller's hands.</summary>
@@ -84,7 +100,7 @@ public sealed class ServerKeyService(GatehouseDb db, AuditLog audit, TimeProvide
         // Looked up by digest: the index sees only a hash of the secret, and the final comparison is
         // constant-time, so response timing reveals nothing about how close a guess was.
         var digest = Secrets.Digest(presented);
-        var found = await KeyByDigest.RunAsync(db, digest, ct);
+        var found = await known.GetAsync(digest, () => KeyByDigest.RunAsync(db, digest, ct));
         if (found is null || !Secrets.DigestsEqual(found.Key.Digest, digest))
             return (null, false, Errors.ServerKeyInvalid);
         var key = found.Key;

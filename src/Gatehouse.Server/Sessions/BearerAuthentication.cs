@@ -16,12 +16,10 @@ public sealed record Caller(Guid SessionId, string NetworkId, User User);
 /// </summary>
 public static class BearerAuthentication
 {
-    private sealed record LiveCheck(string NetworkId, DateTimeOffset? RevokedAt, User User);
-
-    private static readonly CompiledQuery<Guid, LiveCheck?> SessionWithUser =
+    private static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =
         new((db, sessionId, ct) => db.Sessions.AsNoTracking()
             .Where(s => s.Id == sessionId)
-            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new LiveCheck(s.NetworkId, s.RevokedAt, u))
+            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new SessionState(s.NetworkId, s.RevokedAt, u))
             .FirstOrDefault());
 
     public static Caller GetCaller(this HttpContext http) =>
@@ -63,8 +61,8 @@ public static class BearerAuthentication
             || !token.TryGetPayloadValue<string>("nid", out var networkId))
             return (null, Errors.AccessTokenInvalid);
 
-        var db = http.RequestServices.GetRequiredService<GatehouseDb>();
-        var found = await SessionWithUser.RunAsync(db, sessionId, http.RequestAborted);
+        var found = await http.RequestServices.GetRequiredService<LiveSessionCache>().GetAsync(sessionId,
+            () => SessionWithUser.RunAsync(http.RequestServices.GetRequiredService<GatehouseDb>(), sessionId, http.RequestAborted));
         if (found is null || found.NetworkId != networkId)
             return (null, Errors.AccessTokenInvalid);
 

@@ -17,6 +17,7 @@ public static class StorageSetup
     public static IServiceCollection AddGatehouseStorage(this IServiceCollection services)
     {
         services.AddSingleton<IDbContextFactory<GatehouseDb>, GatehouseDbFactory>();
+        services.AddSingleton<CommittedWrites>();
         services.AddScoped(sp => sp.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContext());
         return services;
     }
@@ -70,7 +71,8 @@ public static class StorageSetup
     /// Contexts of the configured provider, pooled. Chosen at first use rather than at registration, so the
     /// provider comes from the same validated options as everything else.
     /// </summary>
-    private sealed class GatehouseDbFactory(IOptions<GatehouseOptions> options, ILoggerFactory logs) : IDbContextFactory<GatehouseDb>
+    private sealed class GatehouseDbFactory(IOptions<GatehouseOptions> options, CommittedWrites writes, ILoggerFactory logs)
+        : IDbContextFactory<GatehouseDb>
     {
         private readonly Lazy<Func<GatehouseDb>> _create = new(() =>
         {
@@ -80,7 +82,8 @@ public static class StorageSetup
                 var pool = new PooledDbContextFactory<PostgresGatehouseDb>(ForPostgreSql(settings.Database.ConnectionString!).UseLoggerFactory(logs).Options);
                 return pool.CreateDbContext;
             }
-            var sqlite = new PooledDbContextFactory<SqliteGatehouseDb>(ForSqlite(SqliteConnectionString(settings)).UseLoggerFactory(logs).Options);
+            var sqlite = new PooledDbContextFactory<SqliteGatehouseDb>(ForSqlite(SqliteConnectionString(settings))
+                .AddInterceptors(new CommittedWrites.Watcher(writes)).UseLoggerFactory(logs).Options);
             return sqlite.CreateDbContext;
         });
 

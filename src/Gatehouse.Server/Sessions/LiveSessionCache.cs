@@ -1,0 +1,26 @@
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Users;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Sessions;
+
+/// <summary>What the bearer filter needs to know about a session: whose it is and whether it still stands.</summary>
+public sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, User User);
+
+/// <summary>
+/// The sessions bearer requests read, kept so a token already seen costs no database read. Any committed change to
+/// a session or user row (logout, rebinding, the cap, refresh, ban, revocations, display names) makes every entry
+/// stale at once, so a revocation is seen by the very next request. SQLite only: with PostgreSQL other nodes write
+/// too and no node could know at once, so there every request reads the session.
+/// </summary>
+public sealed class LiveSessionCache(CommittedWrites writes, IOptions<GatehouseOptions> options)
+    : IDisposable
+{
+    private readonly CommittedRowCache<Guid, SessionState> _rows =
+        new(writes, options, options.Value.Sessions.LiveSessionCacheEntries, "Sessions", "Users");
+
+    public Task<SessionState?> GetAsync(Guid sessionId, Func<Task<SessionState?>> read) => _rows.GetAsync(sessionId, read);
+
+    public void Dispose() => _rows.Dispose();
+}

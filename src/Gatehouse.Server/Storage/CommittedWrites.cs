@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using System.Text.RegularExpressions;
+using Gatehouse.Server.Configuration;
+using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Storage;
+
+/// <summary>
+/// Counts, per table, the committed writes that update or delete its rows, as this process makes them. Caches of
+/// rows (<see cref="CommittedRowCache{TKey,TValue}"/>) use it to know that what they hold may be out of date. Only
+/// exact on SQLite, where this process is the only writer; with PostgreSQL other nodes write too.
+/// </summary>
+public sealed partial class CommittedWrites
+{
+    private readonly ConcurrentDictionary<string, Counter> _byTable = new(StringComparer.Ordinal);
+
+    /// <summary>Moves whenever a write to any of <paramref name="tables"/> commits; compare, never interpret.</summary>
+    public long VersionOf(IReadOnlyList<string> tables)
+    {
+        long version = 0;
+        foreach (var table in tables)
+            version += _byTable.GetOrAdd(table, _ => new Counter()).Value;
+        return version;
+    }
+
+    private void Committed(string table) => _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+
+    private sealed class Counter
+    {
+        private long _value;
+        public long Value => Volatile.Read(ref _value);
+        public void Increment() => Interlocked.Increment(ref _value);
+    }
+
+    /// <summary>
+    /// Watches every command EF runs: one that updates or deletes rows marks its transaction with the table, and
+    /// the table's count moves once that transaction commits (at once for a statement outside a transaction). Not
+    /// before: a reader that looked in between would still see the old row and keep it as current.
+    /// </summary>
+    public sealed partial class Watcher(CommittedWrites writes) : DbCommandInterceptor, IDbTransactionInterceptor
+    {
+        [GeneratedRegex("""\b(?:UPDATE|DELETE\s+FROM)\s+"(\w+)"\s""", RegexOptions.IgnoreCase)]
+        private static partial Regex UpdateOrDelete();
+
+        /// <summary>Tables written by transactions not yet committed; one rolled back or dropped simply goes away.</summary>
+        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbTransaction, HashSet<string>> _pending = [];
+
+        public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
+        {
+            Saw(command);
+            return result;
+        }
+
+        public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result,
+            CancellationToken cancellationToken = default)
+        {
+            Saw(command);
+            return ValueTask.FromResult(result);
+        }
+
+        public override DbDataReader ReaderExecuted(DbCommand command, CommandExecutedEventData eventData, DbDataReader result)
+        {
+            Saw(command);
+            return result;
+        }
+
+        public override ValueTask<DbDataReader> ReaderExecutedAsync(DbCommand command, CommandExecutedEventData eventData, DbDataReader result,
+            CancellationToken cancellationToken = default)
+        {
+            Saw(command);
+            return ValueTask.FromResult(result);
+        }
+
+        public void TransactionCommitted(DbTransaction transaction, TransactionEndEventData eventData) => Committed(transaction);
+
+        public Task TransactionCommittedAsync(DbTransaction transaction, TransactionEndEventData eventData, CancellationToken cancellationToken = default)
+        {
+            Committed(transaction);
+            return Task.CompletedTask;
+        }
+
+        private void Saw(DbCommand command)
+        {
+            for (var match = UpdateOrDelete().Match(command.CommandText); match.Success; match = match.NextMatch())
+            {
+                var table = match.Groups[1].Value;
+                if (command.Transaction is { } transaction)
+                {
+                    var tables = _pending.GetOrCreateValue(transaction);
+                    lock (tables)
+                        tables.Add(table);
+                }
+                else
+                {
+                    writes.Committed(table);
+                }
+            }
+        }
+
+        private void Committed(DbTransaction transaction)
+        {
+            if (!_pending.TryGetValue(transaction, out var tables))
+                return;
+            _pending.Remove(transaction);
+            lock (tables)
+            {
+                foreach (var table in tables)
+                    writes.Committed(table);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Rows read on hot paths, kept in memory so the next request for the same key costs no database read. An entry
+/// counts only while no write to its tables has committed since it was read, so a change is seen by the very next
+/// request. SQLite only (<see cref="CommittedWrites"/>); with PostgreSQL it holds nothing and every request reads.
+/// </summary>
+public sealed class CommittedRowCache<TKey, TValue> : IDisposable
+    where TKey : notnull
+    where TValue : class
+{
+    private readonly CommittedWrites _writes;
+    private readonly IReadOnlyList<string> _tables;
+    private readonly MemoryCache? _entries;
+
+    public CommittedRowCache(CommittedWrites writes, IOptions<GatehouseOptions> options, int entries, params string[] tables)
+    {
+        _writes = writes;
+        _tables = tables;
+        if (!StorageSetup.UsesPostgreSql(options.Value) && entries > 0)
+            _entries = new MemoryCache(new MemoryCacheOptions { SizeLimit = entries });
+    }
+
+    /// <summary>Taken before reading the database, and handed back to <see cref="Keep"/> with what was read.</summary>
+    public long Version => _writes.VersionOf(_tables);
+
+    public TValue? Find(TKey key) =>
+        _entries is not null && _entries.TryGetValue(key, out Entry? entry) && entry!.Version == Version ? entry.Value : null;
+
+    /// <summary>Keeps what was read, unless a write committed since <paramref name="readUnder"/> was taken.</summary>
+    public void Keep(TKey key, TValue value, long readUnder)
+    {
+        if (_entries is not null && readUnder == Version)
+            _entries.Set(key, new Entry(value, readUnder), new MemoryCacheEntryOptions { Size = 1 });
+    }
+
+    /// <summary>The cached row, or the one <paramref name="read"/> returns (kept for next time).</summary>
+    public async Task<TValue?> GetAsync(TKey key, Func<Task<TValue?>> read)
+    {
+        if (Find(key) is { } known)
+            return known;
+        var readUnder = Version;
+        var value = await read();
+        if (value is not null)
+            Keep(key, value, readUnder);
+        return value;
+    }
+
+    public void Dispose() => _entries?.Dispose();
+
+    private sealed record Entry(TValue Value, long Version);
+}
