@@ -51,6 +51,7 @@ public static class GatehouseServices
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<LiveSessionCache>();
         services.AddSingleton<ServerKeyCache>();
+        services.AddSingleton<KnownClientCertificates>();
         services.AddSingleton<SessionService>();
         services.AddHostedService(sp => sp.GetRequiredService<SessionService>());
 

@@ -77,6 +77,49 @@ public sealed class OperatorTests : IDisposable
     }
 
     [Fact]
+    public async Task Commands_run_beside_a_running_server_take_effect_at_its_next_request()
+    {
+        // The server keeps networks and server keys it has read in memory; a command in another process must still
+        // be seen at once (the signal file in the data folder).
+        var (_, createOut, _) = await RunAsync("network", "create", "Live");
+        var networkId = createOut.Split(' ')[1];
+        var oldApiKey = Line(createOut, "API key:");
+        await RunAsync("secure-mode", networkId, "on");
+        var (_, firstKeyOut, _) = await RunAsync("server-key", "generate", networkId);
+        var firstKey = Line(firstKeyOut, "Server key:");
+
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        await server.InitializeAsync();
+        try
+        {
+            await server.LoginAsync(new TestNetwork(networkId, oldApiKey), "dora", "device-d", await server.MintAsync(firstKey, "dora"));
+
+            var (_, regenerateOut, _) = await RunAsync("network", "regenerate-api-key", networkId);
+            using (var withOldApiKey = await server.CreateSessionAsync(new TestNetwork(networkId, oldApiKey), "dora", "device-d",
+                       await server.MintAsync(firstKey, "dora")))
+                Assert.Contains("not known", await Envelope.AssertUnauthorizedAsync(withOldApiKey), StringComparison.Ordinal);
+            var network = new TestNetwork(networkId, Line(regenerateOut, "API key:"));
+
+            await RunAsync("secure-mode", networkId, "off");
+            await server.LoginAsync(network, "dora", "device-d");
+            await RunAsync("secure-mode", networkId, "on");
+            using (var withoutAuthToken = await server.CreateSessionAsync(network, "dora", "device-d"))
+                Assert.Contains("authToken is required", await Envelope.AssertUnauthorizedAsync(withoutAuthToken), StringComparison.Ordinal);
+
+            await RunAsync("server-key", "generate", networkId);
+            await RunAsync("server-key", "generate", networkId);
+            // The command ended the key on the real clock; the server's test clock started a little earlier.
+            server.Clock.Advance(TimeSpan.FromMinutes(1));
+            using var withEndedKey = await server.MintV3Async(firstKey, "dora");
+            await Envelope.AssertUnauthorizedAsync(withEndedKey);
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task Admin_create_prints_a_one_time_password_and_refuses_a_duplicate_or_a_bad_email()
     {
         var (created, output, _) = await RunAsync("admin", "create", "ops@example.com");

@@ -89,8 +89,10 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
             try
             {
                 await using var db = await dbs.CreateDbContextAsync();
-                db.AuditEvents.AddRange(batch);
-                await db.SaveChangesAsync();
+                // One commit for the whole batch, however many statements it takes.
+                await using var tx = await db.Database.BeginTransactionAsync();
+                await BulkInsert.InsertAsync(db, batch);
+                await tx.CommitAsync();
                 return;
             }
             catch (Exception e) when (attempt < 5 && e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)

@@ -15,8 +15,12 @@ namespace Gatehouse.Server.Certificates;
 /// deployment's authority, within its validity, for client authentication, and one of this network's active
 /// certificates. Each refusal says which condition failed.
 /// </summary>
-public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, TimeProvider clock, IOptions<GatehouseOptions> options)
+public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, KnownClientCertificates known, TimeProvider clock,
+    IOptions<GatehouseOptions> options)
 {
+    private static readonly CompiledQuery<string, ClientCertificate?> ByFingerprint =
+        new((db, fingerprint, ct) => db.ClientCertificates.AsNoTracking().FirstOrDefault(c => c.Fingerprint == fingerprint));
+
     public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
 
     public async Task<ApiError?> CheckAsync(HttpContext http, string networkId)
@@ -31,8 +35,8 @@ public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, Tim
         if (!required)
             return null;
 
-        var (certificate, overTls) = await PresentedAsync(http);
-        using (certificate)
+        var (certificate, overTls, ours) = await PresentedAsync(http);
+        try
         {
             if (!overTls)
                 return Errors.MtlsNotTls;
@@ -42,21 +46,34 @@ public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, Tim
             var now = clock.GetUtcNow();
             if (now.UtcDateTime < certificate.NotBefore.ToUniversalTime() || now.UtcDateTime >= certificate.NotAfter.ToUniversalTime())
                 return Errors.MtlsExpired;
-            if (!ChainsToAuthority(certificate, now))
-                return Errors.MtlsUntrusted;
-            if (!certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().Any(e => e.EnhancedKeyUsages[ClientAuthentication] is not null))
-                return Errors.MtlsNotClientAuthentication;
-            if (!BoundTo(certificate, networkId))
-                return Errors.MtlsOtherNetwork;
-
             var fingerprint = ClientCertificates.Fingerprint(certificate);
-            var known = await db.ClientCertificates.AsNoTracking().FirstOrDefaultAsync(c => c.Fingerprint == fingerprint, http.RequestAborted);
-            if (known is null || known.NetworkId != networkId)
-                return known is null ? Errors.MtlsUnknown : Errors.MtlsOtherNetwork;
-            if (known.RevokedAt is not null)
+            if (known.Verdict(fingerprint, networkId, authority.Certificate, () => Judge(certificate, networkId, now)) is { } refused)
+                return refused;
+
+            var row = await known.RowAsync(fingerprint, () => ByFingerprint.RunAsync(db, fingerprint, http.RequestAborted));
+            if (row is null || row.NetworkId != networkId)
+                return row is null ? Errors.MtlsUnknown : Errors.MtlsOtherNetwork;
+            if (row.RevokedAt is not null)
                 return Errors.MtlsRevoked;
             return null;
         }
+        finally
+        {
+            if (ours)
+                certificate?.Dispose();
+        }
+    }
+
+    /// <summary>What the certificate says about itself against the authority: the same answer for as long as both exist.</summary>
+    private ApiError? Judge(X509Certificate2 certificate, string networkId, DateTimeOffset now)
+    {
+        if (!ChainsToAuthority(certificate, now))
+            return Errors.MtlsUntrusted;
+        if (!certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().Any(e => e.EnhancedKeyUsages[ClientAuthentication] is not null))
+            return Errors.MtlsNotClientAuthentication;
+        if (!BoundTo(certificate, networkId))
+            return Errors.MtlsOtherNetwork;
+        return null;
     }
 
     private bool ChainsToAuthority(X509Certificate2 certificate, DateTimeOffset now)
@@ -107,20 +124,19 @@ public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, Tim
     /// The certificate of the TLS connection, or, only when the option is on and the caller is a configured
     /// proxy, the one the proxy forwarded in its header (the proxy terminated TLS).
     /// </summary>
-    private async Task<(X509Certificate2? Certificate, bool OverTls)> PresentedAsync(HttpContext http)
+    private async Task<(X509Certificate2? Certificate, bool OverTls, bool Ours)> PresentedAsync(HttpContext http)
     {
         var mtls = options.Value.Mtls;
         if (mtls.ForwardedCertificateHeader is { Length: > 0 } header
             && http.Connection.RemoteIpAddress is { } remote
             && mtls.TrustedProxies.Any(p => IPAddress.TryParse(p, out var proxy) && proxy.Equals(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote)))
         {
-            return (ParseForwarded(http.Request.Headers[header].ToString()), true);
+            return (ParseForwarded(http.Request.Headers[header].ToString()), true, true);
         }
         if (!http.Request.IsHttps)
-            return (null, false);
-        var presented = await http.Connection.GetClientCertificateAsync(http.RequestAborted);
-        // A copy the gate may dispose; the connection keeps its own.
-        return (presented is null ? null : X509CertificateLoader.LoadCertificate(presented.RawData), true);
+            return (null, false, false);
+        // The connection's own: only read here, never disposed (the connection does that).
+        return (await http.Connection.GetClientCertificateAsync(http.RequestAborted), true, false);
     }
 
     /// <summary>A URL-encoded PEM (nginx's $ssl_client_escaped_cert) or a base64 DER certificate.</summary>

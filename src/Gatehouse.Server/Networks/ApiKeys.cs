@@ -11,8 +11,15 @@ namespace Gatehouse.Server.Networks;
 /// API keys say their region in their first characters (<c>sg_…</c>), so a key sent to the wrong region's
 /// deployment is answered with where it belongs instead of a bare "unknown key".
 /// </summary>
-public sealed class ApiKeys(IOptions<GatehouseOptions> options)
+public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes) : IDisposable
 {
+    /// <summary>
+    /// Networks found by API key, so a login or refresh costs no read for it (SQLite only; any committed change to
+    /// a network, such as a regenerated key or secure mode, makes them stale at once). Unknown keys are never kept.
+    /// </summary>
+    private readonly CommittedRowCache<string, Network> _known = new(writes, options, KnownNetworks, "Networks");
+    private const int KnownNetworks = 10_000;
+
     public const string Header = "x-api-key";
 
     private static readonly CompiledQuery<string, Network?> ByApiKey =
@@ -29,7 +36,7 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options)
         if (key.Length > 80)
             return (null, Errors.ApiKeyUnknown);
 
-        var network = await ByApiKey.RunAsync(db, key, ct);
+        var network = await _known.GetAsync(key, () => ByApiKey.RunAsync(db, key, ct));
         if (network is not null)
             return (network, null);
 
@@ -40,4 +47,6 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options)
             return (null, Errors.ApiKeyOfOtherRegion(region, host));
         return (null, Errors.ApiKeyUnknown);
     }
+
+    public void Dispose() => _known.Dispose();
 }

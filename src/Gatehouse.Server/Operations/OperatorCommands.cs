@@ -52,6 +52,7 @@ public static class OperatorCommands
         using var host = builder.Build();
         try
         {
+            host.Services.GetRequiredService<CommittedWrites>().SignalsTheServer = true;
             await host.StartAsync();
             await StorageSetup.MigrateAsync(host.Services);
             await using var scope = host.Services.CreateAsyncScope();

@@ -138,9 +138,10 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
                 work.Deliver();
                 return;
             }
-            catch (DbUpdateException) when (attempt < RetriesAlone)
+            catch (Exception e) when (attempt < RetriesAlone && (e is DbUpdateException || IsTransient(e)))
             {
-                // Lost a race on a unique index (a first login of the same user elsewhere); read again.
+                // Lost a race on a unique index (a first login of the same user elsewhere), or the database dropped a
+                // pooled connection (a restart): nothing was committed, so read again and write again.
             }
             catch (Exception e)
             {
@@ -148,6 +149,16 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
                 return;
             }
         }
+    }
+
+    private static bool IsTransient(Exception failure)
+    {
+        for (var e = failure; e is not null; e = e.InnerException)
+        {
+            if (e is System.Data.Common.DbException { IsTransient: true })
+                return true;
+        }
+        return false;
     }
 
     /// <summary>
@@ -164,8 +175,14 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             var rows = new Dictionary<string, NetworkRows>(StringComparer.Ordinal);
             foreach (var networkId in logins.Select(l => l.Network.Id).Distinct(StringComparer.Ordinal))
                 rows[networkId] = await NetworkRows.LoadAsync(db, networkId, logins.Where(l => l.Network.Id == networkId).Select(l => l.Request).ToList());
+            var created = new NewRows();
             foreach (var login in logins)
-                login.Result = Apply(db, rows[login.Network.Id], login);
+                login.Result = Apply(rows[login.Network.Id], created, login);
+            // New rows in order of their foreign keys, without change tracking; then the changes to rows read above.
+            await BulkInsert.InsertAsync(db, created.Users);
+            await BulkInsert.InsertAsync(db, created.Bindings);
+            await BulkInsert.InsertAsync(db, created.Sessions);
+            await BulkInsert.InsertAsync(db, created.RefreshTokens);
             await db.SaveChangesAsync();
             db.ChangeTracker.Clear();
         }
@@ -178,7 +195,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         metrics.ChangesCommitted(group.Count);
     }
 
-    private (Opened?, ApiError?) Apply(GatehouseDb db, NetworkRows rows, Login login)
+    private (Opened?, ApiError?) Apply(NetworkRows rows, NewRows created, Login login)
     {
         var settings = options.Value.Sessions;
         var now = clock.GetUtcNow();
@@ -197,7 +214,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
                 CreatedAt = now,
                 UpdatedAt = now,
             };
-            db.Users.Add(user);
+            created.Users.Add(user);
             rows.Users.Add(user.UserId, user);
         }
         else if (user.IsGlobalBan)
@@ -219,7 +236,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         else
         {
             binding = new DeviceBinding { NetworkId = network.Id, DeviceId = deviceId, UserRef = user.Id, BoundAt = now };
-            db.DeviceBindings.Add(binding);
+            created.Bindings.Add(binding);
             rows.Bindings.Add(deviceId, binding);
         }
         var onDevice = rows.UnrevokedSessionsOn(deviceId);
@@ -249,10 +266,11 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             CreatedAt = now,
             ExpiresAt = accessTokens.ExpiryFrom(now),
         };
-        db.Sessions.Add(opened);
+        created.Sessions.Add(opened);
         onDevice.Add(opened);
 
-        var refreshToken = AddRefreshToken(db, opened.Id, now);
+        var (refreshRow, refreshToken) = NewRefreshToken(opened.Id, now);
+        created.RefreshTokens.Add(refreshRow);
         return (new Opened(opened, user, refreshToken, now), null);
     }
 
@@ -288,28 +306,38 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         }
 
         session.ExpiresAt = accessTokens.ExpiryFrom(now);
-        var refreshToken = AddRefreshToken(db, session.Id, now);
+        var (refreshRow, refreshToken) = NewRefreshToken(session.Id, now);
+        db.RefreshTokens.Add(refreshRow);
         await db.SaveChangesAsync();
         return (new Opened(session, user, refreshToken, now), null);
     }
 
-    private string AddRefreshToken(GatehouseDb db, Guid sessionId, DateTimeOffset now)
+    /// <summary>The row (a digest) and the secret it stands for, which only the client ever holds.</summary>
+    private (RefreshToken Row, string Secret) NewRefreshToken(Guid sessionId, DateTimeOffset now)
     {
         var secret = Secrets.Create(RefreshPrefix);
-        db.RefreshTokens.Add(new RefreshToken
+        return (new RefreshToken
         {
             Digest = Secrets.Digest(secret),
             SessionId = sessionId,
             IssuedAt = now,
             ExpiresAt = now + options.Value.Sessions.RefreshTokenLifetime,
-        });
-        return secret;
+        }, secret);
     }
 
     private static void Revoke(Session session, DateTimeOffset now, string reason)
     {
         session.RevokedAt = now;
         session.RevokedReason = reason;
+    }
+
+    /// <summary>The rows a group's logins create, written together after all of them are applied.</summary>
+    private sealed class NewRows
+    {
+        public List<User> Users { get; } = [];
+        public List<DeviceBinding> Bindings { get; } = [];
+        public List<Session> Sessions { get; } = [];
+        public List<RefreshToken> RefreshTokens { get; } = [];
     }
 
     /// <summary>The rows of one network that a group's logins read and change, tracked by the group's context.</summary>

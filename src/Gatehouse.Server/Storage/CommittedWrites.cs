@@ -11,22 +11,71 @@ namespace Gatehouse.Server.Storage;
 /// <summary>
 /// Counts, per table, the committed writes that update or delete its rows, as this process makes them. Caches of
 /// rows (<see cref="CommittedRowCache{TKey,TValue}"/>) use it to know that what they hold may be out of date. Only
-/// exact on SQLite, where this process is the only writer; with PostgreSQL other nodes write too.
+/// exact on SQLite, where the server is the only long-running writer. The one other writer there is an operator
+/// command (<c>network regenerate-api-key</c>, <c>secure-mode</c>, ...) run beside the server: it moves the
+/// modification time of a signal file in the data folder after each commit, and a change of that time counts as a
+/// write to every table. With PostgreSQL other nodes write too, so the caches are off there.
 /// </summary>
-public sealed partial class CommittedWrites
+public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
 {
     private readonly ConcurrentDictionary<string, Counter> _byTable = new(StringComparer.Ordinal);
+    private readonly string _signal = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "other-process-writes");
+    private readonly Lock _signalLock = new();
+    private long _signalSeenTicks;
+    private long _otherProcessWrites;
+
+    /// <summary>Set by the operator commands: their writes must reach the server's caches through the signal file.</summary>
+    public bool SignalsTheServer { get; set; }
 
     /// <summary>Moves whenever a write to any of <paramref name="tables"/> commits; compare, never interpret.</summary>
     public long VersionOf(IReadOnlyList<string> tables)
     {
-        long version = 0;
+        var version = OtherProcessWrites();
         foreach (var table in tables)
             version += _byTable.GetOrAdd(table, _ => new Counter()).Value;
         return version;
     }
 
-    private void Committed(string table) => _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+    private void Committed(string table)
+    {
+        _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+        if (SignalsTheServer)
+            Signal();
+    }
+
+    /// <summary>One stat of the signal file per lookup: an operator command that has returned is seen by the next request.</summary>
+    private long OtherProcessWrites()
+    {
+        var modified = File.GetLastWriteTimeUtc(_signal).Ticks;
+        if (modified != Volatile.Read(ref _signalSeenTicks))
+        {
+            lock (_signalLock)
+            {
+                if (modified != _signalSeenTicks)
+                {
+                    // The count first: whoever then sees the new time also sees the new count.
+                    Interlocked.Increment(ref _otherProcessWrites);
+                    Volatile.Write(ref _signalSeenTicks, modified);
+                }
+            }
+        }
+        return Volatile.Read(ref _otherProcessWrites);
+    }
+
+    /// <summary>Strictly later each time, so two commands within one tick of the file system's clock still differ.</summary>
+    private void Signal()
+    {
+        lock (_signalLock)
+        {
+            var previous = File.Exists(_signal) ? File.GetLastWriteTimeUtc(_signal) : DateTime.MinValue;
+            var next = DateTime.UtcNow;
+            if (next <= previous)
+                next = previous.AddMilliseconds(1);
+            if (!File.Exists(_signal))
+                File.WriteAllBytes(_signal, []);
+            File.SetLastWriteTimeUtc(_signal, next);
+        }
+    }
 
     private sealed class Counter
     {
@@ -151,6 +200,8 @@ public sealed class CommittedRowCache<TKey, TValue> : IDisposable
     /// <summary>The cached row, or the one <paramref name="read"/> returns (kept for next time).</summary>
     public async Task<TValue?> GetAsync(TKey key, Func<Task<TValue?>> read)
     {
+        if (_entries is null)
+            return await read();
         if (Find(key) is { } known)
             return known;
         var readUnder = Version;

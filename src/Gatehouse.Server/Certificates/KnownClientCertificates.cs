@@ -1,0 +1,48 @@
+using System.Security.Cryptography.X509Certificates;
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Storage;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Certificates;
+
+/// <summary>
+/// What the mTLS gate learned about client certificates it has seen, so a backend's next call with the same
+/// certificate costs neither a chain build nor a database read (docs/benchmarks.md). Two parts: the certificate's
+/// verdict against the authority (chain, usage, network), which depends only on the two certificates and is kept a
+/// few minutes; and its row (network, revocation), kept until any committed change to the certificates table
+/// (SQLite only, like <see cref="CommittedRowCache{TKey,TValue}"/>). Validity dates are checked on every request.
+/// </summary>
+public sealed class KnownClientCertificates : IDisposable
+{
+    private const int Entries = 10_000;
+    private static readonly TimeSpan VerdictLifetime = TimeSpan.FromMinutes(10);
+
+    private readonly MemoryCache _verdicts = new(new MemoryCacheOptions { SizeLimit = Entries });
+    private readonly CommittedRowCache<string, ClientCertificate> _rows;
+
+    public KnownClientCertificates(CommittedWrites writes, IOptions<GatehouseOptions> options) =>
+        _rows = new CommittedRowCache<string, ClientCertificate>(writes, options, Entries, "ClientCertificates");
+
+    /// <summary>The kept verdict for this certificate, network and authority, or <paramref name="judge"/>'s (then kept).</summary>
+    public ApiError? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<ApiError?> judge)
+    {
+        var key = (fingerprint, networkId, authority.Thumbprint);
+        if (_verdicts.TryGetValue(key, out Judgement? known))
+            return known!.Refusal;
+        var refusal = judge();
+        _verdicts.Set(key, new Judgement(refusal), new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = VerdictLifetime });
+        return refusal;
+    }
+
+    public Task<ClientCertificate?> RowAsync(string fingerprint, Func<Task<ClientCertificate?>> read) => _rows.GetAsync(fingerprint, read);
+
+    public void Dispose()
+    {
+        _verdicts.Dispose();
+        _rows.Dispose();
+    }
+
+    private sealed record Judgement(ApiError? Refusal);
+}
