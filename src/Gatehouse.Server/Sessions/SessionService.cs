@@ -105,23 +105,22 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
 
     private async Task WriteGroupAsync(List<Work> group)
     {
-        if (group.Count == 0)
+        if (group.Count <= 1)
+        {
+            if (group.Count == 1)
+                await WriteAloneAsync(group[0]);
             return;
+        }
         try
         {
             await WriteAsync(group);
         }
-        catch (Exception) when (group.Count > 1)
+        catch (Exception)
         {
             // One change's conflict (another node created the same user or device first) must not fail the
             // others: each is tried again as its own group.
             foreach (var work in group)
                 await WriteAloneAsync(work);
-            return;
-        }
-        catch (Exception e)
-        {
-            group[0].Fail(e);
             return;
         }
         foreach (var work in group)
