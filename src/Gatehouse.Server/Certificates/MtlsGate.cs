@@ -13,7 +13,8 @@ namespace Gatehouse.Server.Certificates;
 /// Enforces mTLS on the server-to-server endpoints of a network that has it on. TLS itself accepts any client
 /// certificate; this gate decides, per request and on the server's clock: presented over TLS, chains to this
 /// deployment's authority, within its validity, for client authentication, and one of this network's active
-/// certificates. Each refusal says which condition failed.
+/// certificates. Each refusal says which condition failed. What does not change for a certificate (its chain,
+/// usage and network) and its row are kept between requests (<see cref="KnownClientCertificates"/>).
 /// </summary>
 public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, KnownClientCertificates known, TimeProvider clock,
     IOptions<GatehouseOptions> options)

@@ -13,12 +13,13 @@ namespace Gatehouse.Server.Networks;
 /// </summary>
 public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes) : IDisposable
 {
+    private const int KnownNetworks = 10_000;
+
     /// <summary>
     /// Networks found by API key, so a login or refresh costs no read for it (SQLite only; any committed change to
     /// a network, such as a regenerated key or secure mode, makes them stale at once). Unknown keys are never kept.
     /// </summary>
     private readonly CommittedRowCache<string, Network> _known = new(writes, options, KnownNetworks, "Networks");
-    private const int KnownNetworks = 10_000;
 
     public const string Header = "x-api-key";
 

@@ -1,4 +1,5 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Storage;
@@ -52,7 +53,9 @@ public static class OperatorCommands
         using var host = builder.Build();
         try
         {
-            host.Services.GetRequiredService<CommittedWrites>().SignalsTheServer = true;
+            // Only a server on SQLite keeps rows it must be told about (with PostgreSQL it reads every time).
+            host.Services.GetRequiredService<CommittedWrites>().SignalsTheServer =
+                !StorageSetup.UsesPostgreSql(host.Services.GetRequiredService<IOptions<GatehouseOptions>>().Value);
             await host.StartAsync();
             await StorageSetup.MigrateAsync(host.Services);
             await using var scope = host.Services.CreateAsyncScope();

@@ -13,7 +13,11 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>What a client is handed when a session opens or refreshes.</summary>
-public sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt);
+public sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt)
+{
+    // The tokens are secrets: never in a log line or a debugger's summary.
+    public override string ToString() => $"IssuedSession {{ Session = {Session.Id} }}";
+}
 
 public static class RevokeReasons
 {

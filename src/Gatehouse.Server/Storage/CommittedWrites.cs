@@ -184,30 +184,20 @@ public sealed class CommittedRowCache<TKey, TValue> : IDisposable
             _entries = new MemoryCache(new MemoryCacheOptions { SizeLimit = entries });
     }
 
-    /// <summary>Taken before reading the database, and handed back to <see cref="Keep"/> with what was read.</summary>
-    public long Version => _writes.VersionOf(_tables);
-
-    public TValue? Find(TKey key) =>
-        _entries is not null && _entries.TryGetValue(key, out Entry? entry) && entry!.Version == Version ? entry.Value : null;
-
-    /// <summary>Keeps what was read, unless a write committed since <paramref name="readUnder"/> was taken.</summary>
-    public void Keep(TKey key, TValue value, long readUnder)
-    {
-        if (_entries is not null && readUnder == Version)
-            _entries.Set(key, new Entry(value, readUnder), new MemoryCacheEntryOptions { Size = 1 });
-    }
-
-    /// <summary>The cached row, or the one <paramref name="read"/> returns (kept for next time).</summary>
+    /// <summary>
+    /// The kept row, or the one <paramref name="read"/> returns, kept for next time unless a write committed while it
+    /// was being read (the read may have seen the row before that write).
+    /// </summary>
     public async Task<TValue?> GetAsync(TKey key, Func<Task<TValue?>> read)
     {
         if (_entries is null)
             return await read();
-        if (Find(key) is { } known)
-            return known;
-        var readUnder = Version;
+        var version = _writes.VersionOf(_tables);
+        if (_entries.TryGetValue(key, out Entry? entry) && entry!.Version == version)
+            return entry.Value;
         var value = await read();
-        if (value is not null)
-            Keep(key, value, readUnder);
+        if (value is not null && _writes.VersionOf(_tables) == version)
+            _entries.Set(key, new Entry(value, version), new MemoryCacheEntryOptions { Size = 1 });
         return value;
     }
 
