@@ -24,7 +24,10 @@ public sealed class PostgresServer : GatehouseServer
         _database = "gatehouse_test_" + Guid.NewGuid().ToString("n");
         await ExecuteAsync($"CREATE DATABASE {_database}");
         Settings["Gatehouse:Database:Provider"] = "PostgreSQL";
-        Settings["Gatehouse:Database:ConnectionString"] = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = _database }.ToString();
+        // Sized as docs/deployment.md asks of a deployment: the servers' pools together stay under PostgreSQL's
+        // max_connections (100), so a burst waits for a pooled connection instead of being refused by the database.
+        Settings["Gatehouse:Database:ConnectionString"] =
+            new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = _database, MaxPoolSize = 20 }.ToString();
         await base.InitializeAsync();
     }
 
