@@ -12,19 +12,21 @@ namespace Gatehouse.Bench.Micro;
 
 /// <summary>
 /// The per-request operations the load profile points at, on the server's own services over a real SQLite file:
-/// signing and checking an access token, hashing and comparing a secret, and looking a server key up.
+/// signing and checking an access token (ES256) and an auth token (HS256), hashing and comparing a secret, and
+/// looking a server key up. Checks run with the verified-token cache off, so each one verifies its signature.
 /// </summary>
 [MemoryDiagnoser]
 [ShortRunJob]
 public class TokenBenchmarks
 {
-    private const string AccessTokenType = "at+jwt";
-    private const string AccessTokenAudience = "gatehouse:api";
+    private static readonly JwtKind AccessToken = new("at+jwt", "gatehouse:api", Microsoft.IdentityModel.Tokens.SecurityAlgorithms.EcdsaSha256);
 
     private IHost _host = null!;
     private string _directory = null!;
     private Jwt _jwt = null!;
     private string _token = null!;
+    private Gatehouse.Server.AuthTokens.AuthTokens _authTokens = null!;
+    private string _authToken = null!;
     private string _serverKey = null!;
     private string _digest = null!;
 
@@ -33,7 +35,11 @@ public class TokenBenchmarks
     {
         _directory = Directory.CreateTempSubdirectory("gatehouse-micro").FullName;
         var builder = Host.CreateApplicationBuilder();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = _directory });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gatehouse:DataDirectory"] = _directory,
+            ["Gatehouse:Sessions:VerifiedTokenCacheEntries"] = "0",
+        });
         builder.Services.AddGatehouseCore();
         _host = builder.Build();
         await _host.StartAsync();
@@ -43,6 +49,8 @@ public class TokenBenchmarks
             await keys.LoadAsync();
         _jwt = _host.Services.GetRequiredService<Jwt>();
         _token = Sign();
+        _authTokens = _host.Services.GetRequiredService<Gatehouse.Server.AuthTokens.AuthTokens>();
+        _authToken = MintAuthToken();
 
         await using var scope = _host.Services.CreateAsyncScope();
         var networks = scope.ServiceProvider.GetRequiredService<Gatehouse.Server.Networks.NetworkAdministration>();
@@ -66,7 +74,13 @@ public class TokenBenchmarks
     public string SignAccessToken() => Sign();
 
     [Benchmark]
-    public async Task<bool> CheckAccessToken() => (await _jwt.CheckAsync(_token, AccessTokenType, AccessTokenAudience)).Token is not null;
+    public async Task<bool> CheckAccessToken() => (await _jwt.CheckAsync(_token, AccessToken)).Token is not null;
+
+    [Benchmark]
+    public string MintAuthToken() => _authTokens.Mint("0123456789abcdef01234567", "alice", Guid.Empty).Token;
+
+    [Benchmark]
+    public async Task<bool> CheckAuthToken() => await _authTokens.CheckAsync(_authToken, "0123456789abcdef01234567", "alice") is null;
 
     [Benchmark]
     public string DigestServerKey() => Secrets.Digest(_serverKey);
@@ -88,7 +102,7 @@ public class TokenBenchmarks
     private string Sign()
     {
         var now = DateTimeOffset.UtcNow;
-        return _jwt.Sign(AccessTokenType, AccessTokenAudience, new Dictionary<string, object>
+        return _jwt.Sign(AccessToken, new Dictionary<string, object>
         {
             ["sub"] = "alice",
             ["sid"] = "5f0c5c43-8d3c-4f7e-9b55-1f6b2c3d4e5f",

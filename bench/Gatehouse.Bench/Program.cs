@@ -166,6 +166,8 @@ for (var w = 0; w < maxConnections; w++)
 var newUsers = 0;
 var workloads = new List<Workload>
 {
+    // Gatehouse's own host with nothing to do: its middleware, routing and metrics against the bare baseline.
+    new("Gatehouse pipeline only (GET /healthz)", gatehouse, (client, w, timing) => client.GetAsync("/healthz")),
     new("Auth-token mint (v3, server key)", gatehouse, (client, w, timing) =>
     {
         var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v3/authentication/token?userId=user-{w}");
@@ -250,8 +252,7 @@ if (scale)
     await using (await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz"))
         memory.Add($"A second server process ready on the 1,000,000-session database in {starting.Elapsed.TotalSeconds:0.0} s");
     Console.WriteLine();
-    Console.WriteLine("| workload | connections | requests/s | p50 ms | p99 ms | errors | ratio to baseline |");
-    Console.WriteLine("|---|---|---|---|---|---|---|");
+    Console.WriteLine(Result.Header);
     rows.ForEach(Console.WriteLine);
     Console.WriteLine();
     memory.ForEach(Console.WriteLine);
@@ -267,8 +268,7 @@ foreach (var connections in connectionCounts)
 }
 
 Console.WriteLine();
-Console.WriteLine("| workload | connections | requests/s | p50 ms | p99 ms | errors | ratio to baseline |");
-Console.WriteLine("|---|---|---|---|---|---|---|");
+Console.WriteLine(Result.Header);
 rows.ForEach(Console.WriteLine);
 Console.WriteLine();
 Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB; baseline: {baseline.ResidentMegabytes():0} MiB");

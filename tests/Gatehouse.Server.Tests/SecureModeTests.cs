@@ -1,5 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Gatehouse.Server.Tokens;
+using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Server.Tests;
 
@@ -100,6 +102,55 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
     }
 
     [Fact]
+    public async Task Each_kind_of_token_is_accepted_only_with_its_own_algorithm()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var authToken = await server.MintAsync(await server.GenerateServerKeyAsync(network), "gail");
+        var accessToken = (await server.LoginAsync(network, "gail", "device-g2", authToken))["accessToken"]!.GetValue<string>();
+        Assert.Equal("HS256", Header(authToken)["alg"]!.GetValue<string>());
+        Assert.Equal("ES256", Header(accessToken)["alg"]!.GetValue<string>());
+
+        // Both forged with the server's own keys and the right type, audience and claims; only the algorithm is
+        // the other kind's. A verifier that accepted any of its keys would let each of them in.
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        var now = server.Clock.GetUtcNow();
+        var authTokenSignedEs256 = jwt.Sign(new JwtKind("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.EcdsaSha256),
+            new Dictionary<string, object> { ["sub"] = "gail", ["nid"] = network.Id, ["skid"] = Guid.NewGuid().ToString() }, now, now.AddMinutes(10));
+        var access = Claims(accessToken);
+        var accessTokenSignedHs256 = jwt.Sign(new JwtKind("at+jwt", "gatehouse:api", SecurityAlgorithms.HmacSha256),
+            new Dictionary<string, object>
+            {
+                ["sub"] = access["sub"]!.GetValue<string>(),
+                ["sid"] = access["sid"]!.GetValue<string>(),
+                ["nid"] = access["nid"]!.GetValue<string>(),
+            }, now, now.AddDays(1));
+
+        using var login = await server.CreateSessionAsync(network, "gail", "device-g3", authTokenSignedEs256);
+        using var bearer = await server.GetWithBearerAsync("/api/v3/users/me", accessTokenSignedHs256);
+
+        Assert.Contains("not valid", await Envelope.AssertUnauthorizedAsync(login), StringComparison.Ordinal);
+        await Envelope.AssertUnauthorizedAsync(bearer);
+        using var genuine = await server.GetWithBearerAsync("/api/v3/users/me", accessToken);
+        Assert.Equal(HttpStatusCode.OK, genuine.StatusCode);
+    }
+
+    [Fact]
+    public async Task An_auth_token_minted_before_a_signing_key_rotation_still_opens_a_session()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var before = await server.MintAsync(serverKey, "hugo");
+
+        var newKid = await server.Services.GetRequiredService<SigningKeys>().RotateAsync();
+        var after = await server.MintAsync(serverKey, "hugo");
+
+        await server.LoginAsync(network, "hugo", "device-h1", before);
+        await server.LoginAsync(network, "hugo", "device-h2", after);
+        Assert.NotEqual(newKid, Header(before)["kid"]!.GetValue<string>());
+        Assert.Equal(newKid, Header(after)["kid"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_tampered_auth_token_is_refused()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -142,6 +193,10 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("userId", await Envelope.AssertBadRequestAsync(noUser), StringComparison.Ordinal);
         Assert.Contains("userId", await Envelope.AssertBadRequestAsync(v4NoUser), StringComparison.Ordinal);
     }
+
+    private static JsonNode Header(string jwt) => JsonNode.Parse(Base64UrlEncoder.DecodeBytes(jwt.Split('.')[0]))!;
+
+    private static JsonNode Claims(string jwt) => JsonNode.Parse(Base64UrlEncoder.DecodeBytes(jwt.Split('.')[1]))!;
 }
 
 public sealed class SecureModeTestsOnSqlite(SqliteServer server) : SecureModeTests<SqliteServer>(server);

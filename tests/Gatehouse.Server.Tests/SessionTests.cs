@@ -23,7 +23,11 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         var user = body["users"]![0]!;
         Assert.Equal("alice", user["userId"]!.GetValue<string>());
         Assert.Equal("Alice", user["displayName"]!.GetValue<string>());
-        Assert.Equal(24, user["_id"]!.GetValue<string>().Length);
+        var id = user["_id"]!.GetValue<string>();
+        Assert.Matches("^[0-9a-f]{24}$", id);
+        // Shaped like a MongoDB ObjectId, as the hosted product's: its first 4 bytes are the creation time in seconds.
+        var createdAt = DateTimeOffset.Parse(user["createdAt"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(createdAt.ToUnixTimeSeconds(), Convert.ToInt64(id[..8], 16));
         foreach (var field in new[] { "path", "metadata", "roles", "permissions", "flagCount", "hashFlag", "avatarFileId", "isDeleted", "isGlobalBan", "isGlobalBanned", "createdAt", "updatedAt" })
             Assert.True(user.AsObject().ContainsKey(field), $"user object lacks {field}");
 

@@ -12,13 +12,14 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
 {
     public async Task<Network> CreateAsync(string name, string actor, CancellationToken ct = default)
     {
+        var now = clock.GetUtcNow();
         var network = new Network
         {
-            Id = Secrets.NewId(),
+            Id = Secrets.NewId(now),
             Name = name,
             Region = options.Value.Region,
             ApiKey = ApiKeys.Create(options.Value.Region),
-            CreatedAt = clock.GetUtcNow(),
+            CreatedAt = now,
         };
         db.Networks.Add(network);
         await db.SaveChangesAsync(ct);

@@ -1,20 +1,21 @@
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Tokens;
 using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>Access tokens: ES256 JWTs (RFC 9068 <c>at+jwt</c>) that name their session.</summary>
 public sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
 {
-    private const string Type = "at+jwt";
-    private const string Audience = "gatehouse:api";
+    /// <summary>ES256, so a customer's own backend can check one with the published JWKS.</summary>
+    private static readonly JwtKind Kind = new("at+jwt", "gatehouse:api", SecurityAlgorithms.EcdsaSha256);
     private const int MaxLength = 4096;
 
     public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;
 
     public string Issue(Session session, string userId, DateTimeOffset issuedAt) =>
-        jwt.Sign(Type, Audience, new Dictionary<string, object>
+        jwt.Sign(Kind, new Dictionary<string, object>
         {
             ["sub"] = userId,
             ["sid"] = session.Id.ToString(),
@@ -22,5 +23,5 @@ public sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
         }, issuedAt, ExpiryFrom(issuedAt));
 
     public Task<JwtCheck> CheckAsync(string token) =>
-        token.Length > MaxLength ? Task.FromResult(new JwtCheck(null, JwtFailure.Invalid)) : jwt.CheckAsync(token, Type, Audience);
+        token.Length > MaxLength ? Task.FromResult(new JwtCheck(null, JwtFailure.Invalid)) : jwt.CheckAsync(token, Kind);
 }

@@ -36,37 +36,62 @@ public static class BulkInsert
         var sql = db.GetService<ISqlGenerationHelper>();
         var head = $"INSERT INTO {sql.DelimitIdentifier(table.Name, table.Schema)} ({string.Join(", ", columns.Select(c => sql.DelimitIdentifier(c.Name)))}) VALUES ";
 
+        // SQLite runs in process: one prepared single-row statement, stepped once per row, is its fastest insert
+        // (no parsing per row, and binding by name stays cheap). A server database gets several rows per round trip.
+        var rowsPerStatement = db.Database.IsSqlite() ? 1 : RowsPerStatement;
         var connection = db.Database.GetDbConnection();
         await db.Database.OpenConnectionAsync(ct);
+        DbCommand? command = null;
+        var commandRows = 0;
         try
         {
-            for (var start = 0; start < rows.Count; start += RowsPerStatement)
+            for (var start = 0; start < rows.Count; start += rowsPerStatement)
             {
-                await using var command = connection.CreateCommand();
-                command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-                var text = new StringBuilder(head);
-                var end = Math.Min(rows.Count, start + RowsPerStatement);
+                var end = Math.Min(rows.Count, start + rowsPerStatement);
+                if (command is null || commandRows != end - start)
+                {
+                    // A new text only when the row count changes: the provider keeps the statement it prepared.
+                    if (command is not null)
+                        await command.DisposeAsync();
+                    command = connection.CreateCommand();
+                    command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+                    command.CommandText = Text(head, columns.Count, end - start, sql);
+                    commandRows = end - start;
+                }
+                command.Parameters.Clear();
                 for (var row = start; row < end; row++)
                 {
-                    text.Append(row == start ? "(" : ", (");
                     for (var column = 0; column < columns.Count; column++)
                     {
                         var (property, _, mapping) = columns[column];
-                        var name = $"p{(row - start) * columns.Count + column}";
                         // Named as it is written in the SQL, so the provider finds it at the first try.
-                        command.Parameters.Add(mapping.CreateParameter(command, sql.GenerateParameterName(name),
+                        command.Parameters.Add(mapping.CreateParameter(command, sql.GenerateParameterName(ParameterName(row - start, column, columns.Count)),
                             property.GetGetter().GetClrValueUsingContainingEntity(rows[row]), property.IsNullable));
-                        text.Append(column == 0 ? "" : ", ").Append(sql.GenerateParameterNamePlaceholder(name));
                     }
-                    text.Append(')');
                 }
-                command.CommandText = text.ToString();
                 await command.ExecuteNonQueryAsync(ct);
             }
         }
         finally
         {
+            if (command is not null)
+                await command.DisposeAsync();
             await db.Database.CloseConnectionAsync();
         }
+    }
+
+    private static string ParameterName(int row, int column, int columns) => $"p{row * columns + column}";
+
+    private static string Text(string head, int columns, int rows, ISqlGenerationHelper sql)
+    {
+        var text = new StringBuilder(head);
+        for (var row = 0; row < rows; row++)
+        {
+            text.Append(row == 0 ? "(" : ", (");
+            for (var column = 0; column < columns; column++)
+                text.Append(column == 0 ? "" : ", ").Append(sql.GenerateParameterNamePlaceholder(ParameterName(row, column, columns)));
+            text.Append(')');
+        }
+        return text.ToString();
     }
 }

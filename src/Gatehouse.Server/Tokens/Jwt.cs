@@ -15,10 +15,14 @@ public enum JwtFailure
 
 public readonly record struct JwtCheck(JsonWebToken? Token, JwtFailure Failure);
 
+/// <summary>A kind of token: its <c>typ</c>, its audience, and the one algorithm it is signed with.</summary>
+public sealed record JwtKind(string Type, string Audience, string Algorithm);
+
 /// <summary>
-/// Signs and checks our JWTs under RFC 8725: one algorithm (ES256), an explicit <c>typ</c> per token kind so
-/// an auth token can never pass for an access token, issuer and audience checked, keys only from our set,
-/// and time from the injected clock. No clock skew: the verifier is the issuer, on the same clock.
+/// Signs and checks our JWTs under RFC 8725: one algorithm per token kind (§3.1), an explicit <c>typ</c> per kind
+/// so an auth token can never pass for an access token (§3.11), issuer and audience checked, keys only from our
+/// set and of the kind's algorithm, and time from the injected clock. No clock skew: the verifier is the issuer,
+/// on the same clock.
 /// </summary>
 public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
 {
@@ -35,36 +39,36 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
 
     public void Dispose() => _verified?.Dispose();
 
-    public string Sign(string type, string audience, Dictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
+    public string Sign(JwtKind kind, Dictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
         Handler.CreateToken(new SecurityTokenDescriptor
         {
-            TokenType = type,
+            TokenType = kind.Type,
             Issuer = options.Value.Issuer,
-            Audience = audience,
+            Audience = kind.Audience,
             Claims = claims,
             IssuedAt = issuedAt.UtcDateTime,
             NotBefore = issuedAt.UtcDateTime,
             Expires = expiresAt.UtcDateTime,
-            SigningCredentials = keys.Current,
+            SigningCredentials = keys.Current(kind.Algorithm),
         });
 
-    public async Task<JwtCheck> CheckAsync(string token, string type, string audience)
+    public async Task<JwtCheck> CheckAsync(string token, JwtKind kind)
     {
-        // The kind and audience are part of the key: a token verified as one kind never passes as another.
-        var cacheKey = (type, audience, token);
+        // The kind is part of the key: a token verified as one kind never passes as another.
+        var cacheKey = (kind, token);
         if (_verified is not null && _verified.TryGetValue(cacheKey, out JsonWebToken? known) && known is not null)
             return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
 
         var parameters = new TokenValidationParameters
         {
-            ValidTypes = [type],
-            ValidAlgorithms = [SecurityAlgorithms.EcdsaSha256],
+            ValidTypes = [kind.Type],
+            ValidAlgorithms = [kind.Algorithm],
             ValidIssuer = options.Value.Issuer,
-            ValidAudience = audience,
+            ValidAudience = kind.Audience,
             RequireSignedTokens = true,
             RequireExpirationTime = true,
             TryAllIssuerSigningKeys = false,
-            IssuerSigningKeyResolver = (_, _, kid, _) => keys.Find(kid) is { } key ? [key] : [],
+            IssuerSigningKeyResolver = (_, _, kid, _) => keys.Find(kid, kind.Algorithm) is { } key ? [key] : [],
             LifetimeValidator = (notBefore, expires, _, _) => expires is { } exp && Live(notBefore ?? DateTime.MinValue, exp),
         };
         var result = await Handler.ValidateTokenAsync(token, parameters);

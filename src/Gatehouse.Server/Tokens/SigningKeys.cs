@@ -10,8 +10,8 @@ using Microsoft.IdentityModel.Tokens;
 namespace Gatehouse.Server.Tokens;
 
 /// <summary>
-/// The ES256 keys that sign access and auth tokens. One signs; retired ones keep verifying until every token
-/// they signed has expired, so a rotation never logs anyone out.
+/// The ES256 keys that sign access tokens, and the HS256 keys derived from them that sign auth tokens. One signs;
+/// retired ones keep verifying until every token they signed has expired, so a rotation never logs anyone out.
 /// </summary>
 public sealed class SigningKeys(
     IDbContextFactory<GatehouseDb> dbs,
@@ -25,10 +25,18 @@ public sealed class SigningKeys(
     private KeySet? _keys;
     private DateTimeOffset _refreshedAt;
 
-    public SigningCredentials Current => Keys.Signing;
+    /// <summary>
+    /// The key that signs with <paramref name="algorithm"/> now: ES256 for tokens anyone may verify with the JWKS,
+    /// HS256 for tokens only this server ever verifies.
+    /// </summary>
+    public SigningCredentials Current(string algorithm) => algorithm == SecurityAlgorithms.HmacSha256 ? Keys.MacSigning : Keys.Signing;
 
-    /// <summary>Only our own keys: a <c>kid</c> is never used to fetch or build a key (RFC 8725 §3.10).</summary>
-    public SecurityKey? Find(string? kid) => kid is not null && Keys.Verifying.TryGetValue(kid, out var key) ? key : null;
+    /// <summary>
+    /// Only our own keys, and only of the expected algorithm: a <c>kid</c> is never used to fetch or build a key
+    /// (RFC 8725 §3.10), and a token of one kind can never be checked with the other kind's key (§2.1).
+    /// </summary>
+    public SecurityKey? Find(string? kid, string algorithm) =>
+        kid is not null && (algorithm == SecurityAlgorithms.HmacSha256 ? Keys.MacVerifying : Keys.Verifying).TryGetValue(kid, out var key) ? key : null;
 
     public JsonWebKeySetResponse Jwks => Keys.Published;
 
@@ -100,10 +108,34 @@ public sealed class SigningKeys(
             .ToListAsync(ct);
         var loaded = rows.Select(row => (row, key: Unprotect(row))).ToList();
         var signing = loaded.First(k => k.row.RetiredAt == null).key;
+        var macs = loaded.ToFrozenDictionary(k => k.row.Id, k => (SecurityKey)MacKey(k.key), StringComparer.Ordinal);
         _keys = new KeySet(
             new SigningCredentials(signing, SecurityAlgorithms.EcdsaSha256),
             loaded.ToFrozenDictionary(k => k.row.Id, k => (SecurityKey)k.key, StringComparer.Ordinal),
+            new SigningCredentials(macs[signing.KeyId], SecurityAlgorithms.HmacSha256),
+            macs,
             new JsonWebKeySetResponse(loaded.Select(k => PublicJwk.Of(k.key)).ToList()));
+    }
+
+    /// <summary>
+    /// The HS256 key of an ES256 key pair, derived from its private half (HKDF, RFC 5869, with a label of its own):
+    /// every node holds it without a second secret to store or rotate, and it never leaves the server. A MAC costs
+    /// about a microsecond where an ES256 signature costs 25 and its check 66 (docs/benchmarks.md).
+    /// </summary>
+    private static SymmetricSecurityKey MacKey(ECDsaSecurityKey key)
+    {
+        var privateScalar = key.ECDsa.ExportParameters(includePrivateParameters: true).D!;
+        try
+        {
+            return new SymmetricSecurityKey(HKDF.DeriveKey(HashAlgorithmName.SHA256, privateScalar, 32, salt: [], info: "Gatehouse auth tokens HS256 v1"u8.ToArray()))
+            {
+                KeyId = key.KeyId,
+            };
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(privateScalar);
+        }
     }
 
     private SigningKey NewKey()
@@ -128,6 +160,8 @@ public sealed class SigningKeys(
     private sealed record KeySet(
         SigningCredentials Signing,
         FrozenDictionary<string, SecurityKey> Verifying,
+        SigningCredentials MacSigning,
+        FrozenDictionary<string, SecurityKey> MacVerifying,
         JsonWebKeySetResponse Published);
 }
 
