@@ -171,9 +171,9 @@ public static class AdminTokenAuthentication
     /// <summary>Checks the x-admin-token; a refusal is audited with the reason.</summary>
     public static async Task<(AdminCaller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
     {
-        var (caller, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
+        var (caller, mtlsRequired, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
         var kind = AuditKinds.AdminTokenRefused;
-        if (error is null && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller!.NetworkId) is { } mtlsError)
+        if (error is null && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller!.NetworkId, mtlsRequired) is { } mtlsError)
         {
             error = mtlsError;
             kind = AuditKinds.MtlsRefused;

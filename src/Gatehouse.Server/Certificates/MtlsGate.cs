@@ -24,12 +24,6 @@ public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, Kno
 
     public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
 
-    public async Task<ApiError?> CheckAsync(HttpContext http, string networkId)
-    {
-        var required = await db.Networks.AsNoTracking().Where(n => n.Id == networkId).Select(n => n.MtlsEnabled).FirstOrDefaultAsync(http.RequestAborted);
-        return await CheckAsync(http, networkId, required);
-    }
-
     /// <summary>For a caller that read the network's mTLS switch with its credential, in the same query.</summary>
     public async Task<ApiError?> CheckAsync(HttpContext http, string networkId, bool required)
     {

@@ -16,3 +16,12 @@ public sealed class CompiledQuery<TParam, TResult>(Expression<Func<GatehouseDb, 
     public Task<TResult> RunAsync(GatehouseDb db, TParam parameter, CancellationToken ct) =>
         _byContext.GetOrAdd(db.GetType(), _ => EF.CompileAsyncQuery(query))(db, parameter, ct);
 }
+
+/// <summary>The same for a query of two parameters (EF reads a compiled query's parameters, not their members).</summary>
+public sealed class CompiledQuery<TParam1, TParam2, TResult>(Expression<Func<GatehouseDb, TParam1, TParam2, CancellationToken, TResult>> query)
+{
+    private readonly ConcurrentDictionary<Type, Func<GatehouseDb, TParam1, TParam2, CancellationToken, Task<TResult>>> _byContext = new();
+
+    public Task<TResult> RunAsync(GatehouseDb db, TParam1 first, TParam2 second, CancellationToken ct) =>
+        _byContext.GetOrAdd(db.GetType(), _ => EF.CompileAsyncQuery(query))(db, first, second, ct);
+}

@@ -10,8 +10,12 @@ public sealed record UserPage(IReadOnlyList<User> Users, int Total);
 /// <summary>What an admin does to a network's users: find them, end their sessions, ban and unban them.</summary>
 public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock)
 {
-    public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) =>
-        db.Users.FirstOrDefaultAsync(u => u.NetworkId == networkId && u.UserId == userId, ct);
+    /// <summary>Every admin-API call on a user starts here: translated once (docs/benchmarks.md).</summary>
+    private static readonly CompiledQuery<string, string, User?> ByUserId =
+        new((db, networkId, userId, ct) => db.Users.FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId));
+
+    /// <summary>Tracked: a ban changes the row it returns.</summary>
+    public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) => ByUserId.RunAsync(db, networkId, userId, ct);
 
     public async Task<UserPage> ListAsync(string networkId, string? search, int page, int limit, CancellationToken ct)
     {
