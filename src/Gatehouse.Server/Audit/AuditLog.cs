@@ -8,7 +8,9 @@ namespace Gatehouse.Server.Audit;
 /// <summary>
 /// Takes security events without making the request wait for a disk write: a background writer stores them
 /// in batches (one commit for many events under load). Events still queued when the process is killed are
-/// lost; a graceful stop writes them all. Each event is also one structured log line.
+/// lost; a graceful stop writes them all. A session's creation is the exception: the session writer stores it in
+/// the session's own transaction, so an acknowledged session always has its event. Each event is also one
+/// structured log line.
 /// </summary>
 public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, SecurityMetrics metrics, TimeProvider clock, ILogger<AuditLog> logger)
     : BackgroundService
@@ -34,12 +36,21 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
             ClientAddress = http?.Connection.RemoteIpAddress?.ToString(),
             OccurredAt = clock.GetUtcNow(),
         };
-        LogEvent(kind, outcome, actor, networkId, reason, http?.TraceIdentifier);
-        metrics.Event(kind, outcome, reason);
+        Announce(entry, http);
         if (_queue.Writer.TryWrite(entry))
             Interlocked.Increment(ref _accepted);
         else
             LogDropped(kind);
+    }
+
+    /// <summary>
+    /// For an event its caller stored in the same transaction as what it describes (a session's creation): the log
+    /// line and the metric, once that transaction has committed. Never queued, so never written twice.
+    /// </summary>
+    public void Announce(AuditEvent stored, HttpContext? http)
+    {
+        LogEvent(stored.Kind, stored.Outcome, stored.Actor, stored.NetworkId, stored.Reason, http?.TraceIdentifier);
+        metrics.Event(stored.Kind, stored.Outcome, stored.Reason);
     }
 
     /// <summary>Waits until every event recorded before the call is stored (or given up on).</summary>

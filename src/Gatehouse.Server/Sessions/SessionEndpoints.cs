@@ -108,15 +108,14 @@ public static class SessionEndpoints
 
         IssuedSession? issued = null;
         if (error is null)
-            (issued, error) = await sessions.OpenAsync(network!, request!, ct);
+            (issued, error) = await sessions.OpenAsync(network!, request!, http.Connection.RemoteIpAddress?.ToString(), ct);
 
         if (error is not null)
         {
             audit.Record(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", network?.Id, UserIdIfValid(request, limits), error.Reason, http: http);
             return error;
         }
-        audit.Record(AuditKinds.SessionCreated, Outcomes.Success, $"user:{issued!.User.UserId}", network!.Id, issued.User.UserId,
-            detail: $"session={issued.Session.Id} device={issued.Session.DeviceId}", http: http);
+        audit.Announce(issued!.Audited!, http);
         return TypedResults.Json(SessionResponse.Of(issued), GatehouseJson.Default.SessionResponse);
     }
 

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.Observability;
@@ -13,7 +14,9 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>What a client is handed when a session opens or refreshes.</summary>
-public sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt)
+/// <param name="Audited">For a new session, its <c>session.created</c> event, already stored with it.</param>
+public sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt,
+    AuditEvent? Audited = null)
 {
     // The tokens are secrets: never in a log line or a debugger's summary.
     public override string ToString() => $"IssuedSession {{ Session = {Session.Id} }}";
@@ -44,10 +47,14 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
 
     private readonly Channel<Work> _queue = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
 
-    /// <summary>Opens a session for the request's user on its device; returns once it is committed.</summary>
-    public async Task<(IssuedSession? Issued, ApiError? Error)> OpenAsync(Network network, SessionRequest request, CancellationToken ct)
+    /// <summary>
+    /// Opens a session for the request's user on its device, with its audit event in the same transaction; returns
+    /// once it is committed.
+    /// </summary>
+    public async Task<(IssuedSession? Issued, ApiError? Error)> OpenAsync(Network network, SessionRequest request, string? clientAddress,
+        CancellationToken ct)
     {
-        var (opened, error) = await SubmitAsync(new Login(network, request, ct));
+        var (opened, error) = await SubmitAsync(new Login(network, request, clientAddress, ct));
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
@@ -80,7 +87,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
     {
         var issuedAt = opened.IssuedAt;
         return new IssuedSession(opened.Session, opened.User, accessTokens.Issue(opened.Session, opened.User.UserId, issuedAt),
-            opened.RefreshToken, issuedAt);
+            opened.RefreshToken, issuedAt, opened.Audited);
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)
@@ -186,6 +193,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             await BulkInsert.InsertAsync(db, created.Bindings);
             await BulkInsert.InsertAsync(db, created.Sessions);
             await BulkInsert.InsertAsync(db, created.RefreshTokens);
+            await BulkInsert.InsertAsync(db, created.AuditEvents);
             await db.SaveChangesAsync();
             db.ChangeTracker.Clear();
         }
@@ -274,7 +282,19 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
 
         var (refreshRow, refreshToken) = NewRefreshToken(opened.Id, now);
         created.RefreshTokens.Add(refreshRow);
-        return (new Opened(opened, user, refreshToken, now), null);
+        var audited = new AuditEvent
+        {
+            Kind = AuditKinds.SessionCreated,
+            Outcome = Outcomes.Success,
+            Actor = $"user:{user.UserId}",
+            NetworkId = network.Id,
+            UserId = user.UserId,
+            Detail = $"session={opened.Id} device={deviceId}",
+            ClientAddress = login.ClientAddress,
+            OccurredAt = now,
+        };
+        created.AuditEvents.Add(audited);
+        return (new Opened(opened, user, refreshToken, now) { Audited = audited }, null);
     }
 
     private async Task<(Opened?, ApiError?)> RefreshAsync(GatehouseDb db, Network network, string presented)
@@ -341,6 +361,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         public List<DeviceBinding> Bindings { get; } = [];
         public List<Session> Sessions { get; } = [];
         public List<RefreshToken> RefreshTokens { get; } = [];
+        public List<AuditEvent> AuditEvents { get; } = [];
     }
 
     /// <summary>The rows of one network that a group's logins read and change, tracked by the group's context.</summary>
@@ -409,11 +430,12 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         public override void Cancel() => Outcome.TrySetCanceled(RequestAborted);
     }
 
-    private sealed class Login(Network network, SessionRequest request, CancellationToken requestAborted)
+    private sealed class Login(Network network, SessionRequest request, string? clientAddress, CancellationToken requestAborted)
         : Work<(Opened?, ApiError?)>(requestAborted)
     {
         public Network Network { get; } = network;
         public SessionRequest Request { get; } = request;
+        public string? ClientAddress { get; } = clientAddress;
     }
 
     private interface IChange
@@ -429,6 +451,8 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
 
     private sealed record Opened(Session Session, User User, string RefreshToken, DateTimeOffset IssuedAt)
     {
+        public AuditEvent? Audited { get; init; }
+
         // The refresh token is a secret: never in a log line or a debugger's summary.
         public override string ToString() => $"Opened {{ Session = {Session.Id} }}";
     }
