@@ -1,25 +1,24 @@
 using System.Data.Common;
 using System.Text;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
+using SQLitePCL;
 
 namespace Gatehouse.Server.Storage;
 
 /// <summary>
-/// New rows written as multi-row INSERTs, in the context's current transaction, without EF's change tracking: in
-/// the group commit of logins and in the audit writer that tracking was most of the CPU (docs/benchmarks.md).
-/// Table, columns and parameter conversion come from the EF model, so each provider gets what EF would send.
+/// New rows written in the context's current transaction without EF's change tracking: in the group commit of logins
+/// and in the audit writer that tracking was most of the CPU (docs/benchmarks.md). On SQLite one prepared statement
+/// is stepped per row; on PostgreSQL several rows go in one statement. Table, columns and value conversion come from
+/// the EF model, so each provider stores what EF would.
 /// Rows must be new and are not tracked afterwards; keys the database generates (an integer identity) are left to it.
 /// </summary>
 public static class BulkInsert
 {
-    /// <summary>
-    /// Rows per statement. Microsoft.Data.Sqlite finds each parameter by a linear search of the statement's names, so
-    /// binding costs the square of their number: 200 audit rows (2,200 parameters) made every write slower than EF's
-    /// own statements, and 25 rows still spent a fifth of the CPU there (docs/benchmarks.md).
-    /// </summary>
+    /// <summary>Rows per statement on a server database: fewer round trips, and still a statement the server plans quickly.</summary>
     private const int RowsPerStatement = 8;
 
     public static async Task InsertAsync<T>(GatehouseDb db, IReadOnlyList<T> rows, CancellationToken ct = default)
@@ -31,23 +30,73 @@ public static class BulkInsert
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
         var columns = entity.GetProperties()
             .Where(p => !(p.IsPrimaryKey() && p.ValueGenerated == ValueGenerated.OnAdd && (p.ClrType == typeof(long) || p.ClrType == typeof(int))))
-            .Select(p => (Property: p, Name: p.GetColumnName(table)!, Mapping: (RelationalTypeMapping)p.GetRelationalTypeMapping()))
+            .Select(p => new Column(p, p.GetColumnName(table)!, (RelationalTypeMapping)p.GetRelationalTypeMapping()))
             .ToList();
         var sql = db.GetService<ISqlGenerationHelper>();
         var head = $"INSERT INTO {sql.DelimitIdentifier(table.Name, table.Schema)} ({string.Join(", ", columns.Select(c => sql.DelimitIdentifier(c.Name)))}) VALUES ";
 
-        // SQLite runs in process: one prepared single-row statement, stepped once per row, is its fastest insert
-        // (no parsing per row, and binding by name stays cheap). A server database gets several rows per round trip.
-        var rowsPerStatement = db.Database.IsSqlite() ? 1 : RowsPerStatement;
-        var connection = db.Database.GetDbConnection();
         await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            if (db.Database.GetDbConnection() is SqliteConnection sqlite)
+                InsertSqlite(sqlite, head, columns, rows);
+            else
+                await InsertBatchedAsync(db, head, columns, rows, sql, ct);
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    /// <summary>
+    /// SQLite runs in process, so its fastest insert is one statement prepared once and stepped once per row, with
+    /// each value bound by position. Microsoft.Data.Sqlite's command would look up every parameter by name and wrap
+    /// each step in a reader: twice the CPU of the insert itself (docs/benchmarks.md).
+    /// </summary>
+    private static void InsertSqlite<T>(SqliteConnection connection, string head, List<Column> columns, IReadOnlyList<T> rows)
+        where T : class
+    {
+        var handle = connection.Handle!;
+        var text = head + "(" + string.Join(", ", columns.Select(_ => "?")) + ")";
+        Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
+        try
+        {
+            foreach (var row in rows)
+            {
+                for (var column = 0; column < columns.Count; column++)
+                    Check(handle, SqliteValues.Bind(statement, column + 1, columns[column].ProviderValue(row)));
+                var stepped = raw.sqlite3_step(statement);
+                if (stepped != raw.SQLITE_DONE)
+                    Check(handle, stepped);
+                Check(handle, raw.sqlite3_reset(statement));
+            }
+        }
+        finally
+        {
+            statement.Dispose();
+        }
+    }
+
+    private static void Check(sqlite3 handle, int result)
+    {
+        if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
+            throw new SqliteException(raw.sqlite3_errmsg(handle).utf8_to_string(), result, raw.sqlite3_extended_errcode(handle));
+    }
+
+    /// <summary>A server database gets several rows per statement, one round trip each.</summary>
+    private static async Task InsertBatchedAsync<T>(GatehouseDb db, string head, List<Column> columns, IReadOnlyList<T> rows,
+        ISqlGenerationHelper sql, CancellationToken ct)
+        where T : class
+    {
+        var connection = db.Database.GetDbConnection();
         DbCommand? command = null;
         var commandRows = 0;
         try
         {
-            for (var start = 0; start < rows.Count; start += rowsPerStatement)
+            for (var start = 0; start < rows.Count; start += RowsPerStatement)
             {
-                var end = Math.Min(rows.Count, start + rowsPerStatement);
+                var end = Math.Min(rows.Count, start + RowsPerStatement);
                 if (command is null || commandRows != end - start)
                 {
                     // A new text only when the row count changes: the provider keeps the statement it prepared.
@@ -63,7 +112,7 @@ public static class BulkInsert
                 {
                     for (var column = 0; column < columns.Count; column++)
                     {
-                        var (property, _, mapping) = columns[column];
+                        var (property, mapping) = (columns[column].Property, columns[column].Mapping);
                         // Named as it is written in the SQL, so the provider finds it at the first try.
                         command.Parameters.Add(mapping.CreateParameter(command, sql.GenerateParameterName(ParameterName(row - start, column, columns.Count)),
                             property.GetGetter().GetClrValueUsingContainingEntity(rows[row]), property.IsNullable));
@@ -76,7 +125,16 @@ public static class BulkInsert
         {
             if (command is not null)
                 await command.DisposeAsync();
-            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
+    {
+        /// <summary>The value as the provider stores it: the CLR value through the mapping's converter, if it has one.</summary>
+        public object? ProviderValue(object row)
+        {
+            var value = Property.GetGetter().GetClrValueUsingContainingEntity(row);
+            return value is null || Mapping.Converter is null ? value : Mapping.Converter.ConvertToProvider(value);
         }
     }
 

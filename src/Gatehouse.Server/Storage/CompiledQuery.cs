@@ -25,3 +25,12 @@ public sealed class CompiledQuery<TParam1, TParam2, TResult>(Expression<Func<Gat
     public Task<TResult> RunAsync(GatehouseDb db, TParam1 first, TParam2 second, CancellationToken ct) =>
         _byContext.GetOrAdd(db.GetType(), _ => EF.CompileAsyncQuery(query))(db, first, second, ct);
 }
+
+/// <summary>The same for a query of many rows, streamed as they are read.</summary>
+public sealed class CompiledListQuery<TParam1, TParam2, TResult>(Expression<Func<GatehouseDb, TParam1, TParam2, IQueryable<TResult>>> query)
+{
+    private readonly ConcurrentDictionary<Type, Func<GatehouseDb, TParam1, TParam2, IAsyncEnumerable<TResult>>> _byContext = new();
+
+    public IAsyncEnumerable<TResult> Run(GatehouseDb db, TParam1 first, TParam2 second) =>
+        _byContext.GetOrAdd(db.GetType(), _ => EF.CompileAsyncQuery(query))(db, first, second);
+}

@@ -61,11 +61,17 @@ public static class StorageSetup
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
     }
 
+    // A list of keys (a group's devices, say) is one parameter, a JSON array on SQLite and an array on PostgreSQL,
+    // rather than EF 10's one parameter per key: the SQL stays the same whatever the list's length, so EF does not
+    // write it anew for every group of logins (docs/benchmarks.md).
     internal static DbContextOptionsBuilder<SqliteGatehouseDb> ForSqlite(string connectionString) =>
-        new DbContextOptionsBuilder<SqliteGatehouseDb>().UseSqlite(connectionString).AddInterceptors(DurableSqlite.Instance);
+        new DbContextOptionsBuilder<SqliteGatehouseDb>()
+            .UseSqlite(connectionString, sqlite => sqlite.UseParameterizedCollectionMode(ParameterTranslationMode.Parameter))
+            .AddInterceptors(DurableSqlite.Instance);
 
     internal static DbContextOptionsBuilder<PostgresGatehouseDb> ForPostgreSql(string connectionString) =>
-        new DbContextOptionsBuilder<PostgresGatehouseDb>().UseNpgsql(connectionString);
+        new DbContextOptionsBuilder<PostgresGatehouseDb>()
+            .UseNpgsql(connectionString, npgsql => npgsql.UseParameterizedCollectionMode(ParameterTranslationMode.Parameter));
 
     /// <summary>
     /// Contexts of the configured provider, pooled. Chosen at first use rather than at registration, so the

@@ -1,0 +1,27 @@
+using System.Globalization;
+using SQLitePCL;
+
+namespace Gatehouse.Server.Storage;
+
+/// <summary>
+/// Binds a provider value to a raw SQLite statement the way Microsoft.Data.Sqlite binds the same value as a command
+/// parameter, so a row written by <see cref="BulkInsert"/> reads and compares exactly like one EF wrote
+/// (BulkInsertTests compares them column by column).
+/// </summary>
+internal static class SqliteValues
+{
+    public static int Bind(sqlite3_stmt statement, int position, object? value) => value switch
+    {
+        null => raw.sqlite3_bind_null(statement, position),
+        string text => raw.sqlite3_bind_text(statement, position, text),
+        bool flag => raw.sqlite3_bind_int64(statement, position, flag ? 1 : 0),
+        int number => raw.sqlite3_bind_int64(statement, position, number),
+        long number => raw.sqlite3_bind_int64(statement, position, number),
+        double number => raw.sqlite3_bind_double(statement, position, number),
+        byte[] bytes => raw.sqlite3_bind_blob(statement, position, bytes),
+        Guid id => raw.sqlite3_bind_text(statement, position, id.ToString().ToUpperInvariant()),
+        DateTimeOffset time => raw.sqlite3_bind_text(statement, position,
+            time.ToString(@"yyyy\-MM\-dd HH\:mm\:ss.FFFFFFFzzz", CultureInfo.InvariantCulture)),
+        _ => throw new NotSupportedException($"BulkInsert does not bind {value.GetType().Name} values on SQLite yet."),
+    };
+}
