@@ -102,7 +102,7 @@ public class TokenBenchmarks
     private string Sign()
     {
         var now = DateTimeOffset.UtcNow;
-        return _jwt.Sign(AccessToken, new Dictionary<string, object>
+        return _jwt.Sign(AccessToken, new Dictionary<string, string>
         {
             ["sub"] = "alice",
             ["sid"] = "5f0c5c43-8d3c-4f7e-9b55-1f6b2c3d4e5f",

@@ -189,6 +189,24 @@ public sealed class OperatorTests : IDisposable
         Assert.Contains(failure.Failures, f => f.Contains("Gatehouse:Sessions:MaxPerUserAndDevice", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_command_that_returns_right_after_a_server_request_is_still_seen_by_the_next_one()
+    {
+        // The server reads the signal file at most every few milliseconds; a command returning within that window
+        // would otherwise leave the next request on the reading taken just before the command's write.
+        Directory.CreateDirectory(_dataDirectory);
+        var settings = Options.Create(new Gatehouse.Server.Configuration.GatehouseOptions { DataDirectory = _dataDirectory });
+        var server = new Gatehouse.Server.Storage.CommittedWrites(settings);
+        var command = new Gatehouse.Server.Storage.CommittedWrites(settings) { SignalsTheServer = true };
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var before = server.VersionOf(["Networks"]);
+            command.Committed("Networks");
+            await command.SignalSeenAsync();
+            Assert.NotEqual(before, server.VersionOf(["Networks"]));
+        }
+    }
+
     private Task<(int Exit, string Output, string Error)> RunAsync(params string[] args) => RunAsync([], args);
 
     private async Task<(int Exit, string Output, string Error)> RunAsync(Dictionary<string, string?> settings, params string[] args)

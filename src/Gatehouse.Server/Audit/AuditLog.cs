@@ -16,6 +16,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     : BackgroundService
 {
     private const int MaxBatch = 500;
+    private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(2);
     private readonly Channel<AuditEvent> _queue = Channel.CreateBounded<AuditEvent>(
         new BoundedChannelOptions(100_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private long _accepted;
@@ -73,6 +74,11 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
         // Drain on stop too: the token only ends the wait for new events, never a write in progress.
         while (await WaitSafelyAsync(stoppingToken))
         {
+            // Under load a moment's wait gathers many events into one commit: each transaction's fixed cost (begin,
+            // commit, a connection from the pool) was half the writer's CPU when it took a handful of events at a
+            // time (docs/benchmarks.md). An idle server only stores its events a few milliseconds later.
+            if (_queue.Reader.Count < MaxBatch && !stoppingToken.IsCancellationRequested)
+                await Task.Delay(Gather, CancellationToken.None);
             while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var entry))
                 batch.Add(entry);
             await WriteAsync(batch);

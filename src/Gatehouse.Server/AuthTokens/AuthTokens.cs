@@ -21,7 +21,7 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
     {
         var now = clock.GetUtcNow();
         var expiresAt = now + Lifetime;
-        var token = jwt.Sign(Kind, new Dictionary<string, object>
+        var token = jwt.Sign(Kind, new Dictionary<string, string>
         {
             ["sub"] = userId,
             ["nid"] = networkId,

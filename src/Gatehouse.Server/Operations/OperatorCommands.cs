@@ -60,6 +60,7 @@ public static class OperatorCommands
             await StorageSetup.MigrateAsync(host.Services);
             await using var scope = host.Services.CreateAsyncScope();
             var exit = await ExecuteAsync(args, scope.ServiceProvider, output, error);
+            await host.Services.GetRequiredService<CommittedWrites>().SignalSeenAsync();
             await host.StopAsync();
             return exit;
         }

@@ -15,7 +15,7 @@ public sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
     public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;
 
     public string Issue(Session session, string userId, DateTimeOffset issuedAt) =>
-        jwt.Sign(Kind, new Dictionary<string, object>
+        jwt.Sign(Kind, new Dictionary<string, string>
         {
             ["sub"] = userId,
             ["sid"] = session.Id.ToString(),

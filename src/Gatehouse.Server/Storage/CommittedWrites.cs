@@ -36,31 +36,50 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
         return version;
     }
 
-    private void Committed(string table)
+    internal void Committed(string table)
     {
         _byTable.GetOrAdd(table, _ => new Counter()).Increment();
         if (SignalsTheServer)
             Signal();
     }
 
-    /// <summary>One stat of the signal file per lookup: an operator command that has returned is seen by the next request.</summary>
+    /// <summary>
+    /// The signal file is read at most this often: a stat per cached lookup was a tenth of a mint's own CPU
+    /// (docs/benchmarks.md). An operator command waits <see cref="SignalWait"/> after its last signal before it
+    /// returns, so a request that starts after the command has returned still sees its writes.
+    /// </summary>
+    private static readonly TimeSpan SignalCheckInterval = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Twice the interval: every reading in use by then began after the signal.</summary>
+    public static readonly TimeSpan SignalWait = SignalCheckInterval * 2;
+
+    private long _signalCheckedAt;
+    private bool _signalled;
+
     private long OtherProcessWrites()
     {
+        var now = TimeProvider.System.GetTimestamp();
+        if (TimeProvider.System.GetElapsedTime(Volatile.Read(ref _signalCheckedAt), now) < SignalCheckInterval)
+            return Volatile.Read(ref _otherProcessWrites);
         var modified = File.GetLastWriteTimeUtc(_signal).Ticks;
-        if (modified != Volatile.Read(ref _signalSeenTicks))
+        lock (_signalLock)
         {
-            lock (_signalLock)
+            if (modified != _signalSeenTicks)
             {
-                if (modified != _signalSeenTicks)
-                {
-                    // The count first: whoever then sees the new time also sees the new count.
-                    Interlocked.Increment(ref _otherProcessWrites);
-                    Volatile.Write(ref _signalSeenTicks, modified);
-                }
+                // The count first: whoever then sees the new time also sees the new count.
+                Interlocked.Increment(ref _otherProcessWrites);
+                Volatile.Write(ref _signalSeenTicks, modified);
             }
+            // When this reading began, published only after its count: a reader that skips the stat because of it
+            // also sees what it found.
+            if (now > _signalCheckedAt)
+                Volatile.Write(ref _signalCheckedAt, now);
         }
         return Volatile.Read(ref _otherProcessWrites);
     }
+
+    /// <summary>For an operator command, before it returns: lets the server's next reading of the signal begin after the last signal.</summary>
+    public Task SignalSeenAsync() => _signalled ? Task.Delay(SignalWait) : Task.CompletedTask;
 
     /// <summary>Strictly later each time, so two commands within one tick of the file system's clock still differ.</summary>
     private void Signal()
@@ -74,6 +93,7 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
             if (!File.Exists(_signal))
                 File.WriteAllBytes(_signal, []);
             File.SetLastWriteTimeUtc(_signal, next);
+            _signalled = true;
         }
     }
 

@@ -1,3 +1,8 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
 using Gatehouse.Server.Configuration;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
@@ -39,18 +44,61 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
 
     public void Dispose() => _verified?.Dispose();
 
-    public string Sign(JwtKind kind, Dictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
-        Handler.CreateToken(new SecurityTokenDescriptor
+    /// <summary>
+    /// Writes the token itself (RFC 7515 compact form) rather than through the handler's token descriptor: the
+    /// descriptor, its claim dictionary and the handler's provider lookups cost more than the HS256 MAC of an auth
+    /// token (docs/benchmarks.md). What it writes is checked by the handler in <see cref="CheckAsync"/>.
+    /// </summary>
+    public string Sign(JwtKind kind, IReadOnlyDictionary<string, string> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt)
+    {
+        var credentials = keys.Current(kind.Algorithm);
+        var header = JsonObject(json =>
         {
-            TokenType = kind.Type,
-            Issuer = options.Value.Issuer,
-            Audience = kind.Audience,
-            Claims = claims,
-            IssuedAt = issuedAt.UtcDateTime,
-            NotBefore = issuedAt.UtcDateTime,
-            Expires = expiresAt.UtcDateTime,
-            SigningCredentials = keys.Current(kind.Algorithm),
+            json.WriteString("alg", kind.Algorithm);
+            json.WriteString("kid", credentials.Key.KeyId);
+            json.WriteString("typ", kind.Type);
         });
+        var payload = JsonObject(json =>
+        {
+            foreach (var (name, value) in claims)
+                json.WriteString(name, value);
+            json.WriteString("iss", options.Value.Issuer);
+            json.WriteString("aud", kind.Audience);
+            json.WriteNumber("iat", issuedAt.ToUnixTimeSeconds());
+            json.WriteNumber("nbf", issuedAt.ToUnixTimeSeconds());
+            json.WriteNumber("exp", expiresAt.ToUnixTimeSeconds());
+        });
+
+        var headerLength = Base64Url.GetEncodedLength(header.Length);
+        var signingInput = new byte[headerLength + 1 + Base64Url.GetEncodedLength(payload.Length)];
+        Base64Url.EncodeToUtf8(header, signingInput);
+        signingInput[headerLength] = (byte)'.';
+        Base64Url.EncodeToUtf8(payload, signingInput.AsSpan(headerLength + 1));
+
+        Span<byte> signature = stackalloc byte[64];
+        var signatureLength = credentials.Key switch
+        {
+            SymmetricSecurityKey mac when kind.Algorithm == SecurityAlgorithms.HmacSha256 => HMACSHA256.HashData(mac.Key, signingInput, signature),
+            ECDsaSecurityKey ec when kind.Algorithm == SecurityAlgorithms.EcdsaSha256 => ec.ECDsa.SignData(signingInput, signature, HashAlgorithmName.SHA256),
+            _ => throw new InvalidOperationException($"No signer for {kind.Algorithm}."),
+        };
+        return string.Concat(Encoding.ASCII.GetString(signingInput), ".", Base64Url.EncodeToString(signature[..signatureLength]));
+    }
+
+    // A JWT is never HTML: "at+jwt" stays as it is rather than "at\u002Bjwt".
+    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static ReadOnlySpan<byte> JsonObject(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
+        {
+            json.WriteStartObject();
+            write(json);
+            json.WriteEndObject();
+        }
+        return buffer.WrittenSpan;
+    }
 
     public async Task<JwtCheck> CheckAsync(string token, JwtKind kind)
     {
