@@ -53,6 +53,14 @@ public static class ConsoleSetup
 
     public static void UseGatehouseConsole(this WebApplication app)
     {
+        // WebApplication puts authentication and authorization in front of every request unless the app has placed
+        // them itself. Only the console has users to authenticate (its cookie), so they run in its branch alone: an
+        // API call no longer looks for a console cookie (a twentieth of a mint's CPU, docs/benchmarks.md), and a
+        // console request checks its cookie once rather than twice. An endpoint outside /console that asked for
+        // authorization would fail closed (ASP.NET Core refuses to run it without the middleware).
+        var pipeline = (IApplicationBuilder)app;
+        pipeline.Properties["__AuthenticationMiddlewareSet"] = true;
+        pipeline.Properties["__AuthorizationMiddlewareSet"] = true;
         app.UseWhen(http => http.Request.Path.StartsWithSegments("/console"), console =>
         {
             console.Use(async (http, next) =>

@@ -32,12 +32,17 @@ public sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOpt
 /// puts the previous one on a grace period; a key already in its grace ends at once, so a network
 /// never has more than two valid keys.
 /// </summary>
-public sealed class ServerKeyService(GatehouseDb db, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+public sealed class ServerKeyService(IServiceProvider requestServices, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     public const string Header = "x-server-key";
     private const string Prefix = "gsk_";
     private const int MaxPresentedLength = 128;
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
+
+    // The request's context, taken only when a key is not in the cache: renting and resetting a pooled context
+    // cost a mint more than the cached lookup itself (docs/benchmarks.md).
+    private GatehouseDb? _db;
+    private GatehouseDb Db => _db ??= requestServices.GetRequiredService<GatehouseDb>();
 
     private static readonly CompiledQuery<string, KnownServerKey?> KeyByDigest =
         new((db, digest, ct) => db.ServerKeys.AsNoTracking()
@@ -63,17 +68,17 @@ public sealed class ServerKeyService(GatehouseDb db, ServerKeyCache known, Audit
             CreatedBy = actor,
         };
 
-        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        await using (var tx = await Db.Database.BeginTransactionAsync(ct))
         {
-            await db.LockNetworkAsync(network.Id, ct);
-            await db.ServerKeys
+            await Db.LockNetworkAsync(network.Id, ct);
+            await Db.ServerKeys
                 .Where(k => k.NetworkId == network.Id && k.ExpiresAt != null && k.ExpiresAt > now)
                 .ExecuteUpdateAsync(s => s.SetProperty(k => k.ExpiresAt, now), ct);
-            await db.ServerKeys
+            await Db.ServerKeys
                 .Where(k => k.NetworkId == network.Id && k.ExpiresAt == null)
                 .ExecuteUpdateAsync(s => s.SetProperty(k => k.ExpiresAt, graceEnds), ct);
-            db.ServerKeys.Add(key);
-            await db.SaveChangesAsync(ct);
+            Db.ServerKeys.Add(key);
+            await Db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
         }
 
@@ -83,7 +88,7 @@ public sealed class ServerKeyService(GatehouseDb db, ServerKeyCache known, Audit
     }
 
     public Task<List<ServerKey>> ListAsync(string networkId, CancellationToken ct = default) =>
-        db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
+        Db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
 
     /// <summary>
     /// The key the request's x-server-key names, if it is valid now, and whether its network requires mTLS: read in
@@ -100,7 +105,7 @@ public sealed class ServerKeyService(GatehouseDb db, ServerKeyCache known, Audit
         // Looked up by digest: the index sees only a hash of the secret, and the final comparison is
         // constant-time, so response timing reveals nothing about how close a guess was.
         var digest = Secrets.Digest(presented);
-        var found = await known.GetAsync(digest, () => KeyByDigest.RunAsync(db, digest, ct));
+        var found = await known.GetAsync(digest, () => KeyByDigest.RunAsync(Db, digest, ct));
         if (found is null || !Secrets.DigestsEqual(found.Key.Digest, digest))
             return (null, false, Errors.ServerKeyInvalid);
         var key = found.Key;
@@ -113,7 +118,7 @@ public sealed class ServerKeyService(GatehouseDb db, ServerKeyCache known, Audit
         if (key.LastUsedAt is not { } lastUsed || now - lastUsed >= LastUsedResolution)
         {
             var stale = now - LastUsedResolution;
-            await db.ServerKeys
+            await Db.ServerKeys
                 .Where(k => k.Id == key.Id && (k.LastUsedAt == null || k.LastUsedAt <= stale))
                 .ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, now), ct);
         }
