@@ -23,10 +23,10 @@ public sealed class Timing
 /// </param>
 public sealed record Result(string Name, int Connections, double RequestsPerSecond, double P50, double P99, long Errors, double ServerCpuPerRequest)
 {
-    public const string Header = "| workload | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | ratio to baseline |\n|---|---|---|---|---|---|---|---|";
+    public const string Header = "| workload | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | baseline requests/s just before | ratio to baseline |\n|---|---|---|---|---|---|---|---|---|";
 
     public string Row(Result baseline) => string.Create(CultureInfo.InvariantCulture,
-        $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {ServerCpuPerRequest:0} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");
+        $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {ServerCpuPerRequest:0} | {baseline.RequestsPerSecond:0} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");
 }
 
 /// <summary>
