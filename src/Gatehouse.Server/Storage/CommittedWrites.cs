@@ -44,7 +44,7 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
     }
 
     /// <summary>
-    /// The signal file is read at most this often: a stat per cached lookup was a tenth of a mint's own CPU
+    /// The signal file is read at most this often: a stat per cached lookup was 3 % of a mint's CPU
     /// (docs/benchmarks.md). An operator command waits <see cref="SignalWait"/> after its last signal before it
     /// returns, so a request that starts after the command has returned still sees its writes.
     /// </summary>

@@ -31,7 +31,7 @@ public sealed record JwtKind(string Type, string Audience, string Algorithm);
 /// </summary>
 public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
 {
-    private static readonly JsonWebTokenHandler Handler = new() { SetDefaultTimesOnTokenCreation = false, MapInboundClaims = false };
+    private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
 
     /// <summary>
     /// Tokens already verified, by their exact text: the ES256 check is the largest single cost of a bearer request
@@ -78,11 +78,29 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
         Span<byte> signature = stackalloc byte[64];
         var signatureLength = credentials.Key switch
         {
-            SymmetricSecurityKey mac when kind.Algorithm == SecurityAlgorithms.HmacSha256 => HMACSHA256.HashData(mac.Key, signingInput, signature),
+            SymmetricSecurityKey mac when kind.Algorithm == SecurityAlgorithms.HmacSha256 => Mac(mac, signingInput, signature),
             ECDsaSecurityKey ec when kind.Algorithm == SecurityAlgorithms.EcdsaSha256 => ec.ECDsa.SignData(signingInput, signature, HashAlgorithmName.SHA256),
             _ => throw new InvalidOperationException($"No signer for {kind.Algorithm}."),
         };
         return string.Concat(Encoding.ASCII.GetString(signingInput), ".", Base64Url.EncodeToString(signature[..signatureLength]));
+    }
+
+    /// <summary>
+    /// One keyed HMAC per thread, reset after each use: setting the key up again on every call cost more than the
+    /// MAC (the microbenchmark's auth-token mint, docs/benchmarks.md). A rotated key replaces it.
+    /// </summary>
+    [ThreadStatic]
+    private static (SymmetricSecurityKey Key, IncrementalHash Hmac)? t_mac;
+
+    private static int Mac(SymmetricSecurityKey key, ReadOnlySpan<byte> data, Span<byte> destination)
+    {
+        if (t_mac is not { } cached || !ReferenceEquals(cached.Key, key))
+        {
+            t_mac?.Hmac.Dispose();
+            t_mac = cached = (key, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Key));
+        }
+        cached.Hmac.AppendData(data);
+        return cached.Hmac.GetHashAndReset(destination);
     }
 
     // A JWT is never HTML: "at+jwt" stays as it is rather than "at\u002Bjwt".
