@@ -173,7 +173,7 @@ public static class AdminTokenAuthentication
     {
         var (caller, mtlsRequired, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
         var kind = AuditKinds.AdminTokenRefused;
-        if (error is null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller!.NetworkId, required: true) is { } mtlsError)
+        if (error is null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller!.NetworkId) is { } mtlsError)
         {
             error = mtlsError;
             kind = AuditKinds.MtlsRefused;

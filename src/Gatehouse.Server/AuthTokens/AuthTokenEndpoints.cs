@@ -62,8 +62,7 @@ public static class AuthTokenEndpoints
         ServerKeyService serverKeys, AuthTokens authTokens, AuditLog audit, InputLimits limits)
     {
         var (key, mtlsRequired, keyError) = await serverKeys.AuthenticateAsync(http.Request, http.RequestAborted);
-        // The gate (and the database context it holds) only for a network that requires mTLS.
-        if (keyError is null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key!.NetworkId, required: true) is { } mtlsError)
+        if (keyError is null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key!.NetworkId) is { } mtlsError)
         {
             audit.Record(AuditKinds.MtlsRefused, Outcomes.Refused, $"server-key:{key.Id}", key.NetworkId, reason: mtlsError.Reason, http: http);
             return (null, default, mtlsError);

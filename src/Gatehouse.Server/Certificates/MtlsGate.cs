@@ -24,12 +24,12 @@ public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, Kno
 
     public const string ClientAuthentication = "1.3.6.1.5.5.7.3.2";
 
-    /// <summary>For a caller that read the network's mTLS switch with its credential, in the same query.</summary>
-    public async Task<ApiError?> CheckAsync(HttpContext http, string networkId, bool required)
+    /// <summary>
+    /// For a caller whose network requires mTLS (read with its credential, in the same query); callers resolve the
+    /// gate only then, because it holds the request's database context.
+    /// </summary>
+    public async Task<ApiError?> CheckAsync(HttpContext http, string networkId)
     {
-        if (!required)
-            return null;
-
         var (certificate, overTls, ours) = await PresentedAsync(http);
         try
         {

@@ -51,7 +51,7 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
     private static readonly TimeSpan SignalCheckInterval = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Twice the interval: every reading in use by then began after the signal.</summary>
-    public static readonly TimeSpan SignalWait = SignalCheckInterval * 2;
+    private static readonly TimeSpan SignalWait = SignalCheckInterval * 2;
 
     private long _signalCheckedAt;
     private bool _signalled;
