@@ -1,5 +1,6 @@
 using Gatehouse.Server;
 using Gatehouse.Server.Operations;
+using Gatehouse.Server.Storage;
 using Microsoft.Extensions.Options;
 
 if (OperatorCommands.IsCommand(args))
@@ -18,4 +19,9 @@ catch (OptionsValidationException e)
     foreach (var failure in e.Failures)
         await Console.Error.WriteLineAsync($"  {failure}");
     return 2;
+}
+catch (StorageTooNewException e)
+{
+    await Console.Error.WriteLineAsync($"Gatehouse cannot start: {e.Message}");
+    return 3;
 }

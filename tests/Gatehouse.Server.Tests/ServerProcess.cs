@@ -3,7 +3,10 @@ using System.Net.Sockets;
 
 namespace Gatehouse.Server.Tests;
 
-/// <summary>A real Gatehouse server process (the same build the tests reference) on a free port of 127.0.0.1.</summary>
+/// <summary>
+/// A real Gatehouse server process on a free port of 127.0.0.1: the build the tests reference, or another release's
+/// server assembly (UpgradeTests).
+/// </summary>
 public sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -18,11 +21,11 @@ public sealed class ServerProcess : IAsyncDisposable
     public Uri BaseAddress { get; }
     public HttpClient Http { get; }
 
-    public static async Task<ServerProcess> StartAsync(string? postgresConnectionString, string dataDirectory)
+    public static async Task<ServerProcess> StartAsync(string? postgresConnectionString, string dataDirectory, string? serverAssembly = null)
     {
         var port = FreePort();
         Directory.CreateDirectory(dataDirectory);
-        var start = new ProcessStartInfo("dotnet", [typeof(GatehouseApp).Assembly.Location])
+        var start = new ProcessStartInfo("dotnet", [serverAssembly ?? typeof(GatehouseApp).Assembly.Location])
         {
             WorkingDirectory = dataDirectory,
             RedirectStandardOutput = true,

@@ -21,6 +21,7 @@ public static class OperatorCommands
         Usage: Gatehouse.Server [command]
           (no command)                              run the server
           migrate                                   apply database migrations and exit
+          migrate --script                          print the SQL that migrate would run; change nothing
           network create <name>                     create a network; prints its id and API key
           network list                              list networks (id, region, secure mode, name)
           network regenerate-api-key <network-id>   replace a network's API key (the old one stops at once)
@@ -57,6 +58,12 @@ public static class OperatorCommands
             host.Services.GetRequiredService<CommittedWrites>().SignalsTheServer =
                 !StorageSetup.UsesPostgreSql(host.Services.GetRequiredService<IOptions<GatehouseOptions>>().Value);
             await host.StartAsync();
+            if (args is ["migrate", "--script" or "--dry-run"])
+            {
+                await output.WriteAsync(await StorageSetup.PendingMigrationScriptAsync(host.Services));
+                await host.StopAsync();
+                return 0;
+            }
             await StorageSetup.MigrateAsync(host.Services);
             await using var scope = host.Services.CreateAsyncScope();
             var exit = await ExecuteAsync(args, scope.ServiceProvider, output, error);
@@ -69,6 +76,11 @@ public static class OperatorCommands
             foreach (var failure in e.Failures)
                 await error.WriteLineAsync(failure);
             return 2;
+        }
+        catch (StorageTooNewException e)
+        {
+            await error.WriteLineAsync(e.Message);
+            return 3;
         }
     }
 

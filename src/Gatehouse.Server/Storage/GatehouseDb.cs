@@ -35,6 +35,7 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
     public DbSet<ClientCertificate> ClientCertificates => Set<ClientCertificate>();
     public DbSet<CertificateAuthorityKey> CertificateAuthorityKeys => Set<CertificateAuthorityKey>();
     public DbSet<AuditEvent> AuditEvents => Set<AuditEvent>();
+    public DbSet<StorageCompatibility> StorageCompatibility => Set<StorageCompatibility>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -117,6 +118,12 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
         {
             e.HasIndex(x => new { x.NetworkId, x.OccurredAt });
             e.HasIndex(x => x.OccurredAt);
+        });
+        modelBuilder.Entity<StorageCompatibility>(e =>
+        {
+            e.ToTable("StorageCompatibility");
+            e.Property(x => x.Id).ValueGeneratedNever();
+            e.Property(x => x.UpgradedBy).HasMaxLength(64);
         });
     }
 

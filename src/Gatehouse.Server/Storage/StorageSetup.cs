@@ -5,11 +5,13 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Storage;
 
-public static class StorageSetup
+public static partial class StorageSetup
 {
     public const string Sqlite = "Sqlite";
     public const string PostgreSql = "PostgreSQL";
@@ -36,10 +38,16 @@ public static class StorageSetup
         }.ToString();
     }
 
-    /// <summary>Applies the provider's pending migrations; on SQLite, WAL lets readers run beside the one writer.</summary>
+    /// <summary>
+    /// Applies the provider's pending migrations and records this release in <see cref="StorageCompatibility"/>;
+    /// refuses (<see cref="StorageTooNewException"/>) a database a newer release has made unreadable for this one.
+    /// On SQLite, an existing database is first copied to data/backups, and WAL lets readers run beside the writer.
+    /// </summary>
     public static async Task MigrateAsync(IServiceProvider services, CancellationToken ct = default)
     {
         var options = services.GetRequiredService<IOptions<GatehouseOptions>>().Value;
+        var clock = services.GetRequiredService<TimeProvider>();
+        var log = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(StorageSetup));
         Directory.CreateDirectory(options.DataDirectory);
         await using var db = await services.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContextAsync(ct);
         if (db.Database.IsNpgsql())
@@ -49,7 +57,7 @@ public static class StorageSetup
             await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_lock(4711001)", ct);
             try
             {
-                await db.Database.MigrateAsync(ct);
+                await MigrateUnderLockAsync(db, options, clock, log, ct);
             }
             finally
             {
@@ -57,9 +65,89 @@ public static class StorageSetup
             }
             return;
         }
-        await db.Database.MigrateAsync(ct);
+        await MigrateUnderLockAsync(db, options, clock, log, ct);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
     }
+
+    private static async Task MigrateUnderLockAsync(GatehouseDb db, GatehouseOptions options, TimeProvider clock, ILogger log, CancellationToken ct)
+    {
+        var applied = (await db.Database.GetAppliedMigrationsAsync(ct)).ToList();
+        var pending = (await db.Database.GetPendingMigrationsAsync(ct)).ToList();
+        var stored = applied.Any(IsStorageCompatibilityMigration)
+            ? await db.StorageCompatibility.AsNoTracking().FirstOrDefaultAsync(r => r.Id == StorageCompatibility.SingletonId, ct)
+            : null;
+        if (stored is not null && stored.OldestServingLevel > StorageCompatibility.CurrentLevel)
+            throw new StorageTooNewException(stored);
+
+        if (applied.Count > 0 && pending.Count > 0 && db.Database.IsSqlite())
+            await BackUpSqliteAsync(db, options, pending[0], clock, log, ct);
+        if (pending.Count > 0)
+            LogApplying(log, pending.Count, pending);
+        await db.Database.MigrateAsync(ct);
+
+        var row = await db.StorageCompatibility.FirstOrDefaultAsync(r => r.Id == StorageCompatibility.SingletonId, ct);
+        if (row is null)
+            db.StorageCompatibility.Add(new StorageCompatibility
+            {
+                Level = StorageCompatibility.CurrentLevel,
+                OldestServingLevel = StorageCompatibility.CurrentOldestServingLevel,
+                UpgradedBy = StorageCompatibility.ReleaseVersion,
+                UpgradedAt = clock.GetUtcNow(),
+            });
+        else if (row.Level < StorageCompatibility.CurrentLevel)
+        {
+            row.Level = StorageCompatibility.CurrentLevel;
+            row.OldestServingLevel = Math.Max(row.OldestServingLevel, StorageCompatibility.CurrentOldestServingLevel);
+            row.UpgradedBy = StorageCompatibility.ReleaseVersion;
+            row.UpgradedAt = clock.GetUtcNow();
+        }
+        await db.SaveChangesAsync(ct);
+    }
+
+    /// <summary>
+    /// The SQL <see cref="MigrateAsync"/> would run on this database now, for an operator to review before an
+    /// upgrade; touches nothing (a missing database is read as empty, not created).
+    /// </summary>
+    public static async Task<string> PendingMigrationScriptAsync(IServiceProvider services, CancellationToken ct = default)
+    {
+        await using var db = await services.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContextAsync(ct);
+        var exists = await db.GetService<IRelationalDatabaseCreator>().ExistsAsync(ct);
+        var applied = exists ? (await db.Database.GetAppliedMigrationsAsync(ct)).ToList() : [];
+        var pending = db.Database.GetMigrations().Except(applied).ToList();
+        if (pending.Count == 0)
+            return $"-- The database is up to date: no migration to apply ({applied.Count} applied).{Environment.NewLine}";
+        var script = db.GetService<IMigrator>().GenerateScript(
+            fromMigration: applied.Count > 0 ? applied[^1] : Migration.InitialDatabase, toMigration: null);
+        return $"-- Gatehouse {StorageCompatibility.ReleaseVersion} would apply {pending.Count} migration(s): {string.Join(", ", pending)}{Environment.NewLine}{script}";
+    }
+
+    private static bool IsStorageCompatibilityMigration(string migrationId) =>
+        migrationId.EndsWith("_" + nameof(StorageCompatibility), StringComparison.Ordinal);
+
+    /// <summary>
+    /// A consistent copy of the database as the previous release left it (VACUUM INTO reads one snapshot), so an
+    /// upgrade on SQLite can always be undone by putting the file back. The folder is the owner's alone: the copy
+    /// holds everything the database does.
+    /// </summary>
+    private static async Task BackUpSqliteAsync(GatehouseDb db, GatehouseOptions options, string firstPending, TimeProvider clock, ILogger log, CancellationToken ct)
+    {
+        var folder = Path.Combine(Path.GetFullPath(options.DataDirectory), "backups");
+        if (OperatingSystem.IsWindows())
+            Directory.CreateDirectory(folder);
+        else
+            Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var path = Path.Combine(folder, $"gatehouse-{clock.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}-before-{firstPending}.db");
+        await db.Database.ExecuteSqlAsync($"VACUUM INTO {path}", ct);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        LogBackedUp(log, path);
+    }
+
+    [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Applying {Count} database migration(s): {Migrations}")]
+    private static partial void LogApplying(ILogger log, int count, IEnumerable<string> migrations);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Upgrading the database: the previous one was copied to {Backup} first")]
+    private static partial void LogBackedUp(ILogger log, string backup);
 
     // A list of keys (a group's devices, say) is one parameter, a JSON array on SQLite and an array on PostgreSQL,
     // rather than EF 10's one parameter per key: the SQL stays the same whatever the list's length, so EF does not

@@ -458,6 +458,30 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.ToTable("Sessions");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Storage.StorageCompatibility", b =>
+                {
+                    b.Property<int>("Id")
+                        .HasColumnType("integer");
+
+                    b.Property<int>("Level")
+                        .HasColumnType("integer");
+
+                    b.Property<int>("OldestServingLevel")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset>("UpgradedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("UpgradedBy")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("StorageCompatibility", (string)null);
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Tokens.SigningKey", b =>
                 {
                     b.Property<string>("Id")

@@ -451,6 +451,30 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.ToTable("Sessions");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Storage.StorageCompatibility", b =>
+                {
+                    b.Property<int>("Id")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("Level")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<int>("OldestServingLevel")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("UpgradedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("UpgradedBy")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("StorageCompatibility", (string)null);
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Tokens.SigningKey", b =>
                 {
                     b.Property<string>("Id")

@@ -1,0 +1,48 @@
+using System.Reflection;
+
+namespace Gatehouse.Server.Storage;
+
+/// <summary>
+/// Which releases may serve this database: one row, written by every node once its migrations are applied.
+/// A release whose schema its predecessor cannot serve beside (a column dropped, a secret re-encoded) raises
+/// <see cref="OldestServingLevel"/>, and a node of a lower level then refuses to start instead of misreading the data.
+/// Release 0.1.0 wrote no row; its level is 1.
+/// </summary>
+public sealed class StorageCompatibility
+{
+    public const int SingletonId = 1;
+
+    /// <summary>This release's storage level.</summary>
+    public const int CurrentLevel = 2;
+
+    /// <summary>
+    /// The lowest level that can still serve the schema this release leaves. 1: every migration since 0.1.0 only
+    /// adds (tables, nullable or defaulted columns, indexes), so 0.1.0 nodes serve beside this release during a
+    /// rolling upgrade and after a rollback (docs/deployment.md). MigrationTests holds migrations to that.
+    /// </summary>
+    public const int CurrentOldestServingLevel = 1;
+
+    public int Id { get; init; } = SingletonId;
+
+    /// <summary>The highest storage level a node has brought this database to.</summary>
+    public int Level { get; set; }
+
+    /// <summary>Nodes of a lower storage level must not serve this database.</summary>
+    public int OldestServingLevel { get; set; }
+
+    /// <summary>The release that brought the database to <see cref="Level"/>.</summary>
+    public required string UpgradedBy { get; set; }
+
+    public DateTimeOffset UpgradedAt { get; set; }
+
+    /// <summary>This build's release number (Directory.Build.props), without build metadata.</summary>
+    public static string ReleaseVersion { get; } =
+        typeof(StorageCompatibility).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "unknown";
+}
+
+/// <summary>The database was upgraded by a release this node must not serve beside.</summary>
+public sealed class StorageTooNewException(StorageCompatibility stored) : Exception(
+    $"Gatehouse {StorageCompatibility.ReleaseVersion} (storage level {StorageCompatibility.CurrentLevel}) must not serve this database: " +
+    $"Gatehouse {stored.UpgradedBy} upgraded it on {stored.UpgradedAt:u} to storage level {stored.Level}, which nodes below level " +
+    $"{stored.OldestServingLevel} cannot read correctly. Run Gatehouse {stored.UpgradedBy} or newer here, or restore the backup taken " +
+    "before that upgrade (docs/deployment.md, \"Rolling back\").");
