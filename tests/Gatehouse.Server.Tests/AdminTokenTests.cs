@@ -134,11 +134,43 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         server.Clock.Advance(TimeSpan.FromDays(1));
         using var expired = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", expiring!);
 
-        Assert.Contains("disabled", await Envelope.AssertUnauthorizedAsync(disabled), StringComparison.Ordinal);
-        Assert.Contains("Access Secure Mode", await Envelope.AssertUnauthorizedAsync(demoted), StringComparison.Ordinal);
+        Assert.Contains("revoked", await Envelope.AssertUnauthorizedAsync(disabled), StringComparison.Ordinal);
+        Assert.Contains("revoked", await Envelope.AssertUnauthorizedAsync(demoted), StringComparison.Ordinal);
         await Envelope.AssertUnauthorizedAsync(unknown);
         Assert.Contains("x-admin-token", await Envelope.AssertUnauthorizedAsync(missing), StringComparison.Ordinal);
         Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(expired), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Disabling_an_admin_revokes_its_admin_tokens_for_good()
+    {
+        var network = await server.CreateNetworkAsync();
+        var admin = await server.CreateAdminAsync(network);
+        var (token, _) = await server.GenerateAdminTokenAsync(admin, network);
+        var demoted = await server.CreateAdminAsync(network);
+        var (demotedToken, _) = await server.GenerateAdminTokenAsync(demoted, network);
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var admins = scope.ServiceProvider.GetRequiredService<AdminAccounts>();
+            await admins.SetMembershipAsync(admin.Id, network.Id, ConsoleRole.Admin, true, "test", disabled: true);
+            await admins.SetMembershipAsync(admin.Id, network.Id, ConsoleRole.Admin, true, "test", disabled: false);
+            await admins.SetMembershipAsync(demoted.Id, network.Id, ConsoleRole.Viewer, true, "test");
+            await admins.SetMembershipAsync(demoted.Id, network.Id, ConsoleRole.Admin, true, "test");
+        }
+
+        using var enabledAgain = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", token!);
+        using var promotedAgain = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", demotedToken!);
+        var (fresh, error) = await server.GenerateAdminTokenAsync(admin, network);
+        using var freshWorks = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", fresh!);
+        await server.FlushAuditAsync();
+
+        Assert.Contains("revoked", await Envelope.AssertUnauthorizedAsync(enabledAgain), StringComparison.Ordinal);
+        Assert.Contains("revoked", await Envelope.AssertUnauthorizedAsync(promotedAgain), StringComparison.Ordinal);
+        Assert.Null(error);
+        Assert.Equal(HttpStatusCode.OK, freshWorks.StatusCode);
+        await using var audit = server.Services.CreateAsyncScope();
+        Assert.Equal(2, await audit.ServiceProvider.GetRequiredService<GatehouseDb>().AuditEvents
+            .CountAsync(e => e.NetworkId == network.Id && e.Kind == "admin_token.revoked" && e.Reason == "admin_rights_removed"));
     }
 
     [Fact]

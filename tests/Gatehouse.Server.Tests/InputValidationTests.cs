@@ -17,6 +17,39 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.False(string.IsNullOrEmpty(await Envelope.AssertBadRequestAsync(response)), why);
     }
 
+    [Theory]
+    [InlineData("userId", "right-to-left override", "admin\\u202Egnp.exe")]
+    [InlineData("userId", "zero-width space", "ali\\u200Bce")]
+    [InlineData("userId", "byte-order mark", "\\uFEFFalice")]
+    [InlineData("userId", "unassigned code point", "alice\\u0378")]
+    [InlineData("userId", "bell", "alice\\u0007")]
+    [InlineData("deviceId", "zero-width joiner", "device\\u200D1")]
+    [InlineData("deviceId", "left-to-right mark", "device\\u200E1")]
+    [InlineData("displayName", "right-to-left override", "Alice\\u202E")]
+    [InlineData("displayName", "zero-width space", "Ali\\u200Bce")]
+    public async Task Hidden_and_unassigned_characters_are_refused_naming_the_field(string field, string why, string value)
+    {
+        var network = await server.CreateNetworkAsync();
+        var fields = new Dictionary<string, string> { ["userId"] = "alice", ["deviceId"] = "device-1", ["displayName"] = "Alice" };
+        fields[field] = value;
+        var body = $$"""{"userId": "{{fields["userId"]}}", "deviceId": "{{fields["deviceId"]}}", "displayName": "{{fields["displayName"]}}"}""";
+
+        using var response = await SendAsync("/api/v5/sessions", body, network.ApiKey);
+
+        var message = await Envelope.AssertBadRequestAsync(response);
+        Assert.True(message.StartsWith(field + " must not contain", StringComparison.Ordinal), $"{why}: {message}");
+    }
+
+    [Fact]
+    public async Task A_display_name_keeps_emoji_joined_by_the_zero_width_joiner()
+    {
+        var network = await server.CreateNetworkAsync();
+
+        var session = await server.LoginAsync(network, "émile-日本", "device-1", displayName: "Family \U0001F468\u200D\U0001F469\u200D\U0001F467 de l'Été");
+
+        Assert.NotNull(session["accessToken"]);
+    }
+
     [Fact]
     public async Task Invalid_utf8_is_refused_with_400()
     {

@@ -10,6 +10,18 @@ namespace Gatehouse.Server.Tests;
 public sealed class SqliteDurabilityTests(GatehouseServer server) : IClassFixture<GatehouseServer>
 {
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task The_database_and_its_journal_files_are_readable_by_their_owner_alone()
+    {
+        await server.LoginAsync(await server.CreateNetworkAsync(), "alice", "device-a");
+        var database = Path.Combine(server.DataDirectory, "gatehouse.db");
+
+        Assert.True(File.Exists(database + "-wal"), "a live server has a WAL file");
+        foreach (var path in new[] { database, database + "-wal", database + "-shm" })
+            Assert.True(File.GetUnixFileMode(path) == (UnixFileMode.UserRead | UnixFileMode.UserWrite), $"{path} is {File.GetUnixFileMode(path)}");
+    }
+
+    [Fact]
     public async Task Every_connection_from_the_pool_is_durable_with_foreign_keys_and_a_busy_timeout()
     {
         await server.LoginAsync(await server.CreateNetworkAsync(), "alice", "device-a");

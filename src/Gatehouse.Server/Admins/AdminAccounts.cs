@@ -185,9 +185,21 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
             membership.CanAccessSecureMode = canAccessSecureMode;
             membership.Disabled = disabled;
         }
+        // An admin who may no longer hold an admin token loses the ones it has, for good: enabling it again, or
+        // giving the right back, must not bring an old token back to life.
+        var mayHoldTokens = role == ConsoleRole.Admin && canAccessSecureMode && !disabled;
+        var revoked = mayHoldTokens ? [] : await db.AdminTokens
+            .Where(t => t.AdminId == adminId && t.NetworkId == networkId && t.RevokedAt == null).ToListAsync(ct);
+        foreach (var token in revoked)
+        {
+            token.RevokedAt = clock.GetUtcNow();
+            token.RevokedBy = actor;
+        }
         await db.SaveChangesAsync(ct);
         audit.Record(AuditKinds.AdminRoleChanged, Outcomes.Success, actor, networkId,
             detail: $"admin={adminId} role={role?.ToString() ?? "none"} access_secure_mode={canAccessSecureMode} disabled={disabled}");
+        foreach (var token in revoked)
+            audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, actor, networkId, reason: "admin_rights_removed", detail: $"token={token.Id}");
     }
 
     public static string Actor(Admin admin) => $"admin:{admin.Email}";

@@ -15,7 +15,8 @@ public static class Errors
         BadRequest("malformed_json", path is null or "$" ? "The request body is not valid JSON." : $"The request body is not valid JSON for this endpoint at {path}.");
     public static ApiError FieldRequired(string field) => BadRequest("field_required", $"{field} is required.");
     public static ApiError FieldTooLong(string field, int max) => BadRequest("field_too_long", $"{field} must be at most {max} characters.");
-    public static ApiError FieldHasControlCharacters(string field) => BadRequest("field_control_characters", $"{field} must not contain control characters.");
+    public static ApiError FieldHasHiddenCharacters(string field) => BadRequest("field_invalid_characters",
+        $"{field} must not contain control, invisible (format) or unassigned characters.");
 
     // 400100: a credential is missing, wrong, expired or revoked. The SDK ends its session on this code.
     public static ApiError Unauthorized(string reason, string message) => new(401, 400100, reason, message);

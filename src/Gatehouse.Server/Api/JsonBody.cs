@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 
@@ -50,16 +52,30 @@ public static class JsonBody
 /// <summary>The same rules for every identifier a client sends: present, bounded, printable.</summary>
 public static class Field
 {
-    public static ApiError? Check(string? value, string name, int maxLength, bool required = true)
+    private const int ZeroWidthJoiner = 0x200D;
+
+    /// <summary>
+    /// Required (unless not), at most <paramref name="maxLength"/> UTF-16 units, and no character that could hide or
+    /// disguise what an admin reads in a console or a log: control (Cc), format (Cf: zero-width characters,
+    /// right-to-left overrides) and unassigned (Cn) characters, and halves of a surrogate pair, are refused. A
+    /// display name may keep the zero-width joiner, which joins emoji (a family, a flag) into one picture.
+    /// </summary>
+    public static ApiError? Check(string? value, string name, int maxLength, bool required = true, bool allowEmojiJoiner = false)
     {
         if (string.IsNullOrWhiteSpace(value))
             return required ? Errors.FieldRequired(name) : null;
         if (value.Length > maxLength)
             return Errors.FieldTooLong(name, maxLength);
-        foreach (var c in value)
+        var rest = value.AsSpan();
+        while (!rest.IsEmpty)
         {
-            if (char.IsControl(c))
-                return Errors.FieldHasControlCharacters(name);
+            if (Rune.DecodeFromUtf16(rest, out var rune, out var consumed) != OperationStatus.Done)
+                return Errors.FieldHasHiddenCharacters(name);
+            var category = Rune.GetUnicodeCategory(rune);
+            if (category is UnicodeCategory.Control or UnicodeCategory.OtherNotAssigned
+                || (category is UnicodeCategory.Format && !(allowEmojiJoiner && rune.Value == ZeroWidthJoiner)))
+                return Errors.FieldHasHiddenCharacters(name);
+            rest = rest[consumed..];
         }
         return null;
     }

@@ -3,6 +3,7 @@ using Gatehouse.Server.Observability;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.ServerKeys;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
@@ -21,7 +22,7 @@ public static class AuthTokenEndpoints
 {
     public static void MapAuthTokenEndpoints(this IEndpointRouteBuilder app)
     {
-        var serverToServer = app.MapGroup("").WithTags("Server to server (x-server-key)");
+        var serverToServer = app.MapGroup("").WithTags("Server to server (x-server-key)").RateLimited(LimitedAs.Mint);
         serverToServer.MapGet("/api/v3/authentication/token", MintV3Async)
             .WithSummary("Mint an auth token for a user (answers a JSON string)")
             .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")

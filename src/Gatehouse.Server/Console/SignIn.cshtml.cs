@@ -1,10 +1,12 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.RateLimits;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.RazorPages;
 
 namespace Gatehouse.Server.Console;
 
+[RateLimited(LimitedAs.ConsoleSignIn)]
 public sealed class SignInModel(AdminAccounts admins) : PageModel
 {
     [BindProperty(SupportsGet = true)]

@@ -11,14 +11,39 @@ using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.RateLimits;
 
+/// <summary>What a limited endpoint is, for the limits that apply to it.</summary>
+public enum LimitedAs
+{
+    /// <summary>A client login or refresh: limited per API key and per client address.</summary>
+    ClientLogin,
+
+    /// <summary>An auth-token mint: limited per server key.</summary>
+    Mint,
+
+    /// <summary>The console's sign-in form (its POST): limited per client address.</summary>
+    ConsoleSignIn,
+}
+
+/// <summary>Endpoint metadata naming the limits an endpoint is under (on a Razor page, an attribute of its model).</summary>
+[AttributeUsage(AttributeTargets.Class)]
+public sealed class RateLimitedAttribute(LimitedAs kind) : Attribute
+{
+    public LimitedAs Kind { get; } = kind;
+}
+
 /// <summary>
 /// Abuse limits, each a fixed one-minute window per key, counted per node: sessions and refreshes per API key
 /// and per client address, auth tokens per server key, admin API calls per admin token, console sign-ins per
 /// address (per account, the lockout applies). Over a limit: 429, the envelope, and Retry-After.
+/// Limits attach to the endpoint routing matched (its <see cref="RateLimitedAttribute"/>), never to a spelling of
+/// the path, so another case, a trailing slash or percent-encoding reaches the same limit as the endpoint.
 /// Secrets are never kept as partition keys, only their digests.
 /// </summary>
 public static class RateLimiting
 {
+    public static TBuilder RateLimited<TBuilder>(this TBuilder endpoints, LimitedAs kind) where TBuilder : IEndpointConventionBuilder =>
+        endpoints.WithMetadata(new RateLimitedAttribute(kind));
+
     public static IServiceCollection AddGatehouseRateLimits(this IServiceCollection services)
     {
         services.AddRateLimiter(_ => { });
@@ -30,15 +55,15 @@ public static class RateLimiting
                 return;
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
                 PerMinute("api-key", limits.SessionsPerApiKeyPerMinute,
-                    http => IsClientLogin(http) ? http.Request.Headers[ApiKeys.Header].ToString() : null),
+                    http => Kind(http) == LimitedAs.ClientLogin ? http.Request.Headers[ApiKeys.Header].ToString() : null),
                 PerMinute("address", limits.SessionsPerAddressPerMinute,
-                    http => IsClientLogin(http) ? Address(http) : null),
+                    http => Kind(http) == LimitedAs.ClientLogin ? Address(http) : null),
                 PerMinute("server-key", limits.AuthTokensPerServerKeyPerMinute,
-                    http => IsMint(http) ? Digest(http.Request.Headers[ServerKeyService.Header].ToString()) : null),
+                    http => Kind(http) == LimitedAs.Mint ? Digest(http.Request.Headers[ServerKeyService.Header].ToString()) : null),
                 PerMinute("admin-token", limits.AdminCallsPerTokenPerMinute,
                     http => http.Request.Headers.TryGetValue(AdminTokenService.Header, out var token) ? Digest(token.ToString()) : null),
                 PerMinute("sign-in", limits.ConsoleSignInsPerAddressPerMinute,
-                    http => HttpMethods.IsPost(http.Request.Method) && http.Request.Path.Equals("/console/signin", StringComparison.OrdinalIgnoreCase) ? Address(http) : null));
+                    http => Kind(http) == LimitedAs.ConsoleSignIn && HttpMethods.IsPost(http.Request.Method) ? Address(http) : null));
         });
         return services;
     }
@@ -53,13 +78,7 @@ public static class RateLimiting
             })
             : RateLimitPartition.GetNoLimiter("unlimited"));
 
-    private static bool IsClientLogin(HttpContext http) =>
-        HttpMethods.IsPost(http.Request.Method) && http.Request.Path.StartsWithSegments("/api", out var rest)
-        && (rest.Value is "/v3/sessions" or "/v4/sessions" or "/v5/sessions" or "/v4/sessions/refresh");
-
-    private static bool IsMint(HttpContext http) =>
-        http.Request.Path.Equals("/api/v3/authentication/token", StringComparison.OrdinalIgnoreCase)
-        || http.Request.Path.Equals("/api/v4/authentication/token", StringComparison.OrdinalIgnoreCase);
+    private static LimitedAs? Kind(HttpContext http) => http.GetEndpoint()?.Metadata.GetMetadata<RateLimitedAttribute>()?.Kind;
 
     private static string Address(HttpContext http) => http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
 

@@ -5,6 +5,7 @@ using Gatehouse.Server.Audit;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -48,13 +49,15 @@ public static class SessionEndpoints
                 .WithSummary($"Open a session ({version})")
                 .WithDescription("Header x-api-key. In secure mode authToken is required. Creates the user on first login.")
                 .AcceptsJson<SessionRequest>()
-                .Produces<SessionResponse>(200);
+                .Produces<SessionResponse>(200)
+                .RateLimited(LimitedAs.ClientLogin);
         }
         sessions.MapPost("/api/v4/sessions/refresh", RefreshAsync)
             .WithSummary("Trade a refresh token for new tokens")
             .WithDescription("Header x-api-key. Each refresh token works once; a reused one ends the session.")
             .AcceptsJson<RefreshRequest>()
-            .Produces<SessionResponse>(200);
+            .Produces<SessionResponse>(200)
+            .RateLimited(LimitedAs.ClientLogin);
         sessions.MapDelete("/api/v4/sessions", DeleteAsync)
             .WithSummary("Secure logout (bearer), or end every session of a user (x-admin-token with {\"userId\"})")
             .AcceptsJson<UserIdRequest>()
@@ -94,7 +97,7 @@ public static class SessionEndpoints
         error ??= body.Error
             ?? Field.Check(request!.UserId, "userId", limits.UserIdMaxLength)
             ?? Field.Check(request.DeviceId, "deviceId", limits.DeviceIdMaxLength)
-            ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false)
+            ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false, allowEmojiJoiner: true)
             ?? Field.Check(request.DeviceInfo?.Kind, "deviceInfo.kind", DeviceInfoMaxLength, required: false)
             ?? Field.Check(request.DeviceInfo?.Model, "deviceInfo.model", DeviceInfoMaxLength, required: false)
             ?? Field.Check(request.DeviceInfo?.SdkVersion, "deviceInfo.sdkVersion", DeviceInfoMaxLength, required: false);

@@ -65,8 +65,29 @@ public static partial class StorageSetup
             }
             return;
         }
+        OwnerOnly(db.Database.GetDbConnection().DataSource);
         await MigrateUnderLockAsync(db, options, clock, log, ct);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
+        OwnerOnly(db.Database.GetDbConnection().DataSource);
+    }
+
+    /// <summary>
+    /// The database holds password hashes, digests and the audit log: readable by its owner alone. A missing file is
+    /// created empty with that mode before SQLite opens it, and SQLite gives its -wal and -shm files the mode of the
+    /// database file; files a release before 0.2.0 created (0644) are narrowed here.
+    /// </summary>
+    private static void OwnerOnly(string databasePath)
+    {
+        if (OperatingSystem.IsWindows() || string.IsNullOrEmpty(databasePath) || databasePath == ":memory:")
+            return;
+        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        if (!File.Exists(databasePath))
+            new FileStream(databasePath, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = ownerOnly }).Dispose();
+        foreach (var path in new[] { databasePath, databasePath + "-wal", databasePath + "-shm" })
+        {
+            if (File.Exists(path) && File.GetUnixFileMode(path) != ownerOnly)
+                File.SetUnixFileMode(path, ownerOnly);
+        }
     }
 
     private static async Task MigrateUnderLockAsync(GatehouseDb db, GatehouseOptions options, TimeProvider clock, ILogger log, CancellationToken ct)

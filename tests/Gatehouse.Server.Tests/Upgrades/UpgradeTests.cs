@@ -275,10 +275,13 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
     public async Task The_sqlite_database_is_copied_before_the_upgrade_and_the_old_release_still_serves_the_upgraded_file()
     {
         var before = await Release.FillAsync(DataDirectory, null);
+        Assert.True(File.GetUnixFileMode(Path.Combine(DataDirectory, "gatehouse.db")).HasFlag(UnixFileMode.OtherRead), "0.1.0 left its database readable by all");
         var server = NewServer();
         await server.InitializeAsync();
         await server.StopAsync();
 
+        var database = Path.Combine(DataDirectory, "gatehouse.db");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(database));
         var backup = Assert.Single(Directory.GetFiles(Path.Combine(DataDirectory, "backups")));
         Assert.Matches(@"gatehouse-\d{8}T\d{6}Z-before-\d{14}_StorageCompatibility\.db$", backup);
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(backup));
