@@ -68,6 +68,24 @@ public abstract class AuditTests<TServer>(TServer server) : IClassFixture<TServe
         foreach (var secret in secrets)
             Assert.DoesNotContain(stored, content => content.Contains(secret, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_refused_mint_with_a_huge_user_id_is_audited_with_the_user_id_cut_short()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var huge = new string('x', 6000);
+
+        using var refused = await server.MintV3Async(serverKey, huge);
+        await server.FlushAuditAsync();
+
+        await Envelope.AssertBadRequestAsync(refused);
+        await using var scope = server.Services.CreateAsyncScope();
+        var row = await scope.ServiceProvider.GetRequiredService<GatehouseDb>().AuditEvents
+            .SingleAsync(e => e.NetworkId == network.Id && e.Kind == "auth_token.refused");
+        Assert.Equal(AuditLog.MaxUserIdLength, row.UserId!.Length);
+        Assert.EndsWith("x…", row.UserId, StringComparison.Ordinal);
+    }
 }
 
 public sealed class AuditTestsOnSqlite(SqliteServer server) : AuditTests<SqliteServer>(server);

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Networks;
+using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
 
@@ -184,6 +185,31 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
 
         await Envelope.AssertUnauthorizedAsync(without);
         Assert.Equal(HttpStatusCode.OK, with.StatusCode);
+    }
+
+    [Fact]
+    public async Task Without_the_certificate_a_stolen_key_or_token_reveals_nothing_about_itself()
+    {
+        var (network, endedKey) = await SecureNetworkAsync();
+        await server.GenerateServerKeyAsync(network);
+        await server.GenerateServerKeyAsync(network);
+        var (revokedToken, _) = await server.GenerateAdminTokenAsync(await server.CreateAdminAsync(network), network);
+        var revokedDigest = Tokens.Secrets.Digest(revokedToken!);
+        await using (var scope = server.Services.CreateAsyncScope())
+            await scope.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().AdminTokens
+                .Where(t => t.Digest == revokedDigest).ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, DateTimeOffset.UtcNow));
+        using var certificate = await IssueFromDotNetAsync(network, "backend");
+        await SetMtlsAsync(network, on: true);
+
+        using var withoutCertificate = server.HttpsClient();
+        using var withCertificate = server.HttpsClient(certificate);
+        using var endedKeyWithout = await MintAsync(withoutCertificate, endedKey);
+        using var endedKeyWith = await MintAsync(withCertificate, endedKey);
+        using var revokedWithout = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", revokedToken!);
+
+        Assert.Contains("no client certificate", await Envelope.AssertUnauthorizedAsync(endedKeyWithout), StringComparison.Ordinal);
+        Assert.DoesNotContain("certificate", await Envelope.AssertUnauthorizedAsync(endedKeyWith), StringComparison.Ordinal);
+        Assert.Contains("call over HTTPS", await Envelope.AssertUnauthorizedAsync(revokedWithout), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -54,6 +54,25 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
     }
 
     [Fact]
+    public async Task An_auth_token_ends_with_the_server_key_that_minted_it()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var first = await server.GenerateServerKeyAsync(network);
+        var mintedByFirst = await server.MintAsync(first, "dora");
+        var second = await server.GenerateServerKeyAsync(network);
+        var mintedBySecond = await server.MintAsync(second, "dora");
+
+        await server.LoginAsync(network, "dora", "device-1", mintedByFirst);
+        await server.GenerateServerKeyAsync(network);
+        using var afterReplacement = await server.CreateSessionAsync(network, "dora", "device-2", mintedByFirst);
+        using var ofKeyInGrace = await server.CreateSessionAsync(network, "dora", "device-3", mintedBySecond);
+
+        Assert.Contains("server key that minted this authToken was replaced",
+            await Envelope.AssertUnauthorizedAsync(afterReplacement), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, ofKeyInGrace.StatusCode);
+    }
+
+    [Fact]
     public async Task Never_more_than_two_keys_are_valid()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);

@@ -173,7 +173,9 @@ public static class AdminTokenAuthentication
     {
         var (caller, mtlsRequired, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
         var kind = AuditKinds.AdminTokenRefused;
-        if (error is null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller!.NetworkId) is { } mtlsError)
+        // With mTLS on, the certificate is judged before the token: without it a thief learns nothing about a stolen
+        // token (not even that it was revoked or has expired).
+        if (caller is not null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller.NetworkId) is { } mtlsError)
         {
             error = mtlsError;
             kind = AuditKinds.MtlsRefused;

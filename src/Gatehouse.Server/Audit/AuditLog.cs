@@ -16,6 +16,9 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     : BackgroundService
 {
     private const int MaxBatch = 500;
+
+    /// <summary>The longest userId an audit row keeps; a longer one is cut and marked with "…".</summary>
+    public const int MaxUserIdLength = 256;
     private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(2);
     private readonly Channel<AuditEvent> _queue = Channel.CreateBounded<AuditEvent>(
         new BoundedChannelOptions(100_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
@@ -25,16 +28,17 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     public void Record(string kind, string outcome, string actor, string? networkId = null, string? userId = null,
         string? reason = null, string? detail = null, HttpContext? http = null)
     {
+        // Refused requests are recorded with what they presented; capped, no request can make a row of any size.
         var entry = new AuditEvent
         {
-            Kind = kind,
-            Outcome = outcome,
-            Actor = actor,
-            NetworkId = networkId,
-            UserId = userId,
-            Reason = reason,
-            Detail = detail,
-            ClientAddress = http?.Connection.RemoteIpAddress?.ToString(),
+            Kind = Capped(kind, 64)!,
+            Outcome = Capped(outcome, 32)!,
+            Actor = Capped(actor, 300)!,
+            NetworkId = Capped(networkId, 64),
+            UserId = Capped(userId, MaxUserIdLength),
+            Reason = Capped(reason, 64),
+            Detail = Capped(detail, 1024),
+            ClientAddress = Capped(http?.Connection.RemoteIpAddress?.ToString(), 64),
             OccurredAt = clock.GetUtcNow(),
         };
         Announce(entry, http);
@@ -43,6 +47,8 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
         else
             LogDropped(kind);
     }
+
+    private static string? Capped(string? value, int max) => value is null || value.Length <= max ? value : string.Concat(value.AsSpan(0, max - 1), "…");
 
     /// <summary>
     /// For an event its caller stored in the same transaction as what it describes (a session's creation): the log

@@ -63,7 +63,9 @@ public static class AuthTokenEndpoints
         ServerKeyService serverKeys, AuthTokens authTokens, AuditLog audit, InputLimits limits)
     {
         var (key, mtlsRequired, keyError) = await serverKeys.AuthenticateAsync(http.Request, http.RequestAborted);
-        if (keyError is null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key!.NetworkId) is { } mtlsError)
+        // With mTLS on, the certificate is judged before the key: without it a thief learns nothing about a stolen key
+        // (not even that it has expired).
+        if (key is not null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key.NetworkId) is { } mtlsError)
         {
             audit.Record(AuditKinds.MtlsRefused, Outcomes.Refused, $"server-key:{key.Id}", key.NetworkId, reason: mtlsError.Reason, http: http);
             return (null, default, mtlsError);

@@ -1,5 +1,7 @@
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Server.AuthTokens;
@@ -9,10 +11,18 @@ namespace Gatehouse.Server.AuthTokens;
 /// network open a session in secure mode. Stateless: a JWT of its own type and audience, HS256 because only this
 /// server ever checks one (the SDK passes it through unread); a MAC is what lets minting run near the framework's
 /// own speed (docs/benchmarks.md). Banning a user does not invalidate one already minted (as the hosted product
-/// documents).
+/// documents). It is accepted only while the server key that minted it is valid (current, or in its grace period):
+/// replacing a leaked key past its grace, or letting it expire, ends what it minted at once, on every node, because
+/// the key's row is read at each check.
 /// </summary>
 public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
 {
+    private static readonly CompiledQuery<Guid, DateTimeOffset, string?> NetworkOfValidKey =
+        new((db, keyId, now, ct) => db.ServerKeys.AsNoTracking()
+            .Where(k => k.Id == keyId && (k.ExpiresAt == null || k.ExpiresAt > now))
+            .Select(k => k.NetworkId)
+            .FirstOrDefault());
+
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
     private static readonly JwtKind Kind = new("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.HmacSha256);
     private const int MaxLength = 4096;
@@ -30,7 +40,7 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
         return (token, expiresAt);
     }
 
-    public async Task<ApiError?> CheckAsync(string token, string networkId, string userId)
+    public async Task<ApiError?> CheckAsync(string token, string networkId, string userId, GatehouseDb db, CancellationToken ct)
     {
         if (token.Length > MaxLength)
             return Errors.AuthTokenInvalid;
@@ -43,6 +53,9 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             return Errors.AuthTokenOtherNetwork;
         if (valid.Subject != userId)
             return Errors.AuthTokenOtherUser;
+        if (!valid.TryGetPayloadValue<string>("skid", out var skid) || !Guid.TryParse(skid, out var keyId)
+            || await NetworkOfValidKey.RunAsync(db, keyId, clock.GetUtcNow(), ct) != networkId)
+            return Errors.AuthTokenKeyEnded;
         return null;
     }
 }
