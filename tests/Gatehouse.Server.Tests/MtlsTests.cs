@@ -116,7 +116,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
 
         await using var scope = server.Services.CreateAsyncScope();
         var found = (await FindAsync(scope, network))!;
-        Assert.Contains("while mTLS is on", await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().SetSecureModeAsync(found, false, "test"),
+        Assert.Contains("while mTLS is on", (await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().SetSecureModeAsync(found, false, "test")).Refusal,
             StringComparison.Ordinal);
         var certificates = scope.ServiceProvider.GetRequiredService<ClientCertificates>();
         var only = (await certificates.ListAsync(network.Id)).Single();

@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Gatehouse.Server.Tokens;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Server.Tests;
@@ -175,6 +176,44 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         using var response = await server.CreateSessionAsync(network, "ivy", "device-i");
 
         await Envelope.AssertUnauthorizedAsync(response);
+    }
+
+    [Fact]
+    public async Task Turning_secure_mode_on_ends_the_sessions_opened_without_an_auth_token_unless_kept()
+    {
+        var ending = await server.CreateNetworkAsync();
+        var keeping = await server.CreateNetworkAsync();
+        var unproven = await server.LoginAsync(ending, "olaf", "device-o");
+        var kept = await server.LoginAsync(keeping, "olaf", "device-o");
+        var secure = await server.CreateNetworkAsync(secureMode: true);
+        var proven = await server.LoginAsync(secure, "olaf", "device-o", await server.MintAsync(await server.GenerateServerKeyAsync(secure), "olaf"));
+
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var networks = scope.ServiceProvider.GetRequiredService<Networks.NetworkAdministration>();
+            Assert.Equal(1, await networks.CountSessionsWithoutAuthTokenAsync(ending.Id));
+            Assert.Equal((null, 1), await networks.SetSecureModeAsync((await networks.FindAsync(ending.Id))!, true, "test"));
+            Assert.Equal((null, 1), await networks.SetSecureModeAsync((await networks.FindAsync(keeping.Id))!, true, "test", keepSessions: true));
+            // Off and on again: the session opened with an auth token stays.
+            await networks.SetSecureModeAsync((await networks.FindAsync(secure.Id))!, false, "test");
+            Assert.Equal((null, 0), await networks.SetSecureModeAsync((await networks.FindAsync(secure.Id))!, true, "test"));
+        }
+        await server.FlushAuditAsync();
+
+        using var ended = await server.GetWithBearerAsync("/api/v3/users/me", unproven["accessToken"]!.GetValue<string>());
+        using var endedRefresh = await server.RefreshAsync(ending, unproven["refreshToken"]!.GetValue<string>());
+        using var stillKept = await server.GetWithBearerAsync("/api/v3/users/me", kept["accessToken"]!.GetValue<string>());
+        using var stillProven = await server.GetWithBearerAsync("/api/v3/users/me", proven["accessToken"]!.GetValue<string>());
+        await Envelope.AssertUnauthorizedAsync(ended);
+        await Envelope.AssertUnauthorizedAsync(endedRefresh);
+        Assert.Equal(HttpStatusCode.OK, stillKept.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, stillProven.StatusCode);
+        await using var audit = server.Services.CreateAsyncScope();
+        var details = await audit.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().AuditEvents
+            .Where(e => e.Kind == "network.secure_mode_changed" && (e.NetworkId == ending.Id || e.NetworkId == keeping.Id))
+            .Select(e => e.Detail).ToListAsync();
+        Assert.Contains("on; ended 1 session(s) opened without an auth token", details);
+        Assert.Contains("on; kept 1 session(s) opened without an auth token", details);
     }
 
     [Fact]

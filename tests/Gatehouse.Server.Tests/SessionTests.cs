@@ -184,6 +184,37 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
     }
 
     [Fact]
+    public async Task Refreshing_never_carries_a_session_past_ninety_days_from_its_login()
+    {
+        var network = await server.CreateNetworkAsync();
+        var loggedInAt = server.Clock.GetUtcNow();
+        var session = await server.LoginAsync(network, "nils", "device-n");
+        var refreshToken = session["refreshToken"]!.GetValue<string>();
+        JsonNode last = session;
+        for (var step = 0; step < 3; step++)
+        {
+            server.Clock.Advance(TimeSpan.FromDays(29));
+            using var refreshed = await server.RefreshAsync(network, refreshToken);
+            Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+            last = JsonNode.Parse(await refreshed.Content.ReadAsStringAsync())!;
+            refreshToken = last["refreshToken"]!.GetValue<string>();
+        }
+
+        // At day 87 the new tokens end with the session, at day 90, not thirty days later.
+        Assert.Equal(loggedInAt + TimeSpan.FromDays(90), last["expiresAt"]!.GetValue<DateTimeOffset>(), TimeSpan.FromMilliseconds(1));
+        var accessToken = last["accessToken"]!.GetValue<string>();
+        var exp = JsonNode.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(accessToken.Split('.')[1]))!["exp"]!.GetValue<long>();
+        Assert.InRange(exp, (loggedInAt + TimeSpan.FromDays(90)).ToUnixTimeSeconds() - 1, (loggedInAt + TimeSpan.FromDays(90)).ToUnixTimeSeconds());
+
+        server.Clock.Advance(TimeSpan.FromDays(3));
+        using var tooOld = await server.RefreshAsync(network, refreshToken);
+        using var me = await server.GetWithBearerAsync("/api/v3/users/me", accessToken);
+        await Envelope.AssertUnauthorizedAsync(tooOld);
+        await Envelope.AssertUnauthorizedAsync(me);
+        await server.LoginAsync(network, "nils", "device-n");
+    }
+
+    [Fact]
     public async Task Reusing_a_refresh_token_ends_the_whole_session()
     {
         var network = await server.CreateNetworkAsync();

@@ -40,6 +40,7 @@ public static class Errors
     public static readonly ApiError SessionEnded = Unauthorized("session_ended", "The session has ended; create a new session.");
     public static readonly ApiError RefreshTokenInvalid = Unauthorized("refresh_token_invalid", "The refresh token is not valid.");
     public static readonly ApiError RefreshTokenExpired = Unauthorized("refresh_token_expired", "The refresh token has expired; create a new session.");
+    public static readonly ApiError SessionTooOld = Unauthorized("session_max_age", "The session has reached its maximum age; log in again.");
     public static readonly ApiError RefreshTokenReused = Unauthorized("refresh_token_reused", "The refresh token was already used; the session has been ended.");
 
     public static readonly ApiError AdminTokenMissing = Unauthorized("admin_token_missing", "The x-admin-token header is required.");

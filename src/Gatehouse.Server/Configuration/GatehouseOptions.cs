@@ -68,6 +68,9 @@ public sealed class SessionOptions
     /// <summary>How long a refresh token may be redeemed after it was issued.</summary>
     public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(60);
 
+    /// <summary>How long a session may last from its login, however often it is refreshed: then the user logs in again.</summary>
+    public TimeSpan AbsoluteLifetime { get; set; } = TimeSpan.FromDays(90);
+
     /// <summary>Live sessions one user may hold on one device; the oldest end first.</summary>
     public int MaxPerUserAndDevice { get; set; } = 5;
 
@@ -175,6 +178,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Sessions:AccessTokenLifetime is {options.Sessions.AccessTokenLifetime}; it must be more than zero and at most 30 days.");
         if (options.Sessions.RefreshTokenLifetime < options.Sessions.AccessTokenLifetime || options.Sessions.RefreshTokenLifetime > TimeSpan.FromDays(365))
             failures.Add($"{p}:Sessions:RefreshTokenLifetime is {options.Sessions.RefreshTokenLifetime}; it must be at least the access token lifetime and at most 365 days.");
+        if (options.Sessions.AbsoluteLifetime < options.Sessions.AccessTokenLifetime || options.Sessions.AbsoluteLifetime > TimeSpan.FromDays(3650))
+            failures.Add($"{p}:Sessions:AbsoluteLifetime is {options.Sessions.AbsoluteLifetime}; it must be at least the access token lifetime and at most 3650 days.");
         if (options.Sessions.MaxPerUserAndDevice is < 1 or > 100)
             failures.Add($"{p}:Sessions:MaxPerUserAndDevice is {options.Sessions.MaxPerUserAndDevice}; it must be between 1 and 100.");
         if (options.Sessions.VerifiedTokenCacheEntries is < 0 or > 1_000_000)

@@ -94,11 +94,15 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         if (!Access.CanManageSettings || adminId == CurrentAdmin.Id || !MayGrant(accessSecureMode))
             return Refused();
         await LoadAsync();
-        if (Admins.All(a => a.Admin.Id != adminId) || !Enum.TryParse<ConsoleRole>(role, out var parsed))
+        var target = Admins.FirstOrDefault(a => a.Admin.Id == adminId);
+        if (target is null || !Enum.TryParse<ConsoleRole>(role, out var parsed))
         {
             Error = "There is no such admin in this network.";
             return Page();
         }
+        // Rights flow down, never up: an admin without Access Secure Mode cannot demote, disable or remove one who has it.
+        if (target.Membership.CanAccessSecureMode && !CurrentAdmin.IsSuperAdmin && !Access.CanAccessSecureMode)
+            return Refused();
         await admins.SetMembershipAsync(adminId, Access.Network.Id, parsed, accessSecureMode, Actor, disabled, HttpContext.RequestAborted);
         Status = "Admin updated.";
         return Redirect(Here);

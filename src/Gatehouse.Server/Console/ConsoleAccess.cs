@@ -14,6 +14,12 @@ public sealed record NetworkAccess(Network Network, bool IsSuperAdmin, ConsoleRo
 {
     public bool CanManageSettings => IsSuperAdmin || Role == ConsoleRole.Admin;
 
+    /// <summary>
+    /// The switches that decide who may sign in and how (secure mode, mTLS, certificates) and others' admin tokens:
+    /// a super admin, or an Admin of this network with the Access Secure Mode permission.
+    /// </summary>
+    public bool CanChangeSecurity => IsSuperAdmin || (Role == ConsoleRole.Admin && CanAccessSecureMode);
+
     public bool CanGenerateServerKey => WhyNoServerKey is null;
 
     public string? WhyNoServerKey =>

@@ -28,14 +28,23 @@ public sealed class IntegrationsModel(
 
     /// <summary>While a dialog is open the page behind it is inert: Tab and clicks reach only the dialog.</summary>
     public bool DialogOpen => NewServerKey is not null
-        || (Confirm is "api-key" or "secure-mode" && Access.CanManageSettings)
+        || (Confirm is "api-key" && Access.CanManageSettings)
+        || (Confirm is "secure-mode" && Access.CanChangeSecurity)
         || (Confirm is "server-key" && Access.CanGenerateServerKey);
 
     public TimeSpan GracePeriod => options.Value.ServerKeyGracePeriod;
 
     public DateTimeOffset Now => clock.GetUtcNow();
 
-    public async Task OnGetAsync() => Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
+    /// <summary>For the confirmation of turning secure mode on: the sessions it would end.</summary>
+    public int SessionsWithoutAuthToken { get; private set; }
+
+    public async Task OnGetAsync()
+    {
+        Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
+        if (Confirm is "secure-mode" && !Access.Network.SecureMode)
+            SessionsWithoutAuthToken = await networks.CountSessionsWithoutAuthTokenAsync(Access.Network.Id, HttpContext.RequestAborted);
+    }
 
     public async Task<IActionResult> OnPostRegenerateApiKeyAsync()
     {
@@ -46,16 +55,24 @@ public sealed class IntegrationsModel(
         return Redirect(Here);
     }
 
-    public async Task<IActionResult> OnPostSecureModeAsync(bool on)
+    public async Task<IActionResult> OnPostSecureModeAsync(bool on, bool keepSessions)
     {
-        if (!Access.CanManageSettings)
+        if (!Access.CanChangeSecurity)
+        {
+            audit.Record(AuditKinds.SecureModeChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", http: HttpContext);
             return Refused();
-        if (await networks.SetSecureModeAsync(Access.Network, on, Actor, HttpContext.RequestAborted) is { } refused)
+        }
+        var wasOn = Access.Network.SecureMode;
+        var (refused, sessions) = await networks.SetSecureModeAsync(Access.Network, on, Actor, keepSessions, HttpContext.RequestAborted);
+        if (refused is not null)
         {
             Status = refused;
             return Redirect(Here);
         }
-        Status = on ? "Secure mode is on: every new session needs an auth token." : "Secure mode is off: clients log in with the API key alone.";
+        Status = !on ? "Secure mode is off: clients log in with the API key alone."
+            : wasOn ? "Secure mode is on."
+            : keepSessions ? $"Secure mode is on: every new session needs an auth token. {sessions} session(s) opened without one were kept."
+            : $"Secure mode is on: every new session needs an auth token. {sessions} session(s) opened without one were ended.";
         return Redirect(Here);
     }
 

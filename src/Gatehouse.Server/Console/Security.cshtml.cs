@@ -24,7 +24,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
     public DateTimeOffset Now => clock.GetUtcNow();
     public string Here => $"/console/n/{Access.Network.Id}/security";
     public ClientCertificate? ToDelete => Confirm == "delete" ? Certificates.FirstOrDefault(c => c.Id == Id && c.RevokedAt is null) : null;
-    public bool DialogOpen => Access.CanManageSettings && (ToDelete is not null || Confirm == "mtls");
+    public bool DialogOpen => Access.CanChangeSecurity && (ToDelete is not null || Confirm == "mtls");
     public int ActiveCount => Certificates.Count(IsActive);
 
     public async Task OnGetAsync() => Certificates = await certificates.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
@@ -39,7 +39,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
 
     public async Task<IActionResult> OnPostCreateAsync(string? name, string? csr, IFormFile? csrFile)
     {
-        if (!Access.CanManageSettings)
+        if (!Access.CanChangeSecurity)
             return Refused();
         if (csrFile is { Length: > 0 })
         {
@@ -67,7 +67,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
 
     public async Task<IActionResult> OnPostDeleteAsync(Guid id)
     {
-        if (!Access.CanManageSettings)
+        if (!Access.CanChangeSecurity)
             return Refused();
         Status = await certificates.RevokeAsync(Access.Network, id, Actor, HttpContext.RequestAborted)
             ?? "The certificate was deleted and is revoked: it is refused from now on.";
@@ -76,7 +76,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
 
     public async Task<IActionResult> OnPostMtlsAsync(bool on)
     {
-        if (!Access.CanManageSettings)
+        if (!Access.CanChangeSecurity)
             return Refused();
         Status = await certificates.SetMtlsAsync(Access.Network, on, Actor, HttpContext.RequestAborted)
             ?? (on ? "mTLS is on: the auth-token and admin endpoints now require one of this network's certificates."

@@ -1,5 +1,6 @@
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
@@ -42,16 +43,38 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
         return network.ApiKey;
     }
 
-    /// <summary>Returns why the switch is refused, or null once it is done.</summary>
-    public async Task<string?> SetSecureModeAsync(Network network, bool on, string actor, CancellationToken ct = default)
+    /// <summary>
+    /// Switches secure mode. Turning it on ends every live session opened without an auth token (a session that
+    /// never proved who its user is must not outlive the switch), unless <paramref name="keepSessions"/>; the count,
+    /// ended or kept, is returned and audited. Returns why the switch is refused, or null once it is done.
+    /// </summary>
+    public async Task<(string? Refusal, int Sessions)> SetSecureModeAsync(Network network, bool on, string actor, bool keepSessions = false,
+        CancellationToken ct = default)
     {
         if (network.SecureMode == on)
-            return null;
+            return (null, 0);
         if (!on && network.MtlsEnabled)
-            return "Secure mode cannot be turned off while mTLS is on: turn mTLS off first.";
+            return ("Secure mode cannot be turned off while mTLS is on: turn mTLS off first.", 0);
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
         network.SecureMode = on;
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.SecureModeChanged, Outcomes.Success, actor, network.Id, detail: on ? "on" : "off");
-        return null;
+        var now = clock.GetUtcNow();
+        var unproven = LiveSessionsWithoutAuthToken(network.Id);
+        var sessions = !on ? 0
+            : keepSessions ? await unproven.CountAsync(ct)
+            : await unproven.ExecuteUpdateAsync(s => s
+                .SetProperty(x => x.RevokedAt, now)
+                .SetProperty(x => x.RevokedReason, RevokeReasons.SecureModeOn), ct);
+        await transaction.CommitAsync(ct);
+        audit.Record(AuditKinds.SecureModeChanged, Outcomes.Success, actor, network.Id,
+            detail: !on ? "off" : keepSessions ? $"on; kept {sessions} session(s) opened without an auth token" : $"on; ended {sessions} session(s) opened without an auth token");
+        return (null, sessions);
     }
+
+    /// <summary>How many live sessions turning secure mode on would end now (for the confirmation).</summary>
+    public Task<int> CountSessionsWithoutAuthTokenAsync(string networkId, CancellationToken ct = default) =>
+        LiveSessionsWithoutAuthToken(networkId).CountAsync(ct);
+
+    private IQueryable<Session> LiveSessionsWithoutAuthToken(string networkId) =>
+        db.Sessions.Where(s => s.NetworkId == networkId && s.RevokedAt == null && !s.OpenedWithAuthToken);
 }

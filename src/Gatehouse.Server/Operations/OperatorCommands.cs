@@ -25,7 +25,9 @@ public static class OperatorCommands
           network create <name>                     create a network; prints its id and API key
           network list                              list networks (id, region, secure mode, name)
           network regenerate-api-key <network-id>   replace a network's API key (the old one stops at once)
-          secure-mode <network-id> on|off           switch secure mode for a network
+          secure-mode <network-id> on|off [--keep-sessions]
+                                                    switch secure mode; turning it on ends the sessions opened
+                                                    without an auth token unless --keep-sessions
           server-key generate <network-id>          generate a server key; printed once, never again
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
@@ -111,15 +113,21 @@ public static class OperatorCommands
                 await output.WriteLineAsync("The previous API key no longer works.");
                 return 0;
 
-            case ["secure-mode", var id, var state] when state is "on" or "off":
+            case ["secure-mode", var id, var state, .. var keep] when state is "on" or "off" && keep is [] or ["--keep-sessions"]:
                 if (await FindAsync(networks, id, error) is not { } toSwitch)
                     return 1;
-                if (await networks.SetSecureModeAsync(toSwitch, state == "on", Actor) is { } refused)
+                var wasOn = toSwitch.SecureMode;
+                var (refused, sessions) = await networks.SetSecureModeAsync(toSwitch, state == "on", Actor, keepSessions: keep.Length > 0);
+                if (refused is not null)
                 {
                     await error.WriteLineAsync(refused);
                     return 1;
                 }
                 await output.WriteLineAsync($"Secure mode is {state} for network {toSwitch.Id}.");
+                if (state == "on" && !wasOn)
+                    await output.WriteLineAsync(keep.Length > 0
+                        ? $"Kept {sessions} session(s) opened without an auth token."
+                        : $"Ended {sessions} session(s) opened without an auth token (--keep-sessions keeps them).");
                 return 0;
 
             case ["server-key", "generate", var id]:

@@ -14,13 +14,14 @@ public sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
 
     public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;
 
+    /// <summary>Expires with the session's current expiry, which a refresh never moves past the session's absolute end.</summary>
     public string Issue(Session session, string userId, DateTimeOffset issuedAt) =>
         jwt.Sign(Kind, new Dictionary<string, string>
         {
             ["sub"] = userId,
             ["sid"] = session.Id.ToString(),
             ["nid"] = session.NetworkId,
-        }, issuedAt, ExpiryFrom(issuedAt));
+        }, issuedAt, session.ExpiresAt);
 
     public Task<JwtCheck> CheckAsync(string token) =>
         token.Length > MaxLength ? Task.FromResult(new JwtCheck(null, JwtFailure.Invalid)) : jwt.CheckAsync(token, Kind);

@@ -1,9 +1,11 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Sessions;
 
@@ -19,7 +21,7 @@ public static class BearerAuthentication
     private static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =
         new((db, sessionId, ct) => db.Sessions.AsNoTracking()
             .Where(s => s.Id == sessionId)
-            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new SessionState(s.NetworkId, s.RevokedAt, u))
+            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new SessionState(s.NetworkId, s.RevokedAt, s.CreatedAt, u))
             .FirstOrDefault());
 
     public static Caller GetCaller(this HttpContext http) =>
@@ -72,6 +74,10 @@ public static class BearerAuthentication
             return (caller, Errors.UserBanned);
         if (found.RevokedAt is not null || found.User.IsDeleted)
             return (caller, Errors.SessionEnded);
+        // Access tokens expire by the session's absolute end; tokens issued before 0.2.0 did not, so it is checked here too.
+        var absolute = http.RequestServices.GetRequiredService<IOptions<GatehouseOptions>>().Value.Sessions.AbsoluteLifetime;
+        if (http.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow() >= found.CreatedAt + absolute)
+            return (caller, Errors.SessionTooOld);
         return (caller, null);
     }
 }

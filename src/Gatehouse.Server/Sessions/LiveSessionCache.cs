@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>What the bearer filter needs to know about a session: whose it is and whether it still stands.</summary>
-public sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, User User);
+public sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, DateTimeOffset CreatedAt, User User);
 
 /// <summary>
 /// The sessions bearer requests read, kept so a token already seen costs no database read. Any committed change to

@@ -12,11 +12,20 @@ public sealed class Session
     public string? SdkVersion { get; init; }
     public DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>
+    /// Opened in secure mode, so with an auth token a backend minted. Sessions opened without one end when secure
+    /// mode is turned on (unless the admin keeps them); rows from before 0.2.0 read false.
+    /// </summary>
+    public bool OpenedWithAuthToken { get; init; }
+
     /// <summary>When the newest access token of this session expires; refresh moves it.</summary>
     public DateTimeOffset ExpiresAt { get; set; }
 
     public DateTimeOffset? RevokedAt { get; set; }
     public string? RevokedReason { get; set; }
+
+    /// <summary>The moment no refresh can carry the session past (<c>Gatehouse:Sessions:AbsoluteLifetime</c> after login).</summary>
+    public DateTimeOffset EndsBy(TimeSpan absoluteLifetime) => CreatedAt + absoluteLifetime;
 }
 
 /// <summary>

@@ -29,6 +29,7 @@ public static class RevokeReasons
     public const string Logout = "logout";
     public const string RefreshReuse = "refresh_reuse";
     public const string Banned = "banned";
+    public const string SecureModeOn = "secure_mode_on";
 }
 
 /// <summary>
@@ -276,11 +277,12 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             SdkVersion = request.DeviceInfo?.SdkVersion,
             CreatedAt = now,
             ExpiresAt = accessTokens.ExpiryFrom(now),
+            OpenedWithAuthToken = network.SecureMode,
         };
         created.Sessions.Add(opened);
         onDevice.Add(opened);
 
-        var (refreshRow, refreshToken) = NewRefreshToken(opened.Id, now);
+        var (refreshRow, refreshToken) = NewRefreshToken(opened, now);
         created.RefreshTokens.Add(refreshRow);
         var audited = new AuditEvent
         {
@@ -314,6 +316,8 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         if (session.RevokedAt is not null)
             return (null, Errors.SessionEnded);
 
+        if (now >= session.EndsBy(Settings.AbsoluteLifetime))
+            return (null, Errors.SessionTooOld);
         if (row.UsedAt is null && now >= row.ExpiresAt)
             return (null, Errors.RefreshTokenExpired);
 
@@ -328,25 +332,30 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             return (null, Errors.RefreshTokenReused);
         }
 
-        session.ExpiresAt = accessTokens.ExpiryFrom(now);
-        var (refreshRow, refreshToken) = NewRefreshToken(session.Id, now);
+        // A refresh renews the tokens, never the session: both stop at its absolute end.
+        session.ExpiresAt = Min(accessTokens.ExpiryFrom(now), session.EndsBy(Settings.AbsoluteLifetime));
+        var (refreshRow, refreshToken) = NewRefreshToken(session, now);
         db.RefreshTokens.Add(refreshRow);
         await db.SaveChangesAsync();
         return (new Opened(session, user, refreshToken, now), null);
     }
 
     /// <summary>The row (a digest) and the secret it stands for, which only the client ever holds.</summary>
-    private (RefreshToken Row, string Secret) NewRefreshToken(Guid sessionId, DateTimeOffset now)
+    private (RefreshToken Row, string Secret) NewRefreshToken(Session session, DateTimeOffset now)
     {
         var secret = Secrets.Create(RefreshPrefix);
         return (new RefreshToken
         {
             Digest = Secrets.Digest(secret),
-            SessionId = sessionId,
+            SessionId = session.Id,
             IssuedAt = now,
-            ExpiresAt = now + options.Value.Sessions.RefreshTokenLifetime,
+            ExpiresAt = Min(now + Settings.RefreshTokenLifetime, session.EndsBy(Settings.AbsoluteLifetime)),
         }, secret);
     }
+
+    private Configuration.SessionOptions Settings => options.Value.Sessions;
+
+    private static DateTimeOffset Min(DateTimeOffset first, DateTimeOffset second) => first < second ? first : second;
 
     private static void Revoke(Session session, DateTimeOffset now, string reason)
     {

@@ -119,6 +119,69 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     }
 
     [Fact]
+    public async Task Without_access_secure_mode_an_admin_changes_no_security_switch_and_no_admin_who_holds_it()
+    {
+        var network = await Server.CreateNetworkAsync(secureMode: true);
+        await Server.GenerateServerKeyAsync(network);
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: false);
+        var holder = await console.CreateAdminAsync("another long password", network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        Guid IdOf(string address)
+        {
+            using var scope = Server.Services.CreateScope();
+            return scope.ServiceProvider.GetRequiredService<GatehouseDb>().Admins.Single(a => a.Email == address).Id;
+        }
+
+        await page.GotoAsync($"/console/n/{network.Id}/integrations");
+        await Expect(page.Locator("#secure-mode-permission")).ToHaveTextAsync("Changing secure mode needs the Access Secure Mode permission.");
+        await Expect(page.GetByText("Turn secure mode off")).ToHaveCountAsync(0);
+        await page.GotoAsync($"/console/n/{network.Id}/security");
+        await Expect(page.GetByText("Turn mTLS on")).ToHaveCountAsync(0);
+        var secureModeOff = await ForgedPostAsync(page, $"/console/n/{network.Id}/integrations?handler=SecureMode", new() { ["on"] = "false" });
+        var mtlsOn = await ForgedPostAsync(page, $"/console/n/{network.Id}/security?handler=Mtls", new() { ["on"] = "true" });
+        var demote = await ForgedPostAsync(page, $"/console/n/{network.Id}/admin-users?handler=UpdateAdmin",
+            new() { ["adminId"] = IdOf(holder).ToString(), ["role"] = "Viewer", ["accessSecureMode"] = "false" });
+        var disable = await ForgedPostAsync(page, $"/console/n/{network.Id}/admin-users?handler=UpdateAdmin",
+            new() { ["adminId"] = IdOf(holder).ToString(), ["role"] = "Admin", ["accessSecureMode"] = "false", ["disabled"] = "true" });
+
+        Assert.Equal([403, 403, 403, 403], new[] { secureModeOff, mtlsOn, demote, disable });
+        await using var check = Server.Services.CreateAsyncScope();
+        var db = check.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var stored = await db.Networks.SingleAsync(n => n.Id == network.Id);
+        Assert.True(stored.SecureMode);
+        Assert.False(stored.MtlsEnabled);
+        var holderId = IdOf(holder);
+        var held = await db.AdminMemberships.SingleAsync(m => m.NetworkId == network.Id && m.AdminId == holderId);
+        Assert.Equal((ConsoleRole.Admin, true, false), (held.Role, held.CanAccessSecureMode, held.Disabled));
+    }
+
+    [Fact]
+    public async Task Turning_secure_mode_on_says_how_many_sessions_end_and_can_keep_them()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "ann", "device-a");
+        var bob = await Server.LoginAsync(network, "bob", "device-b");
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+
+        await page.GotoAsync($"/console/n/{network.Id}/integrations");
+        await page.ClickAsync("text=Turn secure mode on");
+        await Expect(page.Locator("#confirm-sessions")).ToContainTextAsync("2 live session(s) were opened without an auth token");
+        await ConsoleFixture.ScreenshotAsync(page, "secure-mode-confirm");
+        await page.CheckAsync("input[name=keepSessions]");
+        await page.Locator("dialog").GetByRole(AriaRole.Button, new() { Name = "Turn secure mode on" }).ClickAsync();
+
+        await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
+        await Expect(page.Locator("[role=status]")).ToContainTextAsync("2 session(s) opened without one were kept");
+        await page.ReloadAsync();
+        await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
+        using var me = await Server.GetWithBearerAsync("/api/v3/users/me", bob["accessToken"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+    }
+
+    [Fact]
     public async Task A_network_the_admin_has_no_role_in_is_not_found()
     {
         var mine = await Server.CreateNetworkAsync();
@@ -227,7 +290,7 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     public async Task The_console_fits_a_phone_screen_and_works_from_the_keyboard_alone()
     {
         var network = await Server.CreateNetworkAsync();
-        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin);
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
         var page = await console.NewPageAsync(width: 375, height: 740);
 
         await page.GotoAsync("/console/signin");

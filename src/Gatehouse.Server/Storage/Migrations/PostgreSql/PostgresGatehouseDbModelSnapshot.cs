@@ -436,6 +436,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<bool>("OpenedWithAuthToken")
+                        .HasColumnType("boolean");
+
                     b.Property<DateTimeOffset?>("RevokedAt")
                         .HasColumnType("timestamp with time zone");
 
