@@ -13,13 +13,31 @@ public sealed class Admin
     /// <summary>True for a generated one-time password: the console demands a new one at first sign-in.</summary>
     public bool MustChangePassword { get; set; }
 
+    /// <summary>Release 0.1.0's lockout counter; from 0.2.0 on the lockout lives in <see cref="SignInLock"/> (kept while 0.1.0 may serve).</summary>
     public int FailedSignIns { get; set; }
+
+    /// <summary>Release 0.1.0's lockout end; see <see cref="FailedSignIns"/>.</summary>
     public DateTimeOffset? LockedUntil { get; set; }
 
     /// <summary>Changes on sign-out and password change; a console cookie carrying an older one is refused.</summary>
     public required string SecurityStamp { get; set; }
 
     public DateTimeOffset CreatedAt { get; init; }
+}
+
+/// <summary>
+/// The console's sign-in lockout for one email address, whether or not an account has it, so an unknown address
+/// answers and locks exactly as a known one does. Keyed by a digest of the normalised address: addresses nobody
+/// owns are not kept in clear. Counted with conditional updates, so parallel attempts check at most the limit.
+/// </summary>
+public sealed class SignInLock
+{
+    public required string EmailDigest { get; init; }
+
+    /// <summary>Attempts counted since the last success or lock, including those still being checked.</summary>
+    public int Attempts { get; set; }
+
+    public DateTimeOffset? LockedUntil { get; set; }
 }
 
 public enum ConsoleRole

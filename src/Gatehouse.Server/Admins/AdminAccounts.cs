@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -59,48 +60,89 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         return (admin, password, null);
     }
 
+    /// <summary>
+    /// Known and unknown addresses take the same steps (a counter row, a reservation, a PBKDF2 check against the
+    /// account's hash or a decoy, the same answers), so neither the answer, its timing nor the lockout tells whether
+    /// an address has an account. Each attempt reserves its place in the counter before the password is checked,
+    /// with one conditional update, so however many arrive at once, at most the limit are checked.
+    /// </summary>
     public async Task<(Admin? Admin, string? Error)> SignInAsync(string email, string password, HttpContext? http, CancellationToken ct = default)
     {
         var settings = options.Value.Console;
         var normalized = email.Trim().ToLowerInvariant();
         var admin = normalized.Length is > 0 and <= 254 ? await db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct) : null;
+        var digest = Secrets.Digest("console-sign-in:" + normalized);
         var now = clock.GetUtcNow();
-        if (admin is null)
+
+        await EnsureSignInLockAsync(digest, ct);
+        var reserved = await db.SignInLocks
+            .Where(l => l.EmailDigest == digest && (l.LockedUntil == null || l.LockedUntil <= now) && l.Attempts < settings.MaxFailedSignIns)
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, l => l.Attempts + 1), ct) == 1;
+        if (!reserved)
         {
-            Hasher.VerifyHashedPassword(null!, DecoyHash, password);
-            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, "anonymous", reason: "unknown_account", http: http);
-            return (null, WrongCredentials);
-        }
-        if (admin.LockedUntil is { } lockedUntil && now < lockedUntil)
-        {
-            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, Actor(admin), reason: "locked_out", http: http);
-            return (null, $"This account is locked after {settings.MaxFailedSignIns} failed sign-ins. Try again after {lockedUntil:yyyy-MM-dd HH:mm} UTC.");
+            var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
+            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, admin is null ? "anonymous" : Actor(admin),
+                reason: admin is null ? "unknown_account_locked_out" : "locked_out", http: http);
+            return (null, LockedOut(settings, lockedUntil ?? now + settings.LockoutDuration));
         }
 
-        var verdict = password.Length <= MaxPasswordLength
-            ? Hasher.VerifyHashedPassword(admin, admin.PasswordHash, password)
-            : PasswordVerificationResult.Failed;
+        var verdict = PasswordVerificationResult.Failed;
+        if (password.Length <= MaxPasswordLength)
+        {
+            // An unknown address is checked against a decoy hash, at the same cost, and fails.
+            var checkedVerdict = Hasher.VerifyHashedPassword(admin!, admin?.PasswordHash ?? DecoyHash, password);
+            verdict = admin is null ? PasswordVerificationResult.Failed : checkedVerdict;
+        }
         if (verdict == PasswordVerificationResult.Failed)
         {
-            admin.FailedSignIns++;
-            var lockNow = admin.FailedSignIns >= settings.MaxFailedSignIns;
-            if (lockNow)
-            {
-                admin.LockedUntil = now + settings.LockoutDuration;
-                admin.FailedSignIns = 0;
-            }
-            await db.SaveChangesAsync(ct);
-            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, Actor(admin), reason: lockNow ? "locked_out_now" : "wrong_password", http: http);
+            // The attempt that fills the counter locks the address; the counter starts again for after the lock.
+            var lockNow = await db.SignInLocks
+                .Where(l => l.EmailDigest == digest && l.Attempts >= settings.MaxFailedSignIns)
+                .ExecuteUpdateAsync(s => s.SetProperty(l => l.LockedUntil, now + settings.LockoutDuration).SetProperty(l => l.Attempts, 0), ct) == 1;
+            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, admin is null ? "anonymous" : Actor(admin),
+                reason: (admin is null, lockNow) switch
+                {
+                    (true, true) => "unknown_account_locked_out_now",
+                    (true, false) => "unknown_account",
+                    (false, true) => "locked_out_now",
+                    _ => "wrong_password",
+                }, http: http);
             return (null, WrongCredentials);
         }
 
-        admin.FailedSignIns = 0;
-        admin.LockedUntil = null;
+        await db.SignInLocks.Where(l => l.EmailDigest == digest)
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, 0).SetProperty(l => l.LockedUntil, (DateTimeOffset?)null), ct);
         if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
-            admin.PasswordHash = Hasher.HashPassword(admin, password);
-        await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin), http: http);
+        {
+            admin!.PasswordHash = Hasher.HashPassword(admin, password);
+            await db.SaveChangesAsync(ct);
+        }
+        audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin!), http: http);
         return (admin, null);
+    }
+
+    private static string LockedOut(ConsoleOptions settings, DateTimeOffset lockedUntil) =>
+        $"This account is locked after {settings.MaxFailedSignIns} failed sign-ins. Try again after {lockedUntil:yyyy-MM-dd HH:mm} UTC.";
+
+    /// <summary>The address's counter row, created on its first attempt (two first attempts at once: one insert wins).</summary>
+    private async Task EnsureSignInLockAsync(string digest, CancellationToken ct)
+    {
+        if (await db.SignInLocks.AnyAsync(l => l.EmailDigest == digest, ct))
+            return;
+        var row = new SignInLock { EmailDigest = digest };
+        db.SignInLocks.Add(row);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            // Another attempt created it first; the row is there either way.
+        }
+        finally
+        {
+            db.Entry(row).State = EntityState.Detached;
+        }
     }
 
     public async Task<string?> ChangePasswordAsync(Admin admin, string current, string replacement, HttpContext? http, CancellationToken ct = default)

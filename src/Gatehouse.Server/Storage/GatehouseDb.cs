@@ -31,6 +31,7 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
+    public DbSet<SignInLock> SignInLocks => Set<SignInLock>();
     public DbSet<AdminToken> AdminTokens => Set<AdminToken>();
     public DbSet<ClientCertificate> ClientCertificates => Set<ClientCertificate>();
     public DbSet<CertificateAuthorityKey> CertificateAuthorityKeys => Set<CertificateAuthorityKey>();
@@ -89,6 +90,11 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
             e.Property(x => x.Email).HasMaxLength(254);
             e.HasIndex(x => x.Email).IsUnique();
             e.Property(x => x.SecurityStamp).HasMaxLength(64);
+        });
+        modelBuilder.Entity<SignInLock>(e =>
+        {
+            e.HasKey(x => x.EmailDigest);
+            e.Property(x => x.EmailDigest).HasMaxLength(64);
         });
         modelBuilder.Entity<AdminMembership>(e =>
         {

@@ -140,6 +140,23 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.ToTable("AdminMemberships");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Admins.SignInLock", b =>
+                {
+                    b.Property<string>("EmailDigest")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("integer");
+
+                    b.Property<DateTimeOffset?>("LockedUntil")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.HasKey("EmailDigest");
+
+                    b.ToTable("SignInLocks");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Audit.AuditEvent", b =>
                 {
                     b.Property<long>("Id")

@@ -135,6 +135,23 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.ToTable("AdminMemberships");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Admins.SignInLock", b =>
+                {
+                    b.Property<string>("EmailDigest")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<int>("Attempts")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("LockedUntil")
+                        .HasColumnType("INTEGER");
+
+                    b.HasKey("EmailDigest");
+
+                    b.ToTable("SignInLocks");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Audit.AuditEvent", b =>
                 {
                     b.Property<long>("Id")
