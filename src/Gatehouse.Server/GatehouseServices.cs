@@ -47,8 +47,11 @@ public static class GatehouseServices
         services.AddSingleton<ApiKeys>();
         services.AddSingleton<SecurityMetrics>();
         services.AddSingleton<RateLimits.SessionRefreshLimiter>();
+        services.AddSingleton<RateLimits.CredentialFailures>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton<Retention.RetentionService>();
+        services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
         services.AddSingleton<LiveSessionCache>();
         services.AddSingleton<ServerKeyCache>();
         services.AddSingleton<KnownClientCertificates>();

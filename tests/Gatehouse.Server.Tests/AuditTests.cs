@@ -28,7 +28,7 @@ public abstract class AuditTests<TServer>(TServer server) : IClassFixture<TServe
         await using var scope = server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var events = await db.AuditEvents.Where(e => e.NetworkId == network.Id).ToListAsync();
-        Assert.Contains(events, e => e.Kind == AuditKinds.SecureModeChanged && e.Detail == "on");
+        Assert.Contains(events, e => e.Kind == AuditKinds.SecureModeChanged && e.Detail!.StartsWith("on;", StringComparison.Ordinal));
         Assert.Contains(events, e => e.Kind == AuditKinds.ServerKeyGenerated);
         Assert.Contains(events, e => e.Kind == AuditKinds.AuthTokenMinted && e.UserId == "alice");
         Assert.Contains(events, e => e.Kind == AuditKinds.SessionCreated && e.UserId == "alice");

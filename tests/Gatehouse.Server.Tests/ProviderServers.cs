@@ -9,7 +9,7 @@ public sealed class SqliteServer : GatehouseServer;
 /// The same suite on PostgreSQL: a database of its own, created on the server ./test.sh starts (127.0.0.1, its
 /// address in GATEHOUSE_TEST_POSTGRES) and dropped afterwards.
 /// </summary>
-public sealed class PostgresServer : GatehouseServer
+public class PostgresServer : GatehouseServer
 {
     private string? _database;
 

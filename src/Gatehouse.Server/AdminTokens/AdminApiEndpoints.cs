@@ -4,6 +4,7 @@ using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Observability;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -171,7 +172,13 @@ public static class AdminTokenAuthentication
     /// <summary>Checks the x-admin-token; a refusal is audited with the reason.</summary>
     public static async Task<(AdminCaller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
     {
+        var failures = http.RequestServices.GetRequiredService<CredentialFailures>();
+        var presented = http.Request.Headers[AdminTokenService.Header].ToString();
+        if (failures.Refusal(http, CredentialKinds.AdminToken, presented) is { } limited)
+            return (null, limited);
         var (caller, mtlsRequired, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
+        if (error is not null)
+            failures.Failed(http, CredentialKinds.AdminToken, presented);
         var kind = AuditKinds.AdminTokenRefused;
         // With mTLS on, the certificate is judged before the token: without it a thief learns nothing about a stolen
         // token (not even that it was revoked or has expired).

@@ -1,7 +1,10 @@
+using System.Collections.Frozen;
 using System.Threading.Channels;
+using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Audit;
 
@@ -12,7 +15,8 @@ namespace Gatehouse.Server.Audit;
 /// the session's own transaction, so an acknowledged session always has its event. Each event is also one
 /// structured log line.
 /// </summary>
-public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, SecurityMetrics metrics, TimeProvider clock, ILogger<AuditLog> logger)
+public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, SecurityMetrics metrics, TimeProvider clock, ILogger<AuditLog> logger,
+    IOptions<GatehouseOptions> options)
     : BackgroundService
 {
     private const int MaxBatch = 500;
@@ -20,10 +24,34 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     /// <summary>The longest userId an audit row keeps; a longer one is cut and marked with "…".</summary>
     public const int MaxUserIdLength = 256;
     private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(2);
+    // Wait, not DropWrite: with DropWrite TryWrite reports success for an event it throws away, so a full queue
+    // would lose events silently. TryWrite never waits; it answers false, and the event is counted as dropped.
     private readonly Channel<AuditEvent> _queue = Channel.CreateBounded<AuditEvent>(
-        new BoundedChannelOptions(100_000) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+        new BoundedChannelOptions(options.Value.Audit.QueueCapacity) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
     private long _accepted;
     private long _settled;
+
+    /// <summary>
+    /// Refusals a flood can produce. Of each address, kind, reason and network, the first few of a minute are written
+    /// as themselves; the rest are counted and written as one summary row when the minute is over, so a flood can
+    /// neither fill the disk nor push real events out of the queue. Every one is still counted in the metrics.
+    /// </summary>
+    private static readonly FrozenSet<string> Floodable = new[]
+    {
+        AuditKinds.AccessRefused, AuditKinds.ServerKeyRefused, AuditKinds.AdminTokenRefused, AuditKinds.MtlsRefused,
+        AuditKinds.SessionRefused, AuditKinds.AuthTokenRefused, AuditKinds.AdminSignInRefused,
+    }.ToFrozenSet(StringComparer.Ordinal);
+
+    public const int RefusalsWrittenPerMinute = 10;
+    private const int MaxRefusalKeys = 100_000;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<RefusalKey, RefusalCount> _refusals = new();
+
+    private readonly record struct RefusalKey(long Minute, string? Address, string Kind, string? Reason, string? NetworkId);
+
+    private sealed class RefusalCount
+    {
+        public int Seen;
+    }
 
     public void Record(string kind, string outcome, string actor, string? networkId = null, string? userId = null,
         string? reason = null, string? detail = null, HttpContext? http = null)
@@ -41,11 +69,55 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
             ClientAddress = Capped(http?.Connection.RemoteIpAddress?.ToString(), 64),
             OccurredAt = clock.GetUtcNow(),
         };
+        if (outcome == Outcomes.Refused && Floodable.Contains(entry.Kind) && _refusals.Count < MaxRefusalKeys)
+        {
+            var key = new RefusalKey(entry.OccurredAt.ToUnixTimeSeconds() / 60, entry.ClientAddress, entry.Kind, entry.Reason, entry.NetworkId);
+            if (Interlocked.Increment(ref _refusals.GetOrAdd(key, _ => new RefusalCount()).Seen) > RefusalsWrittenPerMinute)
+            {
+                metrics.Event(entry.Kind, entry.Outcome, entry.Reason);
+                return;
+            }
+        }
         Announce(entry, http);
+        Enqueue(entry);
+    }
+
+    private void Enqueue(AuditEvent entry)
+    {
         if (_queue.Writer.TryWrite(entry))
             Interlocked.Increment(ref _accepted);
         else
-            LogDropped(kind);
+        {
+            metrics.AuditDropped(entry.Kind);
+            LogDropped(entry.Kind);
+        }
+    }
+
+    /// <summary>One row for each address, kind, reason and network whose refusals went past the first few of a minute.</summary>
+    private void WriteRefusalSummaries(bool includeCurrentMinute)
+    {
+        var now = clock.GetUtcNow();
+        var currentMinute = now.ToUnixTimeSeconds() / 60;
+        foreach (var (key, count) in _refusals)
+        {
+            if ((key.Minute >= currentMinute && !includeCurrentMinute) || !_refusals.TryRemove(key, out _))
+                continue;
+            var more = Volatile.Read(ref count.Seen) - RefusalsWrittenPerMinute;
+            if (more <= 0)
+                continue;
+            var minuteStart = DateTimeOffset.FromUnixTimeSeconds(key.Minute * 60);
+            Enqueue(new AuditEvent
+            {
+                Kind = key.Kind,
+                Outcome = Outcomes.Refused,
+                Actor = "aggregate",
+                NetworkId = key.NetworkId,
+                Reason = key.Reason,
+                Detail = $"refused {more} more time(s) in the minute from {minuteStart:yyyy-MM-dd HH:mm} UTC (the first {RefusalsWrittenPerMinute} are rows of their own)",
+                ClientAddress = key.Address,
+                OccurredAt = now < minuteStart.AddMinutes(1) ? now : minuteStart.AddMinutes(1),
+            });
+        }
     }
 
     private static string? Capped(string? value, int max) => value is null || value.Length <= max ? value : string.Concat(value.AsSpan(0, max - 1), "…");
@@ -63,6 +135,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     /// <summary>Waits until every event recorded before the call is stored (or given up on).</summary>
     public async Task FlushAsync(CancellationToken ct = default)
     {
+        WriteRefusalSummaries(includeCurrentMinute: true);
         var target = Interlocked.Read(ref _accepted);
         while (Interlocked.Read(ref _settled) < target)
             await Task.Delay(5, ct);
@@ -70,12 +143,14 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        WriteRefusalSummaries(includeCurrentMinute: true);
         _queue.Writer.TryComplete();
         await base.StopAsync(cancellationToken);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        _ = SummarizeRefusalsAsync(stoppingToken);
         var batch = new List<AuditEvent>(MaxBatch);
         // Drain on stop too: the token only ends the wait for new events, never a write in progress.
         while (await WaitSafelyAsync(stoppingToken))
@@ -90,6 +165,19 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
             await WriteAsync(batch);
             Interlocked.Add(ref _settled, batch.Count);
             batch.Clear();
+        }
+    }
+
+    private async Task SummarizeRefusalsAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(15), clock);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+                WriteRefusalSummaries(includeCurrentMinute: false);
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
@@ -134,7 +222,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
         Message = "Security event {Kind} {Outcome} actor={Actor} network={NetworkId} reason={Reason} request={RequestId}")]
     private partial void LogEvent(string kind, string outcome, string actor, string? networkId, string? reason, string? requestId);
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Audit queue full: dropped a {Kind} event")]
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Error, Message = "Audit queue full: dropped a {Kind} event (gatehouse.audit.dropped counts them)")]
     private partial void LogDropped(string kind);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Could not store {Count} audit events")]

@@ -62,7 +62,13 @@ public static class AuthTokenEndpoints
         HttpContext http, ApiError? bodyError, string? userId,
         ServerKeyService serverKeys, AuthTokens authTokens, AuditLog audit, InputLimits limits)
     {
+        var failures = http.RequestServices.GetRequiredService<CredentialFailures>();
+        var presented = http.Request.Headers[ServerKeyService.Header].ToString();
+        if (failures.Refusal(http, CredentialKinds.ServerKey, presented) is { } limited)
+            return (null, default, limited);
         var (key, mtlsRequired, keyError) = await serverKeys.AuthenticateAsync(http.Request, http.RequestAborted);
+        if (keyError is not null)
+            failures.Failed(http, CredentialKinds.ServerKey, presented);
         // With mTLS on, the certificate is judged before the key: without it a thief learns nothing about a stolen key
         // (not even that it has expired).
         if (key is not null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, key.NetworkId) is { } mtlsError)

@@ -47,8 +47,38 @@ public sealed class GatehouseOptions
 
     public RateLimitOptions RateLimits { get; set; } = new();
 
+    public AuditOptions Audit { get; set; } = new();
+
+    public RetentionOptions Retention { get; set; } = new();
+
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
     public string Issuer { get; set; } = "gatehouse";
+}
+
+public sealed class AuditOptions
+{
+    /// <summary>Events waiting for the background writer; past it an event is dropped, logged as an error and counted (gatehouse.audit.dropped).</summary>
+    public int QueueCapacity { get; set; } = 100_000;
+}
+
+/// <summary>What the retention service deletes, and how often it looks (docs/operations.md).</summary>
+public sealed class RetentionOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Audit events older than this are deleted.</summary>
+    public TimeSpan AuditEvents { get; set; } = TimeSpan.FromDays(400);
+
+    /// <summary>
+    /// Sessions ended (logged out, revoked, past their absolute lifetime or their last refresh token) longer ago than
+    /// this are deleted with their refresh tokens. Until then a reused refresh token of theirs is still recognised.
+    /// </summary>
+    public TimeSpan EndedSessions { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Spent or expired refresh tokens of live sessions, past their own expiry by this much, are deleted.</summary>
+    public TimeSpan SpentRefreshTokens { get; set; } = TimeSpan.FromDays(7);
+
+    public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
 }
 
 public sealed class DatabaseOptions
@@ -126,6 +156,12 @@ public sealed class RateLimitOptions
     public int AuthTokensPerServerKeyPerMinute { get; set; } = 60_000;
     public int AdminCallsPerTokenPerMinute { get; set; } = 600;
     public int ConsoleSignInsPerAddressPerMinute { get; set; } = 30;
+
+    /// <summary>Refused credentials (bearer, server key, admin token, API key) from one client address; past it, 429 before any check.</summary>
+    public int FailedCredentialsPerAddressPerMinute { get; set; } = 120;
+
+    /// <summary>Refusals of one presented credential (the same wrong key or token again); past it, 429 before any check.</summary>
+    public int FailuresPerCredentialPerMinute { get; set; } = 30;
 }
 
 public sealed class HttpsOptions
@@ -217,10 +253,25 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             ("AuthTokensPerServerKeyPerMinute", options.RateLimits.AuthTokensPerServerKeyPerMinute),
             ("AdminCallsPerTokenPerMinute", options.RateLimits.AdminCallsPerTokenPerMinute),
             ("ConsoleSignInsPerAddressPerMinute", options.RateLimits.ConsoleSignInsPerAddressPerMinute),
+            ("FailedCredentialsPerAddressPerMinute", options.RateLimits.FailedCredentialsPerAddressPerMinute),
+            ("FailuresPerCredentialPerMinute", options.RateLimits.FailuresPerCredentialPerMinute),
         })
         {
             if (value is < 1 or > 10_000_000)
                 failures.Add($"{p}:RateLimits:{setting} is {value}; it must be between 1 and 10000000 (or set {p}:RateLimits:Enabled to false).");
+        }
+        if (options.Audit.QueueCapacity is < 16 or > 10_000_000)
+            failures.Add($"{p}:Audit:QueueCapacity is {options.Audit.QueueCapacity}; it must be between 16 and 10000000.");
+        foreach (var (setting, value, least) in new[]
+        {
+            ("AuditEvents", options.Retention.AuditEvents, TimeSpan.FromDays(1)),
+            ("EndedSessions", options.Retention.EndedSessions, TimeSpan.FromHours(1)),
+            ("SpentRefreshTokens", options.Retention.SpentRefreshTokens, TimeSpan.Zero),
+            ("Interval", options.Retention.Interval, TimeSpan.FromMinutes(1)),
+        })
+        {
+            if (value < least || value > TimeSpan.FromDays(36_500))
+                failures.Add($"{p}:Retention:{setting} is {value}; it must be at least {least} and at most 36500 days.");
         }
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -11,7 +12,7 @@ namespace Gatehouse.Server.Networks;
 /// API keys say their region in their first characters (<c>sg_…</c>), so a key sent to the wrong region's
 /// deployment is answered with where it belongs instead of a bare "unknown key".
 /// </summary>
-public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes) : IDisposable
+public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes, CredentialFailures failures) : IDisposable
 {
     private const int KnownNetworks = 10_000;
 
@@ -32,14 +33,14 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites 
     public async Task<(Network? Network, ApiError? Error)> ResolveAsync(HttpRequest request, GatehouseDb db, CancellationToken ct)
     {
         var key = request.Headers[Header].ToString();
-        if (string.IsNullOrWhiteSpace(key))
-            return (null, Errors.ApiKeyMissing);
-        if (key.Length > 80)
-            return (null, Errors.ApiKeyUnknown);
-
-        var network = await _known.GetAsync(key, () => ByApiKey.RunAsync(db, key, ct));
+        if (failures.Refusal(request.HttpContext, CredentialKinds.ApiKey, key) is { } limited)
+            return (null, limited);
+        var network = string.IsNullOrWhiteSpace(key) || key.Length > 80 ? null : await _known.GetAsync(key, () => ByApiKey.RunAsync(db, key, ct));
         if (network is not null)
             return (network, null);
+        failures.Failed(request.HttpContext, CredentialKinds.ApiKey, key);
+        if (string.IsNullOrWhiteSpace(key))
+            return (null, Errors.ApiKeyMissing);
 
         var separator = key.IndexOf('_', StringComparison.Ordinal);
         var region = separator > 0 ? key[..separator] : null;

@@ -1,6 +1,7 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
@@ -39,9 +40,16 @@ public static class BearerAuthentication
     /// <summary>Checks the bearer token and its session; a refusal is audited with the reason.</summary>
     public static async Task<(Caller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
     {
+        var failures = http.RequestServices.GetRequiredService<CredentialFailures>();
+        var presented = http.Request.Headers.Authorization.ToString();
+        if (failures.Refusal(http, CredentialKinds.Bearer, presented) is { } limited)
+            return (null, limited);
         var (caller, error) = await CheckAsync(http);
         if (error is not null)
         {
+            // A token that is merely expired or whose session ended is what an honest client sends; garbage is not.
+            if (error == Errors.AccessTokenInvalid || error == Errors.BearerMissing)
+                failures.Failed(http, CredentialKinds.Bearer, presented);
             http.RequestServices.GetRequiredService<AuditLog>()
                 .Record(AuditKinds.AccessRefused, Outcomes.Refused, "bearer", caller?.NetworkId, caller?.User.UserId, error.Reason, http: http);
         }

@@ -1,0 +1,80 @@
+using System.Net.Http.Json;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Retention;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// The retention service on a server of its own (its clock jumps by months); its background pass is off, so each test
+/// runs one pass at a known moment.
+/// </summary>
+public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TServer>
+    where TServer : GatehouseServer
+{
+    [Fact]
+    public async Task Ended_sessions_spent_refresh_tokens_and_old_audit_events_go_and_nothing_live_does()
+    {
+        var network = await server.CreateNetworkAsync();
+        var loggedOut = await server.LoginAsync(network, "out", "device-out");
+        using (await server.LogoutAsync(loggedOut["accessToken"]!.GetValue<string>()))
+        {
+        }
+        var live = await server.LoginAsync(network, "live", "device-live");
+        var spent = live["refreshToken"]!.GetValue<string>();
+        using var refreshed = await server.RefreshAsync(network, spent);
+        var current = (await refreshed.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["refreshToken"]!.GetValue<string>();
+        var (spentDigest, currentDigest) = (Secrets.Digest(spent), Secrets.Digest(current));
+        await server.FlushAuditAsync();
+        var oldestAudit = await CountAsync(db => db.AuditEvents.CountAsync());
+
+        // A month later: the logged-out session (and its refresh token) goes; the live one and every audit event stay.
+        server.Clock.Advance(TimeSpan.FromDays(31));
+        var month = await PruneAsync();
+        Assert.True(month.Sessions >= 1, $"sessions deleted: {month.Sessions}");
+        Assert.False(await CountAsync(db => db.Sessions.AnyAsync(s => s.NetworkId == network.Id && s.RevokedAt != null)));
+        Assert.Equal(2, await CountAsync(db => db.RefreshTokens.CountAsync(r => r.Digest == spentDigest || r.Digest == currentDigest)));
+        Assert.True(await CountAsync(db => db.AuditEvents.CountAsync()) >= oldestAudit);
+
+        // Ten weeks after the refresh: the spent refresh token is past its expiry by more than a week and goes; the
+        // session itself is still within its absolute lifetime, so it stays (its current token has expired too).
+        server.Clock.Advance(TimeSpan.FromDays(40));
+        await PruneAsync();
+        Assert.Equal(0, await CountAsync(db => db.RefreshTokens.CountAsync(r => r.Digest == spentDigest)));
+        Assert.Equal(1, await CountAsync(db => db.Sessions.CountAsync(s => s.NetworkId == network.Id)));
+
+        // Past 400 days: the audit events of the start go, one written now stays, and the session is long over.
+        server.Clock.Advance(TimeSpan.FromDays(330));
+        server.Services.GetRequiredService<AuditLog>().Record(AuditKinds.NetworkCreated, Outcomes.Success, "test", network.Id, detail: "recent");
+        await server.FlushAuditAsync();
+        var late = await PruneAsync();
+        Assert.True(late.AuditEvents >= oldestAudit, $"audit events deleted: {late.AuditEvents} of {oldestAudit}");
+        Assert.Equal(["recent"], await CountAsync(db => db.AuditEvents.Where(e => e.NetworkId == network.Id).Select(e => e.Detail).ToListAsync()));
+        Assert.Equal(0, await CountAsync(db => db.Sessions.CountAsync(s => s.NetworkId == network.Id)));
+        Assert.Equal(new Pruned(0, 0, 0), await PruneAsync());
+    }
+
+    private Task<Pruned> PruneAsync() => server.Services.GetRequiredService<RetentionService>().PruneAsync();
+
+    private async Task<T> CountAsync<T>(Func<GatehouseDb, Task<T>> query)
+    {
+        await using var scope = server.Services.CreateAsyncScope();
+        return await query(scope.ServiceProvider.GetRequiredService<GatehouseDb>());
+    }
+}
+
+public sealed class RetentionSqliteServer : GatehouseServer
+{
+    public RetentionSqliteServer() => Settings["Gatehouse:Retention:Enabled"] = "false";
+}
+
+public sealed class RetentionPostgresServer : PostgresServer
+{
+    public RetentionPostgresServer() => Settings["Gatehouse:Retention:Enabled"] = "false";
+}
+
+public sealed class RetentionTestsOnSqlite(RetentionSqliteServer server) : RetentionTests<RetentionSqliteServer>(server);
+
+public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : RetentionTests<RetentionPostgresServer>(server);
