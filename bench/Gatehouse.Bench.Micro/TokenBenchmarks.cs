@@ -88,7 +88,7 @@ public class TokenBenchmarks
     public async Task<bool> CheckAuthToken()
     {
         await using var scope = _host.Services.CreateAsyncScope();
-        return await _authTokens.CheckAsync(_authToken, _networkId, "alice", scope.ServiceProvider.GetRequiredService<GatehouseDb>(), CancellationToken.None) is null;
+        return await _authTokens.CheckAsync(_authToken, _networkId, "alice", false, scope.ServiceProvider.GetRequiredService<GatehouseDb>(), CancellationToken.None) is null;
     }
 
     [Benchmark]

@@ -217,6 +217,37 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
     }
 
     [Fact]
+    public async Task In_a_single_use_network_an_auth_token_opens_one_session_however_many_try_at_once()
+    {
+        var reusable = await server.CreateNetworkAsync(secureMode: true);
+        var singleUse = await server.CreateNetworkAsync(secureMode: true);
+        await using (var scope = server.Services.CreateAsyncScope())
+        {
+            var networks = scope.ServiceProvider.GetRequiredService<Networks.NetworkAdministration>();
+            await networks.SetSingleUseAuthTokensAsync((await networks.FindAsync(singleUse.Id))!, true, "test");
+        }
+        var reusableToken = await server.MintAsync(await server.GenerateServerKeyAsync(reusable), "pia");
+        var singleUseToken = await server.MintAsync(await server.GenerateServerKeyAsync(singleUse), "pia");
+
+        using var first = await server.CreateSessionAsync(reusable, "pia", "device-1", reusableToken);
+        using var again = await server.CreateSessionAsync(reusable, "pia", "device-2", reusableToken);
+        var racing = await Task.WhenAll(Enumerable.Range(0, 10).Select(async i =>
+        {
+            using var response = await server.CreateSessionAsync(singleUse, "pia", $"device-{i}", singleUseToken);
+            return (response.StatusCode, Body: await response.Content.ReadAsStringAsync());
+        }));
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+        Assert.Single(racing, r => r.StatusCode == HttpStatusCode.OK);
+        Assert.All(racing.Where(r => r.StatusCode != HttpStatusCode.OK), r =>
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
+            Assert.Contains("already used", r.Body, StringComparison.Ordinal);
+        });
+    }
+
+    [Fact]
     public async Task Mint_refuses_a_missing_or_unknown_server_key_and_a_missing_user_id()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);

@@ -29,6 +29,8 @@ public static class Errors
     public static readonly ApiError ServerKeyExpired = Unauthorized("server_key_expired", "The server key was replaced and its grace period has ended; use the newest server key.");
     public static readonly ApiError AuthTokenRequired = Unauthorized("auth_token_missing", "Secure mode is on for this network: authToken is required.");
     public static readonly ApiError AuthTokenInvalid = Unauthorized("auth_token_invalid", "The authToken is not valid.");
+    public static readonly ApiError AuthTokenUsed = Unauthorized("auth_token_used",
+        "This authToken was already used: this network accepts each auth token once. Mint a new one with the server key.");
     public static readonly ApiError AuthTokenKeyEnded = Unauthorized("auth_token_key_ended",
         "The server key that minted this authToken was replaced or has expired; mint a new one with the current server key.");
     public static readonly ApiError AuthTokenExpired = Unauthorized("auth_token_expired", "The authToken has expired; mint a new one with the server key.");

@@ -235,6 +235,7 @@ public static class AuditKinds
     public const string NetworkCreated = "network.created";
     public const string ApiKeyRegenerated = "network.api_key_regenerated";
     public const string SecureModeChanged = "network.secure_mode_changed";
+    public const string AuthTokenUseChanged = "network.auth_token_use_changed";
     public const string ServerKeyGenerated = "server_key.generated";
     public const string ServerKeyRefused = "server_key.refused";
     public const string AuthTokenMinted = "auth_token.minted";

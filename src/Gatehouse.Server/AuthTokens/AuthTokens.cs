@@ -36,11 +36,16 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             ["sub"] = userId,
             ["nid"] = networkId,
             ["skid"] = serverKeyId.ToString(),
+            ["jti"] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)),
         }, now, expiresAt);
         return (token, expiresAt);
     }
 
-    public async Task<ApiError?> CheckAsync(string token, string networkId, string userId, GatehouseDb db, CancellationToken ct)
+    /// <summary>
+    /// Null when the token opens a session for this user of this network. With <paramref name="singleUse"/> the token is
+    /// also spent here, once: its id is inserted, and a second insert of the same id (on any node) fails.
+    /// </summary>
+    public async Task<ApiError?> CheckAsync(string token, string networkId, string userId, bool singleUse, GatehouseDb db, CancellationToken ct)
     {
         if (token.Length > MaxLength)
             return Errors.AuthTokenInvalid;
@@ -56,6 +61,33 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
         if (!valid.TryGetPayloadValue<string>("skid", out var skid) || !Guid.TryParse(skid, out var keyId)
             || await NetworkOfValidKey.RunAsync(db, keyId, clock.GetUtcNow(), ct) != networkId)
             return Errors.AuthTokenKeyEnded;
-        return null;
+        if (!singleUse)
+            return null;
+        // Tokens minted before 0.2.0 carry no id and cannot be spent once, so a single-use network refuses them.
+        if (!valid.TryGetPayloadValue<string>("jti", out var jti) || jti.Length is 0 or > 64)
+            return Errors.AuthTokenInvalid;
+        var spent = new SpentAuthToken { Jti = jti, NetworkId = networkId, ExpiresAt = valid.ValidTo };
+        db.SpentAuthTokens.Add(spent);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            return null;
+        }
+        catch (DbUpdateException)
+        {
+            return Errors.AuthTokenUsed;
+        }
+        finally
+        {
+            db.Entry(spent).State = EntityState.Detached;
+        }
     }
+}
+
+/// <summary>An auth token already used, in a network where each opens one session only; kept until it would have expired.</summary>
+public sealed class SpentAuthToken
+{
+    public required string Jti { get; init; }
+    public required string NetworkId { get; init; }
+    public DateTimeOffset ExpiresAt { get; init; }
 }

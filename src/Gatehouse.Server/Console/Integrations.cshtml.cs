@@ -76,6 +76,18 @@ public sealed class IntegrationsModel(
         return Redirect(Here);
     }
 
+    public async Task<IActionResult> OnPostAuthTokenUseAsync(bool singleUse)
+    {
+        if (!Access.CanChangeSecurity)
+        {
+            audit.Record(AuditKinds.AuthTokenUseChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", http: HttpContext);
+            return Refused();
+        }
+        await networks.SetSingleUseAuthTokensAsync(Access.Network, singleUse, Actor, HttpContext.RequestAborted);
+        Status = singleUse ? "Each auth token now opens one session only." : "Auth tokens now open sessions until they expire.";
+        return Redirect(Here);
+    }
+
     public async Task<IActionResult> OnPostGenerateServerKeyAsync()
     {
         if (!Access.CanGenerateServerKey)

@@ -14,6 +14,10 @@ public sealed class Network
 
     /// <summary>When on, the server-key and admin-token endpoints demand one of the network's client certificates.</summary>
     public bool MtlsEnabled { get; set; }
+
+    /// <summary>When on, each auth token opens one session only (the hosted product accepts one until it expires).</summary>
+    public bool SingleUseAuthTokens { get; set; }
+
     public ChatSettings Chat { get; set; } = new();
     public DateTimeOffset CreatedAt { get; init; }
 }

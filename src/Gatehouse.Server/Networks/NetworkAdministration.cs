@@ -71,6 +71,16 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
         return (null, sessions);
     }
 
+    /// <summary>Each auth token opens one session (on), or any number until it expires (off, as hosted).</summary>
+    public async Task SetSingleUseAuthTokensAsync(Network network, bool singleUse, string actor, CancellationToken ct = default)
+    {
+        if (network.SingleUseAuthTokens == singleUse)
+            return;
+        network.SingleUseAuthTokens = singleUse;
+        await db.SaveChangesAsync(ct);
+        audit.Record(AuditKinds.AuthTokenUseChanged, Outcomes.Success, actor, network.Id, detail: singleUse ? "single_use" : "reusable");
+    }
+
     /// <summary>How many live sessions turning secure mode on would end now (for the confirmation).</summary>
     public Task<int> CountSessionsWithoutAuthTokenAsync(string networkId, CancellationToken ct = default) =>
         LiveSessionsWithoutAuthToken(networkId).CountAsync(ct);

@@ -28,13 +28,15 @@ public static class OperatorCommands
           secure-mode <network-id> on|off [--keep-sessions]
                                                     switch secure mode; turning it on ends the sessions opened
                                                     without an auth token unless --keep-sessions
+          auth-tokens <network-id> single-use|reusable
+                                                    each auth token opens one session, or any until it expires
           server-key generate <network-id>          generate a server key; printed once, never again
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
         """;
 
-    private static readonly string[] Commands = ["migrate", "network", "secure-mode", "server-key", "admin", "admin-token", "signing-key", "help", "--help"];
+    private static readonly string[] Commands = ["migrate", "network", "secure-mode", "auth-tokens", "server-key", "admin", "admin-token", "signing-key", "help", "--help"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
 
@@ -128,6 +130,15 @@ public static class OperatorCommands
                     await output.WriteLineAsync(keep.Length > 0
                         ? $"Kept {sessions} session(s) opened without an auth token."
                         : $"Ended {sessions} session(s) opened without an auth token (--keep-sessions keeps them).");
+                return 0;
+
+            case ["auth-tokens", var id, var use] when use is "single-use" or "reusable":
+                if (await FindAsync(networks, id, error) is not { } toSet)
+                    return 1;
+                await networks.SetSingleUseAuthTokensAsync(toSet, use == "single-use", Actor);
+                await output.WriteLineAsync(use == "single-use"
+                    ? $"Each auth token now opens one session in network {toSet.Id}."
+                    : $"Auth tokens now open sessions until they expire in network {toSet.Id}.");
                 return 0;
 
             case ["server-key", "generate", var id]:

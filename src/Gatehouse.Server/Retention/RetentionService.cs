@@ -75,6 +75,9 @@ public sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs,
         var refreshTokens = refreshTokensOfEnded + await DeleteInBatchesAsync(
             db => db.RefreshTokens.Where(r => r.ExpiresAt < tokensBefore).OrderBy(r => r.Digest).Select(r => r.Digest),
             (db, digests) => db.RefreshTokens.Where(r => digests.Contains(r.Digest)).ExecuteDeleteAsync(ct), ct);
+        // A spent auth token past its expiry is refused as expired anyway: its row protects nothing.
+        await DeleteInBatchesAsync(db => db.SpentAuthTokens.Where(t => t.ExpiresAt < now).OrderBy(t => t.Jti).Select(t => t.Jti),
+            (db, ids) => db.SpentAuthTokens.Where(t => ids.Contains(t.Jti)).ExecuteDeleteAsync(ct), ct);
 
         _deleted.Add(auditEvents, new KeyValuePair<string, object?>("what", "audit_event"));
         _deleted.Add(sessions, new KeyValuePair<string, object?>("what", "session"));

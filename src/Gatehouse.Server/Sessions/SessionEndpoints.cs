@@ -106,7 +106,7 @@ public static class SessionEndpoints
             // Without secure mode an authToken is not asked for, so one sent anyway is not judged either.
             error = string.IsNullOrEmpty(request!.AuthToken)
                 ? Errors.AuthTokenRequired
-                : await authTokens.CheckAsync(request.AuthToken, network.Id, request.UserId!, db, ct);
+                : await authTokens.CheckAsync(request.AuthToken, network.Id, request.UserId!, network.SingleUseAuthTokens, db, ct);
         }
 
         IssuedSession? issued = null;

@@ -1,5 +1,6 @@
 using Gatehouse.Server.Admins;
 using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Networks;
@@ -32,6 +33,7 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
     public DbSet<SignInLock> SignInLocks => Set<SignInLock>();
+    public DbSet<SpentAuthToken> SpentAuthTokens => Set<SpentAuthToken>();
     public DbSet<AdminToken> AdminTokens => Set<AdminToken>();
     public DbSet<ClientCertificate> ClientCertificates => Set<ClientCertificate>();
     public DbSet<CertificateAuthorityKey> CertificateAuthorityKeys => Set<CertificateAuthorityKey>();
@@ -90,6 +92,13 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
             e.Property(x => x.Email).HasMaxLength(254);
             e.HasIndex(x => x.Email).IsUnique();
             e.Property(x => x.SecurityStamp).HasMaxLength(64);
+        });
+        modelBuilder.Entity<SpentAuthToken>(e =>
+        {
+            e.HasKey(x => x.Jti);
+            e.Property(x => x.Jti).HasMaxLength(64);
+            e.Property(x => x.NetworkId).HasMaxLength(24);
+            e.HasIndex(x => x.ExpiresAt);
         });
         modelBuilder.Entity<SignInLock>(e =>
         {

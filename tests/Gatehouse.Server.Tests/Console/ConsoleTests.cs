@@ -179,6 +179,13 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
         using var me = await Server.GetWithBearerAsync("/api/v3/users/me", bob["accessToken"]!.GetValue<string>());
         Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+
+        // The single-use switch beside it: saved, and shown as saved after a reload.
+        await page.CheckAsync("#single-use");
+        await page.Locator("form").Filter(new() { Has = page.Locator("#single-use") }).GetByRole(AriaRole.Button, new() { Name = "Save" }).ClickAsync();
+        await Expect(page.Locator("[role=status]")).ToContainTextAsync("Each auth token now opens one session only.");
+        await page.ReloadAsync();
+        await Expect(page.Locator("#single-use")).ToBeCheckedAsync();
     }
 
     [Fact]

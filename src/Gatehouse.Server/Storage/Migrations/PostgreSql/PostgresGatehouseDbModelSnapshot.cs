@@ -204,6 +204,27 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.ToTable("AuditEvents");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.AuthTokens.SpentAuthToken", b =>
+                {
+                    b.Property<string>("Jti")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("NetworkId")
+                        .IsRequired()
+                        .HasMaxLength(24)
+                        .HasColumnType("character varying(24)");
+
+                    b.HasKey("Jti");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("SpentAuthTokens");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Certificates.CertificateAuthorityKey", b =>
                 {
                     b.Property<int>("Id")
@@ -311,6 +332,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .HasColumnType("character varying(8)");
 
                     b.Property<bool>("SecureMode")
+                        .HasColumnType("boolean");
+
+                    b.Property<bool>("SingleUseAuthTokens")
                         .HasColumnType("boolean");
 
                     b.ComplexProperty(typeof(Dictionary<string, object>), "Chat", "Gatehouse.Server.Networks.Network.Chat#ChatSettings", b1 =>

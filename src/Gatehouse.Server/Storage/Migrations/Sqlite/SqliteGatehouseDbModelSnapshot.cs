@@ -197,6 +197,27 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.ToTable("AuditEvents");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.AuthTokens.SpentAuthToken", b =>
+                {
+                    b.Property<string>("Jti")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("NetworkId")
+                        .IsRequired()
+                        .HasMaxLength(24)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Jti");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("SpentAuthTokens");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Certificates.CertificateAuthorityKey", b =>
                 {
                     b.Property<int>("Id")
@@ -304,6 +325,9 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<bool>("SecureMode")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<bool>("SingleUseAuthTokens")
                         .HasColumnType("INTEGER");
 
                     b.ComplexProperty(typeof(Dictionary<string, object>), "Chat", "Gatehouse.Server.Networks.Network.Chat#ChatSettings", b1 =>
