@@ -57,6 +57,7 @@ public static class GatehouseApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseClientAddresses();
         app.UseEnvelopeForEveryError();
         app.UseStaticFiles();
         app.UseRateLimiter();

@@ -123,7 +123,7 @@ public sealed class MtlsGate(GatehouseDb db, CertificateAuthority authority, Kno
     {
         var mtls = options.Value.Mtls;
         if (mtls.ForwardedCertificateHeader is { Length: > 0 } header
-            && http.Connection.RemoteIpAddress is { } remote
+            && ClientAddresses.Peer(http) is { } remote
             && mtls.TrustedProxies.Any(p => IPAddress.TryParse(p, out var proxy) && proxy.Equals(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote)))
         {
             return (ParseForwarded(http.Request.Headers[header].ToString()), true, true);

@@ -49,10 +49,19 @@ public sealed class GatehouseOptions
 
     public AuditOptions Audit { get; set; } = new();
 
+    public ForwardedHeadersSettings ForwardedHeaders { get; set; } = new();
+
     public RetentionOptions Retention { get; set; } = new();
 
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
     public string Issuer { get; set; } = "gatehouse";
+}
+
+/// <summary>Load balancers whose X-Forwarded-For names the client (docs/deployment.md); nobody else's is read.</summary>
+public sealed class ForwardedHeadersSettings
+{
+    /// <summary>The proxies' own addresses (IP addresses). Empty: X-Forwarded-For is ignored and the peer is the client.</summary>
+    public List<string> TrustedProxies { get; set; } = [];
 }
 
 public sealed class AuditOptions
@@ -260,6 +269,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             if (value is < 1 or > 10_000_000)
                 failures.Add($"{p}:RateLimits:{setting} is {value}; it must be between 1 and 10000000 (or set {p}:RateLimits:Enabled to false).");
         }
+        foreach (var proxy in options.ForwardedHeaders.TrustedProxies.Where(proxy => !System.Net.IPAddress.TryParse(proxy, out _)))
+            failures.Add($"{p}:ForwardedHeaders:TrustedProxies has '{proxy}', which is not an IP address.");
         if (options.Audit.QueueCapacity is < 16 or > 10_000_000)
             failures.Add($"{p}:Audit:QueueCapacity is {options.Audit.QueueCapacity}; it must be between 16 and 10000000.");
         foreach (var (setting, value, least) in new[]
