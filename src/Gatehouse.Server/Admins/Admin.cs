@@ -40,6 +40,22 @@ public sealed class SignInLock
     public DateTimeOffset? LockedUntil { get; set; }
 }
 
+/// <summary>
+/// An Admin's request to add an email to its network. Only a super admin adds it (creating the account, or linking
+/// one that exists), so an Admin can neither link someone else's account into its network nor learn whether an email
+/// has an account: the request is answered the same either way.
+/// </summary>
+public sealed class AdminRequest
+{
+    public Guid Id { get; init; }
+    public required string NetworkId { get; init; }
+    public required string Email { get; init; }
+    public ConsoleRole Role { get; set; }
+    public bool CanAccessSecureMode { get; set; }
+    public required string RequestedBy { get; set; }
+    public DateTimeOffset RequestedAt { get; set; }
+}
+
 public enum ConsoleRole
 {
     Viewer,

@@ -204,6 +204,55 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         return (password, null);
     }
 
+    /// <summary>
+    /// An Admin's way to add someone: a request a super admin approves. The same steps and the same answer whether
+    /// or not the email has an account; asking again for the same email updates the request.
+    /// </summary>
+    public async Task<string?> RequestAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode, string actor,
+        CancellationToken ct = default)
+    {
+        email = email.Trim();
+        if (email.Length > 254 || !MailAddress.TryCreate(email, out var parsed) || parsed.Address != email)
+            return $"'{email}' is not an email address.";
+        var normalized = email.ToLowerInvariant();
+        var request = await db.AdminRequests.FirstOrDefaultAsync(r => r.NetworkId == networkId && r.Email == normalized, ct);
+        var now = clock.GetUtcNow();
+        if (request is null)
+        {
+            request = new AdminRequest { Id = Guid.CreateVersion7(now), NetworkId = networkId, Email = normalized, RequestedBy = actor };
+            db.AdminRequests.Add(request);
+        }
+        request.Role = role;
+        request.CanAccessSecureMode = canAccessSecureMode;
+        request.RequestedBy = actor;
+        request.RequestedAt = now;
+        await db.SaveChangesAsync(ct);
+        audit.Record(AuditKinds.AdminRequested, Outcomes.Success, actor, networkId,
+            detail: $"email={normalized} role={role} access_secure_mode={canAccessSecureMode}");
+        return null;
+    }
+
+    public Task<List<AdminRequest>> RequestsAsync(string networkId, CancellationToken ct = default) =>
+        db.AdminRequests.AsNoTracking().Where(r => r.NetworkId == networkId).OrderBy(r => r.Email).ToListAsync(ct);
+
+    /// <summary>A super admin's answer to a request: approved, it adds the email as <see cref="AddToNetworkAsync"/> does.</summary>
+    public async Task<(string? Email, string? Password, string? Error)> DecideRequestAsync(Guid requestId, string networkId, bool approve, string actor,
+        CancellationToken ct = default)
+    {
+        var request = await db.AdminRequests.FirstOrDefaultAsync(r => r.Id == requestId && r.NetworkId == networkId, ct);
+        if (request is null)
+            return (null, null, "That request was already answered.");
+        db.AdminRequests.Remove(request);
+        await db.SaveChangesAsync(ct);
+        if (!approve)
+        {
+            audit.Record(AuditKinds.AdminRequestDeclined, Outcomes.Success, actor, networkId, detail: $"email={request.Email}");
+            return (request.Email, null, null);
+        }
+        var (password, error) = await AddToNetworkAsync(request.Email, networkId, request.Role, request.CanAccessSecureMode, actor, ct);
+        return (request.Email, password, error);
+    }
+
     /// <summary>Grants a role in a network, changes it, or (role null) takes every right there away.</summary>
     public async Task SetMembershipAsync(Guid adminId, string networkId, ConsoleRole? role, bool canAccessSecureMode, string actor,
         bool disabled = false, CancellationToken ct = default)

@@ -252,6 +252,8 @@ public static class AuditKinds
     public const string AdminSignedOut = "admin.signed_out";
     public const string AdminPasswordChanged = "admin.password_changed";
     public const string AdminRoleChanged = "admin.role_changed";
+    public const string AdminRequested = "admin.requested";
+    public const string AdminRequestDeclined = "admin.request_declined";
     public const string ChatSettingsChanged = "network.chat_settings_changed";
     public const string SigningKeyRotated = "signing_key.rotated";
     public const string AdminTokenGenerated = "admin_token.generated";

@@ -13,6 +13,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
     public string? Confirm { get; set; }
 
     public IReadOnlyList<NetworkAdmin> Admins { get; private set; } = [];
+    public IReadOnlyList<AdminRequest> Requests { get; private set; } = [];
     public IReadOnlyList<AdminTokenView> Tokens { get; private set; } = [];
     public AdminTokenMetrics Metrics { get; private set; } = new(0, null, []);
     public string? WhyNoToken { get; private set; }
@@ -63,7 +64,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
     /// Nobody raises their own rights: an admin does not edit its own membership, and grants Access Secure Mode
     /// only if it holds it (super admins grant anything).
     /// </summary>
-    private bool MayGrant(bool accessSecureMode) => CurrentAdmin.IsSuperAdmin || !accessSecureMode || Access.CanAccessSecureMode;
+    public bool MayGrant(bool accessSecureMode) => CurrentAdmin.IsSuperAdmin || !accessSecureMode || Access.CanAccessSecureMode;
 
     public async Task<IActionResult> OnPostAddAdminAsync(string? email, string? role, bool accessSecureMode)
     {
@@ -71,6 +72,18 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
             return Refused();
         if (!Enum.TryParse<ConsoleRole>(role, out var parsed))
             parsed = ConsoleRole.Viewer;
+        if (!CurrentAdmin.IsSuperAdmin)
+        {
+            // An Admin asks; a super admin adds. The answer is the same whether or not the email has an account.
+            if (await admins.RequestAsync(email ?? "", Access.Network.Id, parsed, accessSecureMode, Actor, HttpContext.RequestAborted) is { } invalid)
+            {
+                Error = invalid;
+                await LoadAsync();
+                return Page();
+            }
+            Status = $"Request recorded: a super admin can now add {email?.Trim().ToLowerInvariant()} to this network as {parsed}.";
+            return Redirect(Here);
+        }
         var (password, error) = await admins.AddToNetworkAsync(email ?? "", Access.Network.Id, parsed, accessSecureMode, Actor, HttpContext.RequestAborted);
         if (error is not null)
         {
@@ -84,6 +97,28 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
             return Redirect(Here);
         }
         NewAdminEmail = email?.Trim().ToLowerInvariant();
+        NewAdminPassword = password;
+        await LoadAsync();
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostDecideRequestAsync(Guid requestId, bool approve)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        var (email, password, error) = await admins.DecideRequestAsync(requestId, Access.Network.Id, approve, Actor, HttpContext.RequestAborted);
+        if (error is not null)
+        {
+            Error = error;
+            await LoadAsync();
+            return Page();
+        }
+        if (password is null)
+        {
+            Status = approve ? $"{email} now has its role in this network." : $"The request for {email} was declined.";
+            return Redirect(Here);
+        }
+        NewAdminEmail = email;
         NewAdminPassword = password;
         await LoadAsync();
         return Page();
@@ -108,6 +143,11 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         return Redirect(Here);
     }
 
+    /// <summary>Whether this page offers to change the admin: never oneself, and never one who holds a permission the caller lacks.</summary>
+    public bool MayEdit(NetworkAdmin other) =>
+        Access.CanManageSettings && other.Admin.Id != CurrentAdmin.Id
+        && (CurrentAdmin.IsSuperAdmin || Access.CanAccessSecureMode || !other.Membership.CanAccessSecureMode);
+
     public bool CanRevoke(AdminTokenView view) => CurrentAdmin.IsSuperAdmin || view.Token.AdminId == CurrentAdmin.Id;
 
     public string TokenState(AdminToken token) =>
@@ -124,6 +164,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         Admins = memberships.Where(m => accounts.ContainsKey(m.AdminId))
             .Select(m => new NetworkAdmin(accounts[m.AdminId], m)).OrderBy(a => a.Admin.Email, StringComparer.Ordinal).ToList();
         Tokens = await tokens.ListAsync(Access.Network.Id, ct);
+        Requests = CurrentAdmin.IsSuperAdmin ? await admins.RequestsAsync(Access.Network.Id, ct) : [];
         Metrics = await tokens.MetricsAsync(Access.Network.Id, ct);
         WhyNoToken = AdminTokenService.WhyNoToken(CurrentAdmin, memberships.FirstOrDefault(m => m.AdminId == CurrentAdmin.Id));
     }

@@ -39,6 +39,10 @@ public sealed class IntegrationsModel(
     /// <summary>For the confirmation of turning secure mode on: the sessions it would end.</summary>
     public int SessionsWithoutAuthToken { get; private set; }
 
+    public bool HasServerKey => Keys.Any(k => k.ExpiresAt is null || k.ExpiresAt > Now);
+
+    public static string Sessions(int count) => count == 1 ? "1 session" : $"{count} sessions";
+
     public async Task OnGetAsync()
     {
         Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
@@ -71,8 +75,9 @@ public sealed class IntegrationsModel(
         }
         Status = !on ? "Secure mode is off: clients log in with the API key alone."
             : wasOn ? "Secure mode is on."
-            : keepSessions ? $"Secure mode is on: every new session needs an auth token. {sessions} session(s) opened without one were kept."
-            : $"Secure mode is on: every new session needs an auth token. {sessions} session(s) opened without one were ended.";
+            : sessions == 0 ? "Secure mode is on: every new session needs an auth token."
+            : keepSessions ? $"Secure mode is on: every new session needs an auth token. {Sessions(sessions)} opened without one {(sessions == 1 ? "was" : "were")} kept."
+            : $"Secure mode is on: every new session needs an auth token. {Sessions(sessions)} opened without one {(sessions == 1 ? "was" : "were")} ended.";
         return Redirect(Here);
     }
 

@@ -33,6 +33,7 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
     public DbSet<SignInLock> SignInLocks => Set<SignInLock>();
+    public DbSet<AdminRequest> AdminRequests => Set<AdminRequest>();
     public DbSet<SpentAuthToken> SpentAuthTokens => Set<SpentAuthToken>();
     public DbSet<AdminToken> AdminTokens => Set<AdminToken>();
     public DbSet<ClientCertificate> ClientCertificates => Set<ClientCertificate>();
@@ -99,6 +100,14 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
             e.Property(x => x.Jti).HasMaxLength(64);
             e.Property(x => x.NetworkId).HasMaxLength(24);
             e.HasIndex(x => x.ExpiresAt);
+        });
+        modelBuilder.Entity<AdminRequest>(e =>
+        {
+            e.Property(x => x.Email).HasMaxLength(254);
+            e.Property(x => x.RequestedBy).HasMaxLength(300);
+            e.Property(x => x.Role).HasConversion<string>().HasMaxLength(16);
+            e.HasIndex(x => new { x.NetworkId, x.Email }).IsUnique();
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
         });
         modelBuilder.Entity<SignInLock>(e =>
         {

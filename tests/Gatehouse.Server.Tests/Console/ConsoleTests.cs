@@ -134,10 +134,14 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         }
 
         await page.GotoAsync($"/console/n/{network.Id}/integrations");
-        await Expect(page.Locator("#secure-mode-permission")).ToHaveTextAsync("Changing secure mode needs the Access Secure Mode permission.");
+        await Expect(page.Locator("#secure-mode-permission")).ToContainTextAsync("needs the Access Secure Mode permission");
         await Expect(page.GetByText("Turn secure mode off")).ToHaveCountAsync(0);
+        await Expect(page.Locator("#single-use")).ToBeDisabledAsync();
         await page.GotoAsync($"/console/n/{network.Id}/security");
         await Expect(page.GetByText("Turn mTLS on")).ToHaveCountAsync(0);
+        await Expect(page.Locator("#certificates-permission")).ToHaveTextAsync("Creating certificates and changing mTLS need the Access Secure Mode permission.");
+        await page.GotoAsync($"/console/n/{network.Id}/admin-users");
+        await Expect(page.Locator("tr").Filter(new() { HasText = holder }).Locator("form")).ToHaveCountAsync(0);
         var secureModeOff = await ForgedPostAsync(page, $"/console/n/{network.Id}/integrations?handler=SecureMode", new() { ["on"] = "false" });
         var mtlsOn = await ForgedPostAsync(page, $"/console/n/{network.Id}/security?handler=Mtls", new() { ["on"] = "true" });
         var demote = await ForgedPostAsync(page, $"/console/n/{network.Id}/admin-users?handler=UpdateAdmin",
@@ -168,13 +172,14 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
 
         await page.GotoAsync($"/console/n/{network.Id}/integrations");
         await page.ClickAsync("text=Turn secure mode on");
-        await Expect(page.Locator("#confirm-sessions")).ToContainTextAsync("2 live session(s) were opened without an auth token");
+        await Expect(page.Locator("#confirm-sessions")).ToContainTextAsync("2 sessions opened without an auth token are live");
+        await Expect(page.Locator("#confirm-no-key")).ToBeVisibleAsync();
         await ConsoleFixture.ScreenshotAsync(page, "secure-mode-confirm");
         await page.CheckAsync("input[name=keepSessions]");
         await page.Locator("dialog").GetByRole(AriaRole.Button, new() { Name = "Turn secure mode on" }).ClickAsync();
 
         await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
-        await Expect(page.Locator("[role=status]")).ToContainTextAsync("2 session(s) opened without one were kept");
+        await Expect(page.Locator("[role=status]")).ToContainTextAsync("2 sessions opened without one were kept");
         await page.ReloadAsync();
         await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
         using var me = await Server.GetWithBearerAsync("/api/v3/users/me", bob["accessToken"]!.GetValue<string>());
@@ -186,6 +191,57 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(page.Locator("[role=status]")).ToContainTextAsync("Each auth token now opens one session only.");
         await page.ReloadAsync();
         await Expect(page.Locator("#single-use")).ToBeCheckedAsync();
+    }
+
+    [Fact]
+    public async Task An_admin_only_requests_people_and_is_answered_alike_whether_or_not_they_have_an_account()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var elsewhere = await Server.CreateNetworkAsync();
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var existing = await console.CreateAdminAsync("another long password", network: elsewhere, role: ConsoleRole.Admin);
+        var newcomer = $"new-{Guid.NewGuid():n}@example.com";
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        var adminUsers = $"/console/n/{network.Id}/admin-users";
+
+        async Task<string> RequestAsync(string address)
+        {
+            await page.GotoAsync(adminUsers);
+            await page.FillAsync("input[name=email]", address);
+            await page.SelectOptionAsync("form:has(input[name=email]) select[name=role]", "Admin");
+            await page.ClickAsync("text=Request admin");
+            return (await page.Locator("[role=status]").TextContentAsync())!.Trim().Replace(address, "EMAIL", StringComparison.Ordinal);
+        }
+        var forExisting = await RequestAsync(existing);
+        var forNewcomer = await RequestAsync(newcomer);
+
+        Assert.Equal(forExisting, forNewcomer);
+        Assert.Equal("Request recorded: a super admin can now add EMAIL to this network as Admin.", forExisting);
+        await using (var scope = Server.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+            Assert.False(await db.Admins.AnyAsync(a => a.Email == newcomer));
+            Assert.False(await db.AdminMemberships.AnyAsync(m => m.NetworkId == network.Id && db.Admins.Any(a => a.Id == m.AdminId && a.Email == existing)));
+        }
+
+        var superAdmin = await console.CreateAdminAsync("super long password", superAdmin: true);
+        var superPage = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(superPage, superAdmin, "super long password");
+        await superPage.GotoAsync(adminUsers);
+        await Expect(superPage.Locator("form:has(button[value=true])")).ToHaveCountAsync(2);
+        await superPage.Locator("li").Filter(new() { HasText = newcomer }).GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
+        await Expect(superPage.Locator("#one-time-password")).ToBeVisibleAsync();
+        await superPage.GotoAsync(adminUsers);
+        await superPage.Locator("li").Filter(new() { HasText = existing }).GetByRole(AriaRole.Button, new() { Name = "Approve" }).ClickAsync();
+        await Expect(superPage.Locator("[role=status]")).ToContainTextAsync($"{existing} now has its role in this network.");
+        await superPage.ReloadAsync();
+        await Expect(superPage.Locator("form:has(button[value=true])")).ToHaveCountAsync(0);
+        await using var check = Server.Services.CreateAsyncScope();
+        var members = await check.ServiceProvider.GetRequiredService<GatehouseDb>().AdminMemberships.Where(m => m.NetworkId == network.Id)
+            .Join(check.ServiceProvider.GetRequiredService<GatehouseDb>().Admins, m => m.AdminId, a => a.Id, (m, a) => a.Email).ToListAsync();
+        Assert.Contains(existing, members);
+        Assert.Contains(newcomer, members);
     }
 
     [Fact]

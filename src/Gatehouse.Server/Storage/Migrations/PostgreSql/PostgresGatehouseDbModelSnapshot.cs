@@ -140,6 +140,45 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.ToTable("AdminMemberships");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Admins.AdminRequest", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<bool>("CanAccessSecureMode")
+                        .HasColumnType("boolean");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(254)
+                        .HasColumnType("character varying(254)");
+
+                    b.Property<string>("NetworkId")
+                        .IsRequired()
+                        .HasColumnType("character varying(24)");
+
+                    b.Property<DateTimeOffset>("RequestedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("RequestedBy")
+                        .IsRequired()
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("NetworkId", "Email")
+                        .IsUnique();
+
+                    b.ToTable("AdminRequests");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Admins.SignInLock", b =>
                 {
                     b.Property<string>("EmailDigest")
@@ -628,6 +667,15 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
 
+                    b.HasOne("Gatehouse.Server.Networks.Network", null)
+                        .WithMany()
+                        .HasForeignKey("NetworkId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.Admins.AdminRequest", b =>
+                {
                     b.HasOne("Gatehouse.Server.Networks.Network", null)
                         .WithMany()
                         .HasForeignKey("NetworkId")

@@ -135,6 +135,45 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.ToTable("AdminMemberships");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Admins.AdminRequest", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("CanAccessSecureMode")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Email")
+                        .IsRequired()
+                        .HasMaxLength(254)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("NetworkId")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("RequestedAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("RequestedBy")
+                        .IsRequired()
+                        .HasMaxLength(300)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("NetworkId", "Email")
+                        .IsUnique();
+
+                    b.ToTable("AdminRequests");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Admins.SignInLock", b =>
                 {
                     b.Property<string>("EmailDigest")
@@ -619,6 +658,15 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
 
+                    b.HasOne("Gatehouse.Server.Networks.Network", null)
+                        .WithMany()
+                        .HasForeignKey("NetworkId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.Admins.AdminRequest", b =>
+                {
                     b.HasOne("Gatehouse.Server.Networks.Network", null)
                         .WithMany()
                         .HasForeignKey("NetworkId")
