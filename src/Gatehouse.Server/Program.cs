@@ -1,7 +1,7 @@
 using Gatehouse.Server;
+using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.Storage;
-using Microsoft.Extensions.Options;
 
 if (OperatorCommands.IsCommand(args))
     return await OperatorCommands.RunAsync(args, Console.Out, Console.Error);
@@ -13,11 +13,11 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (OptionsValidationException e)
+catch (Exception e) when (ConfigurationProblems.Of(e) is { } problems)
 {
     await Console.Error.WriteLineAsync("Gatehouse cannot start: the configuration is invalid.");
-    foreach (var failure in e.Failures)
-        await Console.Error.WriteLineAsync($"  {failure}");
+    foreach (var problem in problems)
+        await Console.Error.WriteLineAsync($"  {problem}");
     return 2;
 }
 catch (StorageTooNewException e)

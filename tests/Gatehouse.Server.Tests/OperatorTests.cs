@@ -190,6 +190,26 @@ public sealed class OperatorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_value_that_does_not_parse_and_an_unreadable_connection_string_are_one_line_each_and_exit_2()
+    {
+        var (badValue, _, valueError) = await RunAsync(new Dictionary<string, string?> { ["Gatehouse:Sessions:AccessTokenLifetime"] = "thirty-days" },
+            "network", "list");
+        var (badString, _, stringError) = await RunAsync(new Dictionary<string, string?>
+        {
+            ["Gatehouse:Database:Provider"] = "PostgreSQL",
+            ["Gatehouse:Database:ConnectionString"] = "Host=db;Password=hunter2;Bogus Keyword=1",
+        }, "network", "list");
+
+        Assert.Equal(2, badValue);
+        Assert.Equal("Failed to convert configuration value 'thirty-days' at 'Gatehouse:Sessions:AccessTokenLifetime' to type 'System.TimeSpan'.",
+            valueError.Trim());
+        Assert.Equal(2, badString);
+        Assert.StartsWith("Gatehouse:Database:ConnectionString cannot be read:", stringError.Trim(), StringComparison.Ordinal);
+        Assert.Single(stringError.Trim().Split('\n'));
+        Assert.DoesNotContain("hunter2", stringError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_command_that_returns_right_after_a_server_request_is_still_seen_by_the_next_one()
     {
         // The server reads the signal file at most every few milliseconds; a command returning within that window

@@ -193,6 +193,22 @@ public sealed class InputLimits
 /// <summary>Refuses to start on a bad value, naming the setting and the value it wants.</summary>
 public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOptions>
 {
+    /// <summary>Why the provider's own parser refuses the connection string (never its text: it may hold a password).</summary>
+    private static string? UnreadableConnectionString(DatabaseOptions database)
+    {
+        try
+        {
+            _ = database.Provider == "PostgreSQL"
+                ? new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString).ConnectionString
+                : new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(database.ConnectionString).ConnectionString;
+            return null;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidOperationException or KeyNotFoundException)
+        {
+            return e.Message;
+        }
+    }
+
     public static readonly IReadOnlyList<string> KnownRegions = ["eu", "sg", "us"];
 
     public ValidateOptionsResult Validate(string? name, GatehouseOptions options)
@@ -213,6 +229,8 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Database:Provider is '{options.Database.Provider}'; it must be Sqlite or PostgreSQL.");
         if (options.Database.Provider is "PostgreSQL" && string.IsNullOrWhiteSpace(options.Database.ConnectionString))
             failures.Add($"{p}:Database:ConnectionString is required with PostgreSQL (for example Host=db;Database=gatehouse;Username=gatehouse;Password=…).");
+        else if (!string.IsNullOrWhiteSpace(options.Database.ConnectionString) && UnreadableConnectionString(options.Database) is { } unreadable)
+            failures.Add($"{p}:Database:ConnectionString cannot be read: {unreadable}");
         if (options.ServerKeyCacheEntries is < 0 or > 1_000_000)
             failures.Add($"{p}:ServerKeyCacheEntries is {options.ServerKeyCacheEntries}; it must be between 0 (off) and 1000000.");
         if (options.ServerKeyGracePeriod < TimeSpan.Zero || options.ServerKeyGracePeriod > TimeSpan.FromHours(24))

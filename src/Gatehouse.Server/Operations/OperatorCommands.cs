@@ -75,10 +75,10 @@ public static class OperatorCommands
             await host.StopAsync();
             return exit;
         }
-        catch (OptionsValidationException e)
+        catch (Exception e) when (ConfigurationProblems.Of(e) is { } problems)
         {
-            foreach (var failure in e.Failures)
-                await error.WriteLineAsync(failure);
+            foreach (var problem in problems)
+                await error.WriteLineAsync(problem);
             return 2;
         }
         catch (StorageTooNewException e)
