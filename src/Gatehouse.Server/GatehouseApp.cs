@@ -85,9 +85,11 @@ public static class GatehouseApp
     /// <summary>Before the first request: schema up to date, signing keys loaded, first-start secrets printed.</summary>
     public static async Task InitializeAsync(WebApplication app, TextWriter output)
     {
-        await StorageSetup.MigrateAsync(app.Services);
-        await app.Services.GetRequiredService<SigningKeys>().LoadAsync();
-        await app.Services.GetRequiredService<CertificateAuthority>().LoadAsync();
-        await Bootstrap.RunAsync(app.Services, output);
+        await StorageSetup.MigrateAsync(app.Services, async ct =>
+        {
+            await app.Services.GetRequiredService<SigningKeys>().LoadAsync(ct);
+            await app.Services.GetRequiredService<CertificateAuthority>().LoadAsync(ct);
+            await Bootstrap.RunAsync(app.Services, output, ct);
+        });
     }
 }

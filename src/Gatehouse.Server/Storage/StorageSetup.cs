@@ -43,7 +43,11 @@ public static partial class StorageSetup
     /// refuses (<see cref="StorageTooNewException"/>) a database a newer release has made unreadable for this one.
     /// On SQLite, an existing database is first copied to data/backups, and WAL lets readers run beside the writer.
     /// </summary>
-    public static async Task MigrateAsync(IServiceProvider services, CancellationToken ct = default)
+    /// <param name="firstStart">
+    /// Runs right after the migrations, still under the lock, so nodes starting together on an empty database make
+    /// one bootstrap admin and one signing key between them, not one each.
+    /// </param>
+    public static async Task MigrateAsync(IServiceProvider services, Func<CancellationToken, Task>? firstStart = null, CancellationToken ct = default)
     {
         var options = services.GetRequiredService<IOptions<GatehouseOptions>>().Value;
         var clock = services.GetRequiredService<TimeProvider>();
@@ -58,6 +62,8 @@ public static partial class StorageSetup
             try
             {
                 await MigrateUnderLockAsync(db, options, clock, log, ct);
+                if (firstStart is not null)
+                    await firstStart(ct);
             }
             finally
             {
@@ -69,6 +75,8 @@ public static partial class StorageSetup
         await MigrateUnderLockAsync(db, options, clock, log, ct);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
         OwnerOnly(db.Database.GetDbConnection().DataSource);
+        if (firstStart is not null)
+            await firstStart(ct);
     }
 
     /// <summary>
