@@ -1,3 +1,4 @@
+using System.Security.Cryptography.X509Certificates;
 using Gatehouse.Server.Operations;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -207,6 +208,68 @@ public sealed class OperatorTests : IDisposable
         Assert.StartsWith("Gatehouse:Database:ConnectionString cannot be read:", stringError.Trim(), StringComparison.Ordinal);
         Assert.Single(stringError.Trim().Split('\n'));
         Assert.DoesNotContain("hunter2", stringError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task First_start_can_write_its_secrets_to_an_owner_only_file_instead_of_the_terminal()
+    {
+        var secrets = Path.Combine(_dataDirectory, "first-start.txt");
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        server.Settings["Gatehouse:Bootstrap:SecretsFile"] = secrets;
+        await server.InitializeAsync();
+        await server.StopAsync();
+
+        Assert.Contains($"are in {secrets}", server.ConsoleOutput, StringComparison.Ordinal);
+        Assert.DoesNotContain("One-time password", server.ConsoleOutput, StringComparison.Ordinal);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(secrets));
+        var written = await File.ReadAllTextAsync(secrets);
+        Assert.Equal(20, Line(written, "One-time password:").Length);
+        Assert.StartsWith("sg_", Line(written, "API key:"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_self_signed_certificate_covers_the_configured_host_name_and_a_client_trusting_it_connects_by_that_name()
+    {
+        string Thumbprint(GatehouseServer s) => s.Services.GetRequiredService<Gatehouse.Server.Certificates.ServerCertificate>().Certificate.Thumbprint;
+        var named = new GatehouseServer { DataDirectory = _dataDirectory };
+        named.Settings["Gatehouse:Https:SelfSignedNames:0"] = "gatehouse.example.test";
+        await named.InitializeAsync();
+        var certificate = named.Services.GetRequiredService<Gatehouse.Server.Certificates.ServerCertificate>().Certificate;
+        var first = certificate.Thumbprint;
+        var port = named.HttpsAddress.Port;
+
+        // As `curl --cacert server.crt.pem https://gatehouse.example.test:<port>/readyz` would: the name resolves to this
+        // machine, and the certificate is the only trusted root; the host name must match it.
+        using var trusted = X509CertificateLoader.LoadCertificate(certificate.RawData);
+        using var handler = new SocketsHttpHandler
+        {
+            ConnectCallback = async (_, ct) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                await socket.ConnectAsync(IPAddress.Loopback, port, ct);
+                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+            },
+            SslOptions = new System.Net.Security.SslClientAuthenticationOptions
+            {
+                CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, CustomTrustStore = { trusted } },
+            },
+        };
+        using var client = new HttpClient(handler);
+        using var ready = await client.GetAsync(new Uri($"https://gatehouse.example.test:{port}/readyz"));
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        await named.StopAsync();
+
+        var same = new GatehouseServer { DataDirectory = _dataDirectory };
+        same.Settings["Gatehouse:Https:SelfSignedNames:0"] = "gatehouse.example.test";
+        await same.InitializeAsync();
+        Assert.Equal(first, Thumbprint(same));
+        await same.StopAsync();
+        var renamed = new GatehouseServer { DataDirectory = _dataDirectory };
+        renamed.Settings["Gatehouse:Https:SelfSignedNames:0"] = "gatehouse.example.org";
+        await renamed.InitializeAsync();
+        Assert.NotEqual(first, Thumbprint(renamed));
+        await renamed.StopAsync();
     }
 
     [Fact]

@@ -33,16 +33,27 @@ public sealed class ServerCertificate(IOptions<GatehouseOptions> options, TimePr
         var folder = Directory.CreateDirectory(Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "tls"));
         var certificatePath = Path.Combine(folder.FullName, "server.crt.pem");
         var keyPath = Path.Combine(folder.FullName, "server.key.pem");
+        var names = https.SelfSignedNames;
         if (File.Exists(certificatePath) && File.Exists(keyPath))
-            return X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+        {
+            var kept = X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+            if (Covers(kept, names))
+                return kept;
+            kept.Dispose();
+        }
 
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=localhost, O=Gatehouse (self-signed)", key, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        names.AddIpAddress(IPAddress.Loopback);
-        names.AddIpAddress(IPAddress.IPv6Loopback);
-        request.CertificateExtensions.Add(names.Build());
+        var hostName = names.FirstOrDefault(n => !IPAddress.TryParse(n, out _)) ?? "localhost";
+        var request = new CertificateRequest($"CN={hostName}, O=Gatehouse (self-signed)", key, HashAlgorithmName.SHA256);
+        var alternativeNames = new SubjectAlternativeNameBuilder();
+        foreach (var name in names)
+        {
+            if (IPAddress.TryParse(name, out var address))
+                alternativeNames.AddIpAddress(address);
+            else
+                alternativeNames.AddDnsName(name);
+        }
+        request.CertificateExtensions.Add(alternativeNames.Build());
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         var now = clock.GetUtcNow();
@@ -52,5 +63,16 @@ public sealed class ServerCertificate(IOptions<GatehouseOptions> options, TimePr
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         return X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+    }
+
+    /// <summary>Whether the certificate names every configured host and address.</summary>
+    private static bool Covers(X509Certificate2 certificate, IEnumerable<string> names)
+    {
+        var extension = certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().FirstOrDefault();
+        if (extension is null)
+            return false;
+        var dns = extension.EnumerateDnsNames().ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var addresses = extension.EnumerateIPAddresses().ToHashSet();
+        return names.All(n => IPAddress.TryParse(n, out var address) ? addresses.Contains(address) : dns.Contains(n));
     }
 }

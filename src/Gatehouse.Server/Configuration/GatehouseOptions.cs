@@ -51,6 +51,8 @@ public sealed class GatehouseOptions
 
     public ForwardedHeadersSettings ForwardedHeaders { get; set; } = new();
 
+    public BootstrapOptions Bootstrap { get; set; } = new();
+
     public RetentionOptions Retention { get; set; } = new();
 
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
@@ -180,6 +182,22 @@ public sealed class HttpsOptions
 
     /// <summary>PEM private key of that certificate.</summary>
     public string? KeyPath { get; set; }
+
+    /// <summary>
+    /// Host names and IP addresses the self-signed certificate covers (without CertificatePath). A kept certificate
+    /// that does not cover them all is replaced at start, so clients pinning it must pin the new one.
+    /// </summary>
+    public List<string> SelfSignedNames { get; set; } = ["localhost", "127.0.0.1", "::1"];
+}
+
+/// <summary>Where the first start's secrets go.</summary>
+public sealed class BootstrapOptions
+{
+    /// <summary>
+    /// For unattended installs: the API key and one-time password of the first start are written to this file
+    /// (created 0600) instead of the terminal, which then only says where they are.
+    /// </summary>
+    public string? SecretsFile { get; set; }
 }
 
 public sealed class InputLimits
@@ -289,6 +307,10 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
         }
         foreach (var proxy in options.ForwardedHeaders.TrustedProxies.Where(proxy => !System.Net.IPAddress.TryParse(proxy, out _)))
             failures.Add($"{p}:ForwardedHeaders:TrustedProxies has '{proxy}', which is not an IP address.");
+        foreach (var host in options.Https.SelfSignedNames.Where(n => Uri.CheckHostName(n) is UriHostNameType.Unknown or UriHostNameType.Basic))
+            failures.Add($"{p}:Https:SelfSignedNames has '{host}', which is neither a host name nor an IP address.");
+        if (options.Https.SelfSignedNames.Count == 0)
+            failures.Add($"{p}:Https:SelfSignedNames is empty; name at least one host the self-signed certificate is for.");
         if (options.Audit.QueueCapacity is < 16 or > 10_000_000)
             failures.Add($"{p}:Audit:QueueCapacity is {options.Audit.QueueCapacity}; it must be between 16 and 10000000.");
         foreach (var (setting, value, least) in new[]

@@ -26,6 +26,25 @@ public static class Bootstrap
 
         if (network is null && password is null)
             return;
+        var secretsFile = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.GatehouseOptions>>().Value.Bootstrap.SecretsFile;
+        if (!string.IsNullOrWhiteSpace(secretsFile))
+        {
+            var path = Path.GetFullPath(secretsFile);
+            var ownerOnly = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+                ownerOnly.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            await using (var file = new StreamWriter(new FileStream(path, ownerOnly)))
+                await WriteAsync(file, network, password);
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            await output.WriteLineAsync($"Gatehouse: first start. The API key and the one-time password are in {path} (readable by this user only).");
+            return;
+        }
+        await WriteAsync(output, network, password);
+    }
+
+    private static async Task WriteAsync(TextWriter output, Network? network, string? password)
+    {
         await output.WriteLineAsync("Gatehouse: first start.");
         if (network is not null)
         {
