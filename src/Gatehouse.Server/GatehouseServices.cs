@@ -50,8 +50,6 @@ public static class GatehouseServices
         services.AddSingleton<RateLimits.CredentialFailures>();
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
-        services.AddSingleton<Retention.RetentionService>();
-        services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
         services.AddSingleton<LiveSessionCache>();
         services.AddSingleton<ServerKeyCache>();
         services.AddSingleton<KnownClientCertificates>();

@@ -273,6 +273,60 @@ public sealed class OperatorTests : IDisposable
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_backup_taken_while_the_server_runs_restores_every_key_token_and_the_https_certificate()
+    {
+        var backup = Path.Combine(_dataDirectory + "-backup", "monday");
+        try
+        {
+            var before = new GatehouseServer { DataDirectory = _dataDirectory };
+            await before.InitializeAsync();
+            var network = await before.CreateNetworkAsync(secureMode: true);
+            var serverKey = await before.GenerateServerKeyAsync(network);
+            var session = await before.LoginAsync(network, "rita", "device-r", await before.MintAsync(serverKey, "rita"));
+            var jwks = await before.Http.GetStringAsync("/.well-known/jwks.json");
+            var thumbprint = before.Services.GetRequiredService<Gatehouse.Server.Certificates.ServerCertificate>().Certificate.Thumbprint;
+
+            var (backedUp, backupOut, backupError) = await RunAsync("backup", backup);
+            var afterBackup = await before.CreateNetworkAsync();
+            await before.StopAsync();
+            var (restored, restoreOut, _) = await RunAsync("restore", backup);
+
+            Assert.True(backedUp == 0, backupError);
+            Assert.Contains("Backed up to", backupOut, StringComparison.Ordinal);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(backup));
+            Assert.All(Directory.GetFiles(backup, "*", SearchOption.AllDirectories),
+                f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+            Assert.Equal(0, restored);
+            var movedAside = Line(restoreOut, "What was there is in").TrimEnd('.');
+            Assert.True(File.Exists(Path.Combine(movedAside, "gatehouse.db")));
+
+            var after = new GatehouseServer { DataDirectory = _dataDirectory };
+            await after.InitializeAsync();
+            await AssertRestoredAsync(after, network, serverKey, session, jwks, thumbprint, afterBackup);
+            await after.StopAsync();
+        }
+        finally
+        {
+            GatehouseServer.DeleteDataDirectory(_dataDirectory + "-backup");
+        }
+    }
+
+    private static async Task AssertRestoredAsync(GatehouseServer after, TestNetwork network, string serverKey, System.Text.Json.Nodes.JsonNode session,
+        string jwks, string thumbprint, TestNetwork afterBackup)
+    {
+        Assert.Equal(jwks, await after.Http.GetStringAsync("/.well-known/jwks.json"));
+        Assert.Equal(thumbprint, after.Services.GetRequiredService<Gatehouse.Server.Certificates.ServerCertificate>().Certificate.Thumbprint);
+        using var me = await after.GetWithBearerAsync("/api/v3/users/me", session["accessToken"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+        using var refreshed = await after.RefreshAsync(network, session["refreshToken"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+        await after.LoginAsync(network, "sam", "device-s", await after.MintAsync(serverKey, "sam"));
+        await using var scope = after.Services.CreateAsyncScope();
+        Assert.Null(await scope.ServiceProvider.GetRequiredService<Gatehouse.Server.Networks.NetworkAdministration>().FindAsync(afterBackup.Id));
+    }
+
+    [Fact]
     public async Task A_command_that_returns_right_after_a_server_request_is_still_seen_by_the_next_one()
     {
         // The server reads the signal file at most every few milliseconds; a command returning within that window

@@ -22,6 +22,10 @@ public static class OperatorCommands
           (no command)                              run the server
           migrate                                   apply database migrations and exit
           migrate --script                          print the SQL that migrate would run; change nothing
+          backup <folder>                           SQLite: a consistent copy of the database, its key ring and
+                                                    the HTTPS certificate, while the server runs
+          restore <folder>                          SQLite, server stopped: put a backup in place (what was
+                                                    there is moved to data/backups/replaced-<time>)
           network create <name>                     create a network; prints its id and API key
           network list                              list networks (id, region, secure mode, name)
           network regenerate-api-key <network-id>   replace a network's API key (the old one stops at once)
@@ -36,7 +40,7 @@ public static class OperatorCommands
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
         """;
 
-    private static readonly string[] Commands = ["migrate", "network", "secure-mode", "auth-tokens", "server-key", "admin", "admin-token", "signing-key", "help", "--help"];
+    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "admin", "admin-token", "signing-key", "help", "--help"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
 
@@ -66,6 +70,26 @@ public static class OperatorCommands
             {
                 await output.WriteAsync(await StorageSetup.PendingMigrationScriptAsync(host.Services));
                 await host.StopAsync();
+                return 0;
+            }
+            var settings = host.Services.GetRequiredService<IOptions<GatehouseOptions>>().Value;
+            if (args is ["backup" or "restore", ..] && StorageSetup.UsesPostgreSql(settings))
+            {
+                await error.WriteLineAsync("backup and restore are for SQLite. On PostgreSQL use pg_dump and pg_restore, and keep data/tls beside the dump (docs/deployment.md).");
+                return 2;
+            }
+            if (args is ["restore", var source])
+            {
+                // Before any migration: the backup is put in place as it was, and the next start upgrades it if needed.
+                Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+                if (Backups.Restore(settings, source, host.Services.GetRequiredService<TimeProvider>(), out var movedAside) is { } refused)
+                {
+                    await error.WriteLineAsync(refused);
+                    return 1;
+                }
+                await output.WriteLineAsync($"Restored {Path.GetFullPath(source)} into {Path.GetFullPath(settings.DataDirectory)}.");
+                if (movedAside is not null)
+                    await output.WriteLineAsync($"What was there is in {movedAside}.");
                 return 0;
             }
             await StorageSetup.MigrateAsync(host.Services);
@@ -177,6 +201,16 @@ public static class OperatorCommands
                     return 1;
                 }
                 await output.WriteLineAsync($"Revoked {revoked} admin token(s).");
+                return 0;
+
+            case ["backup", var target]:
+                var db = services.GetRequiredService<GatehouseDb>();
+                if (await Backups.BackUpAsync(db, services.GetRequiredService<IOptions<GatehouseOptions>>().Value, target) is { } notEmpty)
+                {
+                    await error.WriteLineAsync(notEmpty);
+                    return 1;
+                }
+                await output.WriteLineAsync($"Backed up to {Path.GetFullPath(target)} (the database, its key ring and the HTTPS certificate; keep it as secret as the server).");
                 return 0;
 
             case ["signing-key", "rotate"]:
