@@ -9,10 +9,10 @@ namespace Gatehouse.Server.Tests;
 /// Per-address limits behind a load balancer: X-Forwarded-For names the client only when the peer is a configured
 /// proxy; from anyone else it is ignored, so rotating it gains nothing.
 /// </summary>
-public sealed class ForwardedAddressTests : IAsyncLifetime
+public abstract class ForwardedAddressTests(bool onPostgres) : IAsyncLifetime
 {
-    private readonly GatehouseServer _behindProxy = new();
-    private readonly GatehouseServer _direct = new();
+    private readonly GatehouseServer _behindProxy = onPostgres ? new PostgresServer() : new GatehouseServer();
+    private readonly GatehouseServer _direct = onPostgres ? new PostgresServer() : new GatehouseServer();
 
     public async Task InitializeAsync()
     {
@@ -78,3 +78,7 @@ public sealed class ForwardedAddressTests : IAsyncLifetime
         return statuses;
     }
 }
+
+public sealed class ForwardedAddressTestsOnSqlite() : ForwardedAddressTests(onPostgres: false);
+
+public sealed class ForwardedAddressTestsOnPostgres() : ForwardedAddressTests(onPostgres: true);

@@ -9,17 +9,15 @@ namespace Gatehouse.Server.Tests;
 /// one: routing takes the spelling to the same endpoint, so the limit must follow. The raw request targets the
 /// server saw are checked too, so a client that normalised the spelling away could not make the test pass.
 /// </summary>
-public sealed class RateLimitSpellingTests : IAsyncLifetime
+public abstract class RateLimitSpellingTests : IAsyncLifetime
 {
     private readonly ConcurrentQueue<string> _targets = new();
     private readonly GatehouseServer _server;
 
-    public RateLimitSpellingTests()
+    protected RateLimitSpellingTests(bool onPostgres)
     {
-        _server = new GatehouseServer
-        {
-            Configure = builder => builder.Services.AddSingleton<IStartupFilter>(new RecordRawTargets(_targets)),
-        };
+        Action<WebApplicationBuilder> record = builder => builder.Services.AddSingleton<IStartupFilter>(new RecordRawTargets(_targets));
+        _server = onPostgres ? new PostgresServer { Configure = record } : new GatehouseServer { Configure = record };
         _server.Settings["Gatehouse:RateLimits:SessionsPerApiKeyPerMinute"] = "2";
         _server.Settings["Gatehouse:RateLimits:SessionsPerAddressPerMinute"] = "1000";
         _server.Settings["Gatehouse:RateLimits:AuthTokensPerServerKeyPerMinute"] = "2";
@@ -131,3 +129,7 @@ public sealed class RateLimitSpellingTests : IAsyncLifetime
         };
     }
 }
+
+public sealed class RateLimitSpellingTestsOnSqlite() : RateLimitSpellingTests(onPostgres: false);
+
+public sealed class RateLimitSpellingTestsOnPostgres() : RateLimitSpellingTests(onPostgres: true);
