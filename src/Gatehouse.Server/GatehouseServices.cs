@@ -67,11 +67,6 @@ public static class GatehouseServices
     }
 
     /// <summary>The key ring encrypts the signing keys: only the server's own account may read it.</summary>
-    private static DirectoryInfo PrivateDirectory(string dataDirectory, string name)
-    {
-        var directory = Directory.CreateDirectory(Path.Combine(Path.GetFullPath(dataDirectory), name));
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(directory.FullName, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return directory;
-    }
+    private static DirectoryInfo PrivateDirectory(string dataDirectory, string name) =>
+        PrivateFiles.Folder(Path.Combine(Path.GetFullPath(dataDirectory), name));
 }

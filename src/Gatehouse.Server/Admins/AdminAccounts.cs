@@ -34,10 +34,8 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     /// <summary>Creates an account with a one-time password, returned once, to be changed at first sign-in.</summary>
     public async Task<(Admin? Admin, string? Password, string? Error)> CreateAsync(string email, bool superAdmin, string actor, CancellationToken ct = default)
     {
-        email = email.Trim();
-        if (email.Length > 254 || !MailAddress.TryCreate(email, out var parsed) || parsed.Address != email)
-            return (null, null, $"'{email}' is not an email address.");
-        var normalized = email.ToLowerInvariant();
+        if (Normalized(email) is not { } normalized)
+            return (null, null, NotAnEmail(email));
         if (await db.Admins.AnyAsync(a => a.Email == normalized, ct))
             return (null, null, $"An admin with the email '{normalized}' already exists.");
 
@@ -211,10 +209,8 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     public async Task<string?> RequestAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode, string actor,
         CancellationToken ct = default)
     {
-        email = email.Trim();
-        if (email.Length > 254 || !MailAddress.TryCreate(email, out var parsed) || parsed.Address != email)
-            return $"'{email}' is not an email address.";
-        var normalized = email.ToLowerInvariant();
+        if (Normalized(email) is not { } normalized)
+            return NotAnEmail(email);
         var request = await db.AdminRequests.FirstOrDefaultAsync(r => r.NetworkId == networkId && r.Email == normalized, ct);
         var now = clock.GetUtcNow();
         if (request is null)
@@ -294,6 +290,15 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     }
 
     public static string Actor(Admin admin) => $"admin:{admin.Email}";
+
+    /// <summary>The address as stored (trimmed, lower case), or null when it is not one plain email address.</summary>
+    private static string? Normalized(string email)
+    {
+        email = email.Trim();
+        return email.Length <= 254 && MailAddress.TryCreate(email, out var parsed) && parsed.Address == email ? email.ToLowerInvariant() : null;
+    }
+
+    private static string NotAnEmail(string email) => $"'{email.Trim()}' is not an email address.";
 
     private static string NewStamp() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 }

@@ -59,9 +59,8 @@ public sealed class ServerCertificate(IOptions<GatehouseOptions> options, TimePr
         var now = clock.GetUtcNow();
         using var created = request.CreateSelfSigned(now.AddMinutes(-5), now.AddYears(5));
         File.WriteAllText(certificatePath, created.ExportCertificatePem());
-        File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(keyPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using (var keyFile = new StreamWriter(Storage.PrivateFiles.Create(keyPath)))
+            keyFile.Write(key.ExportPkcs8PrivateKeyPem());
         return X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
     }
 

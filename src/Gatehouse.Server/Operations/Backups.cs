@@ -1,6 +1,5 @@
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Storage;
-using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Operations;
 
@@ -21,9 +20,8 @@ public static class Backups
         target = Path.GetFullPath(target);
         if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any())
             return $"{target} is not empty; back up into a new folder.";
-        CreatePrivateDirectory(target);
-        await db.Database.ExecuteSqlAsync($"VACUUM INTO {Path.Combine(target, "gatehouse.db")}", ct);
-        OwnerOnly(Path.Combine(target, "gatehouse.db"));
+        PrivateFiles.Folder(target);
+        await PrivateFiles.CopySqliteAsync(db, Path.Combine(target, "gatehouse.db"), ct);
         var data = Path.GetFullPath(options.DataDirectory);
         foreach (var folder in Folders)
             CopyFolder(Path.Combine(data, folder), Path.Combine(target, folder));
@@ -41,15 +39,15 @@ public static class Backups
         if (!File.Exists(Path.Combine(source, "gatehouse.db")))
             return $"{source} holds no gatehouse.db: it is not a Gatehouse backup.";
         var data = Path.GetFullPath(options.DataDirectory);
-        CreatePrivateDirectory(data);
+        PrivateFiles.Folder(data);
         var current = DatabaseFiles.Select(f => Path.Combine(data, f))
             .Concat(Folders.Select(f => Path.Combine(data, f)))
             .Where(p => File.Exists(p) || Directory.Exists(p)).ToList();
         if (current.Count > 0)
         {
             movedAside = Path.Combine(data, "backups", $"replaced-{clock.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}");
-            CreatePrivateDirectory(Path.Combine(data, "backups"));
-            CreatePrivateDirectory(movedAside);
+            PrivateFiles.Folder(Path.Combine(data, "backups"));
+            PrivateFiles.Folder(movedAside);
             foreach (var path in current)
             {
                 var destination = Path.Combine(movedAside, Path.GetFileName(path));
@@ -60,7 +58,7 @@ public static class Backups
             }
         }
         File.Copy(Path.Combine(source, "gatehouse.db"), Path.Combine(data, "gatehouse.db"));
-        OwnerOnly(Path.Combine(data, "gatehouse.db"));
+        PrivateFiles.OwnerOnly(Path.Combine(data, "gatehouse.db"));
         foreach (var folder in Folders)
             CopyFolder(Path.Combine(source, folder), Path.Combine(data, folder));
         return null;
@@ -70,26 +68,12 @@ public static class Backups
     {
         if (!Directory.Exists(from))
             return;
-        CreatePrivateDirectory(to);
+        PrivateFiles.Folder(to);
         foreach (var file in Directory.EnumerateFiles(from))
         {
             var copy = Path.Combine(to, Path.GetFileName(file));
             File.Copy(file, copy);
-            OwnerOnly(copy);
+            PrivateFiles.OwnerOnly(copy);
         }
-    }
-
-    private static void CreatePrivateDirectory(string path)
-    {
-        if (OperatingSystem.IsWindows())
-            Directory.CreateDirectory(path);
-        else
-            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-    }
-
-    private static void OwnerOnly(string path)
-    {
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
     }
 }

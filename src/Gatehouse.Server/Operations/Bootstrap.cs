@@ -30,13 +30,8 @@ public static class Bootstrap
         if (!string.IsNullOrWhiteSpace(secretsFile))
         {
             var path = Path.GetFullPath(secretsFile);
-            var ownerOnly = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows())
-                ownerOnly.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            await using (var file = new StreamWriter(new FileStream(path, ownerOnly)))
+            await using (var file = new StreamWriter(Storage.PrivateFiles.Create(path)))
                 await WriteAsync(file, network, password);
-            if (!OperatingSystem.IsWindows())
-                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             await output.WriteLineAsync($"Gatehouse: first start. The API key and the one-time password are in {path} (readable by this user only).");
             return;
         }

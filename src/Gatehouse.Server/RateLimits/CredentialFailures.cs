@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Tokens;
@@ -14,26 +15,21 @@ namespace Gatehouse.Server.RateLimits;
 /// </summary>
 public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeProvider clock)
 {
-    /// <summary>Beyond this many counted keys, windows already over are dropped first; a spray of addresses cannot grow it without end.</summary>
+    /// <summary>Keys counted in one minute at most; a spray of addresses past it starts the minute's counts afresh rather than grow.</summary>
     private const int MaxKeys = 200_000;
 
-    private readonly ConcurrentDictionary<string, Window> _counts = new(StringComparer.Ordinal);
-
-    private sealed class Window(long minute)
-    {
-        public long Minute { get; } = minute;
-        public int Failures;
-    }
+    /// <summary>This minute's refusals by key. Emptied when the minute turns, so a quiet minute costs the checks nothing.</summary>
+    private readonly ConcurrentDictionary<string, StrongBox<int>> _counts = new(StringComparer.Ordinal);
+    private long _minute;
 
     /// <summary>A 429 for a request from an address, or with a credential, that already failed too often this minute; else null.</summary>
     public ApiError? Refusal(HttpContext http, string kind, string? presented)
     {
         var limits = options.Value.RateLimits;
-        if (!limits.Enabled || _counts.IsEmpty)
+        if (!limits.Enabled || CurrentCounts().IsEmpty)
             return null;
-        var minute = Minute();
-        if (Over(AddressKey(http), minute, limits.FailedCredentialsPerAddressPerMinute)
-            || (!string.IsNullOrEmpty(presented) && Over(CredentialKey(kind, presented), minute, limits.FailuresPerCredentialPerMinute)))
+        if (Over(AddressKey(http), limits.FailedCredentialsPerAddressPerMinute)
+            || (!string.IsNullOrEmpty(presented) && Over(CredentialKey(kind, presented), limits.FailuresPerCredentialPerMinute)))
             return Errors.TooManyRequests(SecondsLeft());
         return null;
     }
@@ -43,36 +39,27 @@ public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeP
     {
         if (!options.Value.RateLimits.Enabled)
             return;
-        var minute = Minute();
-        if (_counts.Count >= MaxKeys)
-            Prune(minute);
-        Count(AddressKey(http), minute);
+        var counts = CurrentCounts();
+        if (counts.Count >= MaxKeys)
+            counts.Clear();
+        Count(counts, AddressKey(http));
         if (!string.IsNullOrEmpty(presented))
-            Count(CredentialKey(kind, presented), minute);
+            Count(counts, CredentialKey(kind, presented));
     }
 
-    private bool Over(string key, long minute, int limit) =>
-        _counts.TryGetValue(key, out var window) && window.Minute == minute && Volatile.Read(ref window.Failures) >= limit;
-
-    private void Count(string key, long minute)
+    private ConcurrentDictionary<string, StrongBox<int>> CurrentCounts()
     {
-        var window = _counts.AddOrUpdate(key, _ => new Window(minute), (_, current) => current.Minute == minute ? current : new Window(minute));
-        Interlocked.Increment(ref window.Failures);
-    }
-
-    private void Prune(long minute)
-    {
-        foreach (var (key, window) in _counts)
-        {
-            if (window.Minute != minute)
-                _counts.TryRemove(key, out _);
-        }
-        // Still full within one minute: the oldest counts are lost rather than memory.
-        if (_counts.Count >= MaxKeys)
+        var minute = clock.GetUtcNow().ToUnixTimeSeconds() / 60;
+        // Read first: every request passes here, and a write each time would bounce the field between cores.
+        if (Volatile.Read(ref _minute) != minute && Interlocked.Exchange(ref _minute, minute) != minute)
             _counts.Clear();
+        return _counts;
     }
 
-    private long Minute() => clock.GetUtcNow().ToUnixTimeSeconds() / 60;
+    private bool Over(string key, int limit) => _counts.TryGetValue(key, out var failures) && Volatile.Read(ref failures.Value) >= limit;
+
+    private static void Count(ConcurrentDictionary<string, StrongBox<int>> counts, string key) =>
+        Interlocked.Increment(ref counts.GetOrAdd(key, _ => new StrongBox<int>()).Value);
 
     private int SecondsLeft() => (int)(60 - (clock.GetUtcNow().ToUnixTimeSeconds() % 60));
 

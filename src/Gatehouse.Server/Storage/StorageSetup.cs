@@ -86,16 +86,13 @@ public static partial class StorageSetup
     /// </summary>
     private static void OwnerOnly(string databasePath)
     {
-        if (OperatingSystem.IsWindows() || string.IsNullOrEmpty(databasePath) || databasePath == ":memory:")
+        if (string.IsNullOrEmpty(databasePath) || databasePath == ":memory:")
             return;
-        const UnixFileMode ownerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         if (!File.Exists(databasePath))
-            new FileStream(databasePath, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = ownerOnly }).Dispose();
-        foreach (var path in new[] { databasePath, databasePath + "-wal", databasePath + "-shm" })
-        {
-            if (File.Exists(path) && File.GetUnixFileMode(path) != ownerOnly)
-                File.SetUnixFileMode(path, ownerOnly);
-        }
+            PrivateFiles.Create(databasePath, FileMode.CreateNew).Dispose();
+        PrivateFiles.OwnerOnly(databasePath);
+        PrivateFiles.OwnerOnly(databasePath + "-wal");
+        PrivateFiles.OwnerOnly(databasePath + "-shm");
     }
 
     private static async Task MigrateUnderLockAsync(GatehouseDb db, GatehouseOptions options, TimeProvider clock, ILogger log, CancellationToken ct)
@@ -153,22 +150,12 @@ public static partial class StorageSetup
     private static bool IsStorageCompatibilityMigration(string migrationId) =>
         migrationId.EndsWith("_" + nameof(StorageCompatibility), StringComparison.Ordinal);
 
-    /// <summary>
-    /// A consistent copy of the database as the previous release left it (VACUUM INTO reads one snapshot), so an
-    /// upgrade on SQLite can always be undone by putting the file back. The folder is the owner's alone: the copy
-    /// holds everything the database does.
-    /// </summary>
+    /// <summary>The database as the previous release left it, so an upgrade on SQLite can always be undone by putting the file back.</summary>
     private static async Task BackUpSqliteAsync(GatehouseDb db, GatehouseOptions options, string firstPending, TimeProvider clock, ILogger log, CancellationToken ct)
     {
-        var folder = Path.Combine(Path.GetFullPath(options.DataDirectory), "backups");
-        if (OperatingSystem.IsWindows())
-            Directory.CreateDirectory(folder);
-        else
-            Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var path = Path.Combine(folder, $"gatehouse-{clock.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}-before-{firstPending}.db");
-        await db.Database.ExecuteSqlAsync($"VACUUM INTO {path}", ct);
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var folder = PrivateFiles.Folder(Path.Combine(Path.GetFullPath(options.DataDirectory), "backups"));
+        var path = Path.Combine(folder.FullName, $"gatehouse-{clock.GetUtcNow():yyyyMMdd'T'HHmmss'Z'}-before-{firstPending}.db");
+        await PrivateFiles.CopySqliteAsync(db, path, ct);
         LogBackedUp(log, path);
     }
 
