@@ -6,6 +6,8 @@ using Gatehouse.Server.Certificates;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.KeysAtRest;
+using Gatehouse.Server.KeysAtRest;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
@@ -30,13 +32,19 @@ public static class GatehouseServices
         services.TryAddSingleton(TimeProvider.System);
 
         services.AddGatehouseStorage();
+        services.AddSingleton(sp => KeyEncryptionKey.Load(sp.GetRequiredService<IOptions<GatehouseOptions>>().Value));
+        services.AddSingleton(sp => KeyEncryptionKey.Load(sp.GetRequiredService<IOptions<GatehouseOptions>>().Value));
         services.AddDataProtection().SetApplicationName("Gatehouse");
         // With PostgreSQL every node must share the key ring, so it lives in the database; with SQLite (one node)
         // it stays in a private folder beside the database, so a copy of the database file alone decrypts nothing.
+        // Either way every master key is sealed with the key-encryption key, which is kept in neither place.
         services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider, IOptions<GatehouseOptions>, ILoggerFactory>((keys, sp, gatehouse, logs) =>
+        {
             keys.XmlRepository = StorageSetup.UsesPostgreSql(gatehouse.Value)
                 ? new EntityFrameworkCoreXmlRepository<GatehouseDb>(sp, logs)
-                : new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs));
+                : new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs);
+            //keys.XmlEncryptor = new KeyRingEncryptor(sp.GetRequiredService<KeyEncryptionKey>());
+        });
 
         services.AddSingleton<SigningKeys>();
         services.AddSingleton<CertificateAuthority>();

@@ -131,6 +131,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         {
             settings["Gatehouse:Database:Provider"] = "PostgreSQL";
             settings["Gatehouse:Database:ConnectionString"] = postgres;
+            settings["Gatehouse:KeyEncryption:Key"] = PostgresServer.KeyEncryptionKey;
         }
         var exit = await Operations.OperatorCommands.RunAsync(["network", "create", "crash"], output, error,
             builder => builder.Configuration.AddInMemoryCollection(settings));

@@ -50,6 +50,8 @@ public class GatehouseServer : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
+        if (Settings.GetValueOrDefault("Gatehouse:Database:Provider") == "PostgreSQL")
+            Settings.TryAdd("Gatehouse:KeyEncryption:Key", PostgresServer.KeyEncryptionKey);
         _app = GatehouseApp.Build([], builder =>
         {
             builder.WebHost.UseUrls("http://127.0.0.1:0;https://127.0.0.1:0");

@@ -16,8 +16,17 @@ namespace Gatehouse.Server.Tests;
 /// </summary>
 public sealed partial class MigrationTests
 {
-    /// <summary>The last migration release 0.1.0 shipped (storage level 1).</summary>
-    private const string LastMigrationOfLevel1 = "20261124071210_Initial|20261124071222_Initial";
+    /// <summary>
+    /// The last migration (SQLite|PostgreSQL) of the last release of each storage level: release 0.1.0 is level 1.
+    /// A release that keeps an older level serving adds that level's entry when it ships.
+    /// </summary>
+    private static readonly Dictionary<int, string> LastMigrationOfLevel = new()
+    {
+        [1] = "20261124071210_Initial|20261124071222_Initial",
+    };
+
+    /// <summary>Read at run time: the rule to apply depends on it, and a constant would make the other branch dead code.</summary>
+    private static int OldestServingLevel { get; } = StorageCompatibility.CurrentOldestServingLevel;
 
     public static TheoryData<string> Providers => new() { StorageSetup.Sqlite, StorageSetup.PostgreSql };
 
@@ -73,10 +82,20 @@ public sealed partial class MigrationTests
     [MemberData(nameof(Providers))]
     public void While_the_previous_release_still_serves_the_schema_every_new_migration_only_adds(string provider)
     {
-        Assert.Equal(1, StorageCompatibility.CurrentOldestServingLevel);
+        if (OldestServingLevel == StorageCompatibility.CurrentLevel)
+        {
+            // No older release serves beside this one: its upgrade stops every node, and the release notes must say so.
+            var changelog = File.ReadAllText(Repository.PathOf("CHANGELOG.md"));
+            var thisRelease = changelog[changelog.IndexOf($"## {StorageCompatibility.ReleaseVersion}", StringComparison.Ordinal)..];
+            Assert.Contains($"storage level {StorageCompatibility.CurrentLevel}", thisRelease, StringComparison.Ordinal);
+            Assert.Contains("stop every node", thisRelease, StringComparison.Ordinal);
+            return;
+        }
+        Assert.True(LastMigrationOfLevel.TryGetValue(OldestServingLevel, out var lastOfOldest),
+            $"Record the last migration of storage level {StorageCompatibility.CurrentOldestServingLevel} in LastMigrationOfLevel.");
         using var db = DesignTimeContext(provider);
         var migrations = db.GetService<IMigrationsAssembly>();
-        var since = migrations.Migrations.Keys.SkipWhile(id => !LastMigrationOfLevel1.Split('|').Contains(id)).Skip(1).ToList();
+        var since = migrations.Migrations.Keys.SkipWhile(id => !lastOfOldest.Split('|').Contains(id)).Skip(1).ToList();
         Assert.NotEmpty(since);
 
         var subtractive = (
@@ -88,7 +107,7 @@ public sealed partial class MigrationTests
             select $"{id}: {operation.GetType().Name} {Describe(operation)}").ToList();
 
         Assert.True(subtractive.Count == 0,
-            "These migrations change or remove what release 0.1.0 reads, so 0.1.0 nodes could not serve beside this release. " +
+            $"These migrations change or remove what storage level {StorageCompatibility.CurrentOldestServingLevel} reads, so its nodes could not serve beside this release. " +
             "Split them (add now, remove in a later release) or raise StorageCompatibility.CurrentOldestServingLevel and document " +
             $"the stop-the-world upgrade: {string.Join("; ", subtractive)}");
     }

@@ -146,6 +146,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
         {
             ["Gatehouse:Database:Provider"] = "PostgreSQL",
             ["Gatehouse:Database:ConnectionString"] = _connectionString,
+            ["Gatehouse:KeyEncryption:Key"] = PostgresServer.KeyEncryptionKey,
             ["Gatehouse:DataDirectory"] = Path.Combine(_work, "operator"),
         }));
         Assert.True(exit == 0, error.ToString());

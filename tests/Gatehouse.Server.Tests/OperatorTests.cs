@@ -199,6 +199,7 @@ public sealed class OperatorTests : IDisposable
         {
             ["Gatehouse:Database:Provider"] = "PostgreSQL",
             ["Gatehouse:Database:ConnectionString"] = "Host=db;Password=hunter2;Bogus Keyword=1",
+            ["Gatehouse:KeyEncryption:Key"] = PostgresServer.KeyEncryptionKey,
         }, "network", "list");
 
         Assert.Equal(2, badValue);

@@ -15,6 +15,12 @@ public class PostgresServer : GatehouseServer
 
     public override bool UsesSqlite => false;
 
+    /// <summary>
+    /// The key-encryption key every PostgreSQL node of the suite is given (a deployment gives each node its own
+    /// deployment's key; docs/deployment.md).
+    /// </summary>
+    public const string KeyEncryptionKey = "e7ma+ViD4a27kn5ZM/pxwvCSVF6AVMFY4BdnjY6jJko=";
+
     public static string AdminConnectionString =>
         Environment.GetEnvironmentVariable("GATEHOUSE_TEST_POSTGRES")
         ?? throw new InvalidOperationException("GATEHOUSE_TEST_POSTGRES is not set: run the tests with ./test.sh, which starts PostgreSQL.");

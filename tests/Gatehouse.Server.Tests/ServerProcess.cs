@@ -36,6 +36,7 @@ public sealed class ServerProcess : IAsyncDisposable
         {
             start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
             start.Environment["Gatehouse__Database__ConnectionString"] = postgresConnectionString;
+            start.Environment["Gatehouse__KeyEncryption__Key"] = PostgresServer.KeyEncryptionKey;
         }
         start.Environment["Gatehouse__DataDirectory"] = dataDirectory;
         start.Environment["Logging__LogLevel__Default"] = "Warning";

@@ -53,6 +53,8 @@ public sealed class GatehouseOptions
 
     public BootstrapOptions Bootstrap { get; set; } = new();
 
+    public KeyEncryptionOptions KeyEncryption { get; set; } = new();
+
     public RetentionOptions Retention { get; set; } = new();
 
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
@@ -190,6 +192,19 @@ public sealed class HttpsOptions
     public List<string> SelfSignedNames { get; set; } = ["localhost", "127.0.0.1", "::1"];
 }
 
+/// <summary>
+/// The key-encryption key (docs/security.md, "Keys at rest"): give one of the two. With neither, SQLite makes the
+/// file <c>key-encryption.key</c> in the data folder on first start; PostgreSQL refuses to start.
+/// </summary>
+public sealed class KeyEncryptionOptions
+{
+    /// <summary>The key itself, base64 of 32 bytes (from a secret store, as Gatehouse__KeyEncryption__Key).</summary>
+    public string? Key { get; set; }
+
+    /// <summary>A file holding the key. On SQLite it is made (0600) on first start when missing; on PostgreSQL it must exist.</summary>
+    public string? KeyFile { get; set; }
+}
+
 /// <summary>Where the first start's secrets go.</summary>
 public sealed class BootstrapOptions
 {
@@ -324,10 +339,30 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             if (value < least || value > TimeSpan.FromDays(36_500))
                 failures.Add($"{p}:Retention:{setting} is {value}; it must be at least {least} and at most 36500 days.");
         }
+        CheckKeyEncryption(failures, options);
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static void CheckKeyEncryption(List<string> failures, GatehouseOptions options)
+    {
+        const string p = GatehouseOptions.Section + ":KeyEncryption";
+        const string make = "make one with `Gatehouse.Server key-encryption-key new`";
+        var settings = options.KeyEncryption;
+        var hasKey = !string.IsNullOrWhiteSpace(settings.Key);
+        var hasFile = !string.IsNullOrWhiteSpace(settings.KeyFile);
+        if (hasKey && hasFile)
+            failures.Add($"{p}:Key and {p}:KeyFile are both set; give the key-encryption key one way only.");
+        else if (hasKey && KeysAtRest.KeyEncryptionKey.Parse(settings.Key!) is null)
+            failures.Add($"{p}:Key is not base64 of {KeysAtRest.KeyEncryptionKey.Length} bytes; {make}.");
+        else if (!hasKey && !hasFile && options.Database.Provider == "PostgreSQL")
+            failures.Add($"{p}:Key or {p}:KeyFile is required with PostgreSQL: every node must be given the same key-encryption key, which is never stored in the database; {make}.");
+        else if (hasFile && !File.Exists(settings.KeyFile) && options.Database.Provider == "PostgreSQL")
+            failures.Add($"{p}:KeyFile names '{settings.KeyFile}', which does not exist; with PostgreSQL every node must be given the same key file ({make}).");
+        else if (hasFile && File.Exists(settings.KeyFile) && KeysAtRest.KeyEncryptionKey.Parse(File.ReadAllText(settings.KeyFile!)) is null)
+            failures.Add($"{p}:KeyFile '{settings.KeyFile}' does not hold base64 of {KeysAtRest.KeyEncryptionKey.Length} bytes; {make}.");
     }
 
     private static void CheckLength(List<string> failures, string setting, int value)

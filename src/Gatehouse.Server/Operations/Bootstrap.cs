@@ -13,6 +13,8 @@ public static class Bootstrap
 
     public static async Task RunAsync(IServiceProvider services, TextWriter output, CancellationToken ct = default)
     {
+        if (services.GetRequiredService<KeysAtRest.KeyEncryptionKey>().CreatedFile is { } keyFile)
+            await output.WriteLineAsync($"Gatehouse: made the key-encryption key {keyFile}. Keep a copy apart from the data folder's backups: without it they open nothing (docs/deployment.md).");
         await using var scope = services.CreateAsyncScope();
         var networks = scope.ServiceProvider.GetRequiredService<NetworkAdministration>();
         var admins = scope.ServiceProvider.GetRequiredService<AdminAccounts>();

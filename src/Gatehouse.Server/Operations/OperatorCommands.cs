@@ -2,6 +2,7 @@ using Gatehouse.Server.Admins;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.KeysAtRest;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.Extensions.Options;
@@ -38,9 +39,11 @@ public static class OperatorCommands
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
+          key-encryption-key new [--file <path>]    print a new key-encryption key, or write it to a new file
+                                                    (0600); give the same one to every PostgreSQL node
         """;
 
-    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "admin", "admin-token", "signing-key", "help", "--help"];
+    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "admin", "admin-token", "signing-key", "key-encryption-key", "help", "--help"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
 
@@ -51,6 +54,10 @@ public static class OperatorCommands
             await output.WriteLineAsync(Usage);
             return 0;
         }
+
+        // Needs no configuration: it is how a PostgreSQL deployment gets the key its configuration must name.
+        if (args is ["key-encryption-key", ..])
+            return await NewKeyEncryptionKeyAsync(args, output, error);
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
         // Standard output carries the command's answer alone; warnings and errors go to standard error.
@@ -109,6 +116,30 @@ public static class OperatorCommands
         {
             await error.WriteLineAsync(e.Message);
             return 3;
+        }
+    }
+
+    private static async Task<int> NewKeyEncryptionKeyAsync(string[] args, TextWriter output, TextWriter error)
+    {
+        switch (args)
+        {
+            case ["key-encryption-key", "new"]:
+                await output.WriteLineAsync(KeyEncryptionKey.NewKeyText());
+                return 0;
+            case ["key-encryption-key", "new", "--file", var path]:
+                if (File.Exists(path))
+                {
+                    await error.WriteLineAsync($"{path} exists; a key-encryption key is never overwritten (the keys it sealed would be lost).");
+                    return 1;
+                }
+                await using (var file = PrivateFiles.Create(path, FileMode.CreateNew))
+                await using (var writer = new StreamWriter(file))
+                    await writer.WriteLineAsync(KeyEncryptionKey.NewKeyText());
+                await output.WriteLineAsync($"Wrote a new key-encryption key to {Path.GetFullPath(path)} (0600). Set Gatehouse:KeyEncryption:KeyFile to it on every node, and keep a copy apart from the database backups.");
+                return 0;
+            default:
+                await error.WriteLineAsync(Usage);
+                return 2;
         }
     }
 

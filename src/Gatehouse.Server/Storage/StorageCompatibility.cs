@@ -16,11 +16,12 @@ public sealed class StorageCompatibility
     public const int CurrentLevel = 2;
 
     /// <summary>
-    /// The lowest level that can still serve the schema this release leaves. 1: every migration since 0.1.0 only
-    /// adds (tables, nullable or defaulted columns, indexes), so 0.1.0 nodes serve beside this release during a
-    /// rolling upgrade and after a rollback (docs/deployment.md). MigrationTests holds migrations to that.
+    /// The lowest level that can still serve the data this release leaves. 2: the migrations since 0.1.0 only add,
+    /// but this release seals the key ring with the key-encryption key, which 0.1.0 cannot open, so the upgrade from
+    /// 0.1.0 stops every node first (docs/deployment.md). MigrationTests holds later migrations to "only add" while
+    /// a release of a lower level than this one's still serves.
     /// </summary>
-    public const int CurrentOldestServingLevel = 1;
+    public const int CurrentOldestServingLevel = 2;
 
     public int Id { get; init; } = SingletonId;
 

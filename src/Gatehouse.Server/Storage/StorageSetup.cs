@@ -62,6 +62,7 @@ public static partial class StorageSetup
             try
             {
                 await MigrateUnderLockAsync(db, options, clock, log, ct);
+                SealKeyRing(services, log);
                 if (firstStart is not null)
                     await firstStart(ct);
             }
@@ -75,8 +76,17 @@ public static partial class StorageSetup
         await MigrateUnderLockAsync(db, options, clock, log, ct);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
         OwnerOnly(db.Database.GetDbConnection().DataSource);
+        SealKeyRing(services, log);
         if (firstStart is not null)
             await firstStart(ct);
+    }
+
+    /// <summary>Before anything reads the key ring (KeyRingSealing): under the lock, so nodes starting together seal once.</summary>
+    private static void SealKeyRing(IServiceProvider services, ILogger log)
+    {
+        var sealedKeys = KeysAtRest.KeyRingSealing.SealClearKeys(services);
+        if (sealedKeys > 0)
+            LogSealed(log, sealedKeys);
     }
 
     /// <summary>
@@ -161,6 +171,9 @@ public static partial class StorageSetup
 
     [LoggerMessage(EventId = 2000, Level = LogLevel.Information, Message = "Applying {Count} database migration(s): {Migrations}")]
     private static partial void LogApplying(ILogger log, int count, IEnumerable<string> migrations);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Sealed {Count} Data Protection master key(s) stored in clear with the key-encryption key; the clear copies are deleted")]
+    private static partial void LogSealed(ILogger log, int count);
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Upgrading the database: the previous one was copied to {Backup} first")]
     private static partial void LogBackedUp(ILogger log, string backup);

@@ -221,6 +221,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         {
             settings["Gatehouse:Database:Provider"] = "PostgreSQL";
             settings["Gatehouse:Database:ConnectionString"] = PostgresConnectionString;
+            settings["Gatehouse:KeyEncryption:Key"] = PostgresServer.KeyEncryptionKey;
         }
         var exit = await OperatorCommands.RunAsync(args, output, error, builder => builder.Configuration.AddInMemoryCollection(settings));
         return (exit, output.ToString(), error.ToString());
@@ -258,6 +259,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         {
             start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
             start.Environment["Gatehouse__Database__ConnectionString"] = PostgresConnectionString;
+            start.Environment["Gatehouse__KeyEncryption__Key"] = PostgresServer.KeyEncryptionKey;
         }
         using var process = Process.Start(start)!;
         _ = process.StandardOutput.ReadToEndAsync();

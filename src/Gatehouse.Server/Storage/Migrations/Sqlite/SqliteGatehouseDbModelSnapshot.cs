@@ -567,6 +567,9 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.Property<long>("CreatedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("ProtectedMacKey")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("ProtectedPrivateKey")
                         .IsRequired()
                         .HasColumnType("TEXT");
