@@ -7,7 +7,6 @@ using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.KeysAtRest;
-using Gatehouse.Server.KeysAtRest;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
