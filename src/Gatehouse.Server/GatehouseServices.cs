@@ -32,7 +32,6 @@ public static class GatehouseServices
 
         services.AddGatehouseStorage();
         services.AddSingleton(sp => KeyEncryptionKey.Load(sp.GetRequiredService<IOptions<GatehouseOptions>>().Value));
-        services.AddSingleton(sp => KeyEncryptionKey.Load(sp.GetRequiredService<IOptions<GatehouseOptions>>().Value));
         services.AddDataProtection().SetApplicationName("Gatehouse");
         // With PostgreSQL every node must share the key ring, so it lives in the database; with SQLite (one node)
         // it stays in a private folder beside the database, so a copy of the database file alone decrypts nothing.
@@ -42,7 +41,7 @@ public static class GatehouseServices
             keys.XmlRepository = StorageSetup.UsesPostgreSql(gatehouse.Value)
                 ? new EntityFrameworkCoreXmlRepository<GatehouseDb>(sp, logs)
                 : new FileSystemXmlRepository(PrivateDirectory(gatehouse.Value.DataDirectory, "keys"), logs);
-            //keys.XmlEncryptor = new KeyRingEncryptor(sp.GetRequiredService<KeyEncryptionKey>());
+            keys.XmlEncryptor = new KeyRingEncryptor(sp.GetRequiredService<KeyEncryptionKey>());
         });
 
         services.AddSingleton<SigningKeys>();

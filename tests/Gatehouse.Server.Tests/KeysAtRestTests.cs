@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -185,12 +184,12 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
     {
         var source = new NpgsqlConnectionStringBuilder(Server.Settings["Gatehouse:Database:ConnectionString"]);
         var dump = Path.Combine(Server.DataDirectory, "stolen.sql");
-        await RunAsync("pg_dump", "-h", source.Host!, "-p", source.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", source.Username!, "-f", dump, source.Database!);
+        await PostgresServer.RunToolAsync("pg_dump", "-h", source.Host!, "-p", source.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", source.Username!, "-f", dump, source.Database!);
         var restored = "gatehouse_stolen_" + Guid.NewGuid().ToString("n");
         await PostgresServer.ExecuteAsync($"CREATE DATABASE {restored}");
         try
         {
-            await RunAsync("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.Host!, "-p", source.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", source.Username!, "-d", restored, "-f", dump);
+            await PostgresServer.RunToolAsync("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.Host!, "-p", source.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", source.Username!, "-d", restored, "-f", dump);
             var connection = new NpgsqlConnectionStringBuilder(source.ConnectionString) { Database = restored, Pooling = false }.ToString();
             await using var db = new PostgresGatehouseDb(StorageSetup.ForPostgreSql(connection).Options);
             var keyRing = (await db.DataProtectionKeys.AsNoTracking().Select(k => k.Xml!).ToListAsync()).Select(XElement.Parse).ToList();
@@ -233,17 +232,5 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
         };
         var exit = await OperatorCommands.RunAsync(["network", "list"], output, error, builder => builder.Configuration.AddInMemoryCollection(settings));
         return (exit, error.ToString());
-    }
-
-    private static async Task RunAsync(string tool, params string[] args)
-    {
-        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => Version.Parse(Path.GetFileName(d) + ".0")).Last();
-        var start = new ProcessStartInfo(Path.Combine(bin, "bin", tool), args) { RedirectStandardError = true, RedirectStandardOutput = true };
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        await output;
-        Assert.True(process.ExitCode == 0, $"{tool}: {error}");
     }
 }

@@ -45,6 +45,22 @@ public class PostgresServer : GatehouseServer
             await ExecuteAsync($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)");
     }
 
+    /// <summary>A PostgreSQL client tool of the newest installed version (pg_dump, psql), which must succeed.</summary>
+    public static async Task RunToolAsync(string tool, params string[] args)
+    {
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => Version.Parse(Path.GetFileName(d) + ".0")).Last();
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Path.Combine(bin, "bin", tool), args)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        await output;
+        Assert.True(process.ExitCode == 0, $"{tool}: {error}");
+    }
+
     public static async Task ExecuteAsync(string sql)
     {
         await using var connection = new NpgsqlConnection(AdminConnectionString);

@@ -1,9 +1,12 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Xml.Linq;
+using Gatehouse.Server.Storage;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.AspNetCore.DataProtection.XmlEncryption;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.KeysAtRest;
@@ -95,11 +98,34 @@ public static partial class KeyRingSealing
         }
         if (clear.Count == 0)
             return 0;
-        if (repository is not IDeletableXmlRepository deletable)
-            throw new InvalidOperationException("The key ring's repository cannot delete the clear copies it holds.");
+        if (repository is EntityFrameworkCoreXmlRepository<GatehouseDb>)
+            SealRows(services, encryptor);
+        else if (repository is IDeletableXmlRepository deletable)
+            StoreSealedThenDeleteClear(repository, deletable, clear, encryptor);
+        else
+            throw new InvalidOperationException("The key ring's repository cannot replace the clear copies it holds.");
+        return clear.Count;
+    }
 
-        // The sealed copy is stored before the clear one goes: a crash between the two leaves the same key twice
-        // (harmless; the next start deletes the clear one), never no key at all.
+    /// <summary>PostgreSQL: each row rewritten in place, in one transaction.</summary>
+    private static void SealRows(IServiceProvider services, IXmlEncryptor encryptor)
+    {
+        using var db = services.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContext();
+        foreach (var row in db.DataProtectionKeys.ToList())
+        {
+            var element = XElement.Parse(row.Xml!);
+            if (element.Descendants().Any(IsClearSecret))
+                row.Xml = Seal(element, encryptor).ToString(SaveOptions.DisableFormatting);
+        }
+        db.SaveChanges();
+    }
+
+    /// <summary>
+    /// Files: the sealed copy is stored before the clear one goes, so a crash between the two leaves the same key
+    /// twice (harmless; the next start deletes the clear one), never no key at all.
+    /// </summary>
+    private static void StoreSealedThenDeleteClear(IXmlRepository repository, IDeletableXmlRepository deletable, List<XElement> clear, IXmlEncryptor encryptor)
+    {
         foreach (var element in clear)
             repository.StoreElement(Seal(element, encryptor), FriendlyName(element));
         var ids = clear.Select(KeyId).ToHashSet(StringComparer.Ordinal);
@@ -111,7 +137,6 @@ public static partial class KeyRingSealing
                     candidate.DeletionOrder = 1;
             }
         });
-        return clear.Count;
     }
 
     private static bool IsClearSecret(XElement element) =>

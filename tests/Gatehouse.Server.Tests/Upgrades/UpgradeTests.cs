@@ -13,8 +13,8 @@ namespace Gatehouse.Server.Tests.Upgrades;
 /// <summary>
 /// A database that release 0.1.0 made and used, upgraded in place by this build: nothing a client or an admin
 /// held stops working, and nothing stored is lost. Each test gets a fresh data folder and, on PostgreSQL, a fresh
-/// database. No secret has moved to new storage in this release yet, so there is nothing to re-protect; the
-/// release that moves one adds that check here.
+/// database. 0.1.0 kept the Data Protection master keys in clear; the first start of this build seals them with the
+/// key-encryption key and deletes the clear copies, which is why 0.1.0 cannot serve beside it (a "Not rolling" upgrade).
 /// </summary>
 [Collection(nameof(ReleaseBuild))]
 public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
@@ -64,11 +64,20 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
     public async Task A_database_of_release_0_1_0_upgrades_in_place_and_everything_it_held_still_works()
     {
         var before = await release.FillAsync(_dataDirectory, PostgresConnectionString);
+        var clearBefore = await KeyRingAsync();
         var server = NewServer();
         await server.InitializeAsync();
         try
         {
             await AssertEverythingStillWorksAsync(server, before);
+
+            // Every master key 0.1.0 left in clear is there once, sealed; no clear copy is left.
+            var after = await KeyRingAsync();
+            Assert.NotEmpty(clearBefore);
+            Assert.All(clearBefore, key => Assert.Contains("<value>", key.Xml, StringComparison.Ordinal));
+            Assert.Equal(clearBefore.Select(k => k.Id).Order(), after.Select(k => k.Id).Order());
+            Assert.All(after, key => Assert.DoesNotContain("masterKey", key.Xml, StringComparison.Ordinal));
+            Assert.All(after, key => Assert.Contains("encryptedSecret", key.Xml, StringComparison.Ordinal));
         }
         finally
         {
@@ -133,7 +142,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         {
             var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
             var compatibility = await db.StorageCompatibility.SingleAsync();
-            Assert.Equal((2, 1, "0.2.0"), (compatibility.Level, compatibility.OldestServingLevel, compatibility.UpgradedBy));
+            Assert.Equal((2, 2, "0.2.0"), (compatibility.Level, compatibility.OldestServingLevel, compatibility.UpgradedBy));
 
             // The audit log: every event 0.1.0 wrote, unchanged.
             var stored = await db.AuditEvents.AsNoTracking().ToDictionaryAsync(e => e.Id, e => $"{e.Kind} {e.Outcome}");
@@ -244,17 +253,31 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         return [.. (await db.Database.GetAppliedMigrationsAsync()).Select(id => id[(id.IndexOf('_', StringComparison.Ordinal) + 1)..])];
     }
 
-    /// <summary>This build's server as an operator starts it: its exit code and what it said on standard error.</summary>
-    private async Task<(int Exit, string Error)> RunServerUntilExitAsync()
+    /// <summary>The master keys of the Data Protection key ring as stored (files on SQLite, rows on PostgreSQL), by key id.</summary>
+    protected async Task<List<(string Id, string Xml)>> KeyRingAsync()
     {
-        var start = new ProcessStartInfo("dotnet", [typeof(GatehouseApp).Assembly.Location])
+        List<string> stored;
+        if (PostgresConnectionString is null)
+            stored = [.. Directory.GetFiles(Path.Combine(_dataDirectory, "keys"), "*.xml").Select(File.ReadAllText)];
+        else
         {
-            WorkingDirectory = _dataDirectory,
+            await using var db = new PostgresGatehouseDb(StorageSetup.ForPostgreSql(PostgresConnectionString).Options);
+            stored = await db.DataProtectionKeys.AsNoTracking().Select(k => k.Xml!).ToListAsync();
+        }
+        return [.. stored.Select(xml => ((string)System.Xml.Linq.XElement.Parse(xml).Attribute("id")!, xml))];
+    }
+
+    /// <summary>A server as an operator starts it (this build, or another release's): its exit code and what it said on standard error.</summary>
+    protected async Task<(int Exit, string Error)> RunServerUntilExitAsync(string? serverAssembly = null, string? dataDirectory = null)
+    {
+        var start = new ProcessStartInfo("dotnet", [serverAssembly ?? typeof(GatehouseApp).Assembly.Location])
+        {
+            WorkingDirectory = dataDirectory ?? _dataDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
         start.Environment["Urls"] = "http://127.0.0.1:0";
-        start.Environment["Gatehouse__DataDirectory"] = _dataDirectory;
+        start.Environment["Gatehouse__DataDirectory"] = dataDirectory ?? _dataDirectory;
         if (PostgresConnectionString is not null)
         {
             start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
@@ -282,34 +305,62 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
 {
     protected override bool OnPostgreSql => false;
 
+    /// <summary>
+    /// docs/deployment.md's SQLite upgrade from 0.1.0: the data folder copied first, the database also copied by the
+    /// upgrade itself; 0.1.0 cannot start on the upgraded folder (its key ring is sealed), and the folder copy rolls back.
+    /// </summary>
     [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-    public async Task The_sqlite_database_is_copied_before_the_upgrade_and_the_old_release_still_serves_the_upgraded_file()
+    public async Task The_upgrade_copies_the_database_first_and_a_copy_of_the_data_folder_rolls_back_to_the_old_release()
     {
         var before = await Release.FillAsync(DataDirectory, null);
         Assert.True(File.GetUnixFileMode(Path.Combine(DataDirectory, "gatehouse.db")).HasFlag(UnixFileMode.OtherRead), "0.1.0 left its database readable by all");
-        var server = NewServer();
-        await server.InitializeAsync();
-        await server.StopAsync();
-
-        var database = Path.Combine(DataDirectory, "gatehouse.db");
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(database));
-        var backup = Assert.Single(Directory.GetFiles(Path.Combine(DataDirectory, "backups")));
-        Assert.Matches(@"gatehouse-\d{8}T\d{6}Z-before-\d{14}_StorageCompatibility\.db$", backup);
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(backup));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(backup)!));
-        await using (var copy = new SqliteGatehouseDb(StorageSetup.ForSqlite($"Data Source={backup};Pooling=false").Options))
+        var folderCopy = GatehouseServer.NewDataDirectory();
+        CopyFolder(DataDirectory, folderCopy);
+        try
         {
-            Assert.Equal(["20261124071210_Initial"], await copy.Database.GetAppliedMigrationsAsync());
-            Assert.Equal(3 + 1, await copy.Networks.CountAsync());
-        }
+            var server = NewServer();
+            await server.InitializeAsync();
+            await server.StopAsync();
 
-        // Rolling back without the copy: 0.1.0 started again on the upgraded file serves what it held.
-        await using var oldRelease = await ServerProcess.StartAsync(null, DataDirectory, Release.ServerAssembly);
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v3/users/me");
-        request.Headers.Authorization = new("Bearer", before["open"]!["alice"]!["accessToken"]!.GetValue<string>());
-        using var me = await oldRelease.Http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+            var database = Path.Combine(DataDirectory, "gatehouse.db");
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(database));
+            var backup = Assert.Single(Directory.GetFiles(Path.Combine(DataDirectory, "backups")));
+            Assert.Matches(@"gatehouse-\d{8}T\d{6}Z-before-\d{14}_StorageCompatibility\.db$", backup);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(backup));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(backup)!));
+            await using (var copy = new SqliteGatehouseDb(StorageSetup.ForSqlite($"Data Source={backup};Pooling=false").Options))
+            {
+                Assert.Equal(["20261124071210_Initial"], await copy.Database.GetAppliedMigrationsAsync());
+                Assert.Equal(3 + 1, await copy.Networks.CountAsync());
+            }
+
+            // 0.1.0 on the upgraded folder: it cannot open the sealed key ring and stops.
+            var (oldExit, _) = await RunServerUntilExitAsync(Release.ServerAssembly);
+            Assert.NotEqual(0, oldExit);
+
+            // Rolling back: the folder copy put back, 0.1.0 serves what it held.
+            GatehouseServer.DeleteDataDirectory(DataDirectory);
+            CopyFolder(folderCopy, DataDirectory);
+            await using var oldRelease = await ServerProcess.StartAsync(null, DataDirectory, Release.ServerAssembly);
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v3/users/me");
+            request.Headers.Authorization = new("Bearer", before["open"]!["alice"]!["accessToken"]!.GetValue<string>());
+            using var me = await oldRelease.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+        }
+        finally
+        {
+            GatehouseServer.DeleteDataDirectory(folderCopy);
+        }
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        foreach (var folder in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(folder.Replace(from, to, StringComparison.Ordinal));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, file.Replace(from, to, StringComparison.Ordinal));
     }
 }
 
@@ -318,59 +369,44 @@ public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(
     protected override bool OnPostgreSql => true;
 
     /// <summary>
-    /// docs/deployment.md's rolling upgrade: a 0.1.0 node keeps serving while a node of this build migrates the shared
-    /// database and serves beside it, each accepting what the other issued; after a rollback (the new node gone, the
-    /// old one restarted on the migrated schema) the old node still serves everything.
+    /// docs/deployment.md's PostgreSQL upgrade from 0.1.0, which is not rolling: a <c>pg_dump</c> first, every 0.1.0
+    /// node stopped, then this build. A 0.1.0 node started afterwards cannot open the sealed key ring and stops; the
+    /// dump restored rolls back, and 0.1.0 serves what it held.
     /// </summary>
     [Fact]
-    public async Task Old_and_new_nodes_serve_side_by_side_during_a_rolling_upgrade_and_after_a_rollback()
+    public async Task The_upgrade_from_0_1_0_stops_old_nodes_and_the_dump_taken_before_rolls_back()
     {
         var before = await Release.FillAsync(DataDirectory, PostgresConnectionString);
         var open = before["open"]!;
         var openNetwork = new TestNetwork(open["networkId"]!.GetValue<string>(), open["apiKey"]!.GetValue<string>());
-        var secure = before["secure"]!;
-        var secureNetwork = new TestNetwork(secure["networkId"]!.GetValue<string>(), secure["apiKey"]!.GetValue<string>());
-        var oldData = GatehouseServer.NewDataDirectory();
-        var oldNode = await ServerProcess.StartAsync(PostgresConnectionString, oldData, Release.ServerAssembly);
+        var dump = Path.Combine(DataDirectory, "before-upgrade.sql");
+        var source = new NpgsqlConnectionStringBuilder(PostgresConnectionString);
+        await PostgresServer.RunToolAsync("pg_dump", "-h", source.Host!, "-p", $"{source.Port}", "-U", source.Username!, "-f", dump, source.Database!);
+
         var newNode = NewServer();
+        await newNode.InitializeAsync();
+        newNode.Clock.SetUtcNow(DateTimeOffset.UtcNow);
+        await AssertSignedInAsAsync(newNode, open["alice"]!["accessToken"]!.GetValue<string>(), "alice");
+        await newNode.StopAsync();
+
+        var oldData = Directory.CreateDirectory(GatehouseServer.NewDataDirectory()).FullName;
+        var rolledBack = "gatehouse_rollback_" + Guid.NewGuid().ToString("n");
         try
         {
-            await newNode.InitializeAsync();
-            newNode.Clock.SetUtcNow(DateTimeOffset.UtcNow);
+            var (oldExit, _) = await RunServerUntilExitAsync(Release.ServerAssembly, oldData);
+            Assert.NotEqual(0, oldExit);
 
-            // A session opened on the old node works on the new one, and the reverse; each refreshes the other's.
-            var onOld = await LoginAsync(oldNode.Http, openNetwork, "olga");
-            var onNew = await newNode.LoginAsync(openNetwork, "nina", "device-nina");
-            newNode.Clock.SetUtcNow(DateTimeOffset.UtcNow);
-            await AssertSignedInAsAsync(newNode, onOld["accessToken"]!.GetValue<string>(), "olga");
-            await AssertMeAsync(oldNode.Http, onNew["accessToken"]!.GetValue<string>(), "nina");
-            using (var refreshedOnNew = await newNode.RefreshAsync(openNetwork, onOld["refreshToken"]!.GetValue<string>()))
-                Assert.Equal(HttpStatusCode.OK, refreshedOnNew.StatusCode);
-            using (var refreshedOnOld = await PostAsync(oldNode.Http, "/api/v4/sessions/refresh", new { refreshToken = onNew["refreshToken"]!.GetValue<string>() }, openNetwork.ApiKey))
-                Assert.Equal(HttpStatusCode.OK, refreshedOnOld.StatusCode);
-
-            // An auth token minted by one node opens a session on the other.
-            var mintedOnOld = await MintAsync(oldNode.Http, secure["serverKey"]!.GetValue<string>(), "oscar");
-            newNode.Clock.SetUtcNow(DateTimeOffset.UtcNow);
-            await newNode.LoginAsync(secureNetwork, "oscar", "device-oscar", mintedOnOld);
-            var mintedOnNew = await newNode.MintAsync(secure["serverKey"]!.GetValue<string>(), "nora");
-            using (var login = await PostAsync(oldNode.Http, "/api/v5/sessions", SessionBody("nora", mintedOnNew), secureNetwork.ApiKey))
-                Assert.Equal(HttpStatusCode.OK, login.StatusCode);
-
-            // Everything 0.1.0 left still works on the new node while the old one runs.
-            await AssertEverythingStillWorksAsync(newNode, before);
-
-            // Rollback: the new node goes, the old release starts again on the migrated schema and serves.
-            await newNode.StopAsync();
-            await oldNode.DisposeAsync();
-            oldNode = await ServerProcess.StartAsync(PostgresConnectionString, oldData, Release.ServerAssembly);
-            await AssertMeAsync(oldNode.Http, onNew["accessToken"]!.GetValue<string>(), "nina");
+            await PostgresServer.ExecuteAsync($"CREATE DATABASE {rolledBack}");
+            await PostgresServer.RunToolAsync("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.Host!, "-p", $"{source.Port}", "-U", source.Username!, "-d", rolledBack, "-f", dump);
+            var rolledBackConnection = new NpgsqlConnectionStringBuilder(PostgresConnectionString) { Database = rolledBack }.ToString();
+            await using var oldNode = await ServerProcess.StartAsync(rolledBackConnection, oldData, Release.ServerAssembly);
+            await AssertMeAsync(oldNode.Http, open["alice"]!["accessToken"]!.GetValue<string>(), "alice");
             await LoginAsync(oldNode.Http, openNetwork, "rollo");
         }
         finally
         {
-            await newNode.StopAsync();
-            await oldNode.DisposeAsync();
+            NpgsqlConnection.ClearAllPools();
+            await PostgresServer.ExecuteAsync($"DROP DATABASE IF EXISTS {rolledBack} WITH (FORCE)");
             GatehouseServer.DeleteDataDirectory(oldData);
         }
     }
@@ -391,15 +427,6 @@ public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, body);
         return JsonNode.Parse(body)!;
-    }
-
-    private static async Task<string> MintAsync(HttpClient http, string serverKey, string userId)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v3/authentication/token?userId={userId}");
-        request.Headers.Add("x-server-key", serverKey);
-        using var response = await http.SendAsync(request);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<string>())!;
     }
 
     private static async Task AssertMeAsync(HttpClient http, string accessToken, string userId)
