@@ -50,6 +50,7 @@ public static class GatehouseApp
         // The server's alone: an operator command must not prune beside (or before) its own migrations.
         builder.Services.AddSingleton<Retention.RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
+        builder.Services.AddHostedService<SigningKeyWatch>();
         builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, GatehouseJson.Default));
         // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
         builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy

@@ -34,7 +34,7 @@ public abstract class JwksTests<TServer>(TServer server) : IClassFixture<TServer
         var network = await server.CreateNetworkAsync();
         var before = (await server.LoginAsync(network, "bob", "device-b"))["accessToken"]!.GetValue<string>();
 
-        var newKid = await server.Services.GetRequiredService<SigningKeys>().RotateAsync();
+        var newKid = await server.Services.GetRequiredService<SigningKeys>().RotateAsync("test");
         var after = (await server.LoginAsync(network, "carol", "device-c"))["accessToken"]!.GetValue<string>();
 
         using var oldStillValid = await server.GetWithBearerAsync("/api/v3/users/me", before);

@@ -142,7 +142,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         var serverKey = await server.GenerateServerKeyAsync(network);
         var before = await server.MintAsync(serverKey, "hugo");
 
-        var newKid = await server.Services.GetRequiredService<SigningKeys>().RotateAsync();
+        var newKid = await server.Services.GetRequiredService<SigningKeys>().RotateAsync("test");
         var after = await server.MintAsync(serverKey, "hugo");
 
         await server.LoginAsync(network, "hugo", "device-h1", before);

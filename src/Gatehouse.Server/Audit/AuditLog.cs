@@ -256,6 +256,7 @@ public static class AuditKinds
     public const string AdminRequestDeclined = "admin.request_declined";
     public const string ChatSettingsChanged = "network.chat_settings_changed";
     public const string SigningKeyRotated = "signing_key.rotated";
+    public const string SigningKeyRetired = "signing_key.retired";
     public const string AdminTokenGenerated = "admin_token.generated";
     public const string AdminTokenRevoked = "admin_token.revoked";
     public const string AdminTokenRefused = "admin_token.refused";

@@ -39,6 +39,8 @@ public static class OperatorCommands
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
+          signing-key list                          every signing key, what it does now, until when
+          signing-key retire <kid>                  refuse every token a rotated-out key signed (a leaked key)
           key-encryption-key new [--file <path>]    print a new key-encryption key, or write it to a new file
                                                     (0600); give the same one to every PostgreSQL node
         """;
@@ -245,9 +247,32 @@ public static class OperatorCommands
                 return 0;
 
             case ["signing-key", "rotate"]:
-                var kid = await services.GetRequiredService<SigningKeys>().RotateAsync();
-                await output.WriteLineAsync($"New signing key {kid}. Restart running servers to sign with it; tokens signed before stay valid.");
+                var kid = await services.GetRequiredService<SigningKeys>().RotateAsync(Actor);
+                await output.WriteLineAsync($"New signing key {kid}. Running servers sign with it within {SigningKeys.ReReadInterval.TotalSeconds:0} seconds; tokens signed before stay valid.");
                 return 0;
+
+            case ["signing-key", "list"]:
+                foreach (var signingKey in await services.GetRequiredService<SigningKeys>().ListAsync())
+                    await output.WriteLineAsync($"{signingKey.Id}  {signingKey.Use.ToString().ToLowerInvariant(),-9}  created {signingKey.CreatedAt:u}" +
+                        (signingKey.VerifiesUntil is { } until ? $"  verifies until {until:u}" : "") + (signingKey.EndedAt is { } ended ? $"  retired {ended:u}" : ""));
+                return 0;
+
+            case ["signing-key", "retire", var retiring]:
+                switch (await services.GetRequiredService<SigningKeys>().RetireAsync(retiring, Actor))
+                {
+                    case RetireOutcome.Ended:
+                        await output.WriteLineAsync($"Signing key {retiring} retired: the tokens it signed are refused (by running servers within {SigningKeys.ReReadInterval.TotalSeconds:0} seconds). Their users sign in again.");
+                        return 0;
+                    case RetireOutcome.StillSigning:
+                        await error.WriteLineAsync($"Signing key {retiring} signs new tokens: run `signing-key rotate` first, then retire it.");
+                        return 1;
+                    case RetireOutcome.AlreadyEnded:
+                        await error.WriteLineAsync($"Signing key {retiring} is already retired.");
+                        return 1;
+                    default:
+                        await error.WriteLineAsync($"No signing key {retiring} (`signing-key list` shows them).");
+                        return 1;
+                }
 
             default:
                 await error.WriteLineAsync(Usage);

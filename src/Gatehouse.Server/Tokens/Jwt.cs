@@ -122,7 +122,8 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
     {
         // The kind is part of the key: a token verified as one kind never passes as another.
         var cacheKey = (kind, token);
-        if (_verified is not null && _verified.TryGetValue(cacheKey, out JsonWebToken? known) && known is not null)
+        // A token remembered as verified is still refused once its key is retired.
+        if (_verified is not null && _verified.TryGetValue(cacheKey, out JsonWebToken? known) && known is not null && keys.Find(known.Kid, kind.Algorithm) is not null)
             return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
 
         var parameters = new TokenValidationParameters

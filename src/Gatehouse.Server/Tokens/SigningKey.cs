@@ -15,4 +15,7 @@ public sealed class SigningKey
 
     /// <summary>Set when a newer key takes over signing; the key still verifies the tokens it signed.</summary>
     public DateTimeOffset? RetiredAt { get; set; }
+
+    /// <summary>Set by <c>signing-key retire</c>: the key verifies nothing any more, so every token it signed is refused.</summary>
+    public DateTimeOffset? EndedAt { get; set; }
 }

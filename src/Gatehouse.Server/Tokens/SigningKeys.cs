@@ -18,7 +18,8 @@ public sealed class SigningKeys(
     IDbContextFactory<GatehouseDb> dbs,
     IDataProtectionProvider dataProtection,
     TimeProvider clock,
-    IOptions<GatehouseOptions> options) : IDisposable
+    IOptions<GatehouseOptions> options,
+    Audit.AuditLog audit) : IDisposable
 {
     private readonly IDataProtector _protector = dataProtection.CreateProtector("Gatehouse.SigningKeys.v1");
     private readonly IDataProtector _macProtector = dataProtection.CreateProtector("Gatehouse.AuthTokenKeys.v1");
@@ -106,27 +107,105 @@ public sealed class SigningKeys(
         }
     }
 
-    /// <summary>A new key signs from now on; the old one only verifies.</summary>
-    public async Task<string> RotateAsync(CancellationToken ct = default)
+    /// <summary>
+    /// A new key signs from now on; the old one only verifies. This node signs with it at once, the others within
+    /// <see cref="ReReadInterval"/> (<see cref="SigningKeyWatch"/>).
+    /// </summary>
+    public async Task<string> RotateAsync(string actor, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var now = clock.GetUtcNow();
-        await db.SigningKeys.Where(k => k.RetiredAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RetiredAt, now), ct);
         var key = NewKey();
-        db.SigningKeys.Add(key);
-        await db.SaveChangesAsync(ct);
+        await using (var transaction = await db.Database.BeginTransactionAsync(ct))
+        {
+            await db.SigningKeys.Where(k => k.RetiredAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RetiredAt, now), ct);
+            db.SigningKeys.Add(key);
+            await db.SaveChangesAsync(ct);
+            await transaction.CommitAsync(ct);
+        }
         await ReloadAsync(db, ct);
+        audit.Record(Audit.AuditKinds.SigningKeyRotated, Audit.Outcomes.Success, actor, detail: key.Id);
         return key.Id;
     }
 
+    /// <summary>
+    /// Ends a key that no longer signs: every token it signed is refused, on this node at once and on the others
+    /// within <see cref="ReReadInterval"/>, and the JWKS stops publishing it. For a key that leaked; rotate first.
+    /// </summary>
+    public async Task<RetireOutcome> RetireAsync(string kid, string actor, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var key = await db.SigningKeys.FirstOrDefaultAsync(k => k.Id == kid, ct);
+        var outcome = key switch
+        {
+            null => RetireOutcome.NotFound,
+            { EndedAt: not null } => RetireOutcome.AlreadyEnded,
+            { RetiredAt: null } => RetireOutcome.StillSigning,
+            _ => RetireOutcome.Ended,
+        };
+        if (outcome != RetireOutcome.Ended)
+            return outcome;
+        key!.EndedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(ct);
+        await ReloadAsync(db, ct);
+        audit.Record(Audit.AuditKinds.SigningKeyRetired, Audit.Outcomes.Success, actor, detail: kid);
+        return outcome;
+    }
+
+    /// <summary>Every key with what it does now, newest first (the console and <c>signing-key list</c>).</summary>
+    public async Task<IReadOnlyList<SigningKeyState>> ListAsync(CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var horizon = clock.GetUtcNow() - options.Value.Sessions.AccessTokenLifetime;
+        var rows = await db.SigningKeys.AsNoTracking().ToListAsync(ct);
+        return [.. rows.OrderByDescending(k => k.CreatedAt).Select(k => new SigningKeyState(k.Id, k.CreatedAt, k.RetiredAt, k.EndedAt,
+            k.EndedAt is not null ? SigningKeyUse.Ended
+            : k.RetiredAt is null ? SigningKeyUse.Signing
+            : k.RetiredAt > horizon ? SigningKeyUse.Verifying
+            : SigningKeyUse.Expired,
+            k.RetiredAt is { } retired && k.EndedAt is null ? retired + options.Value.Sessions.AccessTokenLifetime : null))];
+    }
+
+    /// <summary>How often every node re-reads the keys, so a rotation or a retirement on another node reaches it.</summary>
+    public static readonly TimeSpan ReReadInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Re-reads the keys when the stored set differs from the one in memory (a cheap query of ids and states;
+    /// the keys are decrypted only on a change). True when it changed.
+    /// </summary>
+    public async Task<bool> ReloadIfChangedAsync(CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var stored = Stamp(await InUse(db).Select(k => new StampRow(k.Id, k.RetiredAt == null)).ToListAsync(ct));
+        if (_keys is { } loaded && loaded.Stamp == stored)
+            return false;
+        await _refresh.WaitAsync(ct);
+        try
+        {
+            await ReloadAsync(db, ct);
+            return true;
+        }
+        finally
+        {
+            _refresh.Release();
+        }
+    }
+
+    private IQueryable<SigningKey> InUse(GatehouseDb db)
+    {
+        // A key retired longer ago than any token lives has nothing left to verify; an ended one verifies nothing.
+        var horizon = clock.GetUtcNow() - options.Value.Sessions.AccessTokenLifetime;
+        return db.SigningKeys.AsNoTracking().Where(k => k.EndedAt == null && (k.RetiredAt == null || k.RetiredAt > horizon));
+    }
+
+    private sealed record StampRow(string Id, bool Signing);
+
+    private static string Stamp(IEnumerable<StampRow> rows) =>
+        string.Join(',', rows.OrderBy(r => r.Id, StringComparer.Ordinal).Select(r => r.Signing ? r.Id + "*" : r.Id));
+
     private async Task ReloadAsync(GatehouseDb db, CancellationToken ct)
     {
-        // A key retired longer ago than any token lives has nothing left to verify.
-        var horizon = clock.GetUtcNow() - options.Value.Sessions.AccessTokenLifetime;
-        var rows = await db.SigningKeys.AsNoTracking()
-            .Where(k => k.RetiredAt == null || k.RetiredAt > horizon)
-            .OrderByDescending(k => k.CreatedAt)
-            .ToListAsync(ct);
+        var rows = await InUse(db).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
         var loaded = rows.Select(row => (row, key: Unprotect(row))).ToList();
         var signing = loaded.First(k => k.row.RetiredAt == null);
         var macs = loaded.Where(k => k.row.ProtectedMacKey is not null)
@@ -136,7 +215,8 @@ public sealed class SigningKeys(
             loaded.ToFrozenDictionary(k => k.row.Id, k => (SecurityKey)k.key, StringComparer.Ordinal),
             new SigningCredentials(macs[signing.row.Id], SecurityAlgorithms.HmacSha256),
             macs,
-            new JsonWebKeySetResponse(loaded.Select(k => PublicJwk.Of(k.key)).ToList()));
+            new JsonWebKeySetResponse(loaded.Select(k => PublicJwk.Of(k.key)).ToList()),
+            Stamp(rows.Select(r => new StampRow(r.Id, r.RetiredAt == null))));
     }
 
     private SigningKey NewKey()
@@ -185,8 +265,34 @@ public sealed class SigningKeys(
         FrozenDictionary<string, SecurityKey> Verifying,
         SigningCredentials MacSigning,
         FrozenDictionary<string, SecurityKey> MacVerifying,
-        JsonWebKeySetResponse Published);
+        JsonWebKeySetResponse Published,
+        string Stamp);
 }
+
+public enum RetireOutcome
+{
+    Ended,
+    NotFound,
+    StillSigning,
+    AlreadyEnded,
+}
+
+public enum SigningKeyUse
+{
+    /// <summary>Signs new tokens (one key).</summary>
+    Signing,
+
+    /// <summary>Replaced by a rotation; verifies the tokens it signed until they have all expired.</summary>
+    Verifying,
+
+    /// <summary>Every token it signed has expired.</summary>
+    Expired,
+
+    /// <summary>Retired by an operator: verifies nothing.</summary>
+    Ended,
+}
+
+public sealed record SigningKeyState(string Id, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt, DateTimeOffset? EndedAt, SigningKeyUse Use, DateTimeOffset? VerifiesUntil);
 
 /// <summary>RFC 7517 key set: public halves only.</summary>
 public sealed record JsonWebKeySetResponse(IReadOnlyList<PublicJwk> Keys);

@@ -574,6 +574,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
+                    b.Property<DateTimeOffset?>("EndedAt")
+                        .HasColumnType("timestamp with time zone");
+
                     b.Property<string>("ProtectedMacKey")
                         .HasColumnType("text");
 

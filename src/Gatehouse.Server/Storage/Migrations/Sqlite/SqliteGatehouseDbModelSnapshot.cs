@@ -567,6 +567,9 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.Property<long>("CreatedAt")
                         .HasColumnType("INTEGER");
 
+                    b.Property<long?>("EndedAt")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("ProtectedMacKey")
                         .HasColumnType("TEXT");
 

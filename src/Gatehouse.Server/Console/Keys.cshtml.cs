@@ -1,0 +1,67 @@
+using Gatehouse.Server.Tokens;
+using Microsoft.AspNetCore.Mvc;
+
+namespace Gatehouse.Server.Console;
+
+/// <summary>Portal → Signing keys: the keys that sign every network's tokens, for super admins to rotate and retire.</summary>
+public sealed class KeysModel(SigningKeys keys, TimeProvider clock) : ConsolePage
+{
+    public const string Here = "/console/keys";
+
+    [BindProperty(SupportsGet = true)]
+    public string? Confirm { get; set; }
+
+    [BindProperty(SupportsGet = true)]
+    public string? Kid { get; set; }
+
+    public IReadOnlyList<SigningKeyState> Keys { get; private set; } = [];
+    public DateTimeOffset Now => clock.GetUtcNow();
+
+    /// <summary>The key a retirement is being confirmed for, when it may be retired.</summary>
+    public SigningKeyState? Retiring => Confirm == "retire" ? Keys.FirstOrDefault(k => k.Id == Kid && k.Use is SigningKeyUse.Verifying or SigningKeyUse.Expired) : null;
+
+    public bool DialogOpen => Confirm == "rotate" || Retiring is not null;
+
+    public async Task<IActionResult> OnGetAsync()
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        Keys = await keys.ListAsync(HttpContext.RequestAborted);
+        return Page();
+    }
+
+    public async Task<IActionResult> OnPostRotateAsync()
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        var kid = await keys.RotateAsync(Actor, HttpContext.RequestAborted);
+        Status = $"Key {Abbreviated(kid)} signs new tokens now (every node within {SigningKeys.ReReadInterval.TotalSeconds:0} seconds). Tokens signed before stay valid.";
+        return Redirect(Here);
+    }
+
+    public async Task<IActionResult> OnPostRetireAsync(string? kid)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        Status = await keys.RetireAsync(kid ?? "", Actor, HttpContext.RequestAborted) switch
+        {
+            RetireOutcome.Ended => $"Key {Abbreviated(kid!)} is retired: every token it signed is refused, and their users sign in again.",
+            RetireOutcome.StillSigning => "That key signs new tokens: rotate first, then retire it.",
+            RetireOutcome.AlreadyEnded => "That key was already retired.",
+            _ => "No such key.",
+        };
+        return Redirect(Here);
+    }
+
+    /// <summary>Key ids are 43-character thumbprints; the start is enough to tell them apart on screen.</summary>
+    public static string Abbreviated(string kid) => kid.Length > 12 ? kid[..12] + "…" : kid;
+
+    public string Age(DateTimeOffset at)
+    {
+        var age = Now - at;
+        return age.TotalDays >= 2 ? $"{(int)age.TotalDays} days ago"
+            : age.TotalHours >= 2 ? $"{(int)age.TotalHours} hours ago"
+            : age.TotalMinutes >= 2 ? $"{(int)age.TotalMinutes} minutes ago"
+            : "just now";
+    }
+}
