@@ -152,13 +152,13 @@ public sealed class SigningKeys(
         return outcome;
     }
 
-    /// <summary>Every key with what it does now, newest first (the console and <c>signing-key list</c>).</summary>
+    /// <summary>Every key with what it does now, the signing one first, then newest first (the console and <c>signing-key list</c>).</summary>
     public async Task<IReadOnlyList<SigningKeyState>> ListAsync(CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var horizon = clock.GetUtcNow() - options.Value.Sessions.AccessTokenLifetime;
         var rows = await db.SigningKeys.AsNoTracking().ToListAsync(ct);
-        return [.. rows.OrderByDescending(k => k.CreatedAt).Select(k => new SigningKeyState(k.Id, k.CreatedAt, k.RetiredAt, k.EndedAt,
+        return [.. rows.OrderBy(k => k.RetiredAt is null ? 0 : 1).ThenByDescending(k => k.CreatedAt).Select(k => new SigningKeyState(k.Id, k.CreatedAt, k.RetiredAt, k.EndedAt,
             k.EndedAt is not null ? SigningKeyUse.Ended
             : k.RetiredAt is null ? SigningKeyUse.Signing
             : k.RetiredAt > horizon ? SigningKeyUse.Verifying
