@@ -47,6 +47,13 @@ public static class GatehouseApp
         builder.Services.AddGatehouseConsole();
         builder.Services.AddGatehouseObservability();
         builder.Services.AddGatehouseRateLimits();
+        builder.Services.AddSingleton<StartupGate>();
+        // Data Protection's hosted service reads the key ring as the host starts, and on PostgreSQL the key ring is in a
+        // database that may not answer, or be migrated, yet (StartupGate): it loads instead when the start-up steps
+        // first decrypt the signing keys.
+        foreach (var preload in builder.Services.Where(s => s.ServiceType == typeof(IHostedService)
+                     && s.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
+            builder.Services.Remove(preload);
         // The server's alone: an operator command must not prune beside (or before) its own migrations.
         builder.Services.AddSingleton<Retention.RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
@@ -63,6 +70,7 @@ public static class GatehouseApp
         var app = builder.Build();
         app.UseClientAddresses();
         app.UseEnvelopeForEveryError();
+        app.Use(app.Services.GetRequiredService<StartupGate>().HandleAsync);
         app.UseStaticFiles();
         app.UseRateLimiter();
         app.UseCors();
@@ -95,5 +103,13 @@ public static class GatehouseApp
             await app.Services.GetRequiredService<CertificateAuthority>().LoadAsync(ct);
             await Bootstrap.RunAsync(app.Services, output, ct);
         });
+        app.Services.GetRequiredService<StartupGate>().Open();
     }
+
+    /// <summary>
+    /// <see cref="InitializeAsync"/> for a server already listening: tried again while the database does not answer
+    /// (the node answers 503 meanwhile, see <see cref="StartupGate"/>); any other failure is thrown.
+    /// </summary>
+    public static Task InitializeWhenDatabaseAnswersAsync(WebApplication app, TextWriter output, CancellationToken ct) =>
+        app.Services.GetRequiredService<StartupGate>().RetryAsync(() => InitializeAsync(app, output), ct);
 }

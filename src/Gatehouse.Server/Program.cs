@@ -6,11 +6,14 @@ using Gatehouse.Server.Storage;
 if (OperatorCommands.IsCommand(args))
     return await OperatorCommands.RunAsync(args, Console.Out, Console.Error);
 
+WebApplication? app = null;
 try
 {
-    var app = GatehouseApp.Build(args);
-    await GatehouseApp.InitializeAsync(app, Console.Out);
-    await app.RunAsync();
+    app = GatehouseApp.Build(args);
+    // Listening first, so a node started before its database (or during an outage) answers its probes and waits.
+    await app.StartAsync();
+    await GatehouseApp.InitializeWhenDatabaseAnswersAsync(app, Console.Out, app.Lifetime.ApplicationStopping);
+    await app.WaitForShutdownAsync();
     return 0;
 }
 catch (Exception e) when (ConfigurationProblems.Of(e) is { } problems)
@@ -23,5 +26,12 @@ catch (Exception e) when (ConfigurationProblems.Of(e) is { } problems)
 catch (StorageTooNewException e)
 {
     await Console.Error.WriteLineAsync($"Gatehouse cannot start: {e.Message}");
+    // It was already listening, answering 503.
+    await app!.StopAsync();
     return 3;
+}
+finally
+{
+    if (app is not null)
+        await app.DisposeAsync();
 }

@@ -10,6 +10,7 @@ namespace Gatehouse.Server.Tests;
 public sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
 
     private ServerProcess(Process process, Uri baseAddress)
     {
@@ -21,7 +22,14 @@ public sealed class ServerProcess : IAsyncDisposable
     public Uri BaseAddress { get; }
     public HttpClient Http { get; }
 
-    public static async Task<ServerProcess> StartAsync(string? postgresConnectionString, string dataDirectory, string? serverAssembly = null)
+    /// <summary>What the process wrote so far, standard output and standard error, line by line.</summary>
+    public string Output => string.Join('\n', _output);
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>A started node; with <paramref name="waitReady"/> false, returned before it even listens.</summary>
+    public static async Task<ServerProcess> StartAsync(string? postgresConnectionString, string dataDirectory, string? serverAssembly = null,
+        bool waitReady = true)
     {
         var port = FreePort();
         Directory.CreateDirectory(dataDirectory);
@@ -42,13 +50,23 @@ public sealed class ServerProcess : IAsyncDisposable
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         // The load in these tests is one client address far above the per-address limit; durability is measured.
         start.Environment["Gatehouse__RateLimits__Enabled"] = "false";
-        var process = Process.Start(start)!;
-        // Drained so a chatty server never blocks on a full pipe.
-        _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
+        var process = new Process { StartInfo = start };
         var node = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"));
-        await node.WaitReadyAsync();
+        // Drained so a chatty server never blocks on a full pipe.
+        process.OutputDataReceived += (_, line) => node.Keep(line.Data);
+        process.ErrorDataReceived += (_, line) => node.Keep(line.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (waitReady)
+            await node.WaitReadyAsync();
         return node;
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is not null)
+            _output.Enqueue(line);
     }
 
     public double ResidentMegabytes()

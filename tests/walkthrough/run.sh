@@ -21,10 +21,10 @@ dotnet build src/Gatehouse.Server -v quiet -nologo >/dev/null
 dotnet run --project src/Gatehouse.Server --no-build >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 60); do
-  curl -sf http://127.0.0.1:5080/healthz >/dev/null 2>&1 && break
+  curl -sf http://127.0.0.1:5080/readyz >/dev/null 2>&1 && break
   sleep 1
 done
-curl -sf http://127.0.0.1:5080/healthz >/dev/null || { echo "walkthrough: server did not start"; cat "$work/server.log"; exit 1; }
+curl -sf http://127.0.0.1:5080/readyz >/dev/null || { echo "walkthrough: server did not become ready"; cat "$work/server.log"; exit 1; }
 grep -q "One-time password:" "$work/server.log" || { echo "walkthrough: first start printed no bootstrap admin"; exit 1; }
 
 if bash -euo pipefail "$work/walkthrough.sh" >"$work/walkthrough.log" 2>&1; then

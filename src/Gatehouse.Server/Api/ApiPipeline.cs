@@ -1,25 +1,36 @@
+using Gatehouse.Server.Storage;
 using Microsoft.AspNetCore.Diagnostics;
 
 namespace Gatehouse.Server.Api;
 
 /// <summary>Whatever goes wrong, the answer is the contract's envelope, never a stack trace.</summary>
-public static class ApiPipeline
+public static partial class ApiPipeline
 {
     public static void UseEnvelopeForEveryError(this WebApplication app)
     {
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ApiPipeline));
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
             ExceptionHandler = http =>
             {
-                var failure = http.Features.Get<IExceptionHandlerFeature>()?.Error;
+                var handled = http.Features.Get<IExceptionHandlerFeature>();
+                var failure = handled?.Error;
+                // A database that does not answer is worth a retry (503), not a "server error" (500); during an outage
+                // every request fails the same way, so each is one line, not a stack trace.
+                if (failure is not null && DatabaseOutage.Is(failure))
+                {
+                    LogUnavailable(log, DatabaseOutage.Describe(failure), http.Request.Method,
+                        (handled!.Endpoint as RouteEndpoint)?.RoutePattern.RawText ?? "(no endpoint)");
+                    return Errors.Unavailable.ExecuteAsync(http);
+                }
                 var error = failure is BadHttpRequestException bad
                     ? new ApiError(bad.StatusCode, 400000, "bad_http_request", "The request could not be read.")
-                    : DatabaseUnavailable(failure) ? Errors.Unavailable
                     : Errors.Internal;
                 return error.ExecuteAsync(http);
             },
-            // The framework logs the exception; a client that went away is not a server failure.
-            SuppressDiagnosticsCallback = context => context.Exception is OperationCanceledException or BadHttpRequestException,
+            // The framework logs any other exception; a client that went away is not a server failure.
+            SuppressDiagnosticsCallback = context => context.Exception is OperationCanceledException or BadHttpRequestException
+                || DatabaseOutage.Is(context.Exception),
         });
         app.UseStatusCodePages(context =>
         {
@@ -37,16 +48,9 @@ public static class ApiPipeline
         });
     }
 
-    /// <summary>A database that cannot be reached is worth a retry (503), not a "server error" (500).</summary>
-    private static bool DatabaseUnavailable(Exception? failure)
-    {
-        for (var e = failure; e is not null; e = e.InnerException)
-        {
-            if (e is System.Data.Common.DbException or TimeoutException or System.Net.Sockets.SocketException)
-                return true;
-        }
-        return false;
-    }
+    // The route's template, never its values: a path can hold a user id.
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Warning, Message = "The database does not answer ({Failure}): 503 to {Method} {Route}")]
+    private static partial void LogUnavailable(ILogger log, string failure, string method, string route);
 
     /// <summary>People read the console: a refusal there is a short page, not JSON.</summary>
     private static Task ConsoleStatusPageAsync(HttpContext http)

@@ -72,7 +72,8 @@ public static class Errors
     public static readonly ApiError UserNotFound = new(404, 400400, "user_not_found", "The user was not found in this network.");
 
     // 500000: never says why, the log does.
-    public static readonly ApiError Unavailable = new(503, 500000, "unavailable", "The service cannot reach its database right now; retry shortly.");
+    public static readonly ApiError Unavailable = new(503, 500000, "unavailable", "The database does not answer; try again shortly.");
+    public static readonly ApiError Starting = new(503, 500000, "starting", "Gatehouse is starting: the database does not answer yet; try again shortly.");
 
     public static ApiError TooManyRequests(int retryAfterSeconds) =>
         new(429, 429000, "rate_limited", "Too many requests; retry after the time in Retry-After.") { RetryAfterSeconds = retryAfterSeconds };

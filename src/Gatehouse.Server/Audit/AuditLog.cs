@@ -210,6 +210,12 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt));
             }
+            catch (Exception e) when (DatabaseOutage.Is(e))
+            {
+                // The lost events matter, the stack trace of a database that does not answer does not.
+                LogWriteFailedUnavailable(batch.Count, DatabaseOutage.Describe(e));
+                return;
+            }
             catch (Exception e)
             {
                 LogWriteFailed(e, batch.Count);
@@ -227,6 +233,9 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Error, Message = "Could not store {Count} audit events")]
     private partial void LogWriteFailed(Exception exception, int count);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Error, Message = "Could not store {Count} audit events: the database does not answer ({Failure})")]
+    private partial void LogWriteFailedUnavailable(int count, string failure);
 }
 
 /// <summary>Event kinds, one catalogue so the console can filter on them.</summary>

@@ -1,7 +1,11 @@
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Operations;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
 using OpenTelemetry.Metrics;
 using Scalar.AspNetCore;
 
@@ -32,13 +36,27 @@ public static class ObservabilitySetup
             .WithOpenApiRoutePattern("/openapi/{documentName}.json"));
     }
 
-    /// <summary>Ready when the database answers and the signing keys are loaded; otherwise 503 in the envelope.</summary>
-    private static async Task<IResult> ReadyAsync(GatehouseDb db, SigningKeys keys, CancellationToken ct)
+    /// <summary>
+    /// A load balancer gives up on a probe after a few seconds and counts the node as failed anyway: a 503 within
+    /// this is worth more than one after the connection string's whole connect timeout.
+    /// </summary>
+    private const int ReadinessTimeoutSeconds = 2;
+
+    /// <summary>
+    /// Ready when the start-up steps have run, the database answers (within <see cref="ReadinessTimeoutSeconds"/>) and
+    /// the signing keys are loaded; otherwise 503 in the envelope.
+    /// </summary>
+    private static async Task<IResult> ReadyAsync(StartupGate startup, IOptions<GatehouseOptions> options, GatehouseDb db, SigningKeys keys,
+        CancellationToken ct)
     {
+        if (!startup.IsOpen)
+            return Errors.Starting;
         bool databaseAnswers;
         try
         {
-            databaseAnswers = await db.Database.CanConnectAsync(ct);
+            databaseAnswers = StorageSetup.UsesPostgreSql(options.Value)
+                ? await PostgreSqlAnswersAsync(StorageSetup.PostgreSqlConnectionString(options.Value), ct)
+                : await db.Database.CanConnectAsync(ct);
         }
         catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException)
         {
@@ -49,5 +67,27 @@ public static class ObservabilitySetup
         if (!keys.Loaded)
             return new ApiError(503, 500000, "not_ready", "The signing keys are not loaded yet.");
         return TypedResults.Json(new ReadyResponse("ready"), GatehouseJson.Default.ReadyResponse);
+    }
+
+    /// <summary>
+    /// What EF Core's CanConnect does (open a connection of its own, outside the pool, so a broken pooled one proves
+    /// nothing), with the connect timeout capped: Npgsql does not cancel an open that waits for a hung server's first
+    /// answer, so a cancellation token could not bound it, and the operator's Timeout may be long.
+    /// </summary>
+    private static async Task<bool> PostgreSqlAnswersAsync(string connectionString, CancellationToken ct)
+    {
+        var probe = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, Multiplexing = false };
+        if (probe.Timeout is 0 or > ReadinessTimeoutSeconds)
+            probe.Timeout = ReadinessTimeoutSeconds;
+        await using var connection = new NpgsqlConnection(probe.ConnectionString);
+        try
+        {
+            await connection.OpenAsync(ct);
+            return true;
+        }
+        catch (NpgsqlException)
+        {
+            return false;
+        }
     }
 }

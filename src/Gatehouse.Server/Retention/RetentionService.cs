@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Observability;
+using Gatehouse.Server.Operations;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -17,7 +18,7 @@ public sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens);
 /// each delete is idempotent. Counts go to the log and to the gatehouse.retention.deleted counter.
 /// </summary>
 public sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs, IOptions<GatehouseOptions> options, TimeProvider clock,
-    IMeterFactory meters, ILogger<RetentionService> log) : BackgroundService
+    IMeterFactory meters, StartupGate startup, ILogger<RetentionService> log) : BackgroundService
 {
     private const int Batch = 2_000;
     private readonly Counter<long> _deleted = meters.Create(SecurityMetrics.MeterName).CreateCounter<long>(
@@ -27,6 +28,15 @@ public sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs,
     {
         if (!options.Value.Retention.Enabled)
             return;
+        try
+        {
+            // The server starts listening, and this service, before the database has answered and been migrated.
+            await startup.Opened.WaitAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
         while (!stoppingToken.IsCancellationRequested)
         {
             try

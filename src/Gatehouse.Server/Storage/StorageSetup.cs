@@ -8,6 +8,7 @@ using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace Gatehouse.Server.Storage;
 
@@ -25,6 +26,34 @@ public static partial class StorageSetup
     }
 
     public static bool UsesPostgreSql(GatehouseOptions options) => options.Database.Provider == PostgreSql;
+
+    /// <summary>
+    /// The operator's connection string with Gatehouse's timeouts wherever it sets none. Npgsql's own (15 s to
+    /// connect or wait for a pooled connection, 30 s per command) leave a request on a hung database waiting most of a
+    /// minute; with these it answers 503 within 5 s. When a command times out Npgsql also asks the server to cancel it,
+    /// through a new connection that may wait the connect timeout twice (once for TLS, once without), so the worst
+    /// case is Command Timeout + 2 × Timeout: 2 + 2 × 1 = 4 s (docs/operations.md).
+    /// </summary>
+    public static string PostgreSqlConnectionString(GatehouseOptions options)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(options.Database.ConnectionString);
+        // Keys holds the settings the string names, by their canonical name, whatever spelling the operator used.
+        var named = builder.Keys.Cast<string>().ToHashSet(StringComparer.OrdinalIgnoreCase);
+        if (!named.Contains("Timeout"))
+            builder.Timeout = PostgreSqlConnectTimeoutSeconds;
+        if (!named.Contains("Command Timeout"))
+            builder.CommandTimeout = PostgreSqlCommandTimeoutSeconds;
+        return builder.ConnectionString;
+    }
+
+    private const int PostgreSqlConnectTimeoutSeconds = 1;
+    private const int PostgreSqlCommandTimeoutSeconds = 2;
+
+    /// <summary>
+    /// A migration may rewrite a large table, and a node starting beside another waits for its migration: each command
+    /// gets at least Npgsql's own 30 s, not the seconds a request does (0, no limit, stays no limit).
+    /// </summary>
+    private const int MigrationCommandTimeoutSeconds = 30;
 
     public static string SqliteConnectionString(GatehouseOptions options)
     {
@@ -56,6 +85,8 @@ public static partial class StorageSetup
         await using var db = await services.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContextAsync(ct);
         if (db.Database.IsNpgsql())
         {
+            var commandTimeout = ((NpgsqlConnection)db.Database.GetDbConnection()).CommandTimeout;
+            db.Database.SetCommandTimeout(commandTimeout == 0 ? 0 : Math.Max(commandTimeout, MigrationCommandTimeoutSeconds));
             // Nodes starting together take turns: the session-level lock lives on the connection EF migrates on.
             await db.Database.OpenConnectionAsync(ct);
             await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_lock(4711001)", ct);
@@ -191,6 +222,21 @@ public static partial class StorageSetup
             .UseNpgsql(connectionString, npgsql => npgsql.UseParameterizedCollectionMode(ParameterTranslationMode.Parameter));
 
     /// <summary>
+    /// EF Core logs every failed connection, command, query, save and transaction at Error with the whole exception,
+    /// before the exception reaches the code that handles it. That code logs it once: the exception handler (one
+    /// warning line for a database outage, the error with its stack trace for anything else), the audit writer, the
+    /// retention service. EF Core's own copies go to Debug, so an outage costs one line per request, not three stack
+    /// traces, and a conflict the session writer retries alone costs none.
+    /// </summary>
+    private static DbContextOptionsBuilder<T> LoggingTo<T>(this DbContextOptionsBuilder<T> builder, ILoggerFactory logs) where T : DbContext =>
+        builder.UseLoggerFactory(logs).ConfigureWarnings(events => events.Log(
+            (RelationalEventId.ConnectionError, LogLevel.Debug),
+            (RelationalEventId.CommandError, LogLevel.Debug),
+            (RelationalEventId.TransactionError, LogLevel.Debug),
+            (CoreEventId.QueryIterationFailed, LogLevel.Debug),
+            (CoreEventId.SaveChangesFailed, LogLevel.Debug)));
+
+    /// <summary>
     /// Contexts of the configured provider, pooled. Chosen at first use rather than at registration, so the
     /// provider comes from the same validated options as everything else.
     /// </summary>
@@ -202,11 +248,11 @@ public static partial class StorageSetup
             var settings = options.Value;
             if (UsesPostgreSql(settings))
             {
-                var pool = new PooledDbContextFactory<PostgresGatehouseDb>(ForPostgreSql(settings.Database.ConnectionString!).UseLoggerFactory(logs).Options);
+                var pool = new PooledDbContextFactory<PostgresGatehouseDb>(ForPostgreSql(PostgreSqlConnectionString(settings)).LoggingTo(logs).Options);
                 return pool.CreateDbContext;
             }
             var sqlite = new PooledDbContextFactory<SqliteGatehouseDb>(ForSqlite(SqliteConnectionString(settings))
-                .AddInterceptors(new CommittedWrites.Watcher(writes)).UseLoggerFactory(logs).Options);
+                .AddInterceptors(new CommittedWrites.Watcher(writes)).LoggingTo(logs).Options);
             return sqlite.CreateDbContext;
         });
 
