@@ -21,11 +21,14 @@ public sealed partial class SigningKeyWatch(SigningKeys keys, ILogger<SigningKey
                     LogChanged(log);
                 failing = false;
             }
-            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
-                // The keys in memory keep serving; one line when re-reading starts failing, not one every interval.
-                if (!failing)
-                    LogFailed(log, e.GetType().Name, e.Message);
+                // The keys in memory keep serving. A database outage is already told by /readyz and each failed
+                // request; anything else is said once when re-reading starts failing, not every interval.
+                if (!failing && Storage.DatabaseOutage.Is(e))
+                    LogOutage(log);
+                else if (!failing)
+                    LogFailed(log, e);
                 failing = true;
             }
         }
@@ -34,6 +37,9 @@ public sealed partial class SigningKeyWatch(SigningKeys keys, ILogger<SigningKey
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information, Message = "Signing keys changed in the database; re-read")]
     private static partial void LogChanged(ILogger log);
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Cannot re-read the signing keys ({Error}: {Message}); the keys in memory keep serving")]
-    private static partial void LogFailed(ILogger log, string error, string message);
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Cannot re-read the signing keys while the database does not answer; the keys in memory keep serving")]
+    private static partial void LogOutage(ILogger log);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Cannot re-read the signing keys; the keys in memory keep serving")]
+    private static partial void LogFailed(ILogger log, Exception exception);
 }
