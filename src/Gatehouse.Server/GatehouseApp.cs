@@ -95,13 +95,13 @@ public static class GatehouseApp
     }
 
     /// <summary>Before the first request: schema up to date, signing keys loaded, first-start secrets printed.</summary>
-    public static async Task InitializeAsync(WebApplication app, TextWriter output)
+    public static async Task InitializeAsync(WebApplication app, TextWriter output, bool outputIsTerminal = true)
     {
         await StorageSetup.MigrateAsync(app.Services, async ct =>
         {
             await app.Services.GetRequiredService<SigningKeys>().LoadAsync(ct);
             await app.Services.GetRequiredService<CertificateAuthority>().LoadAsync(ct);
-            await Bootstrap.RunAsync(app.Services, output, ct);
+            await Bootstrap.RunAsync(app.Services, output, outputIsTerminal, ct);
         });
         app.Services.GetRequiredService<StartupGate>().Open();
     }
@@ -110,6 +110,6 @@ public static class GatehouseApp
     /// <see cref="InitializeAsync"/> for a server already listening: tried again while the database does not answer
     /// (the node answers 503 meanwhile, see <see cref="StartupGate"/>); any other failure is thrown.
     /// </summary>
-    public static Task InitializeWhenDatabaseAnswersAsync(WebApplication app, TextWriter output, CancellationToken ct) =>
-        app.Services.GetRequiredService<StartupGate>().RetryAsync(() => InitializeAsync(app, output), ct);
+    public static Task InitializeWhenDatabaseAnswersAsync(WebApplication app, TextWriter output, bool outputIsTerminal, CancellationToken ct) =>
+        app.Services.GetRequiredService<StartupGate>().RetryAsync(() => InitializeAsync(app, output, outputIsTerminal), ct);
 }

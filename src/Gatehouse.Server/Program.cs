@@ -12,7 +12,9 @@ try
     app = GatehouseApp.Build(args);
     // Listening first, so a node started before its database (or during an outage) answers its probes and waits.
     await app.StartAsync();
-    await GatehouseApp.InitializeWhenDatabaseAnswersAsync(app, Console.Out, app.Lifetime.ApplicationStopping);
+    // Standard output that is not a terminal (a service manager, a container's log) is a log: the first start's
+    // secrets then go to a private file instead (Bootstrap).
+    await GatehouseApp.InitializeWhenDatabaseAnswersAsync(app, Console.Out, outputIsTerminal: !Console.IsOutputRedirected, app.Lifetime.ApplicationStopping);
     await app.WaitForShutdownAsync();
     return 0;
 }

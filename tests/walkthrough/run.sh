@@ -25,7 +25,10 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 curl -sf http://127.0.0.1:5080/readyz >/dev/null || { echo "walkthrough: server did not become ready"; cat "$work/server.log"; exit 1; }
-grep -q "One-time password:" "$work/server.log" || { echo "walkthrough: first start printed no bootstrap admin"; exit 1; }
+# Standard output is a file here, not a terminal: the first start writes its secrets to a private file and says where.
+grep -q "first-start-secrets.txt (readable by this user only)" "$work/server.log" || { echo "walkthrough: first start did not say where its secrets are"; cat "$work/server.log"; exit 1; }
+grep -q "One-time password:" "$work/data/first-start-secrets.txt" || { echo "walkthrough: first start wrote no bootstrap admin"; exit 1; }
+if grep -q "One-time password:" "$work/server.log"; then echo "walkthrough: the one-time password reached the log"; exit 1; fi
 
 if bash -euo pipefail "$work/walkthrough.sh" >"$work/walkthrough.log" 2>&1; then
   echo "walkthrough: README commands all succeeded"

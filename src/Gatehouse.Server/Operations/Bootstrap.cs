@@ -11,7 +11,14 @@ public static class Bootstrap
 {
     public const string AdminEmail = "admin@gatehouse.local";
 
-    public static async Task RunAsync(IServiceProvider services, TextWriter output, CancellationToken ct = default)
+    /// <summary>The file the first start's secrets go to when standard output is not a terminal and no file is configured.</summary>
+    public const string DefaultSecretsFileName = "first-start-secrets.txt";
+
+    /// <param name="outputIsTerminal">
+    /// False when <paramref name="output"/> is captured (a service manager, a container's log): the secrets then go
+    /// to a 0600 file in the data folder, never into a log.
+    /// </param>
+    public static async Task RunAsync(IServiceProvider services, TextWriter output, bool outputIsTerminal = true, CancellationToken ct = default)
     {
         if (services.GetRequiredService<KeysAtRest.KeyEncryptionKey>().CreatedFile is { } keyFile)
             await output.WriteLineAsync($"Gatehouse: made the key-encryption key {keyFile}. Keep a copy apart from the data folder's backups: without it they open nothing (docs/deployment.md).");
@@ -28,7 +35,10 @@ public static class Bootstrap
 
         if (network is null && password is null)
             return;
-        var secretsFile = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.GatehouseOptions>>().Value.Bootstrap.SecretsFile;
+        var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Configuration.GatehouseOptions>>().Value;
+        var secretsFile = !string.IsNullOrWhiteSpace(options.Bootstrap.SecretsFile) ? options.Bootstrap.SecretsFile
+            : outputIsTerminal ? null
+            : Path.Combine(options.DataDirectory, DefaultSecretsFileName);
         if (!string.IsNullOrWhiteSpace(secretsFile))
         {
             var path = Path.GetFullPath(secretsFile);
