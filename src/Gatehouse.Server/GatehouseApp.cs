@@ -48,12 +48,6 @@ public static class GatehouseApp
         builder.Services.AddGatehouseObservability();
         builder.Services.AddGatehouseRateLimits();
         builder.Services.AddSingleton<StartupGate>();
-        // Data Protection's hosted service reads the key ring as the host starts, and on PostgreSQL the key ring is in a
-        // database that may not answer, or be migrated, yet (StartupGate): it loads instead when the start-up steps
-        // first decrypt the signing keys.
-        foreach (var preload in builder.Services.Where(s => s.ServiceType == typeof(IHostedService)
-                     && s.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
-            builder.Services.Remove(preload);
         // The server's alone: an operator command must not prune beside (or before) its own migrations.
         builder.Services.AddSingleton<Retention.RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());

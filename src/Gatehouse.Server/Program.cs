@@ -23,6 +23,9 @@ catch (Exception e) when (ConfigurationProblems.Of(e) is { } problems)
     await Console.Error.WriteLineAsync("Gatehouse cannot start: the configuration is invalid.");
     foreach (var problem in problems)
         await Console.Error.WriteLineAsync($"  {problem}");
+    // It may already be listening (a problem found by the start-up steps): stopped, so its services end quietly.
+    if (app is not null)
+        await app.StopAsync();
     return 2;
 }
 catch (StorageTooNewException e)

@@ -155,6 +155,26 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
 
     [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_key_file_that_is_a_folder_is_one_line_and_an_existing_folder_keeps_its_mode()
+    {
+        var shared = Directory.CreateDirectory(Path.Combine(Server.DataDirectory, "shared")).FullName;
+        const UnixFileMode sharedMode = (UnixFileMode)0b1_111_111_111; // 1777, like /tmp
+        File.SetUnixFileMode(shared, sharedMode);
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+
+        var folderExit = await OperatorCommands.RunAsync(["network", "list"], output, error, builder => builder.Configuration.AddInMemoryCollection(
+            new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(Server.DataDirectory, "other"), ["Gatehouse:KeyEncryption:KeyFile"] = shared }));
+        var made = KeyEncryptionKey.Load(new GatehouseOptions { KeyEncryption = { KeyFile = Path.Combine(shared, "gatehouse.key") } });
+
+        Assert.Equal(2, folderExit);
+        Assert.Equal($"Gatehouse:KeyEncryption:KeyFile '{shared}' is a folder; name a file.", error.ToString().Trim());
+        Assert.NotNull(made.CreatedFile);
+        Assert.Equal(sharedMode, File.GetUnixFileMode(shared));
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void The_first_start_made_the_key_file_private_and_a_configured_folder_keeps_it_out_of_the_data_folder()
     {
         var keyFile = Path.Combine(Server.DataDirectory, KeyEncryptionKey.DefaultFileName);
@@ -203,11 +223,17 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
     }
 
     [Fact]
-    public async Task A_node_given_another_key_or_none_refuses_to_start_with_one_line()
+    public async Task A_node_given_another_key_or_none_refuses_to_start_with_one_line_and_writes_nothing()
     {
         var connection = Server.Settings["Gatehouse:Database:ConnectionString"];
+        var ringBefore = await KeyRingRowsAsync();
         var (wrongExit, wrongError) = await OperatorAsync(connection, KeyEncryptionKey.NewKeyText());
         var (noneExit, noneError) = await OperatorAsync(connection, null);
+        var (rightExit, _) = await OperatorAsync(connection, PostgresServer.KeyEncryptionKey);
+
+        // Nothing sealed with the wrong key reached the shared key ring, so the right nodes still start.
+        Assert.Equal(ringBefore, await KeyRingRowsAsync());
+        Assert.Equal(0, rightExit);
 
         Assert.Equal(2, wrongExit);
         Assert.Single(wrongError.Trim().Split('\n'));
@@ -217,6 +243,12 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
         Assert.Single(noneError.Trim().Split('\n'));
         Assert.Contains("Gatehouse:KeyEncryption:Key or Gatehouse:KeyEncryption:KeyFile is required with PostgreSQL", noneError, StringComparison.Ordinal);
         Assert.Contains("key-encryption-key new", noneError, StringComparison.Ordinal);
+    }
+
+    private async Task<List<string>> KeyRingRowsAsync()
+    {
+        await using var scope = Server.Services.CreateAsyncScope();
+        return await scope.ServiceProvider.GetRequiredService<GatehouseDb>().DataProtectionKeys.AsNoTracking().OrderBy(k => k.Id).Select(k => k.Xml!).ToListAsync();
     }
 
     private async Task<(int Exit, string Error)> OperatorAsync(string? connection, string? key)

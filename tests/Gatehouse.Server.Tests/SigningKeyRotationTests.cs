@@ -81,6 +81,21 @@ public sealed class SigningKeyRotationTests : IAsyncLifetime
         Assert.Contains($"{oldKid}  ended", listed, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Rotations_and_retirements_at_once_on_both_nodes_leave_one_signing_key_and_end_a_key_once()
+    {
+        var rotations = Enumerable.Range(0, 8).Select(i => _nodes[i % 2].Services.GetRequiredService<SigningKeys>().RotateAsync("test"));
+        await Task.WhenAll(rotations);
+        var keys = await _nodes[0].Services.GetRequiredService<SigningKeys>().ListAsync();
+        Assert.Equal(9, keys.Count);
+        Assert.Single(keys, k => k.Use == SigningKeyUse.Signing);
+
+        var retiring = keys.First(k => k.Use == SigningKeyUse.Verifying).Id;
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => _nodes[i % 2].Services.GetRequiredService<SigningKeys>().RetireAsync(retiring, "test")));
+        Assert.Single(outcomes, o => o == RetireOutcome.Ended);
+        Assert.All(outcomes, o => Assert.Contains(o, new[] { RetireOutcome.Ended, RetireOutcome.AlreadyEnded }));
+    }
+
     private static string Kid(string token) => new JsonWebToken(token).Kid;
 
     private static async Task<List<string>> KidsAsync(GatehouseServer node)

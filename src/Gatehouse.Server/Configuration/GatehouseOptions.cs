@@ -361,8 +361,24 @@ public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOption
             failures.Add($"{p}:Key or {p}:KeyFile is required with PostgreSQL: every node must be given the same key-encryption key, which is never stored in the database; {make}.");
         else if (hasFile && !File.Exists(settings.KeyFile) && options.Database.Provider == "PostgreSQL")
             failures.Add($"{p}:KeyFile names '{settings.KeyFile}', which does not exist; with PostgreSQL every node must be given the same key file ({make}).");
-        else if (hasFile && File.Exists(settings.KeyFile) && KeysAtRest.KeyEncryptionKey.Parse(File.ReadAllText(settings.KeyFile!)) is null)
-            failures.Add($"{p}:KeyFile '{settings.KeyFile}' does not hold base64 of {KeysAtRest.KeyEncryptionKey.Length} bytes; {make}.");
+        else if (hasFile && Directory.Exists(settings.KeyFile))
+            failures.Add($"{p}:KeyFile '{settings.KeyFile}' is a folder; name a file.");
+        else if (hasFile && File.Exists(settings.KeyFile) && UnreadableKeyFile(settings.KeyFile!) is { } unreadable)
+            failures.Add($"{p}:KeyFile '{settings.KeyFile}' {unreadable}");
+    }
+
+    private static string? UnreadableKeyFile(string path)
+    {
+        try
+        {
+            return KeysAtRest.KeyEncryptionKey.Parse(File.ReadAllText(path)) is null
+                ? $"does not hold base64 of {KeysAtRest.KeyEncryptionKey.Length} bytes; make one with `Gatehouse.Server key-encryption-key new`."
+                : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"cannot be read by this account: {e.Message}";
+        }
     }
 
     private static void CheckLength(List<string> failures, string setting, int value)

@@ -45,7 +45,7 @@ public sealed class KeysModel(SigningKeys keys, TimeProvider clock) : ConsolePag
             return Refused();
         Status = await keys.RetireAsync(kid ?? "", Actor, HttpContext.RequestAborted) switch
         {
-            RetireOutcome.Ended => $"Key {Abbreviated(kid!)} is retired: every token it signed is refused, and their users sign in again.",
+            RetireOutcome.Ended => $"Key {Abbreviated(kid!)} is retired: every token it signed is refused; apps renew theirs with their refresh tokens.",
             RetireOutcome.StillSigning => "That key signs new tokens: rotate first, then retire it.",
             RetireOutcome.AlreadyEnded => "That key was already retired.",
             _ => "No such key.",

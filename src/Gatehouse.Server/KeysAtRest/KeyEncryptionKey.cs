@@ -41,16 +41,26 @@ public sealed class KeyEncryptionKey
         if (!string.IsNullOrWhiteSpace(settings.Key))
             return new KeyEncryptionKey(Parse(settings.Key) ?? throw Invalid("Gatehouse:KeyEncryption:Key"), null);
         var path = FilePath(options) ?? throw new InvalidOperationException("The options validator requires a key-encryption key with PostgreSQL.");
-        if (File.Exists(path))
+        try
         {
-            PrivateFiles.OwnerOnly(path);
-            return new KeyEncryptionKey(Parse(File.ReadAllText(path)) ?? throw Invalid(path), null);
+            // A file the operator supplies keeps its owner and mode (a secret mount may be read-only, 0400 or root's).
+            if (File.Exists(path))
+                return new KeyEncryptionKey(Parse(File.ReadAllText(path)) ?? throw Invalid(path), null);
+            if (Directory.Exists(path))
+                throw new KeyEncryptionProblemException($"The key-encryption key file {path} is a folder; name a file (Gatehouse:KeyEncryption:KeyFile).");
+            var key = RandomNumberGenerator.GetBytes(Length);
+            // Only a folder made here is narrowed to its owner: an existing one (/etc, a shared mount) is left as it is.
+            var folder = Path.GetDirectoryName(path)!;
+            if (!Directory.Exists(folder))
+                PrivateFiles.Folder(folder);
+            using (var file = PrivateFiles.Create(path, FileMode.CreateNew))
+                file.Write(Encoding.ASCII.GetBytes(Format(key) + "\n"));
+            return new KeyEncryptionKey(key, path);
         }
-        var key = RandomNumberGenerator.GetBytes(Length);
-        PrivateFiles.Folder(Path.GetDirectoryName(path)!);
-        using (var file = PrivateFiles.Create(path, FileMode.CreateNew))
-            file.Write(Encoding.ASCII.GetBytes(Format(key) + "\n"));
-        return new KeyEncryptionKey(key, path);
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KeyEncryptionProblemException($"The key-encryption key file {path} cannot be read or made: {e.Message}");
+        }
     }
 
     /// <summary>The key file this deployment reads: the configured one, or on SQLite the data folder's.</summary>

@@ -77,25 +77,33 @@ public static partial class KeyRingSealing
         $"The Data Protection key ring was sealed with key-encryption key {sealedBy}, but this node was given {given} " +
         "(Gatehouse:KeyEncryption:Key or KeyFile): give every node the key this deployment was started with.";
 
+    /// <summary>Refuses (<see cref="KeyEncryptionProblemException"/>) a key-encryption key other than the one the key ring is sealed with.</summary>
+    /// <returns>The key ring as stored.</returns>
+    public static IReadOnlyCollection<XElement> CheckKey(IServiceProvider services)
+    {
+        var repository = services.GetRequiredService<IOptions<KeyManagementOptions>>().Value.XmlRepository
+            ?? throw new InvalidOperationException("The key ring's repository is not configured.");
+        var key = services.GetRequiredService<KeyEncryptionKey>();
+        var elements = repository.GetAllElements();
+        foreach (var sealedBy in elements.SelectMany(e => e.Descendants(KeyRingEncryptor.SealedKeyName)).Select(e => e.Attribute("kek")?.Value))
+        {
+            if (string.Equals(sealedBy, key.Id, StringComparison.Ordinal))
+                continue;
+            // A key file this start made (the key was meant to come from elsewhere) sealed nothing: it goes again.
+            if (key.CreatedFile is { } made)
+                File.Delete(made);
+            throw new KeyEncryptionProblemException(WrongKeyMessage(sealedBy ?? "(unnamed)", key.Id));
+        }
+        return elements;
+    }
+
     /// <returns>How many clear master keys were sealed.</returns>
     public static int SealClearKeys(IServiceProvider services)
     {
         var management = services.GetRequiredService<IOptions<KeyManagementOptions>>().Value;
         var repository = management.XmlRepository ?? throw new InvalidOperationException("The key ring's repository is not configured.");
         var encryptor = management.XmlEncryptor ?? throw new InvalidOperationException("The key ring's encryptor is not configured.");
-        var key = services.GetRequiredService<KeyEncryptionKey>();
-
-        var clear = new List<XElement>();
-        foreach (var element in repository.GetAllElements())
-        {
-            foreach (var sealedBy in element.Descendants(KeyRingEncryptor.SealedKeyName).Select(e => e.Attribute("kek")?.Value))
-            {
-                if (!string.Equals(sealedBy, key.Id, StringComparison.Ordinal))
-                    throw new KeyEncryptionProblemException(WrongKeyMessage(sealedBy ?? "(unnamed)", key.Id));
-            }
-            if (element.Descendants().Any(IsClearSecret))
-                clear.Add(element);
-        }
+        var clear = CheckKey(services).Where(element => element.Descendants().Any(IsClearSecret)).ToList();
         if (clear.Count == 0)
             return 0;
         if (repository is EntityFrameworkCoreXmlRepository<GatehouseDb>)

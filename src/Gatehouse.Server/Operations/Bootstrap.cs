@@ -42,7 +42,10 @@ public static class Bootstrap
         if (!string.IsNullOrWhiteSpace(secretsFile))
         {
             var path = Path.GetFullPath(secretsFile);
-            await using (var file = new StreamWriter(Storage.PrivateFiles.Create(path)))
+            // Never over an existing file (nor through a link put there): a second name beside it instead.
+            if (File.Exists(path) || Directory.Exists(path))
+                path = Path.Combine(Path.GetDirectoryName(path)!, $"{Path.GetFileNameWithoutExtension(path)}-{DateTime.UtcNow:yyyyMMdd'T'HHmmss'Z'}{Path.GetExtension(path)}");
+            await using (var file = new StreamWriter(Storage.PrivateFiles.Create(path, FileMode.CreateNew)))
                 await WriteAsync(file, network, password);
             await output.WriteLineAsync($"Gatehouse: first start. The API key and the one-time password are in {path} (readable by this user only).");
             return;

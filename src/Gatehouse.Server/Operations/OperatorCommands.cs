@@ -261,7 +261,7 @@ public static class OperatorCommands
                 switch (await services.GetRequiredService<SigningKeys>().RetireAsync(retiring, Actor))
                 {
                     case RetireOutcome.Ended:
-                        await output.WriteLineAsync($"Signing key {retiring} retired: the tokens it signed are refused (by running servers within {SigningKeys.ReReadInterval.TotalSeconds:0} seconds). Their users sign in again.");
+                        await output.WriteLineAsync($"Signing key {retiring} retired: the tokens it signed are refused (by running servers within {SigningKeys.ReReadInterval.TotalSeconds:0} seconds). Apps renew theirs with their refresh tokens, signed by the current key.");
                         return 0;
                     case RetireOutcome.StillSigning:
                         await error.WriteLineAsync($"Signing key {retiring} signs new tokens: run `signing-key rotate` first, then retire it.");

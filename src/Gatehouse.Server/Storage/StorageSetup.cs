@@ -92,7 +92,7 @@ public static partial class StorageSetup
             await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_lock(4711001)", ct);
             try
             {
-                await MigrateUnderLockAsync(db, options, clock, log, ct);
+                await MigrateUnderLockAsync(db, services, options, clock, log, ct);
                 SealKeyRing(services, log);
                 if (firstStart is not null)
                     await firstStart(ct);
@@ -104,7 +104,7 @@ public static partial class StorageSetup
             return;
         }
         OwnerOnly(db.Database.GetDbConnection().DataSource);
-        await MigrateUnderLockAsync(db, options, clock, log, ct);
+        await MigrateUnderLockAsync(db, services, options, clock, log, ct);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", ct);
         OwnerOnly(db.Database.GetDbConnection().DataSource);
         SealKeyRing(services, log);
@@ -136,7 +136,7 @@ public static partial class StorageSetup
         PrivateFiles.OwnerOnly(databasePath + "-shm");
     }
 
-    private static async Task MigrateUnderLockAsync(GatehouseDb db, GatehouseOptions options, TimeProvider clock, ILogger log, CancellationToken ct)
+    private static async Task MigrateUnderLockAsync(GatehouseDb db, IServiceProvider services, GatehouseOptions options, TimeProvider clock, ILogger log, CancellationToken ct)
     {
         var applied = (await db.Database.GetAppliedMigrationsAsync(ct)).ToList();
         var pending = (await db.Database.GetPendingMigrationsAsync(ct)).ToList();
@@ -145,6 +145,9 @@ public static partial class StorageSetup
             : null;
         if (stored is not null && stored.OldestServingLevel > StorageCompatibility.CurrentLevel)
             throw new StorageTooNewException(stored);
+        // A node given the wrong key-encryption key must change nothing, not even the schema, before it refuses.
+        if (applied.Count > 0)
+            KeysAtRest.KeyRingSealing.CheckKey(services);
 
         if (applied.Count > 0 && pending.Count > 0 && db.Database.IsSqlite())
             await BackUpSqliteAsync(db, options, pending[0], clock, log, ct);

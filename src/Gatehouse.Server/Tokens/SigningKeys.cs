@@ -118,6 +118,10 @@ public sealed class SigningKeys(
         var key = NewKey();
         await using (var transaction = await db.Database.BeginTransactionAsync(ct))
         {
+            // Rotations take turns (SQLite's writer lock does this alone): without it two at once on PostgreSQL each
+            // retire only the keys they see and leave two keys signing.
+            if (db.Database.IsNpgsql())
+                await db.Database.ExecuteSqlRawAsync("SELECT pg_advisory_xact_lock(4711002)", ct);
             await db.SigningKeys.Where(k => k.RetiredAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RetiredAt, now), ct);
             db.SigningKeys.Add(key);
             await db.SaveChangesAsync(ct);
@@ -135,21 +139,22 @@ public sealed class SigningKeys(
     public async Task<RetireOutcome> RetireAsync(string kid, string actor, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        var key = await db.SigningKeys.FirstOrDefaultAsync(k => k.Id == kid, ct);
-        var outcome = key switch
+        var now = clock.GetUtcNow();
+        // One conditional update: of retirements at once, exactly one ends the key (and is audited).
+        if (await db.SigningKeys.Where(k => k.Id == kid && k.RetiredAt != null && k.EndedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(k => k.EndedAt, now), ct) == 0)
         {
-            null => RetireOutcome.NotFound,
-            { EndedAt: not null } => RetireOutcome.AlreadyEnded,
-            { RetiredAt: null } => RetireOutcome.StillSigning,
-            _ => RetireOutcome.Ended,
-        };
-        if (outcome != RetireOutcome.Ended)
-            return outcome;
-        key!.EndedAt = clock.GetUtcNow();
-        await db.SaveChangesAsync(ct);
+            var key = await db.SigningKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Id == kid, ct);
+            return key switch
+            {
+                null => RetireOutcome.NotFound,
+                { EndedAt: not null } => RetireOutcome.AlreadyEnded,
+                _ => RetireOutcome.StillSigning,
+            };
+        }
         await ReloadAsync(db, ct);
         audit.Record(Audit.AuditKinds.SigningKeyRetired, Audit.Outcomes.Success, actor, detail: kid);
-        return outcome;
+        return RetireOutcome.Ended;
     }
 
     /// <summary>Every key with what it does now, the signing one first, then newest first (the console and <c>signing-key list</c>).</summary>
