@@ -26,6 +26,9 @@ public abstract class ConsolePage : PageModel
 
     protected virtual bool AllowedWhilePasswordChangeIsOwed => false;
 
+    /// <summary>A portal page: refused to anyone else before any handler runs, whichever handler a request names.</summary>
+    protected virtual bool SuperAdminsOnly => false;
+
     public override async Task OnPageHandlerExecutionAsync(PageHandlerExecutingContext context, PageHandlerExecutionDelegate next)
     {
         if (HttpContext.Features.Get<Admin>() is not { } admin)
@@ -37,6 +40,12 @@ public abstract class ConsolePage : PageModel
         if (admin.MustChangePassword && !AllowedWhilePasswordChangeIsOwed)
         {
             context.Result = RedirectToPage("/ChangePassword");
+            return;
+        }
+
+        if (SuperAdminsOnly && !admin.IsSuperAdmin)
+        {
+            context.Result = Refused();
             return;
         }
 

@@ -22,18 +22,16 @@ public sealed class KeysModel(SigningKeys keys, TimeProvider clock) : ConsolePag
 
     public bool DialogOpen => Confirm == "rotate" || Retiring is not null;
 
+    protected override bool SuperAdminsOnly => true;
+
     public async Task<IActionResult> OnGetAsync()
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         Keys = await keys.ListAsync(HttpContext.RequestAborted);
         return Page();
     }
 
     public async Task<IActionResult> OnPostRotateAsync()
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         var kid = await keys.RotateAsync(Actor, HttpContext.RequestAborted);
         Status = $"Key {Abbreviated(kid)} signs new tokens now (every node within {SigningKeys.ReReadInterval.TotalSeconds:0} seconds). Tokens signed before stay valid.";
         return Redirect(Here);
@@ -41,8 +39,6 @@ public sealed class KeysModel(SigningKeys keys, TimeProvider clock) : ConsolePag
 
     public async Task<IActionResult> OnPostRetireAsync(string? kid)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         Status = await keys.RetireAsync(kid ?? "", Actor, HttpContext.RequestAborted) switch
         {
             RetireOutcome.Ended => $"Key {Abbreviated(kid!)} is retired: every token it signed is refused; apps renew theirs with their refresh tokens.",
