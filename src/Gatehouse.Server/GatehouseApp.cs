@@ -60,6 +60,7 @@ public static class GatehouseApp
             .WithMethods("GET", "POST", "DELETE")
             .SetPreflightMaxAge(TimeSpan.FromMinutes(10))));
         configure?.Invoke(builder);
+        builder.Services.WithoutKeyRingPreload();
 
         var app = builder.Build();
         app.UseClientAddresses();

@@ -44,13 +44,7 @@ public static class GatehouseServices
             keys.XmlEncryptor = new KeyRingEncryptor(sp.GetRequiredService<KeyEncryptionKey>());
         });
 
-        // Data Protection's hosted service reads the key ring as the host starts: before the key-encryption key is
-        // checked (a wrong one would make it generate a master key sealed with that key, which the right nodes then
-        // refuse), and, on PostgreSQL, before the database may answer or be migrated (StartupGate). The key ring loads
-        // instead when the start-up steps first decrypt the signing keys, after KeyRingSealing.
-        foreach (var preload in services.Where(s => s.ServiceType == typeof(IHostedService)
-                     && s.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
-            services.Remove(preload);
+        services.WithoutKeyRingPreload();
 
         services.AddSingleton<SigningKeys>();
         services.AddSingleton<CertificateAuthority>();
@@ -77,6 +71,21 @@ public static class GatehouseServices
         services.AddScoped<UserAdministration>();
         services.AddScoped<ClientCertificates>();
         services.AddScoped<MtlsGate>();
+        return services;
+    }
+
+    /// <summary>
+    /// Data Protection's hosted service reads the key ring as the host starts: before the key-encryption key is
+    /// checked (a wrong one would make it generate a master key sealed with that key, which the right nodes then
+    /// refuse), and, on PostgreSQL, before the database may answer or be migrated (StartupGate). The key ring loads
+    /// instead when the start-up steps first decrypt the signing keys, after KeyRingSealing. Called again once every
+    /// service is registered, because registering Razor Pages or cookies adds Data Protection (and the service) anew.
+    /// </summary>
+    public static IServiceCollection WithoutKeyRingPreload(this IServiceCollection services)
+    {
+        foreach (var preload in services.Where(s => s.ServiceType == typeof(IHostedService)
+                     && s.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
+            services.Remove(preload);
         return services;
     }
 

@@ -68,6 +68,7 @@ public static class OperatorCommands
         builder.Logging.AddFilter((_, level) => level >= LogLevel.Warning);
         builder.Services.AddGatehouseCore();
         configure?.Invoke(builder);
+        builder.Services.WithoutKeyRingPreload();
         using var host = builder.Build();
         try
         {
