@@ -246,29 +246,4 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
 
     private static int Occurrences(string text, string part) =>
         text.Split(part, StringSplitOptions.None).Length - 1;
-
-    private sealed record LogLine(string Category, LogLevel Level, string Message, Exception? Exception)
-    {
-        public override string ToString() => $"{Level} {Category}: {Message}{(Exception is null ? "" : $" [{Exception.GetType().Name}]")}";
-    }
-
-    /// <summary>Every line the server logs at the levels its appsettings.json lets through, as the console would show them.</summary>
-    private sealed class LogRecorder(ConcurrentQueue<LogLine> lines) : ILoggerProvider
-    {
-        public ILogger CreateLogger(string categoryName) => new Recorder(categoryName, lines);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Recorder(string category, ConcurrentQueue<LogLine> lines) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                lines.Enqueue(new LogLine(category, logLevel, formatter(state, exception), exception));
-        }
-    }
 }

@@ -71,7 +71,7 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
 /// <summary>Every flow, with every category logging at Debug, and not one issued secret in the log.</summary>
 public sealed class SecretFreeLogTests : IAsyncLifetime
 {
-    private readonly ConcurrentQueue<string> _lines = new();
+    private readonly ConcurrentQueue<LogLine> _lines = new();
     private readonly ConcurrentQueue<string> _responses = new();
     private GatehouseServer _server = null!;
 
@@ -79,7 +79,7 @@ public sealed class SecretFreeLogTests : IAsyncLifetime
     {
         _server = new GatehouseServer
         {
-            Configure = builder => builder.Logging.AddProvider(new CapturingLoggerProvider(_lines)),
+            Configure = builder => builder.Logging.AddProvider(new LogRecorder(_lines)),
             ResponseBodies = _responses,
         };
         foreach (var category in new[] { "Default", "Microsoft", "Microsoft.AspNetCore", "Microsoft.EntityFrameworkCore", "Gatehouse" })
@@ -130,7 +130,7 @@ public sealed class SecretFreeLogTests : IAsyncLifetime
         await _server.FlushAuditAsync();
         await _server.StopAsync();
 
-        var log = string.Join('\n', _lines);
+        var log = string.Join('\n', _lines.Select(l => l.Everything));
         Assert.Contains("Security event auth_token.minted", log, StringComparison.Ordinal);
         Assert.Contains("Microsoft.EntityFrameworkCore", log, StringComparison.Ordinal);
         foreach (var secret in secrets)
@@ -143,24 +143,5 @@ public sealed class SecretFreeLogTests : IAsyncLifetime
         foreach (var secret in secrets)
             Assert.True(responses.Count(body => body.Contains(secret, StringComparison.Ordinal)) <= 1, $"a secret appears in more than one response");
         Assert.DoesNotContain(responses, body => body.Contains("PRIVATE KEY", StringComparison.Ordinal));
-    }
-
-    private sealed class CapturingLoggerProvider(ConcurrentQueue<string> lines) : ILoggerProvider
-    {
-        public ILogger CreateLogger(string categoryName) => new CapturingLogger(categoryName, lines);
-
-        public void Dispose()
-        {
-        }
-    }
-
-    private sealed class CapturingLogger(string category, ConcurrentQueue<string> lines) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            lines.Enqueue($"{category} {logLevel} {formatter(state, exception)} {exception}");
     }
 }
