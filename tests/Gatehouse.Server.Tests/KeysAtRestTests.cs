@@ -5,7 +5,6 @@ using System.Text.Json.Nodes;
 using System.Xml.Linq;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.KeysAtRest;
-using Gatehouse.Server.Operations;
 using Gatehouse.Server.Storage;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -141,15 +140,13 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
         var shared = Directory.CreateDirectory(Path.Combine(Server.DataDirectory, "shared")).FullName;
         const UnixFileMode sharedMode = (UnixFileMode)0b1_111_111_111; // 1777, like /tmp
         File.SetUnixFileMode(shared, sharedMode);
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-
-        var folderExit = await OperatorCommands.RunAsync(["network", "list"], output, error, builder => builder.Configuration.AddInMemoryCollection(
-            new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(Server.DataDirectory, "other"), ["Gatehouse:KeyEncryption:KeyFile"] = shared }));
+        var (folderExit, _, error) = await OperatorRun.RunAsync(
+            new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(Server.DataDirectory, "other"), ["Gatehouse:KeyEncryption:KeyFile"] = shared },
+            "network", "list");
         var made = KeyEncryptionKey.Load(new GatehouseOptions { KeyEncryption = { KeyFile = Path.Combine(shared, "gatehouse.key") } });
 
         Assert.Equal(2, folderExit);
-        Assert.Equal($"Gatehouse:KeyEncryption:KeyFile '{shared}' is a folder; name a file.", error.ToString().Trim());
+        Assert.Equal($"Gatehouse:KeyEncryption:KeyFile '{shared}' is a folder; name a file.", error.Trim());
         Assert.NotNull(made.CreatedFile);
         Assert.Equal(sharedMode, File.GetUnixFileMode(shared));
     }
@@ -206,7 +203,7 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
     [Fact]
     public async Task A_node_given_another_key_or_none_refuses_to_start_with_one_line_and_writes_nothing()
     {
-        var connection = Server.Settings["Gatehouse:Database:ConnectionString"];
+        var connection = Server.Settings["Gatehouse:Database:ConnectionString"]!;
         var ringBefore = await KeyRingRowsAsync();
         var (wrongExit, wrongError) = await OperatorAsync(connection, KeyEncryptionKey.NewKeyText());
         var (noneExit, noneError) = await OperatorAsync(connection, null);
@@ -232,18 +229,11 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
         return await scope.ServiceProvider.GetRequiredService<GatehouseDb>().DataProtectionKeys.AsNoTracking().OrderBy(k => k.Id).Select(k => k.Xml!).ToListAsync();
     }
 
-    private async Task<(int Exit, string Error)> OperatorAsync(string? connection, string? key)
+    private async Task<(int Exit, string Error)> OperatorAsync(string connection, string? key)
     {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var settings = new Dictionary<string, string?>
-        {
-            ["Gatehouse:DataDirectory"] = Path.Combine(Server.DataDirectory, "operator"),
-            ["Gatehouse:Database:Provider"] = "PostgreSQL",
-            ["Gatehouse:Database:ConnectionString"] = connection,
-            ["Gatehouse:KeyEncryption:Key"] = key,
-        };
-        var exit = await OperatorCommands.RunAsync(["network", "list"], output, error, builder => builder.Configuration.AddInMemoryCollection(settings));
-        return (exit, error.ToString());
+        var settings = OperatorRun.OnPostgres(connection, Path.Combine(Server.DataDirectory, "operator"));
+        settings["Gatehouse:KeyEncryption:Key"] = key;
+        var (exit, _, error) = await OperatorRun.RunAsync(settings, "network", "list");
+        return (exit, error);
     }
 }

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
-using Gatehouse.Server.Operations;
 using Npgsql;
 
 namespace Gatehouse.Server.Tests;
@@ -140,17 +139,9 @@ public sealed class MultiNodeTests : IAsyncLifetime
 
     private async Task<string> OperatorAsync(params string[] args)
     {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var exit = await OperatorCommands.RunAsync(args, output, error, builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Gatehouse:Database:Provider"] = "PostgreSQL",
-            ["Gatehouse:Database:ConnectionString"] = _connectionString,
-            ["Gatehouse:KeyEncryption:Key"] = PostgresServer.KeyEncryptionKey,
-            ["Gatehouse:DataDirectory"] = Path.Combine(_work, "operator"),
-        }));
-        Assert.True(exit == 0, error.ToString());
-        return output.ToString();
+        var (exit, output, error) = await OperatorRun.RunAsync(OperatorRun.OnPostgres(_connectionString, Path.Combine(_work, "operator")), args);
+        Assert.True(exit == 0, error);
+        return output;
     }
 
     private static async Task<JsonNode?> LoginAsync(ServerProcess node, string apiKey, string userId, string deviceId, string? authToken = null)

@@ -1,6 +1,5 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
-using Gatehouse.Server.Operations;
 using Gatehouse.Server.Tokens;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Npgsql;
@@ -123,15 +122,7 @@ public sealed class SigningKeyRotationTests : IAsyncLifetime
 
     private async Task<(int Exit, string Output)> OperatorWithExitAsync(params string[] args)
     {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var exit = await OperatorCommands.RunAsync(args, output, error, builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Gatehouse:Database:Provider"] = "PostgreSQL",
-            ["Gatehouse:Database:ConnectionString"] = _connectionString,
-            ["Gatehouse:KeyEncryption:Key"] = PostgresServer.KeyEncryptionKey,
-            ["Gatehouse:DataDirectory"] = _nodes[0].DataDirectory,
-        }));
-        return (exit, output.ToString() + error);
+        var (exit, output, error) = await OperatorRun.RunAsync(OperatorRun.OnPostgres(_connectionString, _nodes[0].DataDirectory), args);
+        return (exit, output + error);
     }
 }

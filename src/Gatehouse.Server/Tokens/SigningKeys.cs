@@ -96,10 +96,7 @@ public sealed class SigningKeys(
             if (now - _refreshedAt < RefreshInterval)
                 return false;
             _refreshedAt = now;
-            await using var db = await dbs.CreateDbContextAsync(ct);
-            var known = _keys?.Verifying.Count ?? 0;
-            await ReloadAsync(db, ct);
-            return _keys!.Verifying.Count != known;
+            return await ReloadWhenChangedAsync(ct);
         }
         finally
         {
@@ -180,20 +177,25 @@ public sealed class SigningKeys(
     /// </summary>
     public async Task<bool> ReloadIfChangedAsync(CancellationToken ct = default)
     {
-        await using var db = await dbs.CreateDbContextAsync(ct);
-        var stored = Stamp(await InUse(db).Select(k => new StampRow(k.Id, k.RetiredAt == null)).ToListAsync(ct));
-        if (_keys is { } loaded && loaded.Stamp == stored)
-            return false;
         await _refresh.WaitAsync(ct);
         try
         {
-            await ReloadAsync(db, ct);
-            return true;
+            return await ReloadWhenChangedAsync(ct);
         }
         finally
         {
             _refresh.Release();
         }
+    }
+
+    private async Task<bool> ReloadWhenChangedAsync(CancellationToken ct)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var stored = Stamp(await InUse(db).Select(k => new StampRow(k.Id, k.RetiredAt == null)).ToListAsync(ct));
+        if (_keys is { } loaded && loaded.Stamp == stored)
+            return false;
+        await ReloadAsync(db, ct);
+        return true;
     }
 
     private IQueryable<SigningKey> InUse(GatehouseDb db)
