@@ -48,7 +48,10 @@ public static class BackendApp
             var expected = login.Username is null ? null : configuration[$"DemoUsers:{login.Username}"];
             if (expected is null || login.Password is null
                 || !CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), Encoding.UTF8.GetBytes(login.Password)))
+            {
                 return Results.Problem("Wrong username or password.", statusCode: StatusCodes.Status401Unauthorized);
+            }
+
             var authToken = await MintAsync(gatehouse, login.Username!, cancellationToken);
             return authToken is null
                 ? Unavailable()

@@ -3,7 +3,6 @@ using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Users;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
-using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.KeysAtRest;
@@ -85,7 +84,10 @@ public static class GatehouseServices
     {
         foreach (var preload in services.Where(s => s.ServiceType == typeof(IHostedService)
                      && s.ImplementationType?.FullName == "Microsoft.AspNetCore.DataProtection.Internal.DataProtectionHostedService").ToList())
+        {
             services.Remove(preload);
+        }
+
         return services;
     }
 

@@ -27,24 +27,50 @@ public sealed class BulkInsertTests(GatehouseServer server) : IClassFixture<Gate
 
         await AssertStoredAlikeAsync("Users", () => new User
         {
-            Id = userRef, NetworkId = network.Id, UserId = "ünïcode-user", DisplayName = "Zoë", IsGlobalBan = true, CreatedAt = Time, UpdatedAt = WholeSecond,
+            Id = userRef,
+            NetworkId = network.Id,
+            UserId = "ünïcode-user",
+            DisplayName = "Zoë",
+            IsGlobalBan = true,
+            CreatedAt = Time,
+            UpdatedAt = WholeSecond,
         });
         await KeepAsync(new User { Id = userRef, NetworkId = network.Id, UserId = "ünïcode-user", CreatedAt = Time, UpdatedAt = Time });
         await AssertStoredAlikeAsync("DeviceBindings", () => new DeviceBinding { NetworkId = network.Id, DeviceId = "device-1", UserRef = userRef, BoundAt = Time });
         await AssertStoredAlikeAsync("Sessions", () => new Session
         {
-            Id = sessionId, NetworkId = network.Id, UserRef = userRef, DeviceId = "device-1", DeviceKind = "ios", DeviceModel = null, SdkVersion = "6.35.3",
-            CreatedAt = Time, ExpiresAt = WholeSecond, RevokedAt = Time, RevokedReason = "logout",
+            Id = sessionId,
+            NetworkId = network.Id,
+            UserRef = userRef,
+            DeviceId = "device-1",
+            DeviceKind = "ios",
+            DeviceModel = null,
+            SdkVersion = "6.35.3",
+            CreatedAt = Time,
+            ExpiresAt = WholeSecond,
+            RevokedAt = Time,
+            RevokedReason = "logout",
         });
         await KeepAsync(new Session { Id = sessionId, NetworkId = network.Id, UserRef = userRef, DeviceId = "device-1", CreatedAt = Time, ExpiresAt = Time });
         await AssertStoredAlikeAsync("RefreshTokens", () => new RefreshToken
         {
-            Digest = "digest-1", SessionId = sessionId, IssuedAt = Time, ExpiresAt = WholeSecond, UsedAt = null,
+            Digest = "digest-1",
+            SessionId = sessionId,
+            IssuedAt = Time,
+            ExpiresAt = WholeSecond,
+            UsedAt = null,
         });
         await AssertStoredAlikeAsync("AuditEvents", () => new AuditEvent
         {
-            Kind = AuditKinds.SessionCreated, Outcome = Outcomes.Success, Actor = "user:ünïcode-user", NetworkId = network.Id, UserId = "ünïcode-user",
-            Reason = null, Detail = $"session={sessionId}", ClientAddress = "127.0.0.1", OccurredAt = Time,
+            Kind = AuditKinds.SessionCreated,
+            Outcome = Outcomes.Success,
+            Actor = "user:ünïcode-user",
+            NetworkId = network.Id,
+            UserId = "ünïcode-user",
+            Reason = null,
+            Detail = $"session={sessionId}",
+            ClientAddress = "127.0.0.1",
+            OccurredAt = Time,
         }, ignoredColumn: "Id");
 
         // And what EF looks up by the bulk-inserted key finds it.

@@ -1,7 +1,6 @@
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
-using Gatehouse.Server;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.ServerKeys;

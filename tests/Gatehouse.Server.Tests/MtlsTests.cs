@@ -196,8 +196,11 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         var (revokedToken, _) = await server.GenerateAdminTokenAsync(await server.CreateAdminAsync(network), network);
         var revokedDigest = Tokens.Secrets.Digest(revokedToken!);
         await using (var scope = server.Services.CreateAsyncScope())
+        {
             await scope.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().AdminTokens
                 .Where(t => t.Digest == revokedDigest).ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, DateTimeOffset.UtcNow));
+        }
+
         using var certificate = await IssueFromDotNetAsync(network, "backend");
         await SetMtlsAsync(network, on: true);
 

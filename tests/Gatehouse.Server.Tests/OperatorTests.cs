@@ -1,6 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
 using Gatehouse.Server.Operations;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Tests;
@@ -98,7 +97,10 @@ public sealed class OperatorTests : IDisposable
             var (_, regenerateOut, _) = await RunAsync("network", "regenerate-api-key", networkId);
             using (var withOldApiKey = await server.CreateSessionAsync(new TestNetwork(networkId, oldApiKey), "dora", "device-d",
                        await server.MintAsync(firstKey, "dora")))
+            {
                 Assert.Contains("not known", await Envelope.AssertUnauthorizedAsync(withOldApiKey), StringComparison.Ordinal);
+            }
+
             var network = new TestNetwork(networkId, Line(regenerateOut, "API key:"));
 
             await RunAsync("secure-mode", networkId, "off");

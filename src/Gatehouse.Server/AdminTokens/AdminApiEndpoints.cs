@@ -143,7 +143,10 @@ public static class AdminApiEndpoints
         var l = 20;
         if ((page is { Length: > 0 } && !int.TryParse(page, NumberStyles.None, CultureInfo.InvariantCulture, out p))
             || (limit is { Length: > 0 } && !int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out l)))
+        {
             return null;
+        }
+
         return p is >= 1 and <= 1_000_000 && l is >= 1 and <= MaxLimit ? new Paging(p, l, 0) : null;
     }
 
@@ -188,7 +191,9 @@ public static class AdminTokenAuthentication
             kind = AuditKinds.MtlsRefused;
         }
         if (error is null)
+        {
             http.RequestServices.GetRequiredService<SecurityMetrics>().AdminTokenUsed();
+        }
         else
         {
             http.RequestServices.GetRequiredService<AuditLog>().Record(kind, Outcomes.Refused,

@@ -263,7 +263,11 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         {
             db.AdminMemberships.Add(new AdminMembership
             {
-                AdminId = adminId, NetworkId = networkId, Role = role.Value, CanAccessSecureMode = canAccessSecureMode, Disabled = disabled,
+                AdminId = adminId,
+                NetworkId = networkId,
+                Role = role.Value,
+                CanAccessSecureMode = canAccessSecureMode,
+                Disabled = disabled,
             });
         }
         else

@@ -74,7 +74,10 @@ public static class Field
             var category = Rune.GetUnicodeCategory(rune);
             if (category is UnicodeCategory.Control or UnicodeCategory.OtherNotAssigned
                 || (category is UnicodeCategory.Format && !(allowEmojiJoiner && rune.Value == ZeroWidthJoiner)))
+            {
                 return Errors.FieldHasHiddenCharacters(name);
+            }
+
             rest = rest[consumed..];
         }
         return null;

@@ -85,7 +85,9 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     private void Enqueue(AuditEvent entry)
     {
         if (_queue.Writer.TryWrite(entry))
+        {
             Interlocked.Increment(ref _accepted);
+        }
         else
         {
             metrics.AuditDropped(entry.Kind);

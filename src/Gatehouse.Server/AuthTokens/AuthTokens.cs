@@ -60,7 +60,10 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             return Errors.AuthTokenOtherUser;
         if (!valid.TryGetPayloadValue<string>("skid", out var skid) || !Guid.TryParse(skid, out var keyId)
             || await NetworkOfValidKey.RunAsync(db, keyId, clock.GetUtcNow(), ct) != networkId)
+        {
             return Errors.AuthTokenKeyEnded;
+        }
+
         if (!singleUse)
             return null;
         // Tokens minted before 0.2.0 carry no id and cannot be spent once, so a single-use network refuses them.

@@ -44,7 +44,9 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
         if (csrFile is { Length: > 0 })
         {
             if (csrFile.Length > MaxCsrUpload)
+            {
                 csr = new string('x', MaxCsrUpload + 1);
+            }
             else
             {
                 using var reader = new StreamReader(csrFile.OpenReadStream());

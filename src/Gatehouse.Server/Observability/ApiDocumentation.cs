@@ -3,7 +3,6 @@ using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Sessions;
-using Microsoft.AspNetCore.OpenApi;
 using Microsoft.OpenApi;
 
 namespace Gatehouse.Server.Observability;
@@ -22,8 +21,11 @@ public static class ApiDocumentation
         [typeof(ErrorEnvelope)] = new JsonObject { ["status"] = "error", ["code"] = 400100, ["message"] = "The API key is not known to this server." },
         [typeof(SessionRequest)] = new JsonObject
         {
-            ["userId"] = "alice", ["deviceId"] = "ascWebSdk#6c8f2b3e-1d2c-4b8a-9f1e-2a3b4c5d6e7f", ["displayName"] = "Alice",
-            ["authToken"] = "eyJhbGciOiJFUzI1NiIs…", ["deviceInfo"] = new JsonObject { ["kind"] = "web", ["model"] = "Chrome", ["sdkVersion"] = "6.35.3" },
+            ["userId"] = "alice",
+            ["deviceId"] = "ascWebSdk#6c8f2b3e-1d2c-4b8a-9f1e-2a3b4c5d6e7f",
+            ["displayName"] = "Alice",
+            ["authToken"] = "eyJhbGciOiJFUzI1NiIs…",
+            ["deviceInfo"] = new JsonObject { ["kind"] = "web", ["model"] = "Chrome", ["sdkVersion"] = "6.35.3" },
         },
         [typeof(RefreshRequest)] = new JsonObject { ["refreshToken"] = "grt_Kwj6DzsQ3YvDYsiijZWii4iBYqOlcetsXq3qXKKX3wQ" },
         [typeof(AuthTokenRequest)] = new JsonObject { ["userId"] = "alice" },

@@ -3,7 +3,6 @@ using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using OpenTelemetry.Metrics;

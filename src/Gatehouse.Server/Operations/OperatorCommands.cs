@@ -185,9 +185,12 @@ public static class OperatorCommands
                 }
                 await output.WriteLineAsync($"Secure mode is {state} for network {toSwitch.Id}.");
                 if (state == "on" && !wasOn)
+                {
                     await output.WriteLineAsync(keep.Length > 0
                         ? $"Kept {sessions} session(s) opened without an auth token."
                         : $"Ended {sessions} session(s) opened without an auth token (--keep-sessions keeps them).");
+                }
+
                 return 0;
 
             case ["auth-tokens", var id, var use] when use is "single-use" or "reusable":
@@ -254,8 +257,11 @@ public static class OperatorCommands
 
             case ["signing-key", "list"]:
                 foreach (var signingKey in await services.GetRequiredService<SigningKeys>().ListAsync())
+                {
                     await output.WriteLineAsync($"{signingKey.Id}  {signingKey.Use.ToString().ToLowerInvariant(),-9}  created {signingKey.CreatedAt:u}" +
                         (signingKey.VerifiesUntil is { } until ? $"  verifies until {until:u}" : "") + (signingKey.EndedAt is { } ended ? $"  retired {ended:u}" : ""));
+                }
+
                 return 0;
 
             case ["signing-key", "retire", var retiring]:

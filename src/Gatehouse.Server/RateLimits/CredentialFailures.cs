@@ -30,7 +30,10 @@ public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeP
             return null;
         if (Over(AddressKey(http), limits.FailedCredentialsPerAddressPerMinute)
             || (!string.IsNullOrEmpty(presented) && Over(CredentialKey(kind, presented), limits.FailuresPerCredentialPerMinute)))
+        {
             return Errors.TooManyRequests(SecondsLeft());
+        }
+
         return null;
     }
 

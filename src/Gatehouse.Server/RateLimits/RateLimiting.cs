@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Threading.RateLimiting;
 using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;

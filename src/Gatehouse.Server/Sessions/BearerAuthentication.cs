@@ -69,7 +69,9 @@ public static class BearerAuthentication
         if (check.Token is not { } token
             || !token.TryGetPayloadValue<string>("sid", out var sid) || !Guid.TryParse(sid, out var sessionId)
             || !token.TryGetPayloadValue<string>("nid", out var networkId))
+        {
             return (null, Errors.AccessTokenInvalid);
+        }
 
         var found = await http.RequestServices.GetRequiredService<LiveSessionCache>().GetAsync(sessionId,
             () => SessionWithUser.RunAsync(http.RequestServices.GetRequiredService<GatehouseDb>(), sessionId, http.RequestAborted));

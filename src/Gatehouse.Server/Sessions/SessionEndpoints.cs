@@ -2,7 +2,6 @@ using Gatehouse.Server.AdminTokens;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.Audit;
-using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.RateLimits;

@@ -157,6 +157,7 @@ public static partial class StorageSetup
 
         var row = await db.StorageCompatibility.FirstOrDefaultAsync(r => r.Id == StorageCompatibility.SingletonId, ct);
         if (row is null)
+        {
             db.StorageCompatibility.Add(new StorageCompatibility
             {
                 Level = StorageCompatibility.CurrentLevel,
@@ -164,6 +165,7 @@ public static partial class StorageSetup
                 UpgradedBy = StorageCompatibility.ReleaseVersion,
                 UpgradedAt = clock.GetUtcNow(),
             });
+        }
         else if (row.Level < StorageCompatibility.CurrentLevel)
         {
             row.Level = StorageCompatibility.CurrentLevel;

@@ -90,14 +90,14 @@ public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehouse
     /// MAC (the microbenchmark's auth-token mint, docs/benchmarks.md). A rotated key replaces it.
     /// </summary>
     [ThreadStatic]
-    private static (SymmetricSecurityKey Key, IncrementalHash Hmac)? t_mac;
+    private static (SymmetricSecurityKey Key, IncrementalHash Hmac)? _threadMac;
 
     private static int Mac(SymmetricSecurityKey key, ReadOnlySpan<byte> data, Span<byte> destination)
     {
-        if (t_mac is not { } cached || !ReferenceEquals(cached.Key, key))
+        if (_threadMac is not { } cached || !ReferenceEquals(cached.Key, key))
         {
-            t_mac?.Hmac.Dispose();
-            t_mac = cached = (key, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Key));
+            _threadMac?.Hmac.Dispose();
+            _threadMac = cached = (key, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Key));
         }
         cached.Hmac.AppendData(data);
         return cached.Hmac.GetHashAndReset(destination);

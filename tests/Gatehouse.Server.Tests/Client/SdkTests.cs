@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Gatehouse.Client;
 
 namespace Gatehouse.Server.Tests.Client;

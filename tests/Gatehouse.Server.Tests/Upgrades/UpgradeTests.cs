@@ -258,7 +258,9 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
     {
         List<string> stored;
         if (PostgresConnectionString is null)
+        {
             stored = [.. Directory.GetFiles(Path.Combine(_dataDirectory, "keys"), "*.xml").Select(File.ReadAllText)];
+        }
         else
         {
             await using var db = new PostgresGatehouseDb(StorageSetup.ForPostgreSql(PostgresConnectionString).Options);
