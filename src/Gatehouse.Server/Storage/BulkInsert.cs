@@ -21,15 +21,17 @@ public static class BulkInsert
     /// <summary>Rows per statement on a server database: fewer round trips, and still a statement the server plans quickly.</summary>
     private const int RowsPerStatement = 8;
 
-    public static async Task InsertAsync<T>(GatehouseDb db, IReadOnlyList<T> rows, CancellationToken ct = default)
+    public static async Task InsertAsync<T>(DbContext db, IReadOnlyList<T> rows, CancellationToken ct = default)
         where T : class
     {
         if (rows.Count == 0)
             return;
         var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
+        RefuseUnfaithful(entity);
+        RefuseMissingGeneratedValues(entity, rows);
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
         var columns = entity.GetProperties()
-            .Where(p => !(p.IsPrimaryKey() && p.ValueGenerated == ValueGenerated.OnAdd && (p.ClrType == typeof(long) || p.ClrType == typeof(int))))
+            .Where(p => !IsDatabaseIdentity(p))
             .Select(p => new Column(p, p.GetColumnName(table)!, p.GetRelationalTypeMapping()))
             .ToList();
         var sql = db.GetService<ISqlGenerationHelper>();
@@ -48,6 +50,48 @@ public static class BulkInsert
             await db.Database.CloseConnectionAsync();
         }
     }
+
+    private static bool IsDatabaseIdentity(IProperty property) =>
+        property.IsPrimaryKey() && property.ValueGenerated == ValueGenerated.OnAdd && (property.ClrType == typeof(long) || property.ClrType == typeof(int));
+
+    /// <summary>
+    /// Only plain rows: one table, every column a CLR property of the row. Anything else EF would write more of than
+    /// this writer can (a complex or owned value's columns, a shadow or discriminator column, a key EF generates on the
+    /// client) would be stored incomplete without an error, so it is refused before anything is written.
+    /// </summary>
+    internal static void RefuseUnfaithful(IEntityType entity)
+    {
+        string? why =
+            entity.GetTableName() is null ? "it is not mapped to a table"
+            : entity.GetComplexProperties().Any() ? $"its complex property {entity.GetComplexProperties().First().Name} has columns of its own"
+            : entity.GetNavigations().FirstOrDefault(n => n.TargetEntityType.IsOwned()) is { } owned ? $"its owned {owned.Name} is stored beside it"
+            : entity.GetProperties().FirstOrDefault(p => p.IsShadowProperty()) is { } shadow ? $"its column {shadow.Name} has no property on the row"
+            : entity.BaseType is not null || entity.GetDirectlyDerivedTypes().Any() ? "it is part of an inheritance hierarchy"
+            : entity.GetProperties().FirstOrDefault(p => p.IsConcurrencyToken) is { } token ? $"its {token.Name} is a concurrency token EF sets"
+            : null;
+        if (why is not null)
+            throw Unfaithful(entity, why);
+    }
+
+    /// <summary>A key EF would generate when it saves (a Guid left empty) must come with the row: this writer generates nothing.</summary>
+    private static void RefuseMissingGeneratedValues<T>(IEntityType entity, IReadOnlyList<T> rows)
+        where T : class
+    {
+        foreach (var property in entity.GetProperties())
+        {
+            if (property.ValueGenerated == ValueGenerated.Never || IsDatabaseIdentity(property))
+                continue;
+            var getter = property.GetGetter();
+            foreach (var row in rows)
+            {
+                if (getter.HasSentinelValueUsingContainingEntity(row))
+                    throw Unfaithful(entity, $"a row leaves its {property.Name} for EF to generate");
+            }
+        }
+    }
+
+    private static NotSupportedException Unfaithful(IEntityType entity, string why) =>
+        new($"BulkInsert cannot write {entity.DisplayName()} faithfully: {why}. Add its rows through SaveChanges.");
 
     /// <summary>
     /// SQLite runs in process, so its fastest insert is one statement prepared once and stepped once per row, with
@@ -85,7 +129,7 @@ public static class BulkInsert
     }
 
     /// <summary>A server database gets several rows per statement, one round trip each.</summary>
-    private static async Task InsertBatchedAsync<T>(GatehouseDb db, string head, List<Column> columns, IReadOnlyList<T> rows,
+    private static async Task InsertBatchedAsync<T>(DbContext db, string head, List<Column> columns, IReadOnlyList<T> rows,
         ISqlGenerationHelper sql, CancellationToken ct)
         where T : class
     {

@@ -2,7 +2,10 @@ using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Text.RegularExpressions;
 using Gatehouse.Server.Configuration;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 
@@ -30,7 +33,7 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
     /// <summary>Moves whenever a write to any of <paramref name="tables"/> commits; compare, never interpret.</summary>
     public long VersionOf(IReadOnlyList<string> tables)
     {
-        var version = OtherProcessWrites();
+        var version = OtherProcessWrites() + _byTable.GetOrAdd(Watcher.AnyTable, _ => new Counter()).Value;
         foreach (var table in tables)
             version += _byTable.GetOrAdd(table, _ => new Counter()).Value;
         return version;
@@ -105,41 +108,132 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
     }
 
     /// <summary>
-    /// Watches every command EF runs: one that updates or deletes rows marks its transaction with the table, and
-    /// the table's count moves once that transaction commits (at once for a statement outside a transaction). Not
-    /// before: a reader that looked in between would still see the old row and keep it as current.
+    /// Learns which tables a unit of work changed from EF itself, and moves their counts once it commits (at once for
+    /// work outside a transaction). Not before: a reader that looked in between would still see the old row and keep
+    /// it as current. SaveChanges names its tables through the change tracker (modified and deleted entries).
+    /// ExecuteUpdate and ExecuteDelete name theirs in the statement EF generated, which is checked against the
+    /// model's tables; a write whose table cannot be named (one of those statements not recognised, or raw SQL that
+    /// is not a plain read) counts as a write to every table, so an unforeseen statement can cost a cache its
+    /// entries, never make it serve a changed row. Inserts move nothing: no cache keeps a row it did not find.
     /// </summary>
-    public sealed partial class Watcher(CommittedWrites writes) : DbCommandInterceptor, IDbTransactionInterceptor
+    public sealed partial class Watcher(CommittedWrites writes) : DbCommandInterceptor, IDbTransactionInterceptor, ISaveChangesInterceptor
     {
-        [GeneratedRegex("""\b(?:UPDATE|DELETE\s+FROM)\s+"(\w+)"\s""", RegexOptions.IgnoreCase)]
-        private static partial Regex UpdateOrDelete();
+        /// <summary>Stands for every table: a write that could not be named.</summary>
+        internal const string AnyTable = "*";
+
+        [GeneratedRegex("""^\s*(?:UPDATE|DELETE\s+FROM)\s+"(\w+)"\s""", RegexOptions.IgnoreCase)]
+        private static partial Regex BulkStatementTable();
+
+        [GeneratedRegex("""^\s*(?:SELECT|PRAGMA|VACUUM)\b""", RegexOptions.IgnoreCase)]
+        private static partial Regex PlainRead();
 
         /// <summary>Tables written by transactions not yet committed; one rolled back or dropped simply goes away.</summary>
         private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbTransaction, HashSet<string>> _pending = [];
 
+        /// <summary>Tables a SaveChanges in progress is about to change, by context: read before EF accepts the entries.</summary>
+        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbContext, HashSet<string>> _saving = [];
+
+        public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
+        {
+            Saving(eventData.Context);
+            return result;
+        }
+
+        public ValueTask<InterceptionResult<int>> SavingChangesAsync(DbContextEventData eventData, InterceptionResult<int> result,
+            CancellationToken cancellationToken = default)
+        {
+            Saving(eventData.Context);
+            return ValueTask.FromResult(result);
+        }
+
+        public int SavedChanges(SaveChangesCompletedEventData eventData, int result)
+        {
+            Saved(eventData.Context);
+            return result;
+        }
+
+        public ValueTask<int> SavedChangesAsync(SaveChangesCompletedEventData eventData, int result, CancellationToken cancellationToken = default)
+        {
+            Saved(eventData.Context);
+            return ValueTask.FromResult(result);
+        }
+
+        public void SaveChangesFailed(DbContextErrorEventData eventData) => Forget(eventData.Context);
+
+        public Task SaveChangesFailedAsync(DbContextErrorEventData eventData, CancellationToken cancellationToken = default)
+        {
+            Forget(eventData.Context);
+            return Task.CompletedTask;
+        }
+
+        public void SaveChangesCanceled(DbContextEventData eventData) => Forget(eventData.Context);
+
+        public Task SaveChangesCanceledAsync(DbContextEventData eventData, CancellationToken cancellationToken = default)
+        {
+            Forget(eventData.Context);
+            return Task.CompletedTask;
+        }
+
+        private void Saving(DbContext? context)
+        {
+            if (context is null)
+                return;
+            var tables = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var entry in context.ChangeTracker.Entries())
+            {
+                if (entry.State is EntityState.Modified or EntityState.Deleted)
+                    tables.Add(entry.Metadata.GetTableName() ?? AnyTable);
+            }
+            _saving.AddOrUpdate(context, tables);
+        }
+
+        /// <summary>
+        /// Without a transaction of the caller's, SaveChanges committed its own before this point; inside one, its
+        /// tables wait for that transaction.
+        /// </summary>
+        private void Saved(DbContext? context)
+        {
+            if (context is null || !_saving.TryGetValue(context, out var tables))
+                return;
+            _saving.Remove(context);
+            if (context.Database.CurrentTransaction?.GetDbTransaction() is { } transaction)
+            {
+                Pending(transaction, tables);
+                return;
+            }
+            foreach (var table in tables)
+                writes.Committed(table);
+        }
+
+        private void Forget(DbContext? context)
+        {
+            if (context is not null)
+                _saving.Remove(context);
+        }
+
         public override int NonQueryExecuted(DbCommand command, CommandExecutedEventData eventData, int result)
         {
-            Saw(command);
+            Saw(command, eventData);
             return result;
         }
 
         public override ValueTask<int> NonQueryExecutedAsync(DbCommand command, CommandExecutedEventData eventData, int result,
             CancellationToken cancellationToken = default)
         {
-            Saw(command);
+            Saw(command, eventData);
             return ValueTask.FromResult(result);
         }
 
         public override DbDataReader ReaderExecuted(DbCommand command, CommandExecutedEventData eventData, DbDataReader result)
         {
-            Saw(command);
+            Saw(command, eventData);
             return result;
         }
 
         public override ValueTask<DbDataReader> ReaderExecutedAsync(DbCommand command, CommandExecutedEventData eventData, DbDataReader result,
             CancellationToken cancellationToken = default)
         {
-            Saw(command);
+            Saw(command, eventData);
             return ValueTask.FromResult(result);
         }
 
@@ -151,22 +245,33 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
             return Task.CompletedTask;
         }
 
-        private void Saw(DbCommand command)
+        /// <summary>The table a statement EF ran outside SaveChanges changed, <see cref="AnyTable"/> if unknown, null if it changed none.</summary>
+        internal static string? TableWrittenBy(string commandText, CommandSource source, IModel? model) => source switch
         {
-            for (var match = UpdateOrDelete().Match(command.CommandText); match.Success; match = match.NextMatch())
-            {
-                var table = match.Groups[1].Value;
-                if (command.Transaction is { } transaction)
-                {
-                    var tables = _pending.GetOrCreateValue(transaction);
-                    lock (tables)
-                        tables.Add(table);
-                }
-                else
-                {
-                    writes.Committed(table);
-                }
-            }
+            CommandSource.ExecuteUpdate or CommandSource.ExecuteDelete =>
+                BulkStatementTable().Match(commandText) is { Success: true } match && IsTable(model, match.Groups[1].Value) ? match.Groups[1].Value : AnyTable,
+            CommandSource.ExecuteSqlRaw => PlainRead().IsMatch(commandText) ? null : AnyTable,
+            _ => null,
+        };
+
+        private static bool IsTable(IModel? model, string name) =>
+            model is not null && model.GetEntityTypes().Any(e => string.Equals(e.GetTableName(), name, StringComparison.Ordinal));
+
+        private void Saw(DbCommand command, CommandExecutedEventData eventData)
+        {
+            if (TableWrittenBy(command.CommandText, eventData.CommandSource, eventData.Context?.Model) is not { } table)
+                return;
+            if (command.Transaction is { } transaction)
+                Pending(transaction, [table]);
+            else
+                writes.Committed(table);
+        }
+
+        private void Pending(DbTransaction transaction, IEnumerable<string> written)
+        {
+            var tables = _pending.GetOrCreateValue(transaction);
+            lock (tables)
+                tables.UnionWith(written);
         }
 
         private void Committed(DbTransaction transaction)

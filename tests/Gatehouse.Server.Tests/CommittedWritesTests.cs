@@ -1,0 +1,188 @@
+using System.Linq.Expressions;
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Query;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// The SQLite caches serve a row only while no committed write has touched its table, so the watcher that learns
+/// those writes from EF must name every table EF changes: a table it missed would leave a revoked key or a changed
+/// network served from memory. Writes it cannot name must count as writes to every table.
+/// </summary>
+public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<SqliteServer>
+{
+    /// <summary>Not a table: its version moves only when a write counted for every table.</summary>
+    private static readonly string[] NoTable = ["NoSuchTable"];
+
+    [Fact]
+    public async Task ExecuteUpdate_and_ExecuteDelete_on_every_table_of_the_model_are_counted_for_that_table_alone()
+    {
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var writes = server.Services.GetRequiredService<CommittedWrites>();
+        var tables = db.Model.GetEntityTypes().Where(e => e.GetTableName() is not null && !e.IsOwned()).ToList();
+        Assert.True(tables.Count >= 10, "the model's tables");
+
+        foreach (var entity in tables)
+        {
+            foreach (var statement in new[] { nameof(DeleteNoneAsync), nameof(UpdateNoneAsync) })
+            {
+                var table = entity.GetTableName()!;
+                var before = writes.VersionOf([table]);
+                var everyTableBefore = writes.VersionOf(NoTable);
+                await (Task)typeof(CommittedWritesTests).GetMethod(statement, System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!
+                    .MakeGenericMethod(entity.ClrType).Invoke(null, [db, entity])!;
+                Assert.True(writes.VersionOf([table]) > before, $"{statement} on {table} was not counted");
+                Assert.True(writes.VersionOf(NoTable) == everyTableBefore, $"{statement} on {table} was counted as a write to every table");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task SaveChanges_counts_the_tables_of_modified_and_deleted_rows_when_its_transaction_commits_and_not_if_it_rolls_back()
+    {
+        var network = await server.CreateNetworkAsync();
+        var writes = server.Services.GetRequiredService<CommittedWrites>();
+        string[] networks = ["Networks"];
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+
+        var before = writes.VersionOf(networks);
+        (await db.Networks.SingleAsync(n => n.Id == network.Id)).Name = "renamed outside a transaction";
+        await db.SaveChangesAsync();
+        Assert.True(writes.VersionOf(networks) > before, "a SaveChanges of its own");
+
+        before = writes.VersionOf(networks);
+        await using (var tx = await db.Database.BeginTransactionAsync())
+        {
+            (await db.Networks.SingleAsync(n => n.Id == network.Id)).Name = "renamed in a transaction";
+            await db.SaveChangesAsync();
+            Assert.Equal(before, writes.VersionOf(networks));
+            await tx.CommitAsync();
+        }
+        Assert.True(writes.VersionOf(networks) > before, "committed");
+
+        db.ChangeTracker.Clear();
+        before = writes.VersionOf(networks);
+        await using (var tx = await db.Database.BeginTransactionAsync())
+        {
+            (await db.Networks.SingleAsync(n => n.Id == network.Id)).Name = "rolled back";
+            await db.SaveChangesAsync();
+            await tx.RollbackAsync();
+        }
+        Assert.Equal(before, writes.VersionOf(networks));
+    }
+
+    [Theory]
+    [InlineData("UPDATE \"Networks\" SET \"Name\" = 'x'", "ExecuteSqlRaw")]
+    [InlineData("DELETE FROM \"Sessions\"", "ExecuteSqlRaw")]
+    [InlineData("UPDATE \"NotInTheModel\" AS \"n\" SET \"x\" = 1", "ExecuteUpdate")]
+    [InlineData("WITH d AS (SELECT 1) DELETE FROM \"Sessions\" AS \"s\"", "ExecuteDelete")]
+    public async Task A_write_whose_table_cannot_be_named_counts_for_every_table(string sql, string source)
+    {
+        await using var scope = server.Services.CreateAsyncScope();
+        var model = scope.ServiceProvider.GetRequiredService<GatehouseDb>().Model;
+        Assert.Equal(CommittedWrites.Watcher.AnyTable,
+            CommittedWrites.Watcher.TableWrittenBy(sql, Enum.Parse<Microsoft.EntityFrameworkCore.Diagnostics.CommandSource>(source), model));
+    }
+
+    [Fact]
+    public async Task Raw_reads_the_server_runs_count_for_no_table()
+    {
+        await using var scope = server.Services.CreateAsyncScope();
+        var model = scope.ServiceProvider.GetRequiredService<GatehouseDb>().Model;
+        foreach (var sql in new[] { "SELECT pg_advisory_xact_lock(4711002)", "PRAGMA journal_mode=WAL;", "VACUUM INTO '/tmp/x'" })
+            Assert.Null(CommittedWrites.Watcher.TableWrittenBy(sql, Microsoft.EntityFrameworkCore.Diagnostics.CommandSource.ExecuteSqlRaw, model));
+    }
+
+    private static Task<int> DeleteNoneAsync<T>(GatehouseDb db, IEntityType _)
+        where T : class => db.Set<T>().Where(_ => false).ExecuteDeleteAsync();
+
+    /// <summary>Sets one column to itself on no row: the statement EF generates, without changing anything.</summary>
+    private static Task<int> UpdateNoneAsync<T>(GatehouseDb db, IEntityType entity)
+        where T : class
+    {
+        var property = entity.GetProperties().First(p => !p.IsPrimaryKey() && p.PropertyInfo is not null);
+        var row = Expression.Parameter(typeof(T), "row");
+        var column = Expression.Lambda(Expression.Property(row, property.PropertyInfo!), row);
+        var setter = typeof(UpdateSettersBuilder<T>).GetMethods()
+            .Single(m => m.Name == nameof(UpdateSettersBuilder<T>.SetProperty)
+                && m.GetParameters().All(p => p.ParameterType.IsGenericType && p.ParameterType.GetGenericTypeDefinition() == typeof(Expression<>)))
+            .MakeGenericMethod(property.ClrType);
+        return db.Set<T>().Where(_ => false).ExecuteUpdateAsync(builder => setter.Invoke(builder, [column, column]));
+    }
+}
+
+public sealed class BulkInsertRefusalTests
+{
+    private sealed class Address
+    {
+        public string Street { get; set; } = "";
+    }
+
+    private sealed class WithComplexProperty
+    {
+        public int Id { get; set; }
+        public Address Home { get; set; } = new();
+    }
+
+    private sealed class WithShadowColumn
+    {
+        public int Id { get; set; }
+    }
+
+    private sealed class WithClientKey
+    {
+        public Guid Id { get; set; }
+    }
+
+    private sealed class Plain
+    {
+        public int Id { get; set; }
+        public string Name { get; set; } = "";
+    }
+
+    private sealed class Shapes(DbContextOptions options) : DbContext(options)
+    {
+        protected override void OnModelCreating(ModelBuilder model)
+        {
+            model.Entity<WithComplexProperty>().ComplexProperty(e => e.Home);
+            model.Entity<WithShadowColumn>().Property<string>("Note");
+            model.Entity<WithClientKey>();
+            model.Entity<Plain>();
+        }
+    }
+
+    [Fact]
+    public async Task Rows_it_cannot_write_completely_are_refused_before_anything_is_written()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"gatehouse-bulk-{Guid.NewGuid():n}.db");
+        try
+        {
+            await using var db = new Shapes(new DbContextOptionsBuilder().UseSqlite($"Data Source={path};Pooling=false").Options);
+            await db.Database.EnsureCreatedAsync();
+
+            var complex = await Assert.ThrowsAsync<NotSupportedException>(() => BulkInsert.InsertAsync(db, [new WithComplexProperty { Id = 1 }]));
+            Assert.Contains("complex property Home", complex.Message, StringComparison.Ordinal);
+            var shadow = await Assert.ThrowsAsync<NotSupportedException>(() => BulkInsert.InsertAsync(db, [new WithShadowColumn { Id = 1 }]));
+            Assert.Contains("Note", shadow.Message, StringComparison.Ordinal);
+            var clientKey = await Assert.ThrowsAsync<NotSupportedException>(() => BulkInsert.InsertAsync(db, [new WithClientKey()]));
+            Assert.Contains("leaves its Id for EF to generate", clientKey.Message, StringComparison.Ordinal);
+            Assert.Equal(0, await db.Set<WithComplexProperty>().CountAsync());
+            Assert.Equal(0, await db.Set<WithClientKey>().CountAsync());
+            await BulkInsert.InsertAsync(db, [new WithClientKey { Id = Guid.NewGuid() }]);
+            Assert.Equal(1, await db.Set<WithClientKey>().CountAsync());
+
+            // The control: a plain row goes in.
+            await BulkInsert.InsertAsync(db, [new Plain { Name = "written" }]);
+            Assert.Equal("written", (await db.Set<Plain>().SingleAsync()).Name);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            File.Delete(path);
+        }
+    }
+}
