@@ -1,16 +1,17 @@
-using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.AdminTokens.Http;
 using Gatehouse.Server.Api;
-using Gatehouse.Server.AuthTokens;
+using Gatehouse.Server.Api.Authentication;
+using Gatehouse.Server.AuthTokens.Http;
 using Gatehouse.Server.Certificates;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Gatehouse.Server.Console;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.RateLimits;
-using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Sessions.Http;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
-using Gatehouse.Server.Users;
+using Gatehouse.Server.Users.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Gatehouse.Server;
 
@@ -44,6 +45,7 @@ public static class GatehouseApp
             });
         });
         builder.Services.AddGatehouseCore();
+        builder.Services.AddGatehouseCredentials();
         builder.Services.AddGatehouseConsole();
         builder.Services.AddGatehouseObservability();
         builder.Services.AddGatehouseRateLimits();
@@ -52,7 +54,15 @@ public static class GatehouseApp
         builder.Services.AddSingleton<Retention.RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
         builder.Services.AddHostedService<SigningKeyWatch>();
-        builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.TypeInfoResolverChain.Insert(0, GatehouseJson.Default));
+        // Each feature's own source-generated contracts, for the OpenAPI document's schemas; endpoints name their type info.
+        builder.Services.ConfigureHttpJsonOptions(json =>
+        {
+            foreach (var contracts in new System.Text.Json.Serialization.Metadata.IJsonTypeInfoResolver[]
+                     { ApiJson.Default, SessionJson.Default, AuthTokenJson.Default, AdminApiJson.Default, UserJson.Default, JwksJson.Default, ObservabilityJson.Default })
+            {
+                json.SerializerOptions.TypeInfoResolverChain.Add(contracts);
+            }
+        });
         // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
         builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy
             .AllowAnyOrigin()
@@ -69,16 +79,19 @@ public static class GatehouseApp
         app.UseStaticFiles();
         app.UseRateLimiter();
         app.UseCors();
+        // The console's own headers first, so its sign-in redirects and refusals carry them too.
         app.UseGatehouseConsole();
+        app.UseAuthentication();
+        app.UseAuthorization();
 
         var clientApi = app.MapGroup("").RequireCors(SdkCors);
-        var bearerApi = clientApi.MapGroup("").AddEndpointFilter(BearerAuthentication.FilterAsync);
+        var bearerApi = clientApi.MapGroup("").RequireAuthorization(Credentials.Policies.User);
         clientApi.MapSessionEndpoints();
         bearerApi.MapUserEndpoints();
         app.MapAuthTokenEndpoints();
         app.MapAdminApiEndpoints();
         var wellKnown = app.MapGroup("/.well-known").WithTags("Public keys");
-        wellKnown.MapGet("/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, GatehouseJson.Default.JsonWebKeySetResponse))
+        wellKnown.MapGet("/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, JwksJson.Default.JsonWebKeySetResponse))
             .WithSummary("The ES256 public keys that verify access and auth tokens (RFC 7517)")
             .Produces<JsonWebKeySetResponse>(200);
         wellKnown.MapGet("/gatehouse-client-ca.pem", (CertificateAuthority authority) =>

@@ -1,16 +1,16 @@
-using Gatehouse.Server.Admins;
 using Gatehouse.Server.AdminTokens;
-using Gatehouse.Server.Users;
+using Gatehouse.Server.Admins;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
-using Gatehouse.Server.Networks;
 using Gatehouse.Server.KeysAtRest;
+using Gatehouse.Server.Networks;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -58,6 +58,7 @@ public static class GatehouseServices
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<LiveSessionCache>();
+        services.AddSingleton<SessionAccess>();
         services.AddSingleton<ServerKeyCache>();
         services.AddSingleton<KnownClientCertificates>();
         services.AddSingleton<SessionService>();
@@ -69,7 +70,7 @@ public static class GatehouseServices
         services.AddScoped<AdminTokenService>();
         services.AddScoped<UserAdministration>();
         services.AddScoped<ClientCertificates>();
-        services.AddScoped<MtlsGate>();
+        services.AddSingleton<MtlsGate>();
         return services;
     }
 

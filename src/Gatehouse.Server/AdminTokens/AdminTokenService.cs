@@ -1,7 +1,7 @@
 using Gatehouse.Server.Admins;
-using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
@@ -28,7 +28,6 @@ public sealed record AdminTokenMetrics(int Active, double? AverageAgeDays, IRead
 /// </summary>
 public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
-    public const string Header = "x-admin-token";
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(365);
     public static readonly TimeSpan OrphanAfter = TimeSpan.FromDays(30);
     private const string Prefix = "gat_";
@@ -62,14 +61,14 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
         : null;
 
     public async Task<(string? Token, string? Error)> GenerateAsync(Admin admin, string networkId, TimeSpan lifetime, bool revokePrevious,
-        HttpContext? http, CancellationToken ct = default)
+        RequestOrigin? origin, CancellationToken ct = default)
     {
         var membership = await db.AdminMemberships.AsNoTracking().FirstOrDefaultAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct);
         var refusal = WhyNoToken(admin, membership)
             ?? (lifetime <= TimeSpan.Zero || lifetime > MaxLifetime ? "An admin token lasts between 1 and 365 days." : null);
         if (refusal is not null)
         {
-            audit.Record(AuditKinds.AdminTokenGenerated, Outcomes.Refused, AdminAccounts.Actor(admin), networkId, reason: "not_permitted", http: http);
+            audit.Record(AuditKinds.AdminTokenGenerated, Outcomes.Refused, AdminAccounts.Actor(admin), networkId, reason: "not_permitted", origin: origin);
             return (null, refusal);
         }
 
@@ -114,22 +113,22 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
             await tx.CommitAsync(ct);
         }
         audit.Record(AuditKinds.AdminTokenGenerated, Outcomes.Success, AdminAccounts.Actor(admin), networkId,
-            detail: $"token={token.Id} expires={token.ExpiresAt:O} previous={(revokePrevious ? "revoked" : $"valid_until_{graceEnds:O}")}", http: http);
+            detail: $"token={token.Id} expires={token.ExpiresAt:O} previous={(revokePrevious ? "revoked" : $"valid_until_{graceEnds:O}")}", origin: origin);
         return (secret, null);
     }
 
     /// <summary>An admin revokes its own token; a super admin revokes any admin's.</summary>
-    public async Task<string?> RevokeAsync(Admin caller, string networkId, Guid tokenId, HttpContext? http, CancellationToken ct = default)
+    public async Task<string?> RevokeAsync(Admin caller, string networkId, Guid tokenId, RequestOrigin? origin, CancellationToken ct = default)
     {
         var token = await db.AdminTokens.FirstOrDefaultAsync(t => t.Id == tokenId && t.NetworkId == networkId, ct);
         if (token is null)
             return "There is no such admin token in this network.";
         if (!caller.IsSuperAdmin && token.AdminId != caller.Id)
         {
-            audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Refused, AdminAccounts.Actor(caller), networkId, reason: "not_permitted", http: http);
+            audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Refused, AdminAccounts.Actor(caller), networkId, reason: "not_permitted", origin: origin);
             return "Only the token's own admin or a super admin can revoke it.";
         }
-        await RevokeAsync(token, AdminAccounts.Actor(caller), http, ct);
+        await RevokeAsync(token, AdminAccounts.Actor(caller), origin, ct);
         return null;
     }
 
@@ -146,14 +145,14 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
         return (tokens.Count, null);
     }
 
-    private async Task RevokeAsync(AdminToken token, string actor, HttpContext? http, CancellationToken ct)
+    private async Task RevokeAsync(AdminToken token, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         if (token.RevokedAt is not null)
             return;
         token.RevokedAt = clock.GetUtcNow();
         token.RevokedBy = actor;
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, actor, token.NetworkId, detail: $"token={token.Id}", http: http);
+        audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, actor, token.NetworkId, detail: $"token={token.Id}", origin: origin);
     }
 
     public Task<List<AdminTokenView>> ListAsync(string networkId, CancellationToken ct = default) =>
@@ -175,12 +174,12 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
     }
 
     /// <summary>
-    /// The admin the request's x-admin-token belongs to, if the token and the admin are both good now, and whether
-    /// the token's network requires mTLS.
+    /// The admin the presented token belongs to, whether the token and the admin are both good now, and whether the
+    /// token's network requires mTLS. A token that is known but not usable comes back with its refusal, so mTLS can
+    /// be judged before a caller learns that.
     /// </summary>
-    public async Task<(AdminCaller? Caller, bool MtlsRequired, ApiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken ct)
+    public async Task<(AdminCaller? Caller, bool MtlsRequired, Refusal? Error)> AuthenticateAsync(string presented, CancellationToken ct)
     {
-        var presented = request.Headers[Header].ToString();
         if (string.IsNullOrWhiteSpace(presented))
             return (null, false, Errors.AdminTokenMissing);
         if (presented.Length > MaxPresentedLength)

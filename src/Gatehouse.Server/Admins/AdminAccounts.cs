@@ -64,7 +64,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     /// an address has an account. Each attempt reserves its place in the counter before the password is checked,
     /// with one conditional update, so however many arrive at once, at most the limit are checked.
     /// </summary>
-    public async Task<(Admin? Admin, string? Error)> SignInAsync(string email, string password, HttpContext? http, CancellationToken ct = default)
+    public async Task<(Admin? Admin, string? Error)> SignInAsync(string email, string password, RequestOrigin? origin, CancellationToken ct = default)
     {
         var settings = options.Value.Console;
         var normalized = email.Trim().ToLowerInvariant();
@@ -80,7 +80,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         {
             var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
             audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, admin is null ? "anonymous" : Actor(admin),
-                reason: admin is null ? "unknown_account_locked_out" : "locked_out", http: http);
+                reason: admin is null ? "unknown_account_locked_out" : "locked_out", origin: origin);
             return (null, LockedOut(settings, lockedUntil ?? now + settings.LockoutDuration));
         }
 
@@ -104,7 +104,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
                     (true, false) => "unknown_account",
                     (false, true) => "locked_out_now",
                     _ => "wrong_password",
-                }, http: http);
+                }, origin: origin);
             return (null, WrongCredentials);
         }
 
@@ -115,7 +115,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
             admin!.PasswordHash = Hasher.HashPassword(admin, password);
             await db.SaveChangesAsync(ct);
         }
-        audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin!), http: http);
+        audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin!), origin: origin);
         return (admin, null);
     }
 
@@ -143,7 +143,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         }
     }
 
-    public async Task<string?> ChangePasswordAsync(Admin admin, string current, string replacement, HttpContext? http, CancellationToken ct = default)
+    public async Task<string?> ChangePasswordAsync(Admin admin, string current, string replacement, RequestOrigin? origin, CancellationToken ct = default)
     {
         if (current.Length > MaxPasswordLength || Hasher.VerifyHashedPassword(admin, admin.PasswordHash, current) == PasswordVerificationResult.Failed)
             return "The current password is wrong.";
@@ -156,16 +156,16 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         admin.MustChangePassword = false;
         admin.SecurityStamp = NewStamp();
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminPasswordChanged, Outcomes.Success, Actor(admin), http: http);
+        audit.Record(AuditKinds.AdminPasswordChanged, Outcomes.Success, Actor(admin), origin: origin);
         return null;
     }
 
     /// <summary>Every console cookie of this admin stops working, on every device.</summary>
-    public async Task EndSessionsAsync(Admin admin, HttpContext? http, CancellationToken ct = default)
+    public async Task EndSessionsAsync(Admin admin, RequestOrigin? origin, CancellationToken ct = default)
     {
         admin.SecurityStamp = NewStamp();
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminSignedOut, Outcomes.Success, Actor(admin), http: http);
+        audit.Record(AuditKinds.AdminSignedOut, Outcomes.Success, Actor(admin), origin: origin);
     }
 
     public Task<List<AdminMembership>> MembershipsAsync(Guid adminId, CancellationToken ct = default) =>

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Reflection;
+using Gatehouse.Server.Refusals;
 using Microsoft.AspNetCore.Http.Metadata;
 
 namespace Gatehouse.Server.Api;
@@ -6,31 +8,21 @@ namespace Gatehouse.Server.Api;
 /// <summary>The contract's error envelope: <c>{"status":"error","code":…,"message":"…"}</c>.</summary>
 public sealed record ErrorEnvelope(string Status, int Code, string Message);
 
-/// <summary>
-/// A refusal as the SDKs read it. <see cref="Reason"/> is a stable machine word kept for the audit log
-/// and metrics; it never reaches the wire, so the message can be reworded without breaking dashboards.
-/// </summary>
-public sealed class ApiError(int statusCode, int code, string reason, string message)
-    : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
+/// <summary>A <see cref="Refusal"/> written as the SDKs read it: its status, Retry-After where it has one, and the envelope.</summary>
+public sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
 {
-    public int StatusCode { get; } = statusCode;
-    public int Code { get; } = code;
-    public string Reason { get; } = reason;
-    public string Message { get; } = message;
+    public Refusal Refusal { get; } = refusal;
 
-    int? IStatusCodeHttpResult.StatusCode => StatusCode;
+    int? IStatusCodeHttpResult.StatusCode => Refusal.Status;
 
-    public ErrorEnvelope Envelope => new("error", Code, Message);
-
-    /// <summary>Sent as Retry-After on 429 and 503 answers.</summary>
-    public int RetryAfterSeconds { get; init; } = 1;
+    public static implicit operator ApiError(Refusal refusal) => new(refusal);
 
     public Task ExecuteAsync(HttpContext httpContext)
     {
-        httpContext.Response.StatusCode = StatusCode;
-        if (StatusCode is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
-            httpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return httpContext.Response.WriteAsJsonAsync(Envelope, GatehouseJson.Default.ErrorEnvelope);
+        httpContext.Response.StatusCode = Refusal.Status;
+        if (Refusal.Status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
+            httpContext.Response.Headers.RetryAfter = Refusal.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+        return httpContext.Response.WriteAsJsonAsync(new ErrorEnvelope("error", Refusal.Code, Refusal.Message), ApiJson.Default.ErrorEnvelope);
     }
 
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder)
@@ -39,5 +31,13 @@ public sealed class ApiError(int statusCode, int code, string reason, string mes
             builder.Metadata.Add(new ProducesResponseTypeMetadata(status, typeof(ErrorEnvelope), ["application/json"]));
     }
 
-    public override string ToString() => $"{Code} {Reason}: {Message}";
+    public override string ToString() => Refusal.ToString();
+}
+
+public static class RefusalResults
+{
+    /// <summary>The refusal as an endpoint's answer.</summary>
+    public static ApiError AsResult(this Refusal refusal) => new(refusal);
+
+    public static Task ExecuteAsync(this Refusal refusal, HttpContext http) => new ApiError(refusal).ExecuteAsync(http);
 }

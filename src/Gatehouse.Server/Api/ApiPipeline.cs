@@ -1,3 +1,4 @@
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Microsoft.AspNetCore.Diagnostics;
 
@@ -24,7 +25,7 @@ public static partial class ApiPipeline
                     return Errors.Unavailable.ExecuteAsync(http);
                 }
                 var error = failure is BadHttpRequestException bad
-                    ? new ApiError(bad.StatusCode, 400000, "bad_http_request", "The request could not be read.")
+                    ? new Refusal(bad.StatusCode, 400000, "bad_http_request", "The request could not be read.")
                     : Errors.Internal;
                 return error.ExecuteAsync(http);
             },
@@ -42,7 +43,7 @@ public static partial class ApiPipeline
                 404 => Errors.NotFound,
                 405 => Errors.MethodNotAllowed,
                 >= 500 => Errors.Internal,
-                _ => new ApiError(status, status == 401 ? 400100 : 400000, "http_status", "The request was refused."),
+                _ => new Refusal(status, status == 401 ? 400100 : 400000, "http_status", "The request was refused."),
             };
             return error.ExecuteAsync(context.HttpContext);
         });

@@ -1,4 +1,5 @@
 using System.Net;
+using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Options;
@@ -35,6 +36,9 @@ public static class ClientAddresses
             forwarded.KnownProxies.Add(IPAddress.Parse(proxy));
         return app.UseForwardedHeaders(forwarded);
     }
+
+    /// <summary>The request's origin as the audit log records it.</summary>
+    public static RequestOrigin Origin(this HttpContext http) => new(http.Connection.RemoteIpAddress?.ToString(), http.TraceIdentifier);
 
     /// <summary>The machine that opened the connection (a proxy, behind one), whatever X-Forwarded-For said.</summary>
     public static IPAddress? Peer(HttpContext http) => http.Features.Get<PeerAddress>()?.Address ?? http.Connection.RemoteIpAddress;

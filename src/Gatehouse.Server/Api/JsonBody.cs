@@ -3,11 +3,12 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Gatehouse.Server.Refusals;
 
 namespace Gatehouse.Server.Api;
 
 /// <summary>A parsed request body, or the refusal that explains why there is none.</summary>
-public readonly record struct Parsed<T>(T? Value, ApiError? Error) where T : class;
+public readonly record struct Parsed<T>(T? Value, Refusal? Error) where T : class;
 
 /// <summary>
 /// Reads request bodies ourselves rather than through minimal-API binding, so that a wrong content type,
@@ -60,7 +61,7 @@ public static class Field
     /// right-to-left overrides) and unassigned (Cn) characters, and halves of a surrogate pair, are refused. A
     /// display name may keep the zero-width joiner, which joins emoji (a family, a flag) into one picture.
     /// </summary>
-    public static ApiError? Check(string? value, string name, int maxLength, bool required = true, bool allowEmojiJoiner = false)
+    public static Refusal? Check(string? value, string name, int maxLength, bool required = true, bool allowEmojiJoiner = false)
     {
         if (string.IsNullOrWhiteSpace(value))
             return required ? Errors.FieldRequired(name) : null;

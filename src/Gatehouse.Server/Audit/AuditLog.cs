@@ -54,7 +54,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     }
 
     public void Record(string kind, string outcome, string actor, string? networkId = null, string? userId = null,
-        string? reason = null, string? detail = null, HttpContext? http = null)
+        string? reason = null, string? detail = null, RequestOrigin? origin = null)
     {
         // Refused requests are recorded with what they presented; capped, no request can make a row of any size.
         var entry = new AuditEvent
@@ -66,7 +66,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
             UserId = Capped(userId, MaxUserIdLength),
             Reason = Capped(reason, 64),
             Detail = Capped(detail, 1024),
-            ClientAddress = Capped(http?.Connection.RemoteIpAddress?.ToString(), 64),
+            ClientAddress = Capped(origin?.ClientAddress, 64),
             OccurredAt = clock.GetUtcNow(),
         };
         if (outcome == Outcomes.Refused && Floodable.Contains(entry.Kind) && _refusals.Count < MaxRefusalKeys)
@@ -78,7 +78,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
                 return;
             }
         }
-        Announce(entry, http);
+        Announce(entry, origin);
         Enqueue(entry);
     }
 
@@ -128,9 +128,9 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
     /// For an event its caller stored in the same transaction as what it describes (a session's creation): the log
     /// line and the metric, once that transaction has committed. Never queued, so never written twice.
     /// </summary>
-    public void Announce(AuditEvent stored, HttpContext? http)
+    public void Announce(AuditEvent stored, RequestOrigin? origin)
     {
-        LogEvent(stored.Kind, stored.Outcome, stored.Actor, stored.NetworkId, stored.Reason, http?.TraceIdentifier);
+        LogEvent(stored.Kind, stored.Outcome, stored.Actor, stored.NetworkId, stored.Reason, origin?.TraceId);
         metrics.Event(stored.Kind, stored.Outcome, stored.Reason);
     }
 

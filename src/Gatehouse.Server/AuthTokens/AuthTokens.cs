@@ -1,4 +1,4 @@
-using Gatehouse.Server.Api;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
@@ -45,7 +45,7 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
     /// Null when the token opens a session for this user of this network. With <paramref name="singleUse"/> the token is
     /// also spent here, once: its id is inserted, and a second insert of the same id (on any node) fails.
     /// </summary>
-    public async Task<ApiError?> CheckAsync(string token, string networkId, string userId, bool singleUse, GatehouseDb db, CancellationToken ct)
+    public async Task<Refusal?> CheckAsync(string token, string networkId, string userId, bool singleUse, GatehouseDb db, CancellationToken ct)
     {
         if (token.Length > MaxLength)
             return Errors.AuthTokenInvalid;

@@ -1,6 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
-using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
@@ -26,7 +26,7 @@ public sealed class KnownClientCertificates : IDisposable
         _rows = new CommittedRowCache<string, ClientCertificate>(writes, options, Entries, "ClientCertificates");
 
     /// <summary>The kept verdict for this certificate, network and authority, or <paramref name="judge"/>'s (then kept).</summary>
-    public ApiError? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<ApiError?> judge)
+    public Refusal? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<Refusal?> judge)
     {
         var key = (fingerprint, networkId, authority.Thumbprint);
         if (_verdicts.TryGetValue(key, out Judgement? known))
@@ -44,5 +44,5 @@ public sealed class KnownClientCertificates : IDisposable
         _rows.Dispose();
     }
 
-    private sealed record Judgement(ApiError? Refusal);
+    private sealed record Judgement(Refusal? Refusal);
 }

@@ -1,5 +1,6 @@
-using Gatehouse.Server.Admins;
 using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.Admins;
+using Gatehouse.Server.Api;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
@@ -32,7 +33,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
 
     public async Task<IActionResult> OnPostGenerateTokenAsync(int days = 365, bool revokePrevious = false)
     {
-        var (token, error) = await tokens.GenerateAsync(CurrentAdmin, Access.Network.Id, TimeSpan.FromDays(days), revokePrevious, HttpContext,
+        var (token, error) = await tokens.GenerateAsync(CurrentAdmin, Access.Network.Id, TimeSpan.FromDays(days), revokePrevious, HttpContext.Origin(),
             HttpContext.RequestAborted);
         if (error is not null)
         {
@@ -48,7 +49,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
 
     public async Task<IActionResult> OnPostRevokeTokenAsync(Guid tokenId)
     {
-        var error = await tokens.RevokeAsync(CurrentAdmin, Access.Network.Id, tokenId, HttpContext, HttpContext.RequestAborted);
+        var error = await tokens.RevokeAsync(CurrentAdmin, Access.Network.Id, tokenId, HttpContext.Origin(), HttpContext.RequestAborted);
         if (error is not null)
         {
             await LoadAsync();

@@ -11,6 +11,9 @@ namespace Gatehouse.Server.Console;
 public static class ConsoleSetup
 {
     public const string Scheme = "console";
+
+    /// <summary>Every console page but sign-in: an admin signed in with the console's cookie.</summary>
+    public const string Policy = "console";
     public const string StampClaim = "gatehouse:stamp";
 
     public static IServiceCollection AddGatehouseConsole(this IServiceCollection services)
@@ -18,11 +21,12 @@ public static class ConsoleSetup
         services.AddRazorPages(pages =>
         {
             pages.RootDirectory = "/Console";
-            pages.Conventions.AuthorizeFolder("/");
+            pages.Conventions.AuthorizeFolder("/", Policy);
             pages.Conventions.AllowAnonymousToPage("/SignIn");
         });
         services.AddScoped<ConsoleAccess>();
-        services.AddAuthentication(Scheme).AddCookie(Scheme, cookie =>
+        services.AddScoped<ConsoleCookieEvents>();
+        services.AddAuthentication().AddCookie(Scheme, cookie =>
         {
             cookie.Cookie.Name = "gatehouse_console";
             cookie.Cookie.Path = "/console";
@@ -31,16 +35,11 @@ public static class ConsoleSetup
             cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
             cookie.LoginPath = "/console/signin";
             cookie.SlidingExpiration = true;
-            cookie.Events.OnValidatePrincipal = ValidateAsync;
-            cookie.Events.OnRedirectToAccessDenied = context =>
-            {
-                context.Response.StatusCode = StatusCodes.Status403Forbidden;
-                return Task.CompletedTask;
-            };
+            cookie.EventsType = typeof(ConsoleCookieEvents);
         });
         services.AddOptions<CookieAuthenticationOptions>(Scheme)
             .Configure<IOptions<GatehouseOptions>>((cookie, gatehouse) => cookie.ExpireTimeSpan = gatehouse.Value.Console.SessionIdleTimeout);
-        services.AddAuthorization();
+        services.AddAuthorizationBuilder().AddPolicy(Policy, policy => policy.AddAuthenticationSchemes(Scheme).RequireAuthenticatedUser());
         services.AddAntiforgery(antiforgery =>
         {
             antiforgery.Cookie.Name = "gatehouse_console_af";
@@ -53,14 +52,6 @@ public static class ConsoleSetup
 
     public static void UseGatehouseConsole(this WebApplication app)
     {
-        // WebApplication puts authentication and authorization in front of every request unless the app has placed
-        // them itself. Only the console has users to authenticate (its cookie), so they run in its branch alone: an
-        // API call no longer looks for a console cookie (a twentieth of a mint's CPU, docs/benchmarks.md), and a
-        // console request checks its cookie once rather than twice. An endpoint outside /console that asked for
-        // authorization would fail closed (ASP.NET Core refuses to run it without the middleware).
-        var pipeline = (IApplicationBuilder)app;
-        pipeline.Properties["__AuthenticationMiddlewareSet"] = true;
-        pipeline.Properties["__AuthorizationMiddlewareSet"] = true;
         app.UseWhen(http => http.Request.Path.StartsWithSegments("/console"), console =>
         {
             console.Use(async (http, next) =>
@@ -75,8 +66,6 @@ public static class ConsoleSetup
                     headers.StrictTransportSecurity = "max-age=31536000";
                 await next(http);
             });
-            console.UseAuthentication();
-            console.UseAuthorization();
         });
         app.MapGet("/", () => TypedResults.Redirect("/console"));
         app.MapRazorPages();
@@ -89,19 +78,30 @@ public static class ConsoleSetup
             new Claim(StampClaim, admin.SecurityStamp),
         ], Scheme));
 
+}
+
+/// <summary>The console cookie's checks, with the services they need given to them.</summary>
+public sealed class ConsoleCookieEvents(AdminAccounts admins) : CookieAuthenticationEvents
+{
     /// <summary>Every request re-reads the admin: a password change or sign-out elsewhere ends this cookie too.</summary>
-    private static async Task ValidateAsync(CookieValidatePrincipalContext context)
+    public override async Task ValidatePrincipal(CookieValidatePrincipalContext context)
     {
         var id = context.Principal?.FindFirstValue(ClaimTypes.NameIdentifier);
-        var stamp = context.Principal?.FindFirstValue(StampClaim);
-        var admins = context.HttpContext.RequestServices.GetRequiredService<AdminAccounts>();
+        var stamp = context.Principal?.FindFirstValue(ConsoleSetup.StampClaim);
         var admin = Guid.TryParse(id, out var adminId) ? await admins.FindAsync(adminId, context.HttpContext.RequestAborted) : null;
         if (admin is null || stamp is null || !string.Equals(admin.SecurityStamp, stamp, StringComparison.Ordinal))
         {
             context.RejectPrincipal();
-            await context.HttpContext.SignOutAsync(Scheme);
+            await context.HttpContext.SignOutAsync(ConsoleSetup.Scheme);
             return;
         }
         context.HttpContext.Features.Set(admin);
+    }
+
+    /// <summary>A signed-in admin who may not see a page gets a plain 403, not a redirect to a page that does not exist.</summary>
+    public override Task RedirectToAccessDenied(RedirectContext<CookieAuthenticationOptions> context)
+    {
+        context.Response.StatusCode = StatusCodes.Status403Forbidden;
+        return Task.CompletedTask;
     }
 }

@@ -1,3 +1,4 @@
+using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
@@ -63,7 +64,7 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanChangeSecurity)
         {
-            audit.Record(AuditKinds.SecureModeChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", http: HttpContext);
+            audit.Record(AuditKinds.SecureModeChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", origin: HttpContext.Origin());
             return Refused();
         }
         var wasOn = Access.Network.SecureMode;
@@ -85,7 +86,7 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanChangeSecurity)
         {
-            audit.Record(AuditKinds.AuthTokenUseChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", http: HttpContext);
+            audit.Record(AuditKinds.AuthTokenUseChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", origin: HttpContext.Origin());
             return Refused();
         }
         await networks.SetSingleUseAuthTokensAsync(Access.Network, singleUse, Actor, HttpContext.RequestAborted);
@@ -97,7 +98,7 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanGenerateServerKey)
         {
-            audit.Record(AuditKinds.ServerKeyGenerated, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", http: HttpContext);
+            audit.Record(AuditKinds.ServerKeyGenerated, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", origin: HttpContext.Origin());
             return Refused();
         }
         var (key, error) = await serverKeys.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
@@ -125,7 +126,7 @@ public sealed class IntegrationsModel(
         await db.SaveChangesAsync(HttpContext.RequestAborted);
         audit.Record(AuditKinds.ChatSettingsChanged, Outcomes.Success, Actor, Access.Network.Id,
             detail: $"enabled={enabled} mention={allowMentionedChannel} preview={messagePreviewEnabled} preview_deleted={messagePreviewIncludeDeleted} marker={markerEnabled}",
-            http: HttpContext);
+            origin: HttpContext.Origin());
         Status = "Chat settings saved.";
         return Redirect(Here);
     }

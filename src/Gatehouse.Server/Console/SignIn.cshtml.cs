@@ -1,4 +1,5 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.Api;
 using Gatehouse.Server.RateLimits;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Mvc;
@@ -23,7 +24,7 @@ public sealed class SignInModel(AdminAccounts admins) : PageModel
 
     public async Task<IActionResult> OnPostAsync(string? password)
     {
-        var (admin, error) = await admins.SignInAsync(Email ?? "", password ?? "", HttpContext, HttpContext.RequestAborted);
+        var (admin, error) = await admins.SignInAsync(Email ?? "", password ?? "", HttpContext.Origin(), HttpContext.RequestAborted);
         if (admin is null)
         {
             Error = error;

@@ -1,4 +1,5 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.Api;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Mvc;
 
@@ -13,7 +14,7 @@ public sealed class SignOutModel(AdminAccounts admins) : ConsolePage
     /// <summary>Ends the sign-in on the server too: a copied cookie stops working with this one.</summary>
     public async Task<IActionResult> OnPostAsync()
     {
-        await admins.EndSessionsAsync(CurrentAdmin, HttpContext, HttpContext.RequestAborted);
+        await admins.EndSessionsAsync(CurrentAdmin, HttpContext.Origin(), HttpContext.RequestAborted);
         await HttpContext.SignOutAsync(ConsoleSetup.Scheme);
         return Redirect("/console/signin");
     }

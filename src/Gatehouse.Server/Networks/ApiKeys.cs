@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
-using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
-using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -12,7 +11,7 @@ namespace Gatehouse.Server.Networks;
 /// API keys say their region in their first characters (<c>sg_…</c>), so a key sent to the wrong region's
 /// deployment is answered with where it belongs instead of a bare "unknown key".
 /// </summary>
-public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes, CredentialFailures failures) : IDisposable
+public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes, IDbContextFactory<GatehouseDb> dbs) : IDisposable
 {
     private const int KnownNetworks = 10_000;
 
@@ -22,23 +21,17 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites 
     /// </summary>
     private readonly CommittedRowCache<string, Network> _known = new(writes, options, KnownNetworks, "Networks");
 
-    public const string Header = "x-api-key";
-
     private static readonly CompiledQuery<string, Network?> ByApiKey =
         new((db, key, ct) => db.Networks.AsNoTracking().FirstOrDefault(n => n.ApiKey == key));
 
     public static string Create(string region) => $"{region}_{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24))}";
 
-    /// <summary>The network the request's x-api-key opens, or why there is none.</summary>
-    public async Task<(Network? Network, ApiError? Error)> ResolveAsync(HttpRequest request, GatehouseDb db, CancellationToken ct)
+    /// <summary>The network an API key opens, or why there is none.</summary>
+    public async Task<(Network? Network, Refusal? Error)> ResolveAsync(string key, CancellationToken ct)
     {
-        var key = request.Headers[Header].ToString();
-        if (failures.Refusal(request.HttpContext, CredentialKinds.ApiKey, key) is { } limited)
-            return (null, limited);
-        var network = string.IsNullOrWhiteSpace(key) || key.Length > 80 ? null : await _known.GetAsync(key, () => ByApiKey.RunAsync(db, key, ct));
+        var network = string.IsNullOrWhiteSpace(key) || key.Length > 80 ? null : await _known.GetAsync(key, () => ReadAsync(key, ct));
         if (network is not null)
             return (network, null);
-        failures.Failed(request.HttpContext, CredentialKinds.ApiKey, key);
         if (string.IsNullOrWhiteSpace(key))
             return (null, Errors.ApiKeyMissing);
 
@@ -48,6 +41,12 @@ public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites 
         if (region is not null && region != settings.Region && settings.RegionHosts.TryGetValue(region, out var host))
             return (null, Errors.ApiKeyOfOtherRegion(region, host));
         return (null, Errors.ApiKeyUnknown);
+    }
+
+    private async Task<Network?> ReadAsync(string key, CancellationToken ct)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return await ByApiKey.RunAsync(db, key, ct);
     }
 
     public void Dispose() => _known.Dispose();

@@ -1,8 +1,8 @@
 using System.Text.Json.Nodes;
-using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.AdminTokens.Http;
 using Gatehouse.Server.Api;
-using Gatehouse.Server.AuthTokens;
-using Gatehouse.Server.Sessions;
+using Gatehouse.Server.AuthTokens.Http;
+using Gatehouse.Server.Sessions.Http;
 using Microsoft.OpenApi;
 
 namespace Gatehouse.Server.Observability;

@@ -1,6 +1,7 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Operations;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.Extensions.Options;
@@ -11,6 +12,10 @@ using Scalar.AspNetCore;
 namespace Gatehouse.Server.Observability;
 
 public sealed record ReadyResponse(string Status);
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(ReadyResponse))]
+public sealed partial class ObservabilityJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>Health, readiness, Prometheus metrics and the API reference, wired once.</summary>
 public static class ObservabilitySetup
@@ -49,7 +54,7 @@ public static class ObservabilitySetup
         CancellationToken ct)
     {
         if (!startup.IsOpen)
-            return Errors.Starting;
+            return Errors.Starting.AsResult();
         bool databaseAnswers;
         try
         {
@@ -62,10 +67,10 @@ public static class ObservabilitySetup
             databaseAnswers = false;
         }
         if (!databaseAnswers)
-            return new ApiError(503, 500000, "not_ready", "The database does not answer.");
+            return Errors.NotReady("The database does not answer.").AsResult();
         if (!keys.Loaded)
-            return new ApiError(503, 500000, "not_ready", "The signing keys are not loaded yet.");
-        return TypedResults.Json(new ReadyResponse("ready"), GatehouseJson.Default.ReadyResponse);
+            return Errors.NotReady("The signing keys are not loaded yet.").AsResult();
+        return TypedResults.Json(new ReadyResponse("ready"), ObservabilityJson.Default.ReadyResponse);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 
 namespace Gatehouse.Server.Operations;

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
-using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Tokens;
 using Microsoft.Extensions.Options;
 
@@ -23,12 +23,12 @@ public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeP
     private long _minute;
 
     /// <summary>A 429 for a request from an address, or with a credential, that already failed too often this minute; else null.</summary>
-    public ApiError? Refusal(HttpContext http, string kind, string? presented)
+    public Refusal? Refusal(string? clientAddress, string kind, string? presented)
     {
         var limits = options.Value.RateLimits;
         if (!limits.Enabled || CurrentCounts().IsEmpty)
             return null;
-        if (Over(AddressKey(http), limits.FailedCredentialsPerAddressPerMinute)
+        if (Over(AddressKey(clientAddress), limits.FailedCredentialsPerAddressPerMinute)
             || (!string.IsNullOrEmpty(presented) && Over(CredentialKey(kind, presented), limits.FailuresPerCredentialPerMinute)))
         {
             return Errors.TooManyRequests(SecondsLeft());
@@ -38,14 +38,14 @@ public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeP
     }
 
     /// <summary>Counts one refused credential (or a request that presented none) against its address and itself.</summary>
-    public void Failed(HttpContext http, string kind, string? presented)
+    public void Failed(string? clientAddress, string kind, string? presented)
     {
         if (!options.Value.RateLimits.Enabled)
             return;
         var counts = CurrentCounts();
         if (counts.Count >= MaxKeys)
             counts.Clear();
-        Count(counts, AddressKey(http));
+        Count(counts, AddressKey(clientAddress));
         if (!string.IsNullOrEmpty(presented))
             Count(counts, CredentialKey(kind, presented));
     }
@@ -66,7 +66,7 @@ public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeP
 
     private int SecondsLeft() => (int)(60 - (clock.GetUtcNow().ToUnixTimeSeconds() % 60));
 
-    private static string AddressKey(HttpContext http) => "address:" + (http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+    private static string AddressKey(string? clientAddress) => "address:" + (clientAddress ?? "unknown");
 
     private static string CredentialKey(string kind, string presented) =>
         // A presented value longer than any real credential is counted by its first part: hashing megabytes per guess would be the attack.

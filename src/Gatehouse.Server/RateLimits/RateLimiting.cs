@@ -1,9 +1,10 @@
 using System.Threading.RateLimiting;
-using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.AdminTokens.Http;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Configuration;
-using Gatehouse.Server.Networks;
-using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Networks.Http;
+using Gatehouse.Server.Refusals;
+using Gatehouse.Server.ServerKeys.Http;
 using Gatehouse.Server.Tokens;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.Extensions.Options;
@@ -54,13 +55,13 @@ public static class RateLimiting
                 return;
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
                 PerMinute("api-key", limits.SessionsPerApiKeyPerMinute,
-                    http => Kind(http) == LimitedAs.ClientLogin ? http.Request.Headers[ApiKeys.Header].ToString() : null),
+                    http => Kind(http) == LimitedAs.ClientLogin ? http.Request.Headers[ApiKeyHandler.Header].ToString() : null),
                 PerMinute("address", limits.SessionsPerAddressPerMinute,
                     http => Kind(http) == LimitedAs.ClientLogin ? Address(http) : null),
                 PerMinute("server-key", limits.AuthTokensPerServerKeyPerMinute,
-                    http => Kind(http) == LimitedAs.Mint ? Digest(http.Request.Headers[ServerKeyService.Header].ToString()) : null),
+                    http => Kind(http) == LimitedAs.Mint ? Digest(http.Request.Headers[ServerKeyHandler.Header].ToString()) : null),
                 PerMinute("admin-token", limits.AdminCallsPerTokenPerMinute,
-                    http => http.Request.Headers.TryGetValue(AdminTokenService.Header, out var token) ? Digest(token.ToString()) : null),
+                    http => http.Request.Headers.TryGetValue(AdminTokenHandler.Header, out var token) ? Digest(token.ToString()) : null),
                 PerMinute("sign-in", limits.ConsoleSignInsPerAddressPerMinute,
                     http => Kind(http) == LimitedAs.ConsoleSignIn && HttpMethods.IsPost(http.Request.Method) ? Address(http) : null));
         });

@@ -1,7 +1,7 @@
-using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
@@ -34,7 +34,6 @@ public sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOpt
 /// </summary>
 public sealed class ServerKeyService(IServiceProvider requestServices, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
-    public const string Header = "x-server-key";
     private const string Prefix = "gsk_";
     private const int MaxPresentedLength = 128;
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
@@ -51,7 +50,7 @@ public sealed class ServerKeyService(IServiceProvider requestServices, ServerKey
             .FirstOrDefault());
 
     /// <summary>Returns the new key: the only moment it exists outside the caller's hands.</summary>
-    public async Task<(string? Key, ApiError? Error)> GenerateAsync(Network network, string actor, CancellationToken ct = default)
+    public async Task<(string? Key, Refusal? Error)> GenerateAsync(Network network, string actor, CancellationToken ct = default)
     {
         if (!network.SecureMode)
             return (null, Errors.SecureModeRequired);
@@ -91,12 +90,12 @@ public sealed class ServerKeyService(IServiceProvider requestServices, ServerKey
         Db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
 
     /// <summary>
-    /// The key the request's x-server-key names, if it is valid now, and whether its network requires mTLS: read in
-    /// the same query because the mint path is bound by its database round trips (docs/benchmarks.md).
+    /// The key presented, whether it is valid now, and whether its network requires mTLS: read in the same query
+    /// because the mint path is bound by its database round trips (docs/benchmarks.md). A key that is known but no
+    /// longer valid comes back with its refusal, so mTLS can be judged before a caller learns that.
     /// </summary>
-    public async Task<(ServerKey? Key, bool MtlsRequired, ApiError? Error)> AuthenticateAsync(HttpRequest request, CancellationToken ct)
+    public async Task<(ServerKey? Key, bool MtlsRequired, Refusal? Error)> AuthenticateAsync(string presented, CancellationToken ct)
     {
-        var presented = request.Headers[Header].ToString();
         if (string.IsNullOrWhiteSpace(presented))
             return (null, false, Errors.ServerKeyMissing);
         if (presented.Length > MaxPresentedLength)

@@ -1,10 +1,10 @@
 using System.Threading.Channels;
-using Gatehouse.Server.Api;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
@@ -21,6 +21,9 @@ public sealed record IssuedSession(Session Session, User User, string AccessToke
     // The tokens are secrets: never in a log line or a debugger's summary.
     public override string ToString() => $"IssuedSession {{ Session = {Session.Id} }}";
 }
+
+/// <summary>A login the rules apply: every field already checked at the edge.</summary>
+public sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion);
 
 public static class RevokeReasons
 {
@@ -52,17 +55,17 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
     /// Opens a session for the request's user on its device, with its audit event in the same transaction; returns
     /// once it is committed.
     /// </summary>
-    public async Task<(IssuedSession? Issued, ApiError? Error)> OpenAsync(Network network, SessionRequest request, string? clientAddress,
+    public async Task<(IssuedSession? Issued, Refusal? Error)> OpenAsync(Network network, Login request, string? clientAddress,
         CancellationToken ct)
     {
-        var (opened, error) = await SubmitAsync(new Login(network, request, clientAddress, ct));
+        var (opened, error) = await SubmitAsync(new LoginWork(network, request, clientAddress, ct));
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
     /// <summary>Trades a refresh token for new tokens; a second use of one ends the session.</summary>
-    public async Task<(IssuedSession? Issued, ApiError? Error)> RefreshAsync(Network network, string presented, CancellationToken ct)
+    public async Task<(IssuedSession? Issued, Refusal? Error)> RefreshAsync(Network network, string presented, CancellationToken ct)
     {
-        var (opened, error) = await SubmitAsync(new Change<(Opened?, ApiError?)>(db => RefreshAsync(db, network, presented), ct));
+        var (opened, error) = await SubmitAsync(new Change<(Opened?, Refusal?)>(db => RefreshAsync(db, network, presented), ct));
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
@@ -180,7 +183,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
     {
         await using var db = await dbs.CreateDbContextAsync();
         await using var tx = await db.Database.BeginTransactionAsync();
-        var logins = group.OfType<Login>().ToList();
+        var logins = group.OfType<LoginWork>().ToList();
         if (logins.Count > 0)
         {
             var rows = new Dictionary<string, NetworkRows>(StringComparer.Ordinal);
@@ -207,21 +210,21 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         metrics.ChangesCommitted(group.Count);
     }
 
-    private (Opened?, ApiError?) Apply(NetworkRows rows, NewRows created, Login login)
+    private (Opened?, Refusal?) Apply(NetworkRows rows, NewRows created, LoginWork login)
     {
         var settings = options.Value.Sessions;
         var now = clock.GetUtcNow();
         var request = login.Request;
         var network = login.Network;
-        var deviceId = request.DeviceId!;
+        var deviceId = request.DeviceId;
 
-        if (!rows.Users.TryGetValue(request.UserId!, out var user))
+        if (!rows.Users.TryGetValue(request.UserId, out var user))
         {
             user = new User
             {
                 Id = Secrets.NewId(now),
                 NetworkId = network.Id,
-                UserId = request.UserId!,
+                UserId = request.UserId,
                 DisplayName = request.DisplayName,
                 CreatedAt = now,
                 UpdatedAt = now,
@@ -272,9 +275,9 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             NetworkId = network.Id,
             UserRef = user.Id,
             DeviceId = deviceId,
-            DeviceKind = request.DeviceInfo?.Kind,
-            DeviceModel = request.DeviceInfo?.Model,
-            SdkVersion = request.DeviceInfo?.SdkVersion,
+            DeviceKind = request.DeviceKind,
+            DeviceModel = request.DeviceModel,
+            SdkVersion = request.SdkVersion,
             CreatedAt = now,
             ExpiresAt = accessTokens.ExpiryFrom(now),
             OpenedWithAuthToken = network.SecureMode,
@@ -299,7 +302,7 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         return (new Opened(opened, user, refreshToken, now) { Audited = audited }, null);
     }
 
-    private async Task<(Opened?, ApiError?)> RefreshAsync(GatehouseDb db, Network network, string presented)
+    private async Task<(Opened?, Refusal?)> RefreshAsync(GatehouseDb db, Network network, string presented)
     {
         var now = clock.GetUtcNow();
         var digest = Secrets.Digest(presented);
@@ -400,10 +403,10 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
             db.Sessions.Where(s => s.NetworkId == networkId && deviceIds.Contains(s.DeviceId) && s.RevokedAt == null)
                 .OrderBy(s => s.CreatedAt));
 
-        public static async Task<NetworkRows> LoadAsync(GatehouseDb db, string networkId, List<SessionRequest> requests)
+        public static async Task<NetworkRows> LoadAsync(GatehouseDb db, string networkId, List<Login> requests)
         {
-            var deviceIds = requests.Select(r => r.DeviceId!).Distinct(StringComparer.Ordinal).ToList();
-            var userIds = requests.Select(r => r.UserId!).Distinct(StringComparer.Ordinal).ToList();
+            var deviceIds = requests.Select(r => r.DeviceId).Distinct(StringComparer.Ordinal).ToList();
+            var userIds = requests.Select(r => r.UserId).Distinct(StringComparer.Ordinal).ToList();
 
             // Taking the devices' binding rows first makes two nodes' logins on one device take turns (PostgreSQL's
             // default isolation would otherwise let both see no rival and both stay signed in). On SQLite the
@@ -447,11 +450,11 @@ public sealed class SessionService(IDbContextFactory<GatehouseDb> dbs, AccessTok
         public override void Cancel() => Outcome.TrySetCanceled(RequestAborted);
     }
 
-    private sealed class Login(Network network, SessionRequest request, string? clientAddress, CancellationToken requestAborted)
-        : Work<(Opened?, ApiError?)>(requestAborted)
+    private sealed class LoginWork(Network network, Login request, string? clientAddress, CancellationToken requestAborted)
+        : Work<(Opened?, Refusal?)>(requestAborted)
     {
         public Network Network { get; } = network;
-        public SessionRequest Request { get; } = request;
+        public Login Request { get; } = request;
         public string? ClientAddress { get; } = clientAddress;
     }
 

@@ -312,3 +312,7 @@ public sealed record PublicJwk(string Kty, string Crv, string X, string Y, strin
         return new PublicJwk("EC", "P-256", Base64UrlEncoder.Encode(p.Q.X), Base64UrlEncoder.Encode(p.Q.Y), key.KeyId, "sig", "ES256");
     }
 }
+
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(JsonWebKeySetResponse))]
+public sealed partial class JwksJson : System.Text.Json.Serialization.JsonSerializerContext;

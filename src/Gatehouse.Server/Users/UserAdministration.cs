@@ -28,12 +28,12 @@ public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvi
     }
 
     /// <summary>Ends every live session of the user: its access and refresh tokens are refused from now on.</summary>
-    public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, HttpContext? http, CancellationToken ct)
+    public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         var ended = await db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason), ct);
-        audit.Record(AuditKinds.UserSessionsRevoked, Outcomes.Success, actor, user.NetworkId, user.UserId, reason, $"sessions={ended}", http);
+        audit.Record(AuditKinds.UserSessionsRevoked, Outcomes.Success, actor, user.NetworkId, user.UserId, reason, $"sessions={ended}", origin);
         return ended;
     }
 
@@ -41,7 +41,7 @@ public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvi
     /// A ban refuses the user's logins and live tokens with 400312 and ends its sessions, so an unban does not
     /// bring old tokens back. Auth tokens already minted stay valid (as the hosted product documents).
     /// </summary>
-    public async Task SetBanAsync(User user, bool banned, string actor, HttpContext? http, CancellationToken ct)
+    public async Task SetBanAsync(User user, bool banned, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
@@ -54,6 +54,6 @@ public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvi
                 .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.Banned), ct);
         }
         await tx.CommitAsync(ct);
-        audit.Record(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, user.NetworkId, user.UserId, http: http);
+        audit.Record(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, user.NetworkId, user.UserId, origin: origin);
     }
 }

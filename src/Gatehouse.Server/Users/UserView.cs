@@ -29,5 +29,3 @@ public sealed record UserView(
         user.Id, $"{user.NetworkId}/user/{user.Id}", user.UserId, user.DisplayName, NoMetadata, [], [], 0, null, null,
         user.IsDeleted, user.IsGlobalBan, user.IsGlobalBan, user.CreatedAt, user.UpdatedAt);
 }
-
-public sealed record UsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files);

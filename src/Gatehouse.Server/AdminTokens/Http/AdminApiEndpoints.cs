@@ -1,17 +1,20 @@
 using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Audit;
-using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Observability;
-using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
+using Gatehouse.Server.Users.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Gatehouse.Server.AdminTokens;
+namespace Gatehouse.Server.AdminTokens.Http;
 
 public sealed record UserIdRequest(string? UserId);
 
@@ -29,6 +32,13 @@ public sealed record AuditEventView(
 
 public sealed record AuditEventsResponse(IReadOnlyList<AuditEventView> Events, Paging Paging);
 
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16, Converters = [typeof(UtcTimestampConverter)])]
+[JsonSerializable(typeof(UserIdRequest))]
+[JsonSerializable(typeof(SuccessResponse))]
+[JsonSerializable(typeof(AdminUsersResponse))]
+[JsonSerializable(typeof(AuditEventsResponse))]
+public sealed partial class AdminApiJson : JsonSerializerContext;
+
 /// <summary>
 /// The server-to-server admin API, authenticated by <c>x-admin-token</c> and scoped to that token's network:
 /// nothing here can see or touch another network. No CORS: an admin token never belongs in a browser.
@@ -39,8 +49,15 @@ public static class AdminApiEndpoints
 
     public static void MapAdminApiEndpoints(this IEndpointRouteBuilder app)
     {
-        var admin = app.MapGroup("/api/v4/admin").AddEndpointFilter(AdminTokenAuthentication.FilterAsync)
-            .WithTags("Admin (x-admin-token)");
+        var metrics = app.ServiceProvider.GetRequiredService<SecurityMetrics>();
+        var admin = app.MapGroup("/api/v4/admin").WithTags("Admin (x-admin-token)")
+            .RequireAuthorization(Credentials.Policies.Admin)
+            // Runs only once the token and its mTLS have passed: a refused call is not a use.
+            .AddEndpointFilter((context, next) =>
+            {
+                metrics.AdminTokenUsed();
+                return next(context);
+            });
         admin.MapGet("/users", ListUsersAsync).WithSummary("List users (search, page, limit)").Produces<AdminUsersResponse>(200);
         admin.MapGet("/users/{userId}", GetUserAsync).WithSummary("Get one user").Produces<UsersResponse>(200);
         admin.MapPost("/users/{userId}/ban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, true, users))
@@ -57,14 +74,14 @@ public static class AdminApiEndpoints
         HttpContext http, AdminCaller caller, UserAdministration users, IOptions<GatehouseOptions> options)
     {
         var limits = options.Value.Limits;
-        var body = await JsonBody.ReadAsync(http.Request, GatehouseJson.Default.UserIdRequest, limits.MaxBodyBytes, http.RequestAborted);
+        var body = await JsonBody.ReadAsync(http.Request, AdminApiJson.Default.UserIdRequest, limits.MaxBodyBytes, http.RequestAborted);
         var error = body.Error ?? Field.Check(body.Value!.UserId, "userId", limits.UserIdMaxLength);
         if (error is not null)
-            return error;
+            return error.AsResult();
         var user = await users.FindAsync(caller.NetworkId, body.Value!.UserId!, http.RequestAborted);
         if (user is null)
-            return Errors.UserNotFound;
-        await users.RevokeSessionsAsync(user, "admin_revoked", caller.Actor, http, http.RequestAborted);
+            return Errors.UserNotFound.AsResult();
+        await users.RevokeSessionsAsync(user, "admin_revoked", caller.Actor, http.Origin(), http.RequestAborted);
         return Success();
     }
 
@@ -72,27 +89,27 @@ public static class AdminApiEndpoints
         HttpContext http, UserAdministration users, IOptions<GatehouseOptions> options, string? search, string? page, string? limit)
     {
         if (ParsePaging(page, limit) is not { } paging)
-            return PagingError;
+            return PagingError.AsResult();
         if (search is { Length: > 0 } && Field.Check(search, "search", options.Value.Limits.UserIdMaxLength) is { } error)
-            return error;
-        var found = await users.ListAsync(http.GetAdminCaller().NetworkId, search, paging.Page, paging.Limit, http.RequestAborted);
+            return error.AsResult();
+        var found = await users.ListAsync(http.CallerOf<AdminCaller>().NetworkId, search, paging.Page, paging.Limit, http.RequestAborted);
         return TypedResults.Json(new AdminUsersResponse(found.Users.Select(UserView.Of).ToList(), [], paging with { Total = found.Total }),
-            GatehouseJson.Default.AdminUsersResponse);
+            AdminApiJson.Default.AdminUsersResponse);
     }
 
     private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> GetUserAsync(HttpContext http, string userId, UserAdministration users)
     {
-        var user = await users.FindAsync(http.GetAdminCaller().NetworkId, userId, http.RequestAborted);
-        return user is null ? Errors.UserNotFound : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), GatehouseJson.Default.UsersResponse);
+        var user = await users.FindAsync(http.CallerOf<AdminCaller>().NetworkId, userId, http.RequestAborted);
+        return user is null ? Errors.UserNotFound.AsResult() : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), UserJson.Default.UsersResponse);
     }
 
     private static async Task<Results<JsonHttpResult<SuccessResponse>, ApiError>> SetBanAsync(HttpContext http, string userId, bool banned, UserAdministration users)
     {
-        var caller = http.GetAdminCaller();
+        var caller = http.CallerOf<AdminCaller>();
         var user = await users.FindAsync(caller.NetworkId, userId, http.RequestAborted);
         if (user is null)
-            return Errors.UserNotFound;
-        await users.SetBanAsync(user, banned, caller.Actor, http, http.RequestAborted);
+            return Errors.UserNotFound.AsResult();
+        await users.SetBanAsync(user, banned, caller.Actor, http.Origin(), http.RequestAborted);
         return Success();
     }
 
@@ -100,15 +117,15 @@ public static class AdminApiEndpoints
         HttpContext http, GatehouseDb db, string? kind, string? userId, string? from, string? to, string? page, string? limit)
     {
         if (ParsePaging(page, limit) is not { } paging)
-            return PagingError;
+            return PagingError.AsResult();
         if (kind is { Length: > 0 } && !AuditKinds.All.Contains(kind))
-            return Errors.BadRequest("bad_filter", $"kind must be one of: {string.Join(", ", AuditKinds.All)}.");
+            return Errors.BadRequest("bad_filter", $"kind must be one of: {string.Join(", ", AuditKinds.All)}.").AsResult();
         var (since, sinceOk) = ParseTime(from);
         var (until, untilOk) = ParseTime(to);
         if (!sinceOk || !untilOk)
-            return Errors.BadRequest("bad_filter", "from and to must be ISO-8601 times, for example 2026-11-24T00:00:00Z.");
+            return Errors.BadRequest("bad_filter", "from and to must be ISO-8601 times, for example 2026-11-24T00:00:00Z.").AsResult();
 
-        var query = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == http.GetAdminCaller().NetworkId);
+        var query = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == http.CallerOf<AdminCaller>().NetworkId);
         if (kind is { Length: > 0 })
             query = query.Where(e => e.Kind == kind);
         if (userId is { Length: > 0 })
@@ -121,21 +138,21 @@ public static class AdminApiEndpoints
         var events = await query.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id)
             .Skip((paging.Page - 1) * paging.Limit).Take(paging.Limit).ToListAsync(http.RequestAborted);
         return TypedResults.Json(new AuditEventsResponse(events.Select(AuditEventView.Of).ToList(), paging with { Total = total }),
-            GatehouseJson.Default.AuditEventsResponse);
+            AdminApiJson.Default.AuditEventsResponse);
     }
 
     /// <summary>An admin revokes the token it calls with (say, after moving its backend to a new one).</summary>
     private static async Task<JsonHttpResult<SuccessResponse>> RevokeOwnTokenAsync(HttpContext http, GatehouseDb db, AuditLog audit, TimeProvider clock)
     {
-        var caller = http.GetAdminCaller();
+        var caller = http.CallerOf<AdminCaller>();
         var now = clock.GetUtcNow();
         await db.AdminTokens.Where(t => t.Id == caller.TokenId && t.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, now).SetProperty(t => t.RevokedBy, caller.Actor), http.RequestAborted);
-        audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, caller.Actor, caller.NetworkId, detail: $"token={caller.TokenId}", http: http);
+        audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, caller.Actor, caller.NetworkId, detail: $"token={caller.TokenId}", origin: http.Origin());
         return Success();
     }
 
-    private static readonly ApiError PagingError = Errors.BadRequest("bad_paging", $"page must be 1 or more and limit between 1 and {MaxLimit}.");
+    private static readonly Refusal PagingError = Errors.BadRequest("bad_paging", $"page must be 1 or more and limit between 1 and {MaxLimit}.");
 
     private static Paging? ParsePaging(string? page, string? limit)
     {
@@ -155,50 +172,5 @@ public static class AdminApiEndpoints
         : DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed) ? (parsed, true)
         : (null, false);
 
-    private static JsonHttpResult<SuccessResponse> Success() => TypedResults.Json(new SuccessResponse(true), GatehouseJson.Default.SuccessResponse);
-}
-
-public static class AdminTokenAuthentication
-{
-    public static AdminCaller GetAdminCaller(this HttpContext http) =>
-        http.Features.Get<AdminCaller>() ?? throw new InvalidOperationException("The endpoint is not behind the admin-token filter.");
-
-    public static async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-    {
-        var (caller, error) = await AuthenticateAsync(context.HttpContext);
-        if (error is not null)
-            return error;
-        context.HttpContext.Features.Set(caller);
-        return await next(context);
-    }
-
-    /// <summary>Checks the x-admin-token; a refusal is audited with the reason.</summary>
-    public static async Task<(AdminCaller? Caller, ApiError? Error)> AuthenticateAsync(HttpContext http)
-    {
-        var failures = http.RequestServices.GetRequiredService<CredentialFailures>();
-        var presented = http.Request.Headers[AdminTokenService.Header].ToString();
-        if (failures.Refusal(http, CredentialKinds.AdminToken, presented) is { } limited)
-            return (null, limited);
-        var (caller, mtlsRequired, error) = await http.RequestServices.GetRequiredService<AdminTokenService>().AuthenticateAsync(http.Request, http.RequestAborted);
-        if (error is not null)
-            failures.Failed(http, CredentialKinds.AdminToken, presented);
-        var kind = AuditKinds.AdminTokenRefused;
-        // With mTLS on, the certificate is judged before the token: without it a thief learns nothing about a stolen
-        // token (not even that it was revoked or has expired).
-        if (caller is not null && mtlsRequired && await http.RequestServices.GetRequiredService<MtlsGate>().CheckAsync(http, caller.NetworkId) is { } mtlsError)
-        {
-            error = mtlsError;
-            kind = AuditKinds.MtlsRefused;
-        }
-        if (error is null)
-        {
-            http.RequestServices.GetRequiredService<SecurityMetrics>().AdminTokenUsed();
-        }
-        else
-        {
-            http.RequestServices.GetRequiredService<AuditLog>().Record(kind, Outcomes.Refused,
-                caller?.Actor ?? "anonymous", caller?.NetworkId, reason: error.Reason, http: http);
-        }
-        return (error is null ? caller : null, error);
-    }
+    private static JsonHttpResult<SuccessResponse> Success() => TypedResults.Json(new SuccessResponse(true), AdminApiJson.Default.SuccessResponse);
 }

@@ -1,34 +1,19 @@
 using Gatehouse.Server.AdminTokens;
+using Gatehouse.Server.AdminTokens.Http;
 using Gatehouse.Server.Api;
-using Gatehouse.Server.Observability;
+using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
-namespace Gatehouse.Server.Sessions;
-
-public sealed record DeviceInfo(string? Kind, string? Model, string? SdkVersion);
-
-public sealed record SessionRequest(string? UserId, string? DeviceId, string? DisplayName, string? AuthToken, DeviceInfo? DeviceInfo);
-
-public sealed record RefreshRequest(string? RefreshToken);
-
-public sealed record SessionResponse(
-    string AccessToken,
-    string RefreshToken,
-    DateTimeOffset IssuedAt,
-    DateTimeOffset ExpiresAt,
-    IReadOnlyList<UserView> Users,
-    IReadOnlyList<string> Files)
-{
-    public static SessionResponse Of(IssuedSession issued) => new(
-        issued.AccessToken, issued.RefreshToken, issued.IssuedAt, issued.Session.ExpiresAt, [UserView.Of(issued.User)], []);
-}
+namespace Gatehouse.Server.Sessions.Http;
 
 /// <summary>
 /// Client to server: the SDKs open sessions with the public API key (plus an auth token in secure mode),
@@ -49,6 +34,7 @@ public static class SessionEndpoints
                 .WithDescription("Header x-api-key. In secure mode authToken is required. Creates the user on first login.")
                 .AcceptsJson<SessionRequest>()
                 .Produces<SessionResponse>(200)
+                .RequireAuthorization(Credentials.Policies.App)
                 .RateLimited(LimitedAs.ClientLogin);
         }
         sessions.MapPost("/api/v4/sessions/refresh", RefreshAsync)
@@ -56,6 +42,7 @@ public static class SessionEndpoints
             .WithDescription("Header x-api-key. Each refresh token works once; a reused one ends the session.")
             .AcceptsJson<RefreshRequest>()
             .Produces<SessionResponse>(200)
+            .RequireAuthorization(Credentials.Policies.App)
             .RateLimited(LimitedAs.ClientLogin);
         sessions.MapDelete("/api/v4/sessions", DeleteAsync)
             .WithSummary("Secure logout (bearer), or end every session of a user (x-admin-token with {\"userId\"})")
@@ -64,7 +51,8 @@ public static class SessionEndpoints
             .Produces<ErrorEnvelope>(400)
             .Produces<ErrorEnvelope>(401)
             .Produces<ErrorEnvelope>(403)
-            .Produces<ErrorEnvelope>(404);
+            .Produces<ErrorEnvelope>(404)
+            .RequireAuthorization(Credentials.Policies.AdminOrUser);
     }
 
     /// <summary>
@@ -72,35 +60,33 @@ public static class SessionEndpoints
     /// with <c>x-admin-token</c> and <c>{"userId"}</c>, every session of that user.
     /// </summary>
     private static async Task<IResult> DeleteAsync(HttpContext http, SessionService sessions, UserAdministration users, AuditLog audit,
-        IOptions<GatehouseOptions> options)
+        SecurityMetrics metrics, IOptions<GatehouseOptions> options)
     {
-        if (http.Request.Headers.ContainsKey(AdminTokenService.Header))
+        if (http.Features.Get<AdminCaller>() is { } admin)
         {
-            var (admin, adminError) = await AdminTokenAuthentication.AuthenticateAsync(http);
-            return adminError ?? (IResult)await AdminApiEndpoints.RevokeUserSessionsAsync(http, admin!, users, options);
+            metrics.AdminTokenUsed();
+            return await AdminApiEndpoints.RevokeUserSessionsAsync(http, admin, users, options);
         }
-        var (caller, error) = await BearerAuthentication.AuthenticateAsync(http);
-        return error ?? (IResult)await LogoutAsync(http, caller!, sessions, audit);
+        return await LogoutAsync(http, http.CallerOf<Caller>(), sessions, audit);
     }
 
     private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> CreateAsync(
-        HttpContext http, GatehouseDb db, ApiKeys apiKeys, AuthTokens.AuthTokens authTokens, SessionService sessions,
-        AuditLog audit, IOptions<GatehouseOptions> options)
+        HttpContext http, GatehouseDb db, AuthTokens.AuthTokens authTokens, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
     {
         var ct = http.RequestAborted;
         var limits = options.Value.Limits;
+        var network = http.CallerOf<Network>();
 
-        var (network, error) = await apiKeys.ResolveAsync(http.Request, db, ct);
-        var body = error is null ? await JsonBody.ReadAsync(http.Request, GatehouseJson.Default.SessionRequest, limits.MaxBodyBytes, ct) : default;
+        var body = await JsonBody.ReadAsync(http.Request, SessionJson.Default.SessionRequest, limits.MaxBodyBytes, ct);
         var request = body.Value;
-        error ??= body.Error
+        var error = body.Error
             ?? Field.Check(request!.UserId, "userId", limits.UserIdMaxLength)
             ?? Field.Check(request.DeviceId, "deviceId", limits.DeviceIdMaxLength)
             ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false, allowEmojiJoiner: true)
             ?? Field.Check(request.DeviceInfo?.Kind, "deviceInfo.kind", DeviceInfoMaxLength, required: false)
             ?? Field.Check(request.DeviceInfo?.Model, "deviceInfo.model", DeviceInfoMaxLength, required: false)
             ?? Field.Check(request.DeviceInfo?.SdkVersion, "deviceInfo.sdkVersion", DeviceInfoMaxLength, required: false);
-        if (error is null && network!.SecureMode)
+        if (error is null && network.SecureMode)
         {
             // Without secure mode an authToken is not asked for, so one sent anyway is not judged either.
             error = string.IsNullOrEmpty(request!.AuthToken)
@@ -110,38 +96,38 @@ public static class SessionEndpoints
 
         IssuedSession? issued = null;
         if (error is null)
-            (issued, error) = await sessions.OpenAsync(network!, request!, http.Connection.RemoteIpAddress?.ToString(), ct);
+            (issued, error) = await sessions.OpenAsync(network, request!.ToLogin(), http.Connection.RemoteIpAddress?.ToString(), ct);
 
         if (error is not null)
         {
-            audit.Record(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", network?.Id, UserIdIfValid(request, limits), error.Reason, http: http);
-            return error;
+            audit.Record(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", network.Id, UserIdIfValid(request, limits), error.Reason, origin: http.Origin());
+            return error.AsResult();
         }
-        audit.Announce(issued!.Audited!, http);
-        return TypedResults.Json(SessionResponse.Of(issued), GatehouseJson.Default.SessionResponse);
+        audit.Announce(issued!.Audited!, http.Origin());
+        return TypedResults.Json(SessionResponse.Of(issued), SessionJson.Default.SessionResponse);
     }
 
     private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> RefreshAsync(
-        HttpContext http, GatehouseDb db, ApiKeys apiKeys, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
+        HttpContext http, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
     {
         var ct = http.RequestAborted;
-        var (network, error) = await apiKeys.ResolveAsync(http.Request, db, ct);
-        var body = error is null ? await JsonBody.ReadAsync(http.Request, GatehouseJson.Default.RefreshRequest, options.Value.Limits.MaxBodyBytes, ct) : default;
-        error ??= body.Error ?? Field.Check(body.Value!.RefreshToken, "refreshToken", RefreshTokenMaxLength);
+        var network = http.CallerOf<Network>();
+        var body = await JsonBody.ReadAsync(http.Request, SessionJson.Default.RefreshRequest, options.Value.Limits.MaxBodyBytes, ct);
+        var error = body.Error ?? Field.Check(body.Value!.RefreshToken, "refreshToken", RefreshTokenMaxLength);
 
         IssuedSession? issued = null;
         if (error is null)
-            (issued, error) = await sessions.RefreshAsync(network!, body.Value!.RefreshToken!, ct);
+            (issued, error) = await sessions.RefreshAsync(network, body.Value!.RefreshToken!, ct);
 
         if (error is not null)
         {
             audit.Record(error == Errors.RefreshTokenReused ? AuditKinds.RefreshReuse : AuditKinds.SessionRefused,
-                Outcomes.Refused, "api-key", network?.Id, reason: error.Reason, http: http);
-            return error;
+                Outcomes.Refused, "api-key", network.Id, reason: error.Reason, origin: http.Origin());
+            return error.AsResult();
         }
-        audit.Record(AuditKinds.SessionRefreshed, Outcomes.Success, $"user:{issued!.User.UserId}", network!.Id, issued.User.UserId,
-            detail: $"session={issued.Session.Id}", http: http);
-        return TypedResults.Json(SessionResponse.Of(issued), GatehouseJson.Default.SessionResponse);
+        audit.Record(AuditKinds.SessionRefreshed, Outcomes.Success, $"user:{issued!.User.UserId}", network.Id, issued.User.UserId,
+            detail: $"session={issued.Session.Id}", origin: http.Origin());
+        return TypedResults.Json(SessionResponse.Of(issued), SessionJson.Default.SessionResponse);
     }
 
     /// <summary>Secure logout: the SDK keeps its local session unless this succeeds.</summary>
@@ -149,8 +135,8 @@ public static class SessionEndpoints
     {
         await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout, http.RequestAborted);
         audit.Record(AuditKinds.SessionRevoked, Outcomes.Success, $"user:{caller.User.UserId}", caller.NetworkId, caller.User.UserId,
-            RevokeReasons.Logout, $"session={caller.SessionId}", http);
-        return TypedResults.Json(new SuccessResponse(true), GatehouseJson.Default.SuccessResponse);
+            RevokeReasons.Logout, $"session={caller.SessionId}", http.Origin());
+        return TypedResults.Json(new SuccessResponse(true), AdminApiJson.Default.SuccessResponse);
     }
 
     /// <summary>Only a userId that passed validation goes into the audit log, never arbitrary input.</summary>

@@ -1,11 +1,17 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
-namespace Gatehouse.Server.Users;
+namespace Gatehouse.Server.Users.Http;
+
+public sealed record UsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files);
 
 public sealed record MentionSettings(bool IsAllowMentionedChannelEnabled);
 
@@ -22,6 +28,11 @@ public sealed record ChatSettingsResponse(bool Enabled, MentionSettings Mention,
         new MarkerSettings(chat.MarkerEnabled));
 }
 
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16, Converters = [typeof(UtcTimestampConverter)])]
+[JsonSerializable(typeof(UsersResponse))]
+[JsonSerializable(typeof(ChatSettingsResponse))]
+public sealed partial class UserJson : JsonSerializerContext;
+
 /// <summary>What a signed-in SDK reads right after login.</summary>
 public static class UserEndpoints
 {
@@ -29,7 +40,7 @@ public static class UserEndpoints
     {
         var client = bearerApi.MapGroup("").WithTags("Client (x-api-key, bearer)");
         client.MapGet("/api/v3/users/me", (HttpContext http) =>
-                TypedResults.Json(new UsersResponse([UserView.Of(http.GetCaller().User)], []), GatehouseJson.Default.UsersResponse))
+                TypedResults.Json(new UsersResponse([UserView.Of(http.CallerOf<Caller>().User)], []), UserJson.Default.UsersResponse))
             .WithSummary("The signed-in user")
             .Produces<UsersResponse>(200)
             .Produces<ErrorEnvelope>(401)
@@ -41,8 +52,8 @@ public static class UserEndpoints
 
     private static async Task<Results<JsonHttpResult<ChatSettingsResponse>, ApiError>> ChatSettingsAsync(HttpContext http, GatehouseDb db)
     {
-        var networkId = http.GetCaller().NetworkId;
+        var networkId = http.CallerOf<Caller>().NetworkId;
         var chat = await db.Networks.AsNoTracking().Where(n => n.Id == networkId).Select(n => n.Chat).FirstOrDefaultAsync(http.RequestAborted);
-        return chat is null ? Errors.ItemNotFound("The network") : TypedResults.Json(ChatSettingsResponse.Of(chat), GatehouseJson.Default.ChatSettingsResponse);
+        return chat is null ? Errors.ItemNotFound("The network").AsResult() : TypedResults.Json(ChatSettingsResponse.Of(chat), UserJson.Default.ChatSettingsResponse);
     }
 }

@@ -1,0 +1,94 @@
+using System.Security.Claims;
+using System.Text.Encodings.Web;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Api.Authentication;
+
+/// <summary>What the credential check found, before HTTP: the caller, its network's mTLS switch, and any refusal.</summary>
+public readonly record struct CredentialCheck<TCaller>(TCaller? Caller, bool MtlsRequired, Refusal? Refusal)
+    where TCaller : class;
+
+/// <summary>
+/// Who a request's credential names, for the audit log and the server-to-server requirements. <see cref="Pending"/>
+/// holds a refusal of a credential that is known but not usable (expired, revoked), kept until mTLS has been judged:
+/// without the network's certificate a caller learns nothing about the credential, not even that.
+/// </summary>
+public sealed record CredentialSubject(string RefusedKind, string Actor, string? NetworkId, string? UserId, bool MtlsRequired, Refusal? Pending);
+
+/// <summary>The refusal a request is answered with, set by whichever check refused it.</summary>
+public sealed record CredentialRefusal(Refusal Refusal);
+
+/// <summary>
+/// Every credential is checked in the same steps: read it from its header; refuse at once (429, no audit row, no
+/// database read) an address or credential that failed too often this minute; judge it with the feature's rules;
+/// count a refusal that looks like a guess; audit every refusal; on success hand the endpoint its caller. The
+/// answer to a refusal is the contract's envelope, written by the challenge.
+/// </summary>
+public abstract class CredentialHandler<TCaller>(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
+    CredentialFailures failures, AuditLog audit) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logs, encoder)
+    where TCaller : class
+{
+    /// <summary>The kind counted by <see cref="CredentialFailures"/>.</summary>
+    protected abstract string CredentialKind { get; }
+
+    /// <summary>The audit kind of this credential's refusals.</summary>
+    protected abstract string RefusedKind { get; }
+
+    /// <summary>The actor audited when the credential names nobody.</summary>
+    protected virtual string AnonymousActor => "anonymous";
+
+    /// <summary>The credential as presented, empty when absent.</summary>
+    protected abstract string Presented(HttpRequest request);
+
+    protected abstract Task<CredentialCheck<TCaller>> CheckAsync(string presented, CancellationToken ct);
+
+    protected abstract (string Actor, string? NetworkId, string? UserId) Describe(TCaller caller);
+
+    /// <summary>Whether a refusal counts against the address and the credential; by default every one does.</summary>
+    protected virtual bool IsGuess(Refusal refusal) => true;
+
+    protected sealed override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        var presented = Presented(Request);
+        var origin = Context.Origin();
+        if (failures.Refusal(origin.ClientAddress, CredentialKind, presented) is { } limited)
+            return Refused(limited);
+        var (caller, mtlsRequired, refusal) = await CheckAsync(presented, Context.RequestAborted);
+        if (refusal is not null && IsGuess(refusal))
+            failures.Failed(origin.ClientAddress, CredentialKind, presented);
+        var (actor, networkId, userId) = caller is null ? (AnonymousActor, null, null) : Describe(caller);
+        if (refusal is not null && (caller is null || !mtlsRequired))
+        {
+            audit.Record(RefusedKind, Outcomes.Refused, actor, networkId, userId, refusal.Reason, origin: origin);
+            return Refused(refusal);
+        }
+        Context.Features.Set(caller!);
+        Context.Features.Set(new CredentialSubject(RefusedKind, actor, networkId, userId, mtlsRequired, refusal));
+        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, actor)], Scheme.Name);
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name));
+    }
+
+    private AuthenticateResult Refused(Refusal refusal)
+    {
+        Context.Features.Set(new CredentialRefusal(refusal));
+        return AuthenticateResult.Fail(refusal.Reason);
+    }
+
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+        (Context.Features.Get<CredentialRefusal>()?.Refusal ?? Errors.Unauthorized("unauthenticated", "A credential is required.")).ExecuteAsync(Context);
+
+    protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+        (Context.Features.Get<CredentialRefusal>()?.Refusal ?? Errors.Forbidden).ExecuteAsync(Context);
+}
+
+public static class CallerOfRequest
+{
+    /// <summary>The caller its credential scheme authenticated; an endpoint asks only for the one its policy requires.</summary>
+    public static TCaller CallerOf<TCaller>(this HttpContext http)
+        where TCaller : class =>
+        http.Features.Get<TCaller>() ?? throw new InvalidOperationException($"No {typeof(TCaller).Name}: the endpoint's policy does not authenticate one.");
+}

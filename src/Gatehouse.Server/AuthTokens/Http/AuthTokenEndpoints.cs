@@ -1,0 +1,84 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Api.Authentication;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Observability;
+using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
+using Gatehouse.Server.ServerKeys;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.AuthTokens.Http;
+
+public sealed record AuthTokenRequest(string? UserId);
+
+public sealed record AuthTokenResponse(string AuthToken, DateTimeOffset ExpiresAt);
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16, Converters = [typeof(UtcTimestampConverter)])]
+[JsonSerializable(typeof(AuthTokenRequest))]
+[JsonSerializable(typeof(AuthTokenResponse))]
+[JsonSerializable(typeof(string))]
+public sealed partial class AuthTokenJson : JsonSerializerContext;
+
+/// <summary>
+/// Server to server: the customer's backend trades its server key for a user's auth token. The key (and, with mTLS on,
+/// the network's client certificate) is judged by the server-to-server policy before the body is read, so an
+/// unauthenticated caller learns nothing about it. Deliberately without CORS: a browser must never hold a server key.
+/// </summary>
+public static class AuthTokenEndpoints
+{
+    public static void MapAuthTokenEndpoints(this IEndpointRouteBuilder app)
+    {
+        var serverToServer = app.MapGroup("").WithTags("Server to server (x-server-key)")
+            .RequireAuthorization(Credentials.Policies.ServerToServer)
+            .RateLimited(LimitedAs.Mint);
+        serverToServer.MapGet("/api/v3/authentication/token", MintV3Async)
+            .WithSummary("Mint an auth token for a user (answers a JSON string)")
+            .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")
+            .Produces<string>(200);
+        serverToServer.MapPost("/api/v4/authentication/token", MintV4Async)
+            .WithSummary("Mint an auth token for a user")
+            .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")
+            .AcceptsJson<AuthTokenRequest>()
+            .Produces<AuthTokenResponse>(200);
+    }
+
+    private static Results<JsonHttpResult<string>, ApiError> MintV3Async(HttpContext http, AuthTokens authTokens, AuditLog audit,
+        IOptions<GatehouseOptions> options)
+    {
+        var userIds = http.Request.Query["userId"];
+        var outcome = Mint(http, userIds.Count > 1 ? Errors.BadRequest("field_repeated", "userId must be given once.") : null,
+            userIds.Count > 1 ? null : userIds.ToString(), authTokens, audit, options.Value.Limits);
+        return outcome.Refusal is { } refusal ? refusal.AsResult() : TypedResults.Json(outcome.Token!, AuthTokenJson.Default.String);
+    }
+
+    private static async Task<Results<JsonHttpResult<AuthTokenResponse>, ApiError>> MintV4Async(HttpContext http, AuthTokens authTokens,
+        AuditLog audit, IOptions<GatehouseOptions> options)
+    {
+        var limits = options.Value.Limits;
+        var body = await JsonBody.ReadAsync(http.Request, AuthTokenJson.Default.AuthTokenRequest, limits.MaxBodyBytes, http.RequestAborted);
+        var outcome = Mint(http, body.Error, body.Value?.UserId, authTokens, audit, limits);
+        return outcome.Refusal is { } refusal
+            ? refusal.AsResult()
+            : TypedResults.Json(new AuthTokenResponse(outcome.Token!, outcome.ExpiresAt), AuthTokenJson.Default.AuthTokenResponse);
+    }
+
+    private static (string? Token, DateTimeOffset ExpiresAt, Refusal? Refusal) Mint(HttpContext http, Refusal? bodyError, string? userId,
+        AuthTokens authTokens, AuditLog audit, InputLimits limits)
+    {
+        var key = http.CallerOf<ServerKey>();
+        var actor = $"server-key:{key.Id}";
+        if ((bodyError ?? Field.Check(userId, "userId", limits.UserIdMaxLength)) is { } refusal)
+        {
+            audit.Record(AuditKinds.AuthTokenRefused, Outcomes.Refused, actor, key.NetworkId, userId, refusal.Reason, origin: http.Origin());
+            return (null, default, refusal);
+        }
+
+        var (token, expiresAt) = authTokens.Mint(key.NetworkId, userId!, key.Id);
+        audit.Record(AuditKinds.AuthTokenMinted, Outcomes.Success, actor, key.NetworkId, userId, origin: http.Origin());
+        return (token, expiresAt, null);
+    }
+}

@@ -1,0 +1,71 @@
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Api.Authentication;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Refusals;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+
+namespace Gatehouse.Server.Certificates.Http;
+
+/// <summary>Server-to-server calls of a network with mTLS on must present one of its client certificates.</summary>
+public sealed class MtlsRequirement : IAuthorizationRequirement;
+
+/// <summary>
+/// A credential known but no longer usable (an expired server key, a revoked admin token) is refused only after
+/// mTLS has passed (see <see cref="CredentialSubject.Pending"/>).
+/// </summary>
+public sealed class UsableCredentialRequirement : IAuthorizationRequirement;
+
+/// <summary>
+/// Judges the server-to-server requirements in their order: the certificate first, then the credential's own
+/// refusal. The first refusal is audited and answered; nothing after it is judged.
+/// </summary>
+public sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog audit, IOptions<GatehouseOptions> options) : IAuthorizationHandler
+{
+    public async Task HandleAsync(AuthorizationHandlerContext context)
+    {
+        var mtls = context.PendingRequirements.OfType<MtlsRequirement>().FirstOrDefault();
+        var usable = context.PendingRequirements.OfType<UsableCredentialRequirement>().FirstOrDefault();
+        if ((mtls is null && usable is null) || context.Resource is not HttpContext http)
+            return;
+        if (http.Features.Get<CredentialSubject>() is not { } subject)
+        {
+            // Not authenticated: the credential's own refusal is the answer.
+            context.Fail();
+            return;
+        }
+
+        if (mtls is not null)
+        {
+            if (subject.MtlsRequired && await MtlsRefusalAsync(http, subject) is { } refused)
+            {
+                Refuse(context, http, AuditKinds.MtlsRefused, subject, refused);
+                return;
+            }
+            context.Succeed(mtls);
+        }
+        if (usable is not null)
+        {
+            if (subject.Pending is { } pending)
+            {
+                Refuse(context, http, subject.RefusedKind, subject, pending);
+                return;
+            }
+            context.Succeed(usable);
+        }
+    }
+
+    private async Task<Refusal?> MtlsRefusalAsync(HttpContext http, CredentialSubject subject)
+    {
+        using var presented = await PresentedCertificates.OfAsync(http, options.Value.Mtls);
+        return await gate.CheckAsync(presented.Certificate, presented.OverTls, subject.NetworkId!, http.RequestAborted);
+    }
+
+    private void Refuse(AuthorizationHandlerContext context, HttpContext http, string kind, CredentialSubject subject, Refusal refusal)
+    {
+        audit.Record(kind, Outcomes.Refused, subject.Actor, subject.NetworkId, subject.UserId, refusal.Reason, origin: http.Origin());
+        http.Features.Set(new CredentialRefusal(refusal));
+        context.Fail(new AuthorizationFailureReason(this, refusal.Reason));
+    }
+}

@@ -1,0 +1,84 @@
+namespace Gatehouse.Server.Refusals;
+
+/// <summary>
+/// Every refusal Gatehouse gives, in one place: HTTP status, contract code, audit reason and message. Endpoints write
+/// them in the contract's envelope; console pages and operator commands show their message.
+/// Messages tell the caller what to fix and never echo a credential back.
+/// </summary>
+public static class Errors
+{
+    // 400000: the request itself is wrong.
+    public static Refusal BadRequest(string reason, string message) => new(400, 400000, reason, message);
+    public static readonly Refusal NotJson = BadRequest("content_type", "Content-Type must be application/json.");
+    public static readonly Refusal BodyTooLarge = BadRequest("body_too_large", "The request body is larger than the limit this server accepts.");
+    public static readonly Refusal BodyNotObject = BadRequest("body_not_object", "The request body must be a JSON object.");
+    public static Refusal MalformedJson(string? path) =>
+        BadRequest("malformed_json", path is null or "$" ? "The request body is not valid JSON." : $"The request body is not valid JSON for this endpoint at {path}.");
+    public static Refusal FieldRequired(string field) => BadRequest("field_required", $"{field} is required.");
+    public static Refusal FieldTooLong(string field, int max) => BadRequest("field_too_long", $"{field} must be at most {max} characters.");
+    public static Refusal FieldHasHiddenCharacters(string field) => BadRequest("field_invalid_characters",
+        $"{field} must not contain control, invisible (format) or unassigned characters.");
+
+    // 400100: a credential is missing, wrong, expired or revoked. The SDK ends its session on this code.
+    public static Refusal Unauthorized(string reason, string message) => new(401, 400100, reason, message);
+    public static readonly Refusal ApiKeyMissing = Unauthorized("api_key_missing", "The x-api-key header is required.");
+    public static readonly Refusal ApiKeyUnknown = Unauthorized("api_key_unknown", "The API key is not known to this server.");
+    public static Refusal ApiKeyOfOtherRegion(string region, string host) =>
+        Unauthorized("api_key_other_region", $"This API key belongs to region {region}; send it to {host}");
+    public static readonly Refusal ServerKeyMissing = Unauthorized("server_key_missing", "The x-server-key header is required.");
+    public static readonly Refusal ServerKeyInvalid = Unauthorized("server_key_invalid", "The server key is not valid.");
+    public static readonly Refusal ServerKeyExpired = Unauthorized("server_key_expired", "The server key was replaced and its grace period has ended; use the newest server key.");
+    public static readonly Refusal AuthTokenRequired = Unauthorized("auth_token_missing", "Secure mode is on for this network: authToken is required.");
+    public static readonly Refusal AuthTokenInvalid = Unauthorized("auth_token_invalid", "The authToken is not valid.");
+    public static readonly Refusal AuthTokenUsed = Unauthorized("auth_token_used",
+        "This authToken was already used: this network accepts each auth token once. Mint a new one with the server key.");
+    public static readonly Refusal AuthTokenKeyEnded = Unauthorized("auth_token_key_ended",
+        "The server key that minted this authToken was replaced or has expired; mint a new one with the current server key.");
+    public static readonly Refusal AuthTokenExpired = Unauthorized("auth_token_expired", "The authToken has expired; mint a new one with the server key.");
+    public static readonly Refusal AuthTokenOtherUser = Unauthorized("auth_token_other_user", "The authToken was issued for another userId.");
+    public static readonly Refusal AuthTokenOtherNetwork = Unauthorized("auth_token_other_network", "The authToken was issued for another network.");
+    public static readonly Refusal BearerMissing = Unauthorized("access_token_missing", "An Authorization: Bearer access token is required.");
+    public static readonly Refusal AccessTokenInvalid = Unauthorized("access_token_invalid", "The access token is not valid.");
+    public static readonly Refusal AccessTokenExpired = Unauthorized("access_token_expired", "The access token has expired; create a new session.");
+    public static readonly Refusal SessionEnded = Unauthorized("session_ended", "The session has ended; create a new session.");
+    public static readonly Refusal RefreshTokenInvalid = Unauthorized("refresh_token_invalid", "The refresh token is not valid.");
+    public static readonly Refusal RefreshTokenExpired = Unauthorized("refresh_token_expired", "The refresh token has expired; create a new session.");
+    public static readonly Refusal SessionTooOld = Unauthorized("session_max_age", "The session has reached its maximum age; log in again.");
+    public static readonly Refusal RefreshTokenReused = Unauthorized("refresh_token_reused", "The refresh token was already used; the session has been ended.");
+
+    public static readonly Refusal AdminTokenMissing = Unauthorized("admin_token_missing", "The x-admin-token header is required.");
+    public static readonly Refusal AdminTokenInvalid = Unauthorized("admin_token_invalid", "The admin token is not valid.");
+    public static readonly Refusal AdminTokenRevoked = Unauthorized("admin_token_revoked", "The admin token was revoked.");
+    public static readonly Refusal AdminTokenExpired = Unauthorized("admin_token_expired", "The admin token has expired (or its grace period after a replacement ended).");
+    public static readonly Refusal AdminTokenNotPermitted = Unauthorized("admin_token_not_permitted",
+        "The admin token's admin is disabled or no longer has the Access Secure Mode permission in this network.");
+
+    // mTLS, when the network has it on: which condition failed.
+    public static readonly Refusal MtlsNotTls = Unauthorized("mtls_not_tls", "mTLS is on for this network: call over HTTPS with the network's client certificate.");
+    public static readonly Refusal MtlsNoCertificate = Unauthorized("mtls_no_certificate", "mTLS is on for this network: no client certificate was presented.");
+    public static readonly Refusal MtlsExpired = Unauthorized("mtls_expired", "The client certificate has expired or is not yet valid.");
+    public static readonly Refusal MtlsUntrusted = Unauthorized("mtls_untrusted", "The client certificate was not issued by this deployment's certificate authority.");
+    public static readonly Refusal MtlsNotClientAuthentication = Unauthorized("mtls_not_client_auth", "The client certificate is not for client authentication.");
+    public static readonly Refusal MtlsOtherNetwork = Unauthorized("mtls_other_network", "The client certificate was issued to another network.");
+    public static readonly Refusal MtlsUnknown = Unauthorized("mtls_unknown", "The client certificate is not one of this network's certificates.");
+    public static readonly Refusal MtlsRevoked = Unauthorized("mtls_revoked", "The client certificate was deleted from this network and is revoked.");
+
+    // 4003xx: the caller is known but may not do this.
+    public static readonly Refusal UserBanned = new(403, 400312, "user_banned", "The user is globally banned.");
+    public static readonly Refusal Forbidden = new(403, 400300, "forbidden", "This credential may not do this.");
+    public static readonly Refusal SecureModeRequired = new(403, 400300, "secure_mode_off", "Secure mode must be on for this network.");
+
+    public static readonly Refusal NotFound = new(404, 400400, "not_found", "No such endpoint.");
+    public static readonly Refusal MethodNotAllowed = new(405, 400000, "method_not_allowed", "This endpoint does not accept that HTTP method.");
+    public static Refusal ItemNotFound(string what) => new(404, 400400, "not_found", $"{what} was not found.");
+    public static readonly Refusal UserNotFound = new(404, 400400, "user_not_found", "The user was not found in this network.");
+
+    // 500000: never says why, the log does.
+    public static readonly Refusal Unavailable = new(503, 500000, "unavailable", "The database does not answer; try again shortly.");
+    public static Refusal NotReady(string why) => new(503, 500000, "not_ready", why);
+    public static readonly Refusal Starting = new(503, 500000, "starting", "Gatehouse is starting: the database does not answer yet; try again shortly.");
+
+    public static Refusal TooManyRequests(int retryAfterSeconds) =>
+        new(429, 429000, "rate_limited", "Too many requests; retry after the time in Retry-After.") { RetryAfterSeconds = retryAfterSeconds };
+    public static readonly Refusal Internal = new(500, 500000, "internal", "The server could not complete the request.");
+}
