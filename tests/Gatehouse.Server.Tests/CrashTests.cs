@@ -93,8 +93,8 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
                 lost++;
         }
         // Each acknowledged session's creation is in the audit log too: it is committed with the session.
-        var audited = await AuditedSessionsAsync(postgres, data);
-        var unaudited = acknowledged.Count(token => !audited.Contains(SessionId(token)));
+        var audited = await AuditedUsersAsync(postgres, data);
+        var unaudited = acknowledged.Count(token => !audited.Contains(UserId(token)));
         output.WriteLine($"{(postgres is null ? "SQLite" : "PostgreSQL")}: {Rounds} kills, {acknowledged.Count} acknowledged sessions, " +
             $"{lost} lost, {unaudited} without their session.created event");
         Assert.True(acknowledged.Count >= Rounds * 10, $"only {acknowledged.Count} sessions were acknowledged");
@@ -102,23 +102,24 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, unaudited);
     }
 
-    private static string SessionId(string accessToken) =>
-        JsonNode.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(accessToken.Split('.')[1]))!["sid"]!.GetValue<string>();
+    /// <summary>Every login of this test is a user of its own, so a session.created event names its session by its user.</summary>
+    private static string UserId(string accessToken) =>
+        JsonNode.Parse(Microsoft.IdentityModel.Tokens.Base64UrlEncoder.Decode(accessToken.Split('.')[1]))!["sub"]!.GetValue<string>();
 
-    /// <summary>The session ids named by the stored session.created events, read straight from the database.</summary>
-    private static async Task<HashSet<string>> AuditedSessionsAsync(string? postgres, string data)
+    /// <summary>The users of the stored session.created events, read straight from the database.</summary>
+    private static async Task<HashSet<string>> AuditedUsersAsync(string? postgres, string data)
     {
         await using System.Data.Common.DbConnection connection = postgres is null
             ? new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(data, "gatehouse.db") }.ToString())
             : new NpgsqlConnection(postgres);
         await connection.OpenAsync();
         await using var query = connection.CreateCommand();
-        query.CommandText = """SELECT "Detail" FROM "AuditEvents" WHERE "Kind" = 'session.created'""";
-        var sessions = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        query.CommandText = """SELECT "UserId" FROM "AuditEvents" WHERE "Kind" = 'session.created'""";
+        var users = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await query.ExecuteReaderAsync();
         while (await reader.ReadAsync())
-            sessions.Add(reader.GetString(0).Split(' ')[0]["session=".Length..]);
-        return sessions;
+            users.Add(reader.GetString(0));
+        return users;
     }
 
     /// <summary>A network made by the operator command, on the same database the server uses.</summary>

@@ -1,0 +1,201 @@
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
+using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
+using SessionOptions = Gatehouse.Server.Configuration.SessionOptions;
+
+namespace Gatehouse.Server.Sessions;
+
+public static class RevokeReasons
+{
+    public const string DeviceRebound = "device_rebound";
+    public const string SessionCap = "session_cap";
+    public const string Logout = "logout";
+    public const string RefreshReuse = "refresh_reuse";
+    public const string Banned = "banned";
+    public const string SecureModeOn = "secure_mode_on";
+}
+
+/// <summary>A login the rules apply: every field already checked at the edge.</summary>
+public sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion);
+
+/// <summary>A session opened or renewed, with the refresh token only the client will hold.</summary>
+/// <param name="Audited">For a new session, its <c>session.created</c> event, to be stored in the same transaction.</param>
+public sealed record Opened(Session Session, User User, string RefreshToken, DateTimeOffset IssuedAt, AuditEvent? Audited = null)
+{
+    // The refresh token is a secret: never in a log line or a debugger's summary.
+    public override string ToString() => $"Opened {{ Session = {Session.Id} }}";
+}
+
+/// <summary>The rows of one network that a group's logins read and change.</summary>
+public sealed class LoginRows
+{
+    public Dictionary<string, User> Users { get; } = new(StringComparer.Ordinal);
+    public Dictionary<string, DeviceBinding> Bindings { get; } = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<Session>> _unrevokedByDevice = new(StringComparer.Ordinal);
+
+    /// <summary>The device's sessions not revoked when the group began, oldest first, plus those the group opened.</summary>
+    public List<Session> UnrevokedSessionsOn(string deviceId)
+    {
+        if (!_unrevokedByDevice.TryGetValue(deviceId, out var sessions))
+            _unrevokedByDevice.Add(deviceId, sessions = []);
+        return sessions;
+    }
+}
+
+/// <summary>The rows a group's logins create, written together after all of them are applied.</summary>
+public sealed class NewRows
+{
+    public List<User> Users { get; } = [];
+    public List<DeviceBinding> Bindings { get; } = [];
+    public List<Session> Sessions { get; } = [];
+    public List<RefreshToken> RefreshTokens { get; } = [];
+    public List<AuditEvent> AuditEvents { get; } = [];
+}
+
+/// <summary>
+/// What logging in, refreshing and logging out do to a user's rows, decided on rows already read and at a given
+/// time: no database, no clock, no HTTP, so each rule is tested on its own (SessionRulesTests). The session writer
+/// reads the rows, applies these rules and writes what they changed.
+/// </summary>
+public static class SessionRules
+{
+    private const string RefreshPrefix = "grt_";
+
+    /// <summary>
+    /// A login on <paramref name="rows"/>: the user is created on first login (or its display name updated), the
+    /// device is bound to it (signing out whoever had it), sessions past the per-device cap end, and a session opens
+    /// with its refresh token and its audit event.
+    /// </summary>
+    public static (Opened? Opened, Refusal? Refusal) Login(LoginRows rows, NewRows created, Network network, Login login, string? clientAddress,
+        DateTimeOffset now, SessionOptions settings)
+    {
+        var deviceId = login.DeviceId;
+        if (!rows.Users.TryGetValue(login.UserId, out var user))
+        {
+            user = new User
+            {
+                Id = Secrets.NewId(now),
+                NetworkId = network.Id,
+                UserId = login.UserId,
+                DisplayName = login.DisplayName,
+                CreatedAt = now,
+                UpdatedAt = now,
+            };
+            created.Users.Add(user);
+            rows.Users.Add(user.UserId, user);
+        }
+        else if (user.IsGlobalBan)
+        {
+            return (null, Errors.UserBanned);
+        }
+        else if (login.DisplayName is { Length: > 0 } displayName && displayName != user.DisplayName)
+        {
+            user.DisplayName = displayName;
+            user.UpdatedAt = now;
+        }
+
+        // A device belongs to one user at a time: whoever registered it before is signed out of it.
+        if (rows.Bindings.TryGetValue(deviceId, out var binding))
+        {
+            binding.UserRef = user.Id;
+            binding.BoundAt = now;
+        }
+        else
+        {
+            binding = new DeviceBinding { NetworkId = network.Id, DeviceId = deviceId, UserRef = user.Id, BoundAt = now };
+            created.Bindings.Add(binding);
+            rows.Bindings.Add(deviceId, binding);
+        }
+        var onDevice = rows.UnrevokedSessionsOn(deviceId);
+        foreach (var other in onDevice.Where(s => s.UserRef != user.Id && s.RevokedAt is null))
+            Revoke(other, now, RevokeReasons.DeviceRebound);
+
+        // The SDKs renew by opening a new session; the cap keeps renewals from piling up live tokens. Newest first:
+        // by creation time, then by the order written (a group can open several in the same instant).
+        var beyondCap = onDevice
+            .Select((session, order) => (session, order))
+            .Where(x => x.session.UserRef == user.Id && x.session.RevokedAt is null && x.session.ExpiresAt > now)
+            .OrderByDescending(x => x.session.CreatedAt).ThenByDescending(x => x.order)
+            .Skip(settings.MaxPerUserAndDevice - 1)
+            .ToList();
+        foreach (var (session, _) in beyondCap)
+            Revoke(session, now, RevokeReasons.SessionCap);
+
+        var opened = new Session
+        {
+            Id = Guid.CreateVersion7(now),
+            NetworkId = network.Id,
+            UserRef = user.Id,
+            DeviceId = deviceId,
+            DeviceKind = login.DeviceKind,
+            DeviceModel = login.DeviceModel,
+            SdkVersion = login.SdkVersion,
+            CreatedAt = now,
+            ExpiresAt = now + settings.AccessTokenLifetime,
+            OpenedWithAuthToken = network.SecureMode,
+        };
+        created.Sessions.Add(opened);
+        onDevice.Add(opened);
+
+        var (refreshRow, refreshToken) = NewRefreshToken(opened, now, settings);
+        created.RefreshTokens.Add(refreshRow);
+        var audited = new AuditEvent
+        {
+            Kind = AuditKinds.SessionCreated,
+            Outcome = Outcomes.Success,
+            Actor = $"user:{user.UserId}",
+            NetworkId = network.Id,
+            UserId = user.UserId,
+            Detail = $"session={opened.Id} device={deviceId}",
+            ClientAddress = clientAddress,
+            OccurredAt = now,
+        };
+        created.AuditEvents.Add(audited);
+        return (new Opened(opened, user, refreshToken, now, audited), null);
+    }
+
+    /// <summary>Whether a presented refresh token is one of this network's: it must exist and match in constant time.</summary>
+    public static bool IsKnown(RefreshToken? row, Session? session, string networkId, string digest) =>
+        row is not null && session is not null && session.NetworkId == networkId && Secrets.DigestsEqual(row.Digest, digest);
+
+    /// <summary>
+    /// Why a known refresh token may not renew its session, judged before it is claimed; null if it may: a ban, an
+    /// ended session, the session's absolute end, then the token's own expiry.
+    /// </summary>
+    public static Refusal? RenewalRefusal(RefreshToken row, Session session, User user, DateTimeOffset now, SessionOptions settings) =>
+        user.IsGlobalBan ? Errors.UserBanned
+        : session.RevokedAt is not null ? Errors.SessionEnded
+        : now >= session.EndsBy(settings.AbsoluteLifetime) ? Errors.SessionTooOld
+        : row.UsedAt is null && now >= row.ExpiresAt ? Errors.RefreshTokenExpired
+        : null;
+
+    /// <summary>A refresh renews the tokens, never the session: both stop at its absolute end.</summary>
+    public static (RefreshToken Row, string Secret) Renew(Session session, DateTimeOffset now, SessionOptions settings)
+    {
+        session.ExpiresAt = Min(now + settings.AccessTokenLifetime, session.EndsBy(settings.AbsoluteLifetime));
+        return NewRefreshToken(session, now, settings);
+    }
+
+    /// <summary>The row (a digest) and the secret it stands for, which only the client ever holds.</summary>
+    public static (RefreshToken Row, string Secret) NewRefreshToken(Session session, DateTimeOffset now, SessionOptions settings)
+    {
+        var secret = Secrets.Create(RefreshPrefix);
+        return (new RefreshToken
+        {
+            Digest = Secrets.Digest(secret),
+            SessionId = session.Id,
+            IssuedAt = now,
+            ExpiresAt = Min(now + settings.RefreshTokenLifetime, session.EndsBy(settings.AbsoluteLifetime)),
+        }, secret);
+    }
+
+    public static void Revoke(Session session, DateTimeOffset now, string reason)
+    {
+        session.RevokedAt = now;
+        session.RevokedReason = reason;
+    }
+
+    private static DateTimeOffset Min(DateTimeOffset first, DateTimeOffset second) => first < second ? first : second;
+}
