@@ -87,7 +87,7 @@ Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWi
         var networks = services.GetRequiredService<NetworkAdministration>();
         var accounts = services.GetRequiredService<AdminAccounts>();
         var (admin, _, adminError) = await accounts.CreateAsync("bench@example.com", superAdmin: false, "bench");
-        await accounts.SetMembershipAsync(admin?.Id ?? throw new InvalidOperationException(adminError), openId, ConsoleRole.Admin, true, "bench");
+        await accounts.SetMembershipAsync(admin?.Id ?? throw new InvalidOperationException(adminError?.Message), openId, ConsoleRole.Admin, true, "bench");
         var (token, tokenError) = await services.GetRequiredService<AdminTokenService>().GenerateAsync(admin, openId, TimeSpan.FromDays(1), false, null);
 
         var mtls = await networks.CreateAsync("bench-mtls", "bench");
@@ -98,10 +98,10 @@ Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWi
         var certificates = services.GetRequiredService<ClientCertificates>();
         var (issued, certificateError) = await certificates.CreateAsync(mtls, "bench", csr, "bench");
         if (issued is null || await certificates.SetMtlsAsync(mtls, true, "bench") is not null)
-            throw new InvalidOperationException(certificateError ?? "mTLS could not be turned on");
+            throw new InvalidOperationException(certificateError?.Message ?? "mTLS could not be turned on");
         using var ephemeral = X509Certificate2.CreateFromPem(issued.CertificatePem, privateKey.ExportPkcs8PrivateKeyPem());
         var certificate = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
-        return (token ?? throw new InvalidOperationException(tokenError), key!, certificate);
+        return (token ?? throw new InvalidOperationException(tokenError?.Message), key!, certificate);
     });
 
 /// Live sessions written straight into the database (10 per user, as users with several devices), in batches.

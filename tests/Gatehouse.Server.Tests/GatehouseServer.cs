@@ -164,8 +164,9 @@ public class GatehouseServer : IAsyncLifetime
         bool revokePrevious = false)
     {
         await using var scope = Services.CreateAsyncScope();
-        return await scope.ServiceProvider.GetRequiredService<AdminTokens.AdminTokenService>()
+        var (token, error) = await scope.ServiceProvider.GetRequiredService<AdminTokens.AdminTokenService>()
             .GenerateAsync(admin, network.Id, lifetime ?? TimeSpan.FromDays(365), revokePrevious, null);
+        return (token, error?.Message);
     }
 
     /// <summary>

@@ -120,7 +120,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
             StringComparison.Ordinal);
         var certificates = scope.ServiceProvider.GetRequiredService<ClientCertificates>();
         var only = (await certificates.ListAsync(network.Id)).Single();
-        Assert.Contains("last active certificate", await certificates.RevokeAsync(found, only.Id, "test"), StringComparison.Ordinal);
+        Assert.Contains("last active certificate", (await certificates.RevokeAsync(found, only.Id, "test"))?.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -249,14 +249,14 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
     private async Task<string?> SetMtlsAsync(TestNetwork network, bool on)
     {
         await using var scope = server.Services.CreateAsyncScope();
-        return await scope.ServiceProvider.GetRequiredService<ClientCertificates>().SetMtlsAsync((await FindAsync(scope, network))!, on, "test");
+        return (await scope.ServiceProvider.GetRequiredService<ClientCertificates>().SetMtlsAsync((await FindAsync(scope, network))!, on, "test"))?.Message;
     }
 
     private async Task<string?> RefusalAsync(TestNetwork network, string name, string csr)
     {
         await using var scope = server.Services.CreateAsyncScope();
         var (_, error) = await scope.ServiceProvider.GetRequiredService<ClientCertificates>().CreateAsync((await FindAsync(scope, network))!, name, csr, "test");
-        return error;
+        return error?.Message;
     }
 
     private async Task<string> IssuePemAsync(TestNetwork network, string name, string csr)

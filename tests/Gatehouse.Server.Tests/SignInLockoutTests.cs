@@ -97,7 +97,7 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
     {
         await using var scope = server.Services.CreateAsyncScope();
         var (_, error) = await scope.ServiceProvider.GetRequiredService<AdminAccounts>().SignInAsync(email, password, null);
-        return error;
+        return error?.Message;
     }
 }
 

@@ -53,19 +53,19 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
     private sealed record PresentedToken(AdminToken Token, Admin Admin, AdminMembership? Membership, bool MtlsRequired);
 
     /// <summary>Why this admin may not hold an admin token for this network, or null if it may.</summary>
-    public static string? WhyNoToken(Admin admin, AdminMembership? membership) =>
-        admin.IsSuperAdmin ? "A super admin cannot generate admin tokens."
-        : membership is null || membership.Disabled ? "Only an active admin of this network can hold an admin token."
-        : membership.Role != ConsoleRole.Admin ? "Only an Admin of this network (not a Viewer) can hold an admin token."
-        : !membership.CanAccessSecureMode ? "Admin tokens need the Access Secure Mode permission."
+    public static Refusal? WhyNoToken(Admin admin, AdminMembership? membership) =>
+        admin.IsSuperAdmin ? Errors.SuperAdminHoldsNoToken
+        : membership is null || membership.Disabled ? Errors.TokenNeedsActiveAdmin
+        : membership.Role != ConsoleRole.Admin ? Errors.TokenNeedsAdminRole
+        : !membership.CanAccessSecureMode ? Errors.TokenNeedsSecureModeAccess
         : null;
 
-    public async Task<(string? Token, string? Error)> GenerateAsync(Admin admin, string networkId, TimeSpan lifetime, bool revokePrevious,
+    public async Task<(string? Token, Refusal? Error)> GenerateAsync(Admin admin, string networkId, TimeSpan lifetime, bool revokePrevious,
         RequestOrigin? origin, CancellationToken ct = default)
     {
         var membership = await db.AdminMemberships.AsNoTracking().FirstOrDefaultAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct);
         var refusal = WhyNoToken(admin, membership)
-            ?? (lifetime <= TimeSpan.Zero || lifetime > MaxLifetime ? "An admin token lasts between 1 and 365 days." : null);
+            ?? (lifetime <= TimeSpan.Zero || lifetime > MaxLifetime ? Errors.AdminTokenLifetime : null);
         if (refusal is not null)
         {
             audit.Record(AuditKinds.AdminTokenGenerated, Outcomes.Refused, AdminAccounts.Actor(admin), networkId, reason: "not_permitted", origin: origin);
@@ -118,27 +118,27 @@ public sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProvid
     }
 
     /// <summary>An admin revokes its own token; a super admin revokes any admin's.</summary>
-    public async Task<string?> RevokeAsync(Admin caller, string networkId, Guid tokenId, RequestOrigin? origin, CancellationToken ct = default)
+    public async Task<Refusal?> RevokeAsync(Admin caller, string networkId, Guid tokenId, RequestOrigin? origin, CancellationToken ct = default)
     {
         var token = await db.AdminTokens.FirstOrDefaultAsync(t => t.Id == tokenId && t.NetworkId == networkId, ct);
         if (token is null)
-            return "There is no such admin token in this network.";
+            return Errors.AdminTokenNotFound;
         if (!caller.IsSuperAdmin && token.AdminId != caller.Id)
         {
             audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Refused, AdminAccounts.Actor(caller), networkId, reason: "not_permitted", origin: origin);
-            return "Only the token's own admin or a super admin can revoke it.";
+            return Errors.NotTokenOwner;
         }
         await RevokeAsync(token, AdminAccounts.Actor(caller), origin, ct);
         return null;
     }
 
     /// <summary>The operator's way: every token one admin holds in one network.</summary>
-    public async Task<(int Revoked, string? Error)> RevokeAllAsync(string email, string networkId, string actor, CancellationToken ct = default)
+    public async Task<(int Revoked, Refusal? Error)> RevokeAllAsync(string email, string networkId, string actor, CancellationToken ct = default)
     {
         var normalized = email.Trim().ToLowerInvariant();
         var admin = await db.Admins.AsNoTracking().FirstOrDefaultAsync(a => a.Email == normalized, ct);
         if (admin is null)
-            return (0, $"No admin with the email '{normalized}'.");
+            return (0, Errors.AdminNotFound(normalized));
         var tokens = await db.AdminTokens.Where(t => t.AdminId == admin.Id && t.NetworkId == networkId && t.RevokedAt == null).ToListAsync(ct);
         foreach (var token in tokens)
             await RevokeAsync(token, actor, null, ct);

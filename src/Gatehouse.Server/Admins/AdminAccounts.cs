@@ -3,6 +3,7 @@ using System.Net.Mail;
 using System.Security.Cryptography;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.AspNetCore.Identity;
@@ -19,7 +20,6 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
 {
     public const int MinPasswordLength = 12;
     public const int MaxPasswordLength = 128;
-    private const string WrongCredentials = "The email or password is wrong.";
     private static readonly PasswordHasher<Admin> Hasher = new();
 
     // Verifying against this for an unknown email keeps sign-in time the same whether or not the account exists.
@@ -32,12 +32,12 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     public Task<List<Admin>> ListAsync(CancellationToken ct = default) => db.Admins.AsNoTracking().OrderBy(a => a.Email).ToListAsync(ct);
 
     /// <summary>Creates an account with a one-time password, returned once, to be changed at first sign-in.</summary>
-    public async Task<(Admin? Admin, string? Password, string? Error)> CreateAsync(string email, bool superAdmin, string actor, CancellationToken ct = default)
+    public async Task<(Admin? Admin, string? Password, Refusal? Error)> CreateAsync(string email, bool superAdmin, string actor, CancellationToken ct = default)
     {
         if (Normalized(email) is not { } normalized)
             return (null, null, NotAnEmail(email));
         if (await db.Admins.AnyAsync(a => a.Email == normalized, ct))
-            return (null, null, $"An admin with the email '{normalized}' already exists.");
+            return (null, null, Errors.AdminExists(normalized));
 
         var password = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(15));
         var now = clock.GetUtcNow();
@@ -64,7 +64,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     /// an address has an account. Each attempt reserves its place in the counter before the password is checked,
     /// with one conditional update, so however many arrive at once, at most the limit are checked.
     /// </summary>
-    public async Task<(Admin? Admin, string? Error)> SignInAsync(string email, string password, RequestOrigin? origin, CancellationToken ct = default)
+    public async Task<(Admin? Admin, Refusal? Error)> SignInAsync(string email, string password, RequestOrigin? origin, CancellationToken ct = default)
     {
         var settings = options.Value.Console;
         var normalized = email.Trim().ToLowerInvariant();
@@ -81,7 +81,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
             var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
             audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, admin is null ? "anonymous" : Actor(admin),
                 reason: admin is null ? "unknown_account_locked_out" : "locked_out", origin: origin);
-            return (null, LockedOut(settings, lockedUntil ?? now + settings.LockoutDuration));
+            return (null, Errors.LockedOut(settings.MaxFailedSignIns, lockedUntil ?? now + settings.LockoutDuration));
         }
 
         var verdict = PasswordVerificationResult.Failed;
@@ -105,7 +105,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
                     (false, true) => "locked_out_now",
                     _ => "wrong_password",
                 }, origin: origin);
-            return (null, WrongCredentials);
+            return (null, Errors.WrongCredentials);
         }
 
         await db.SignInLocks.Where(l => l.EmailDigest == digest)
@@ -118,9 +118,6 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin!), origin: origin);
         return (admin, null);
     }
-
-    private static string LockedOut(ConsoleOptions settings, DateTimeOffset lockedUntil) =>
-        $"This account is locked after {settings.MaxFailedSignIns} failed sign-ins. Try again after {lockedUntil:yyyy-MM-dd HH:mm} UTC.";
 
     /// <summary>The address's counter row, created on its first attempt (two first attempts at once: one insert wins).</summary>
     private async Task EnsureSignInLockAsync(string digest, CancellationToken ct)
@@ -143,14 +140,14 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         }
     }
 
-    public async Task<string?> ChangePasswordAsync(Admin admin, string current, string replacement, RequestOrigin? origin, CancellationToken ct = default)
+    public async Task<Refusal?> ChangePasswordAsync(Admin admin, string current, string replacement, RequestOrigin? origin, CancellationToken ct = default)
     {
         if (current.Length > MaxPasswordLength || Hasher.VerifyHashedPassword(admin, admin.PasswordHash, current) == PasswordVerificationResult.Failed)
-            return "The current password is wrong.";
+            return Errors.CurrentPasswordWrong;
         if (replacement.Length is < MinPasswordLength or > MaxPasswordLength)
-            return $"The new password must be {MinPasswordLength} to {MaxPasswordLength} characters long.";
+            return Errors.PasswordLength(MinPasswordLength, MaxPasswordLength);
         if (replacement == current)
-            return "The new password must differ from the current one.";
+            return Errors.PasswordUnchanged;
 
         admin.PasswordHash = Hasher.HashPassword(admin, replacement);
         admin.MustChangePassword = false;
@@ -178,7 +175,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     /// Gives an account a role in a network, creating the account (with a one-time password, returned once)
     /// when the email is new.
     /// </summary>
-    public async Task<(string? Password, string? Error)> AddToNetworkAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode,
+    public async Task<(string? Password, Refusal? Error)> AddToNetworkAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode,
         string actor, CancellationToken ct = default)
     {
         var normalized = email.Trim().ToLowerInvariant();
@@ -192,11 +189,11 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         }
         else if (admin.IsSuperAdmin)
         {
-            return (null, "A super admin already has every network.");
+            return (null, Errors.SuperAdminHasEveryNetwork);
         }
         else if (await db.AdminMemberships.AnyAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct))
         {
-            return (null, $"{normalized} is already an admin of this network.");
+            return (null, Errors.AlreadyAdminOfNetwork(normalized));
         }
         await SetMembershipAsync(admin!.Id, networkId, role, canAccessSecureMode, actor, disabled: false, ct);
         return (password, null);
@@ -206,7 +203,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     /// An Admin's way to add someone: a request a super admin approves. The same steps and the same answer whether
     /// or not the email has an account; asking again for the same email updates the request.
     /// </summary>
-    public async Task<string?> RequestAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode, string actor,
+    public async Task<Refusal?> RequestAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode, string actor,
         CancellationToken ct = default)
     {
         if (Normalized(email) is not { } normalized)
@@ -232,12 +229,12 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         db.AdminRequests.AsNoTracking().Where(r => r.NetworkId == networkId).OrderBy(r => r.Email).ToListAsync(ct);
 
     /// <summary>A super admin's answer to a request: approved, it adds the email as <see cref="AddToNetworkAsync"/> does.</summary>
-    public async Task<(string? Email, string? Password, string? Error)> DecideRequestAsync(Guid requestId, string networkId, bool approve, string actor,
+    public async Task<(string? Email, string? Password, Refusal? Error)> DecideRequestAsync(Guid requestId, string networkId, bool approve, string actor,
         CancellationToken ct = default)
     {
         var request = await db.AdminRequests.FirstOrDefaultAsync(r => r.Id == requestId && r.NetworkId == networkId, ct);
         if (request is null)
-            return (null, null, "That request was already answered.");
+            return (null, null, Errors.RequestAlreadyAnswered);
         db.AdminRequests.Remove(request);
         await db.SaveChangesAsync(ct);
         if (!approve)
@@ -302,7 +299,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         return email.Length <= 254 && MailAddress.TryCreate(email, out var parsed) && parsed.Address == email ? email.ToLowerInvariant() : null;
     }
 
-    private static string NotAnEmail(string email) => $"'{email.Trim()}' is not an email address.";
+    private static Refusal NotAnEmail(string email) => Errors.NotAnEmail(email);
 
     private static string NewStamp() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 }

@@ -1,8 +1,9 @@
-using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using System.Security.Cryptography;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -29,16 +30,16 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
         return db.ClientCertificates.CountAsync(c => c.NetworkId == networkId && c.RevokedAt == null && c.NotAfter > now, ct);
     }
 
-    public async Task<(ClientCertificate? Certificate, string? Error)> CreateAsync(Network network, string? name, string? csrPem, string actor,
+    public async Task<(ClientCertificate? Certificate, Refusal? Error)> CreateAsync(Network network, string? name, string? csrPem, string actor,
         CancellationToken ct = default)
     {
         name = name?.Trim();
-        var error = !network.SecureMode ? "Turn secure mode on before creating a certificate."
-            : string.IsNullOrEmpty(name) ? "A certificate name is required."
-            : name.Length > MaxNameLength ? $"The certificate name can be at most {MaxNameLength} characters."
-            : name.Any(char.IsControl) ? "The certificate name must not contain control characters."
-            : string.IsNullOrWhiteSpace(csrPem) ? "A Certificate Signing Request (CSR) is required."
-            : csrPem.Length > MaxCsrLength ? "The CSR is too large."
+        var error = !network.SecureMode ? Errors.CertificateNeedsSecureMode
+            : string.IsNullOrEmpty(name) ? Errors.CertificateNameRequired
+            : name.Length > MaxNameLength ? Errors.CertificateNameTooLong(MaxNameLength)
+            : name.Any(char.IsControl) ? Errors.CertificateNameHasControlCharacters
+            : string.IsNullOrWhiteSpace(csrPem) ? Errors.CsrRequired
+            : csrPem.Length > MaxCsrLength ? Errors.CsrTooLarge
             : null;
         if (error is not null)
             return Refuse(network, actor, error);
@@ -51,7 +52,7 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
         }
         catch (CryptographicException)
         {
-            return Refuse(network, actor, "The CSR is not a valid PEM certificate signing request, or its signature does not verify.");
+            return Refuse(network, actor, Errors.CsrInvalid);
         }
         if (WeakKey(request.PublicKey) is { } weak)
             return Refuse(network, actor, weak);
@@ -61,9 +62,9 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
         await db.LockNetworkAsync(network.Id, ct);
         var active = await db.ClientCertificates.Where(c => c.NetworkId == network.Id && c.RevokedAt == null && c.NotAfter > now).ToListAsync(ct);
         if (active.Count >= MaxActive)
-            return Refuse(network, actor, $"A network can have at most {MaxActive} active certificates. Delete one first.");
+            return Refuse(network, actor, Errors.CertificateLimit(MaxActive));
         if (await db.ClientCertificates.AnyAsync(c => c.NetworkId == network.Id && c.RevokedAt == null && c.Name == name, ct))
-            return Refuse(network, actor, $"This network already has a certificate named '{name}'.");
+            return Refuse(network, actor, Errors.CertificateNameTaken(name!));
 
         using var issued = authority.Issue(ForClientAuthentication(request, network.Id), now, now + options.Value.Mtls.CertificateValidity);
         var certificate = new ClientCertificate
@@ -89,15 +90,15 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
     }
 
     /// <summary>Deleting revokes at once. The last certificate cannot go while mTLS is on: no backend could call.</summary>
-    public async Task<string?> RevokeAsync(Network network, Guid certificateId, string actor, CancellationToken ct = default)
+    public async Task<Refusal?> RevokeAsync(Network network, Guid certificateId, string actor, CancellationToken ct = default)
     {
         var certificate = await db.ClientCertificates.FirstOrDefaultAsync(c => c.Id == certificateId && c.NetworkId == network.Id, ct);
         if (certificate is null)
-            return "There is no such certificate in this network.";
+            return Errors.CertificateNotFound;
         if (certificate.RevokedAt is not null)
             return null;
         if (network.MtlsEnabled && await ActiveCountAsync(network.Id, ct) <= 1)
-            return "This is the network's last active certificate and mTLS is on: add another certificate or turn mTLS off first.";
+            return Errors.LastCertificateUnderMtls;
         certificate.RevokedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
         audit.Record(AuditKinds.CertificateRevoked, Outcomes.Success, actor, network.Id, detail: $"certificate={certificate.Id} name={certificate.Name}");
@@ -105,14 +106,14 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
     }
 
     /// <summary>mTLS can go on only with secure mode on and a certificate to call with.</summary>
-    public async Task<string?> SetMtlsAsync(Network network, bool on, string actor, CancellationToken ct = default)
+    public async Task<Refusal?> SetMtlsAsync(Network network, bool on, string actor, CancellationToken ct = default)
     {
         if (network.MtlsEnabled == on)
             return null;
         if (on && !network.SecureMode)
-            return "Turn secure mode on before mTLS.";
+            return Errors.MtlsNeedsSecureMode;
         if (on && await ActiveCountAsync(network.Id, ct) == 0)
-            return "Create a certificate before turning mTLS on: with none, every backend would be locked out.";
+            return Errors.MtlsNeedsCertificate;
         network.MtlsEnabled = on;
         await db.SaveChangesAsync(ct);
         audit.Record(AuditKinds.MtlsChanged, Outcomes.Success, actor, network.Id, detail: on ? "on" : "off");
@@ -121,24 +122,24 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
 
     public static string Fingerprint(X509Certificate2 certificate) => Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256));
 
-    private (ClientCertificate?, string?) Refuse(Network network, string actor, string error)
+    private (ClientCertificate?, Refusal?) Refuse(Network network, string actor, Refusal error)
     {
-        audit.Record(AuditKinds.CertificateCreated, Outcomes.Refused, actor, network.Id, reason: "invalid_request", detail: error);
+        audit.Record(AuditKinds.CertificateCreated, Outcomes.Refused, actor, network.Id, reason: "invalid_request", detail: error.Message);
         return (null, error);
     }
 
-    private static string? WeakKey(PublicKey key)
+    private static Refusal? WeakKey(PublicKey key)
     {
         using var rsa = key.GetRSAPublicKey();
         if (rsa is not null)
-            return rsa.KeySize < 2048 ? $"RSA keys must be at least 2048 bits; this CSR's key has {rsa.KeySize}." : null;
+            return rsa.KeySize < 2048 ? Errors.CsrRsaTooShort(rsa.KeySize) : null;
         using var ecdsa = key.GetECDsaPublicKey();
         if (ecdsa is null)
-            return "The CSR's key must be RSA (2048 bits or more) or ECDSA on P-256 or P-384.";
+            return Errors.CsrKeyKind;
         var curve = ecdsa.ExportParameters(false).Curve.Oid;
         return AllowedCurves.Contains(curve.Value ?? "") || AllowedCurves.Contains(curve.FriendlyName ?? "")
             ? null
-            : "ECDSA keys must use the P-256 or P-384 curve.";
+            : Errors.CsrCurve;
     }
 
     /// <summary>

@@ -38,7 +38,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         if (error is not null)
         {
             await LoadAsync();
-            Error = error;
+            Error = error.Message;
             Response.StatusCode = StatusCodes.Status403Forbidden;
             return Page();
         }
@@ -53,7 +53,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         if (error is not null)
         {
             await LoadAsync();
-            Error = error;
+            Error = error.Message;
             Response.StatusCode = StatusCodes.Status403Forbidden;
             return Page();
         }
@@ -78,7 +78,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
             // An Admin asks; a super admin adds. The answer is the same whether or not the email has an account.
             if (await admins.RequestAsync(email ?? "", Access.Network.Id, parsed, accessSecureMode, Actor, HttpContext.RequestAborted) is { } invalid)
             {
-                Error = invalid;
+                Error = invalid.Message;
                 await LoadAsync();
                 return Page();
             }
@@ -88,7 +88,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         var (password, error) = await admins.AddToNetworkAsync(email ?? "", Access.Network.Id, parsed, accessSecureMode, Actor, HttpContext.RequestAborted);
         if (error is not null)
         {
-            Error = error;
+            Error = error.Message;
             await LoadAsync();
             return Page();
         }
@@ -110,7 +110,7 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         var (email, password, error) = await admins.DecideRequestAsync(requestId, Access.Network.Id, approve, Actor, HttpContext.RequestAborted);
         if (error is not null)
         {
-            Error = error;
+            Error = error.Message;
             await LoadAsync();
             return Page();
         }
@@ -167,6 +167,6 @@ public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService toke
         Tokens = await tokens.ListAsync(Access.Network.Id, ct);
         Requests = CurrentAdmin.IsSuperAdmin ? await admins.RequestsAsync(Access.Network.Id, ct) : [];
         Metrics = await tokens.MetricsAsync(Access.Network.Id, ct);
-        WhyNoToken = AdminTokenService.WhyNoToken(CurrentAdmin, memberships.FirstOrDefault(m => m.AdminId == CurrentAdmin.Id));
+        WhyNoToken = AdminTokenService.WhyNoToken(CurrentAdmin, memberships.FirstOrDefault(m => m.AdminId == CurrentAdmin.Id))?.Message;
     }
 }

@@ -25,7 +25,7 @@ public sealed class AdminsModel(AdminAccounts admins) : ConsolePage
         if (!CurrentAdmin.IsSuperAdmin)
             return Refused();
         var (admin, password, error) = await admins.CreateAsync(email ?? "", superAdmin: false, Actor, HttpContext.RequestAborted);
-        Error = error;
+        Error = error?.Message;
         CreatedEmail = admin?.Email;
         OneTimePassword = password;
         await LoadAsync();

@@ -17,7 +17,7 @@ public sealed class ChangePasswordModel(AdminAccounts admins) : ConsolePage
 
     public async Task<IActionResult> OnPostAsync(string? current, string? replacement)
     {
-        Error = await admins.ChangePasswordAsync(CurrentAdmin, current ?? "", replacement ?? "", HttpContext.Origin(), HttpContext.RequestAborted);
+        Error = (await admins.ChangePasswordAsync(CurrentAdmin, current ?? "", replacement ?? "", HttpContext.Origin(), HttpContext.RequestAborted))?.Message;
         if (Error is not null)
             return Page();
         // The change rotated the security stamp, ending every other sign-in; this one gets a new cookie.

@@ -57,7 +57,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
         Certificates = await certificates.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
         if (error is not null)
         {
-            Error = error;
+            Error = error.Message;
             Name = name;
             Csr = csr is { Length: <= MaxCsrUpload } ? csr : null;
             Response.StatusCode = StatusCodes.Status400BadRequest;
@@ -71,7 +71,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
     {
         if (!Access.CanChangeSecurity)
             return Refused();
-        Status = await certificates.RevokeAsync(Access.Network, id, Actor, HttpContext.RequestAborted)
+        Status = (await certificates.RevokeAsync(Access.Network, id, Actor, HttpContext.RequestAborted))?.Message
             ?? "The certificate was deleted and is revoked: it is refused from now on.";
         return Redirect(Here);
     }
@@ -80,7 +80,7 @@ public sealed class SecurityModel(ClientCertificates certificates, CertificateAu
     {
         if (!Access.CanChangeSecurity)
             return Refused();
-        Status = await certificates.SetMtlsAsync(Access.Network, on, Actor, HttpContext.RequestAborted)
+        Status = (await certificates.SetMtlsAsync(Access.Network, on, Actor, HttpContext.RequestAborted))?.Message
             ?? (on ? "mTLS is on: the auth-token and admin endpoints now require one of this network's certificates."
                 : "mTLS is off: server keys and admin tokens work without a client certificate.");
         return Redirect(Here);

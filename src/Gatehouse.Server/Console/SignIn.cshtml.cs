@@ -27,7 +27,7 @@ public sealed class SignInModel(AdminAccounts admins) : PageModel
         var (admin, error) = await admins.SignInAsync(Email ?? "", password ?? "", HttpContext.Origin(), HttpContext.RequestAborted);
         if (admin is null)
         {
-            Error = error;
+            Error = error?.Message;
             Response.StatusCode = StatusCodes.Status401Unauthorized;
             return Page();
         }

@@ -221,7 +221,7 @@ public static class OperatorCommands
                     .CreateAsync(email, flags.Length > 0, Actor);
                 if (problem is not null)
                 {
-                    await error.WriteLineAsync(problem);
+                    await error.WriteLineAsync(problem.Message);
                     return 1;
                 }
                 await output.WriteLineAsync($"Admin {admin!.Email} created{(admin.IsSuperAdmin ? " (super admin)" : "")}.");
@@ -234,7 +234,7 @@ public static class OperatorCommands
                 var (revoked, revokeError) = await services.GetRequiredService<AdminTokens.AdminTokenService>().RevokeAllAsync(email, tokenNetwork.Id, Actor);
                 if (revokeError is not null)
                 {
-                    await error.WriteLineAsync(revokeError);
+                    await error.WriteLineAsync(revokeError.Message);
                     return 1;
                 }
                 await output.WriteLineAsync($"Revoked {revoked} admin token(s).");

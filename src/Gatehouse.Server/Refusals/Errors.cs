@@ -73,6 +73,50 @@ public static class Errors
     public static Refusal ItemNotFound(string what) => new(404, 400400, "not_found", $"{what} was not found.");
     public static readonly Refusal UserNotFound = new(404, 400400, "user_not_found", "The user was not found in this network.");
 
+    // Console pages and operator commands: the same refusals, shown as their message.
+    public static Refusal Invalid(string reason, string message) => new(400, 400000, reason, message);
+    public static Refusal NotPermitted(string message) => new(403, 400301, "not_permitted", message);
+    public static Refusal Conflict(string reason, string message) => new(409, 400900, reason, message);
+
+    public static readonly Refusal CertificateNeedsSecureMode = Conflict("secure_mode_off", "Turn secure mode on before creating a certificate.");
+    public static readonly Refusal CertificateNameRequired = Invalid("field_required", "A certificate name is required.");
+    public static Refusal CertificateNameTooLong(int max) => Invalid("field_too_long", $"The certificate name can be at most {max} characters.");
+    public static readonly Refusal CertificateNameHasControlCharacters = Invalid("field_invalid_characters", "The certificate name must not contain control characters.");
+    public static readonly Refusal CsrRequired = Invalid("field_required", "A Certificate Signing Request (CSR) is required.");
+    public static readonly Refusal CsrTooLarge = Invalid("field_too_long", "The CSR is too large.");
+    public static readonly Refusal CsrInvalid = Invalid("csr_invalid", "The CSR is not a valid PEM certificate signing request, or its signature does not verify.");
+    public static Refusal CsrRsaTooShort(int bits) => Invalid("csr_weak_key", $"RSA keys must be at least 2048 bits; this CSR's key has {bits}.");
+    public static readonly Refusal CsrKeyKind = Invalid("csr_weak_key", "The CSR's key must be RSA (2048 bits or more) or ECDSA on P-256 or P-384.");
+    public static readonly Refusal CsrCurve = Invalid("csr_weak_key", "ECDSA keys must use the P-256 or P-384 curve.");
+    public static Refusal CertificateLimit(int max) => Conflict("certificate_limit", $"A network can have at most {max} active certificates. Delete one first.");
+    public static Refusal CertificateNameTaken(string name) => Conflict("certificate_name_taken", $"This network already has a certificate named '{name}'.");
+    public static readonly Refusal CertificateNotFound = new(404, 400400, "not_found", "There is no such certificate in this network.");
+    public static readonly Refusal LastCertificateUnderMtls = Conflict("last_certificate",
+        "This is the network's last active certificate and mTLS is on: add another certificate or turn mTLS off first.");
+    public static readonly Refusal MtlsNeedsSecureMode = Conflict("secure_mode_off", "Turn secure mode on before mTLS.");
+    public static readonly Refusal MtlsNeedsCertificate = Conflict("no_certificate", "Create a certificate before turning mTLS on: with none, every backend would be locked out.");
+
+    public static Refusal NotAnEmail(string email) => Invalid("not_an_email", $"'{email.Trim()}' is not an email address.");
+    public static Refusal AdminExists(string email) => Conflict("admin_exists", $"An admin with the email '{email}' already exists.");
+    public static Refusal AdminNotFound(string email) => new(404, 400400, "not_found", $"No admin with the email '{email}'.");
+    public static readonly Refusal WrongCredentials = Unauthorized("wrong_credentials", "The email or password is wrong.");
+    public static Refusal LockedOut(int failures, DateTimeOffset until) =>
+        new(403, 400301, "locked_out", $"This account is locked after {failures} failed sign-ins. Try again after {until:yyyy-MM-dd HH:mm} UTC.");
+    public static readonly Refusal CurrentPasswordWrong = Invalid("wrong_password", "The current password is wrong.");
+    public static Refusal PasswordLength(int min, int max) => Invalid("password_length", $"The new password must be {min} to {max} characters long.");
+    public static readonly Refusal PasswordUnchanged = Invalid("password_unchanged", "The new password must differ from the current one.");
+    public static readonly Refusal SuperAdminHasEveryNetwork = Conflict("super_admin", "A super admin already has every network.");
+    public static Refusal AlreadyAdminOfNetwork(string email) => Conflict("already_admin", $"{email} is already an admin of this network.");
+    public static readonly Refusal RequestAlreadyAnswered = Conflict("already_answered", "That request was already answered.");
+
+    public static readonly Refusal SuperAdminHoldsNoToken = NotPermitted("A super admin cannot generate admin tokens.");
+    public static readonly Refusal TokenNeedsActiveAdmin = NotPermitted("Only an active admin of this network can hold an admin token.");
+    public static readonly Refusal TokenNeedsAdminRole = NotPermitted("Only an Admin of this network (not a Viewer) can hold an admin token.");
+    public static readonly Refusal TokenNeedsSecureModeAccess = NotPermitted("Admin tokens need the Access Secure Mode permission.");
+    public static readonly Refusal AdminTokenLifetime = Invalid("lifetime", "An admin token lasts between 1 and 365 days.");
+    public static readonly Refusal AdminTokenNotFound = new(404, 400400, "not_found", "There is no such admin token in this network.");
+    public static readonly Refusal NotTokenOwner = NotPermitted("Only the token's own admin or a super admin can revoke it.");
+
     // 500000: never says why, the log does.
     public static readonly Refusal Unavailable = new(503, 500000, "unavailable", "The database does not answer; try again shortly.");
     public static Refusal NotReady(string why) => new(503, 500000, "not_ready", why);
