@@ -16,7 +16,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Https;
 namespace Gatehouse.Server;
 
 /// <summary>The web application: built here so tests host exactly what production runs.</summary>
-public static class GatehouseApp
+internal static class GatehouseApp
 {
     private const string SdkCors = "sdk";
 

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Authorization;
 namespace Gatehouse.Server;
 
 /// <summary>Each credential's scheme and each policy, wired once (the names live in <see cref="Credentials"/>).</summary>
-public static class GatehouseCredentials
+internal static class GatehouseCredentials
 {
     public static IServiceCollection AddGatehouseCredentials(this IServiceCollection services)
     {

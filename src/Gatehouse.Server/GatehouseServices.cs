@@ -21,7 +21,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server;
 
 /// <summary>Everything the server and the operator commands share.</summary>
-public static class GatehouseServices
+internal static class GatehouseServices
 {
     public static IServiceCollection AddGatehouseCore(this IServiceCollection services)
     {

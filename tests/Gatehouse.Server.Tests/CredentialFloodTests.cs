@@ -160,7 +160,7 @@ public sealed class AuditQueueTests : IAsyncLifetime
 
         // Far faster than any database commits: the queue of sixteen fills within microseconds.
         for (var i = 0; i < 5_000; i++)
-            audit.Record(AuditKinds.SessionRefreshed, Outcomes.Success, "test", detail: $"event {i}");
+            audit.Record(new SecurityEvent(AuditKinds.SessionRefreshed, Outcomes.Success, "test", Detail: $"event {i}"));
 
         Assert.True(Interlocked.Read(ref dropped) > 0, $"nothing was counted as dropped; errors logged: {_errors.Count}");
         lock (_errors)

@@ -148,7 +148,7 @@ public class GatehouseServer : IAsyncLifetime
     }
 
     /// <summary>A console admin with a role in the network, as the console would create it.</summary>
-    public async Task<Admins.Admin> CreateAdminAsync(TestNetwork? network = null, Admins.ConsoleRole role = Admins.ConsoleRole.Admin,
+    internal async Task<Admins.Admin> CreateAdminAsync(TestNetwork? network = null, Admins.ConsoleRole role = Admins.ConsoleRole.Admin,
         bool accessSecureMode = true, bool superAdmin = false)
     {
         await using var scope = Services.CreateAsyncScope();
@@ -160,7 +160,7 @@ public class GatehouseServer : IAsyncLifetime
         return admin!;
     }
 
-    public async Task<(string? Token, string? Error)> GenerateAdminTokenAsync(Admins.Admin admin, TestNetwork network, TimeSpan? lifetime = null,
+    internal async Task<(string? Token, string? Error)> GenerateAdminTokenAsync(Admins.Admin admin, TestNetwork network, TimeSpan? lifetime = null,
         bool revokePrevious = false)
     {
         await using var scope = Services.CreateAsyncScope();

@@ -42,7 +42,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
     protected abstract Task<Stolen> StealDatabaseAsync();
 
     /// <summary>The key this deployment's key ring is sealed with, as an operator holds it.</summary>
-    protected abstract KeyEncryptionKey DeploymentKey();
+    private protected abstract KeyEncryptionKey DeploymentKey();
 
     [Fact]
     public async Task The_database_alone_yields_no_key_and_no_token_can_be_forged_with_what_it_holds()
@@ -118,7 +118,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
 
 public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: false)
 {
-    protected override KeyEncryptionKey DeploymentKey() =>
+    private protected override KeyEncryptionKey DeploymentKey() =>
         KeyEncryptionKey.Load(new GatehouseOptions { DataDirectory = Server.DataDirectory });
 
     /// <summary>The database file and the key-ring folder, as a copy of the data folder without the key file would hold them.</summary>
@@ -174,7 +174,7 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
 
 public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: true)
 {
-    protected override KeyEncryptionKey DeploymentKey() =>
+    private protected override KeyEncryptionKey DeploymentKey() =>
         KeyEncryptionKey.Load(new GatehouseOptions { KeyEncryption = { Key = PostgresServer.KeyEncryptionKey } });
 
     /// <summary>A plain <c>pg_dump</c> of the server's database, restored into a database of the attacker's.</summary>

@@ -47,7 +47,7 @@ public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TS
 
         // Past 400 days: the audit events of the start go, one written now stays, and the session is long over.
         server.Clock.Advance(TimeSpan.FromDays(330));
-        server.Services.GetRequiredService<AuditLog>().Record(AuditKinds.NetworkCreated, Outcomes.Success, "test", network.Id, detail: "recent");
+        server.Services.GetRequiredService<AuditLog>().Record(new SecurityEvent(AuditKinds.NetworkCreated, Outcomes.Success, "test", network.Id, Detail: "recent"));
         await server.FlushAuditAsync();
         var late = await PruneAsync();
         Assert.True(late.AuditEvents >= oldestAudit, $"audit events deleted: {late.AuditEvents} of {oldestAudit}");

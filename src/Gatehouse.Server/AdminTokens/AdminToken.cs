@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.AdminTokens;
 
 /// <summary>An admin's credential for the server-to-server admin API of one network, kept only as a digest.</summary>
-public sealed class AdminToken
+internal sealed class AdminToken
 {
     public Guid Id { get; init; }
     public Guid AdminId { get; init; }

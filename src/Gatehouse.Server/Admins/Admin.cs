@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Admins;
 
 /// <summary>A console account.</summary>
-public sealed class Admin
+internal sealed class Admin
 {
     public Guid Id { get; init; }
     public required string Email { get; init; }
@@ -30,7 +30,7 @@ public sealed class Admin
 /// answers and locks exactly as a known one does. Keyed by a digest of the normalised address: addresses nobody
 /// owns are not kept in clear. Counted with conditional updates, so parallel attempts check at most the limit.
 /// </summary>
-public sealed class SignInLock
+internal sealed class SignInLock
 {
     public required string EmailDigest { get; init; }
 
@@ -45,7 +45,7 @@ public sealed class SignInLock
 /// one that exists), so an Admin can neither link someone else's account into its network nor learn whether an email
 /// has an account: the request is answered the same either way.
 /// </summary>
-public sealed class AdminRequest
+internal sealed class AdminRequest
 {
     public Guid Id { get; init; }
     public required string NetworkId { get; init; }
@@ -56,14 +56,14 @@ public sealed class AdminRequest
     public DateTimeOffset RequestedAt { get; set; }
 }
 
-public enum ConsoleRole
+internal enum ConsoleRole
 {
     Viewer,
     Admin,
 }
 
 /// <summary>What one admin may do in one network. No row: nothing (deny by default).</summary>
-public sealed class AdminMembership
+internal sealed class AdminMembership
 {
     public Guid AdminId { get; init; }
     public required string NetworkId { get; init; }

@@ -16,7 +16,7 @@ namespace Gatehouse.Server.Admins;
 /// Console accounts: creation with a one-time password, sign-in with lockout, password changes, and which
 /// networks each admin may see or manage. Passwords are hashed with ASP.NET Core Identity's PBKDF2 hasher.
 /// </summary>
-public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     public const int MinPasswordLength = 12;
     public const int MaxPasswordLength = 128;
@@ -54,7 +54,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         admin.PasswordHash = Hasher.HashPassword(admin, password);
         db.Admins.Add(admin);
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminCreated, Outcomes.Success, actor, detail: $"admin={admin.Email} super_admin={superAdmin}");
+        audit.Record(SecurityEvents.AdminCreated(actor, admin.Email, superAdmin));
         return (admin, password, null);
     }
 
@@ -79,8 +79,8 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         if (!reserved)
         {
             var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
-            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, admin is null ? "anonymous" : Actor(admin),
-                reason: admin is null ? "unknown_account_locked_out" : "locked_out", origin: origin);
+            audit.Record(SecurityEvents.AdminSignInRefused(admin is null ? "anonymous" : Actor(admin),
+                admin is null ? "unknown_account_locked_out" : "locked_out"), origin);
             return (null, Errors.LockedOut(settings.MaxFailedSignIns, lockedUntil ?? now + settings.LockoutDuration));
         }
 
@@ -97,14 +97,14 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
             var lockNow = await db.SignInLocks
                 .Where(l => l.EmailDigest == digest && l.Attempts >= settings.MaxFailedSignIns)
                 .ExecuteUpdateAsync(s => s.SetProperty(l => l.LockedUntil, now + settings.LockoutDuration).SetProperty(l => l.Attempts, 0), ct) == 1;
-            audit.Record(AuditKinds.AdminSignInRefused, Outcomes.Refused, admin is null ? "anonymous" : Actor(admin),
-                reason: (admin is null, lockNow) switch
+            audit.Record(SecurityEvents.AdminSignInRefused(admin is null ? "anonymous" : Actor(admin),
+                (admin is null, lockNow) switch
                 {
                     (true, true) => "unknown_account_locked_out_now",
                     (true, false) => "unknown_account",
                     (false, true) => "locked_out_now",
                     _ => "wrong_password",
-                }, origin: origin);
+                }), origin);
             return (null, Errors.WrongCredentials);
         }
 
@@ -115,7 +115,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
             admin!.PasswordHash = Hasher.HashPassword(admin, password);
             await db.SaveChangesAsync(ct);
         }
-        audit.Record(AuditKinds.AdminSignedIn, Outcomes.Success, Actor(admin!), origin: origin);
+        audit.Record(SecurityEvents.AdminSignedIn(Actor(admin!)), origin);
         return (admin, null);
     }
 
@@ -153,7 +153,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         admin.MustChangePassword = false;
         admin.SecurityStamp = NewStamp();
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminPasswordChanged, Outcomes.Success, Actor(admin), origin: origin);
+        audit.Record(SecurityEvents.AdminPasswordChanged(Actor(admin)), origin);
         return null;
     }
 
@@ -162,7 +162,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
     {
         admin.SecurityStamp = NewStamp();
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminSignedOut, Outcomes.Success, Actor(admin), origin: origin);
+        audit.Record(SecurityEvents.AdminSignedOut(Actor(admin)), origin);
     }
 
     public Task<List<AdminMembership>> MembershipsAsync(Guid adminId, CancellationToken ct = default) =>
@@ -220,8 +220,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         request.RequestedBy = actor;
         request.RequestedAt = now;
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminRequested, Outcomes.Success, actor, networkId,
-            detail: $"email={normalized} role={role} access_secure_mode={canAccessSecureMode}");
+        audit.Record(SecurityEvents.AdminRequested(actor, networkId, normalized, role.ToString(), canAccessSecureMode));
         return null;
     }
 
@@ -239,7 +238,7 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
         await db.SaveChangesAsync(ct);
         if (!approve)
         {
-            audit.Record(AuditKinds.AdminRequestDeclined, Outcomes.Success, actor, networkId, detail: $"email={request.Email}");
+            audit.Record(SecurityEvents.AdminRequestDeclined(actor, networkId, request.Email));
             return (request.Email, null, null);
         }
         var (password, error) = await AddToNetworkAsync(request.Email, networkId, request.Role, request.CanAccessSecureMode, actor, ct);
@@ -284,10 +283,9 @@ public sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider c
             token.RevokedBy = actor;
         }
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AdminRoleChanged, Outcomes.Success, actor, networkId,
-            detail: $"admin={adminId} role={role?.ToString() ?? "none"} access_secure_mode={canAccessSecureMode} disabled={disabled}");
+        audit.Record(SecurityEvents.AdminRoleChanged(actor, networkId, adminId, role?.ToString(), canAccessSecureMode, disabled));
         foreach (var token in revoked)
-            audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, actor, networkId, reason: "admin_rights_removed", detail: $"token={token.Id}");
+            audit.Record(SecurityEvents.AdminTokenRevoked(actor, networkId, token.Id, "admin_rights_removed"));
     }
 
     public static string Actor(Admin admin) => $"admin:{admin.Email}";

@@ -6,10 +6,10 @@ using Microsoft.AspNetCore.Http.Metadata;
 namespace Gatehouse.Server.Api;
 
 /// <summary>The contract's error envelope: <c>{"status":"error","code":…,"message":"…"}</c>.</summary>
-public sealed record ErrorEnvelope(string Status, int Code, string Message);
+internal sealed record ErrorEnvelope(string Status, int Code, string Message);
 
 /// <summary>A <see cref="Refusal"/> written as the SDKs read it: its status, Retry-After where it has one, and the envelope.</summary>
-public sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
+internal sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
 {
     public Refusal Refusal { get; } = refusal;
 
@@ -34,7 +34,7 @@ public sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult, 
     public override string ToString() => Refusal.ToString();
 }
 
-public static class RefusalResults
+internal static class RefusalResults
 {
     /// <summary>The refusal as an endpoint's answer.</summary>
     public static ApiError AsResult(this Refusal refusal) => new(refusal);

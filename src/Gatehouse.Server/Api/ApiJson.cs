@@ -10,10 +10,10 @@ namespace Gatehouse.Server.Api;
 /// </summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16)]
 [JsonSerializable(typeof(ErrorEnvelope))]
-public sealed partial class ApiJson : JsonSerializerContext;
+internal sealed partial class ApiJson : JsonSerializerContext;
 
 /// <summary>Timestamps as the contract shows them: UTC, milliseconds, a trailing Z.</summary>
-public sealed class UtcTimestampConverter : JsonConverter<DateTimeOffset>
+internal sealed class UtcTimestampConverter : JsonConverter<DateTimeOffset>
 {
     public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
         DateTimeOffset.Parse(reader.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Diagnostics;
 namespace Gatehouse.Server.Api;
 
 /// <summary>Whatever goes wrong, the answer is the contract's envelope, never a stack trace.</summary>
-public static partial class ApiPipeline
+internal static partial class ApiPipeline
 {
     public static void UseEnvelopeForEveryError(this WebApplication app)
     {

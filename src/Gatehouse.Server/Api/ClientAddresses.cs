@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Api;
 
 /// <summary>The address of the machine that opened the connection, kept before X-Forwarded-For may replace it.</summary>
-public sealed record PeerAddress(IPAddress? Address);
+internal sealed record PeerAddress(IPAddress? Address);
 
 /// <summary>
 /// Who the client is, for per-address limits and the audit log. Behind a configured load balancer
@@ -16,7 +16,7 @@ public sealed record PeerAddress(IPAddress? Address);
 /// ignored, so a client cannot choose the address it is limited as. The peer itself stays readable for the checks
 /// that must judge the connection (a forwarded client certificate is believed only from a listed proxy).
 /// </summary>
-public static class ClientAddresses
+internal static class ClientAddresses
 {
     public static IApplicationBuilder UseClientAddresses(this WebApplication app)
     {

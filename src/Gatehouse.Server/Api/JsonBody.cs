@@ -8,13 +8,13 @@ using Gatehouse.Server.Refusals;
 namespace Gatehouse.Server.Api;
 
 /// <summary>A parsed request body, or the refusal that explains why there is none.</summary>
-public readonly record struct Parsed<T>(T? Value, Refusal? Error) where T : class;
+internal readonly record struct Parsed<T>(T? Value, Refusal? Error) where T : class;
 
 /// <summary>
 /// Reads request bodies ourselves rather than through minimal-API binding, so that a wrong content type,
 /// an oversized body or broken JSON answers with the contract's envelope instead of the framework's.
 /// </summary>
-public static class JsonBody
+internal static class JsonBody
 {
     public static async Task<Parsed<T>> ReadAsync<T>(HttpRequest request, JsonTypeInfo<T> typeInfo, int maxBytes, CancellationToken ct)
         where T : class
@@ -51,7 +51,7 @@ public static class JsonBody
 }
 
 /// <summary>The same rules for every identifier a client sends: present, bounded, printable.</summary>
-public static class Field
+internal static class Field
 {
     private const int ZeroWidthJoiner = 0x200D;
 

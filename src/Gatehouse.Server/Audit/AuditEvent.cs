@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Audit;
 
 /// <summary>One security event. Append-only; holds identifiers and reasons, never a secret.</summary>
-public sealed class AuditEvent
+internal sealed class AuditEvent
 {
     public long Id { get; init; }
     public string? NetworkId { get; init; }

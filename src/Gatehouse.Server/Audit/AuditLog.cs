@@ -15,7 +15,7 @@ namespace Gatehouse.Server.Audit;
 /// the session's own transaction, so an acknowledged session always has its event. Each event is also one
 /// structured log line.
 /// </summary>
-public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, SecurityMetrics metrics, TimeProvider clock, ILogger<AuditLog> logger,
+internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, SecurityMetrics metrics, TimeProvider clock, ILogger<AuditLog> logger,
     IOptions<GatehouseOptions> options)
     : BackgroundService
 {
@@ -53,23 +53,20 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
         public int Seen;
     }
 
-    public void Record(string kind, string outcome, string actor, string? networkId = null, string? userId = null,
-        string? reason = null, string? detail = null, RequestOrigin? origin = null)
+    /// <summary>
+    /// The one way a security event is recorded: one structured log line and a metric for each, and a row written
+    /// by the background writer (unless the change it describes already stored it, see
+    /// <see cref="SecurityEvent.StoredWithChange"/>).
+    /// </summary>
+    public void Record(SecurityEvent raised, RequestOrigin? origin = null)
     {
-        // Refused requests are recorded with what they presented; capped, no request can make a row of any size.
-        var entry = new AuditEvent
+        if (raised.StoredWithChange)
         {
-            Kind = Capped(kind, 64)!,
-            Outcome = Capped(outcome, 32)!,
-            Actor = Capped(actor, 300)!,
-            NetworkId = Capped(networkId, 64),
-            UserId = Capped(userId, MaxUserIdLength),
-            Reason = Capped(reason, 64),
-            Detail = Capped(detail, 1024),
-            ClientAddress = Capped(origin?.ClientAddress, 64),
-            OccurredAt = clock.GetUtcNow(),
-        };
-        if (outcome == Outcomes.Refused && Floodable.Contains(entry.Kind) && _refusals.Count < MaxRefusalKeys)
+            Announce(raised.Kind, raised.Outcome, raised.Actor, raised.NetworkId, raised.Reason, origin);
+            return;
+        }
+        var entry = Row(raised, clock.GetUtcNow(), origin?.ClientAddress);
+        if (entry.Outcome == Outcomes.Refused && Floodable.Contains(entry.Kind) && _refusals.Count < MaxRefusalKeys)
         {
             var key = new RefusalKey(entry.OccurredAt.ToUnixTimeSeconds() / 60, entry.ClientAddress, entry.Kind, entry.Reason, entry.NetworkId);
             if (Interlocked.Increment(ref _refusals.GetOrAdd(key, _ => new RefusalCount()).Seen) > RefusalsWrittenPerMinute)
@@ -78,9 +75,26 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
                 return;
             }
         }
-        Announce(entry, origin);
+        Announce(entry.Kind, entry.Outcome, entry.Actor, entry.NetworkId, entry.Reason, origin);
         Enqueue(entry);
     }
+
+    /// <summary>
+    /// The row an event is stored as. Refused requests are recorded with what they presented; capped, no request can
+    /// make a row of any size.
+    /// </summary>
+    public static AuditEvent Row(SecurityEvent raised, DateTimeOffset at, string? clientAddress) => new()
+    {
+        Kind = Capped(raised.Kind, 64)!,
+        Outcome = Capped(raised.Outcome, 32)!,
+        Actor = Capped(raised.Actor, 300)!,
+        NetworkId = Capped(raised.NetworkId, 64),
+        UserId = Capped(raised.UserId, MaxUserIdLength),
+        Reason = Capped(raised.Reason, 64),
+        Detail = Capped(raised.Detail, 1024),
+        ClientAddress = Capped(clientAddress, 64),
+        OccurredAt = at,
+    };
 
     private void Enqueue(AuditEvent entry)
     {
@@ -124,14 +138,10 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
 
     private static string? Capped(string? value, int max) => value is null || value.Length <= max ? value : string.Concat(value.AsSpan(0, max - 1), "…");
 
-    /// <summary>
-    /// For an event its caller stored in the same transaction as what it describes (a session's creation): the log
-    /// line and the metric, once that transaction has committed. Never queued, so never written twice.
-    /// </summary>
-    public void Announce(AuditEvent stored, RequestOrigin? origin)
+    private void Announce(string kind, string outcome, string actor, string? networkId, string? reason, RequestOrigin? origin)
     {
-        LogEvent(stored.Kind, stored.Outcome, stored.Actor, stored.NetworkId, stored.Reason, origin?.TraceId);
-        metrics.Event(stored.Kind, stored.Outcome, stored.Reason);
+        LogEvent(kind, outcome, actor, networkId, reason, origin?.TraceId);
+        metrics.Event(kind, outcome, reason);
     }
 
     /// <summary>Waits until every event recorded before the call is stored (or given up on).</summary>
@@ -241,7 +251,7 @@ public sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Securit
 }
 
 /// <summary>Event kinds, one catalogue so the console can filter on them.</summary>
-public static class AuditKinds
+internal static class AuditKinds
 {
     public const string NetworkCreated = "network.created";
     public const string ApiKeyRegenerated = "network.api_key_regenerated";
@@ -287,7 +297,7 @@ public static class AuditKinds
         .ToList();
 }
 
-public static class Outcomes
+internal static class Outcomes
 {
     public const string Success = "success";
     public const string Refused = "refused";

@@ -4,4 +4,4 @@ namespace Gatehouse.Server.Audit;
 /// Where a request came from, as the audit log records it: the client's address (after any trusted proxy) and the
 /// trace id that ties its log lines together. Taken from the request at the edge, so the rules never see HTTP.
 /// </summary>
-public readonly record struct RequestOrigin(string? ClientAddress, string? TraceId);
+internal readonly record struct RequestOrigin(string? ClientAddress, string? TraceId);

@@ -15,7 +15,7 @@ namespace Gatehouse.Server.AuthTokens;
 /// replacing a leaked key past its grace, or letting it expire, ends what it minted at once, on every node, because
 /// the key's row is read at each check.
 /// </summary>
-public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
+internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
 {
     private static readonly CompiledQuery<Guid, DateTimeOffset, string?> NetworkOfValidKey =
         new((db, keyId, now, ct) => db.ServerKeys.AsNoTracking()
@@ -88,7 +88,7 @@ public sealed class AuthTokens(Jwt jwt, TimeProvider clock)
 }
 
 /// <summary>An auth token already used, in a network where each opens one session only; kept until it would have expired.</summary>
-public sealed class SpentAuthToken
+internal sealed class SpentAuthToken
 {
     public required string Jti { get; init; }
     public required string NetworkId { get; init; }

@@ -10,7 +10,7 @@ namespace Gatehouse.Server.Certificates;
 /// The authority that issues every client certificate of this deployment: an ECDSA P-256 key pair made on
 /// first start, its certificate public (customers may pin it), its private key encrypted with Data Protection.
 /// </summary>
-public sealed class CertificateAuthority(IDbContextFactory<GatehouseDb> dbs, IDataProtectionProvider dataProtection, TimeProvider clock)
+internal sealed class CertificateAuthority(IDbContextFactory<GatehouseDb> dbs, IDataProtectionProvider dataProtection, TimeProvider clock)
 {
     public const string NetworkUriPrefix = "urn:gatehouse:network:";
     private static readonly TimeSpan Lifetime = TimeSpan.FromDays(3650);

@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Certificates;
 
 /// <summary>A client certificate the deployment's authority issued to one network from the customer's CSR.</summary>
-public sealed class ClientCertificate
+internal sealed class ClientCertificate
 {
     public Guid Id { get; init; }
     public required string NetworkId { get; init; }
@@ -23,7 +23,7 @@ public sealed class ClientCertificate
 }
 
 /// <summary>The deployment's certificate authority; its private key only ever stored encrypted.</summary>
-public sealed class CertificateAuthorityKey
+internal sealed class CertificateAuthorityKey
 {
     public int Id { get; init; }
     public required string CertificatePem { get; init; }

@@ -14,7 +14,7 @@ namespace Gatehouse.Server.Certificates;
 /// Settings → Security: client certificates issued from the customer's CSRs, and the network's mTLS switch.
 /// At most two active certificates, so a rotation uploads the new one before deleting the old.
 /// </summary>
-public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority authority, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+internal sealed class ClientCertificates(GatehouseDb db, CertificateAuthority authority, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     public const int MaxActive = 2;
     public const int MaxNameLength = 30;
@@ -84,8 +84,7 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
         db.ClientCertificates.Add(certificate);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
-        audit.Record(AuditKinds.CertificateCreated, Outcomes.Success, actor, network.Id,
-            detail: $"certificate={certificate.Id} name={certificate.Name} fingerprint={certificate.Fingerprint}");
+        audit.Record(SecurityEvents.CertificateCreated(actor, network.Id, certificate.Id, certificate.Name, certificate.Fingerprint));
         return (certificate, null);
     }
 
@@ -101,7 +100,7 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
             return Errors.LastCertificateUnderMtls;
         certificate.RevokedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.CertificateRevoked, Outcomes.Success, actor, network.Id, detail: $"certificate={certificate.Id} name={certificate.Name}");
+        audit.Record(SecurityEvents.CertificateRevoked(actor, network.Id, certificate.Id, certificate.Name));
         return null;
     }
 
@@ -116,7 +115,7 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
             return Errors.MtlsNeedsCertificate;
         network.MtlsEnabled = on;
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.MtlsChanged, Outcomes.Success, actor, network.Id, detail: on ? "on" : "off");
+        audit.Record(SecurityEvents.MtlsChanged(actor, network.Id, on));
         return null;
     }
 
@@ -124,7 +123,7 @@ public sealed class ClientCertificates(GatehouseDb db, CertificateAuthority auth
 
     private (ClientCertificate?, Refusal?) Refuse(Network network, string actor, Refusal error)
     {
-        audit.Record(AuditKinds.CertificateCreated, Outcomes.Refused, actor, network.Id, reason: "invalid_request", detail: error.Message);
+        audit.Record(SecurityEvents.CertificateRefused(actor, network.Id, error.Message));
         return (null, error);
     }
 

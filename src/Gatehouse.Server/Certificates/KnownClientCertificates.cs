@@ -14,7 +14,7 @@ namespace Gatehouse.Server.Certificates;
 /// few minutes; and its row (network, revocation), kept until any committed change to the certificates table
 /// (SQLite only, like <see cref="CommittedRowCache{TKey,TValue}"/>). Validity dates are checked on every request.
 /// </summary>
-public sealed class KnownClientCertificates : IDisposable
+internal sealed class KnownClientCertificates : IDisposable
 {
     private const int Entries = 10_000;
     private static readonly TimeSpan VerdictLifetime = TimeSpan.FromMinutes(10);

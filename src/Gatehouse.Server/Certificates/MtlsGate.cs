@@ -14,7 +14,7 @@ namespace Gatehouse.Server.Certificates;
 /// edge's to say (<see cref="Http.PresentedCertificates"/>). What does not change for a certificate (its chain,
 /// usage and network) and its row are kept between requests (<see cref="KnownClientCertificates"/>).
 /// </summary>
-public sealed class MtlsGate(IDbContextFactory<GatehouseDb> dbs, CertificateAuthority authority, KnownClientCertificates known, TimeProvider clock)
+internal sealed class MtlsGate(IDbContextFactory<GatehouseDb> dbs, CertificateAuthority authority, KnownClientCertificates known, TimeProvider clock)
 {
     private static readonly CompiledQuery<string, ClientCertificate?> ByFingerprint =
         new((db, fingerprint, ct) => db.ClientCertificates.AsNoTracking().FirstOrDefault(c => c.Fingerprint == fingerprint));

@@ -10,7 +10,7 @@ namespace Gatehouse.Server.Certificates;
 /// The HTTPS endpoint's certificate: the configured PEM pair in production; otherwise a self-signed one for
 /// localhost, made on first start and kept in the data directory so clients can pin it.
 /// </summary>
-public sealed class ServerCertificate(IOptions<GatehouseOptions> options, TimeProvider clock)
+internal sealed class ServerCertificate(IOptions<GatehouseOptions> options, TimeProvider clock)
 {
     private readonly Lock _gate = new();
     private X509Certificate2? _certificate;

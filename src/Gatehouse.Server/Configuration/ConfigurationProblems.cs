@@ -7,7 +7,7 @@ namespace Gatehouse.Server.Configuration;
 /// configuration binder could not convert (a TimeSpan of "thirty-days"), a key-encryption key that is malformed or
 /// not this deployment's. Anything else is not the configuration.
 /// </summary>
-public static class ConfigurationProblems
+internal static class ConfigurationProblems
 {
     public static IReadOnlyList<string>? Of(Exception exception) => exception switch
     {

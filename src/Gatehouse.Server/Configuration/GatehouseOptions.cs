@@ -3,7 +3,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Configuration;
 
 /// <summary>The whole configuration tree, bound from the "Gatehouse" section (env: Gatehouse__Name).</summary>
-public sealed class GatehouseOptions
+internal sealed class GatehouseOptions
 {
     public const string Section = "Gatehouse";
 
@@ -62,20 +62,20 @@ public sealed class GatehouseOptions
 }
 
 /// <summary>Load balancers whose X-Forwarded-For names the client (docs/deployment.md); nobody else's is read.</summary>
-public sealed class ForwardedHeadersSettings
+internal sealed class ForwardedHeadersSettings
 {
     /// <summary>The proxies' own addresses (IP addresses). Empty: X-Forwarded-For is ignored and the peer is the client.</summary>
     public List<string> TrustedProxies { get; set; } = [];
 }
 
-public sealed class AuditOptions
+internal sealed class AuditOptions
 {
     /// <summary>Events waiting for the background writer; past it an event is dropped, logged as an error and counted (gatehouse.audit.dropped).</summary>
     public int QueueCapacity { get; set; } = 100_000;
 }
 
 /// <summary>What the retention service deletes, and how often it looks (docs/operations.md).</summary>
-public sealed class RetentionOptions
+internal sealed class RetentionOptions
 {
     public bool Enabled { get; set; } = true;
 
@@ -94,7 +94,7 @@ public sealed class RetentionOptions
     public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
 }
 
-public sealed class DatabaseOptions
+internal sealed class DatabaseOptions
 {
     /// <summary>Sqlite (default, one node) or PostgreSQL (one or more nodes).</summary>
     public string Provider { get; set; } = "Sqlite";
@@ -103,7 +103,7 @@ public sealed class DatabaseOptions
     public string? ConnectionString { get; set; }
 }
 
-public sealed class SessionOptions
+internal sealed class SessionOptions
 {
     /// <summary>The social.plus contract fixes 30 days; shorter is allowed for stricter deployments.</summary>
     public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromDays(30);
@@ -136,7 +136,7 @@ public sealed class SessionOptions
     public int MaxChangesPerCommit { get; set; } = 256;
 }
 
-public sealed class ConsoleOptions
+internal sealed class ConsoleOptions
 {
     /// <summary>Wrong passwords in a row before an account locks.</summary>
     public int MaxFailedSignIns { get; set; } = 5;
@@ -147,7 +147,7 @@ public sealed class ConsoleOptions
     public TimeSpan SessionIdleTimeout { get; set; } = TimeSpan.FromHours(8);
 }
 
-public sealed class MtlsOptions
+internal sealed class MtlsOptions
 {
     /// <summary>How long an issued client certificate is valid.</summary>
     public TimeSpan CertificateValidity { get; set; } = TimeSpan.FromDays(365);
@@ -160,7 +160,7 @@ public sealed class MtlsOptions
 }
 
 /// <summary>Fixed one-minute windows, counted per node (a deployment of N nodes allows N times as much).</summary>
-public sealed class RateLimitOptions
+internal sealed class RateLimitOptions
 {
     public bool Enabled { get; set; } = true;
     public int SessionsPerApiKeyPerMinute { get; set; } = 60_000;
@@ -177,7 +177,7 @@ public sealed class RateLimitOptions
     public int FailuresPerCredentialPerMinute { get; set; } = 30;
 }
 
-public sealed class HttpsOptions
+internal sealed class HttpsOptions
 {
     /// <summary>PEM certificate (chain) for the HTTPS endpoint; empty: a self-signed one made on first start.</summary>
     public string? CertificatePath { get; set; }
@@ -196,7 +196,7 @@ public sealed class HttpsOptions
 /// The key-encryption key (docs/security.md, "Keys at rest"): give one of the two. With neither, SQLite makes the
 /// file <c>key-encryption.key</c> in the data folder on first start; PostgreSQL refuses to start.
 /// </summary>
-public sealed class KeyEncryptionOptions
+internal sealed class KeyEncryptionOptions
 {
     /// <summary>The key itself, base64 of 32 bytes (from a secret store, as Gatehouse__KeyEncryption__Key).</summary>
     public string? Key { get; set; }
@@ -206,7 +206,7 @@ public sealed class KeyEncryptionOptions
 }
 
 /// <summary>Where the first start's secrets go.</summary>
-public sealed class BootstrapOptions
+internal sealed class BootstrapOptions
 {
     /// <summary>
     /// For unattended installs: the API key and one-time password of the first start are written to this file
@@ -215,7 +215,7 @@ public sealed class BootstrapOptions
     public string? SecretsFile { get; set; }
 }
 
-public sealed class InputLimits
+internal sealed class InputLimits
 {
     public int MaxBodyBytes { get; set; } = 16 * 1024;
     public int UserIdMaxLength { get; set; } = 128;
@@ -224,7 +224,7 @@ public sealed class InputLimits
 }
 
 /// <summary>Refuses to start on a bad value, naming the setting and the value it wants.</summary>
-public sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOptions>
+internal sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOptions>
 {
     /// <summary>Why the provider's own parser refuses the connection string (never its text: it may hold a password).</summary>
     private static string? UnreadableConnectionString(DatabaseOptions database)

@@ -5,10 +5,10 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-public sealed record NetworkAdmin(Admin Admin, AdminMembership Membership);
+internal sealed record NetworkAdmin(Admin Admin, AdminMembership Membership);
 
 /// <summary>Settings → Admin Users: the network's admins, and the admin tokens that open its admin API.</summary>
-public sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, TimeProvider clock) : ConsolePage
+internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, TimeProvider clock) : ConsolePage
 {
     [BindProperty(SupportsGet = true)]
     public string? Confirm { get; set; }

@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Console;
 
 /// <summary>Every security event of the network, newest first, filterable and paged.</summary>
-public sealed class AuditModel(GatehouseDb db) : ConsolePage
+internal sealed class AuditModel(GatehouseDb db) : ConsolePage
 {
     public const int PageSize = 50;
 

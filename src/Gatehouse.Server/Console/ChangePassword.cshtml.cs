@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-public sealed class ChangePasswordModel(AdminAccounts admins) : ConsolePage
+internal sealed class ChangePasswordModel(AdminAccounts admins) : ConsolePage
 {
     public string? Error { get; private set; }
 

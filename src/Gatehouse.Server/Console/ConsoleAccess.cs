@@ -10,7 +10,7 @@ namespace Gatehouse.Server.Console;
 /// no membership, no access; super admins see every network and manage settings, but (as the hosted product
 /// insists) never generate a server key.
 /// </summary>
-public sealed record NetworkAccess(Network Network, bool IsSuperAdmin, ConsoleRole? Role, bool CanAccessSecureMode)
+internal sealed record NetworkAccess(Network Network, bool IsSuperAdmin, ConsoleRole? Role, bool CanAccessSecureMode)
 {
     public bool CanManageSettings => IsSuperAdmin || Role == ConsoleRole.Admin;
 
@@ -30,7 +30,7 @@ public sealed record NetworkAccess(Network Network, bool IsSuperAdmin, ConsoleRo
         : null;
 }
 
-public sealed class ConsoleAccess(GatehouseDb db)
+internal sealed class ConsoleAccess(GatehouseDb db)
 {
     public async Task<List<Network>> VisibleNetworksAsync(Admin admin, CancellationToken ct)
     {

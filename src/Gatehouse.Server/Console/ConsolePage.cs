@@ -7,13 +7,13 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 namespace Gatehouse.Server.Console;
 
 /// <summary>What the layout shows: who is signed in, the networks they can switch to, the one in view.</summary>
-public sealed record ConsoleNav(Admin Admin, IReadOnlyList<Network> Networks, Network? Current);
+internal sealed record ConsoleNav(Admin Admin, IReadOnlyList<Network> Networks, Network? Current);
 
 /// <summary>
 /// Every signed-in page: loads the admin (checked against its security stamp by the cookie handler), forces
 /// a password change while one is owed, and resolves the network in the route with the admin's rights there.
 /// </summary>
-public abstract class ConsolePage : PageModel
+internal abstract class ConsolePage : PageModel
 {
     public Admin CurrentAdmin { get; private set; } = null!;
     public ConsoleNav Nav { get; private set; } = null!;

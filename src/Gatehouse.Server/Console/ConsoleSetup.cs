@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Console;
 
 /// <summary>The web console: Razor Pages under /console, cookie sign-in, headers that keep the pages to themselves.</summary>
-public static class ConsoleSetup
+internal static class ConsoleSetup
 {
     public const string Scheme = "console";
 
@@ -81,7 +81,7 @@ public static class ConsoleSetup
 }
 
 /// <summary>The console cookie's checks, with the services they need given to them.</summary>
-public sealed class ConsoleCookieEvents(AdminAccounts admins) : CookieAuthenticationEvents
+internal sealed class ConsoleCookieEvents(AdminAccounts admins) : CookieAuthenticationEvents
 {
     /// <summary>Every request re-reads the admin: a password change or sign-out elsewhere ends this cookie too.</summary>
     public override async Task ValidatePrincipal(CookieValidatePrincipalContext context)

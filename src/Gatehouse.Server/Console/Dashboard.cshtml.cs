@@ -6,12 +6,12 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Console;
 
-public sealed record Metric(string Name, string Value, string Target, bool OffTarget, string Explanation);
+internal sealed record Metric(string Name, string Value, string Target, bool OffTarget, string Explanation);
 
-public sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
+internal sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
 
 /// <summary>The security metrics the product publishes, each against its target, and a day of auth tokens.</summary>
-public sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, ClientCertificates certificates, TimeProvider clock) : ConsolePage
+internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, ClientCertificates certificates, TimeProvider clock) : ConsolePage
 {
     public IReadOnlyList<Metric> Metrics { get; private set; } = [];
     public IReadOnlyList<HourBucket> Hours { get; private set; } = [];

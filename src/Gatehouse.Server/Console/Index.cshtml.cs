@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-public sealed class IndexModel : ConsolePage
+internal sealed class IndexModel : ConsolePage
 {
     public IActionResult OnGet()
     {

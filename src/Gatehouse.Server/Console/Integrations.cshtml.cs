@@ -10,7 +10,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Console;
 
 /// <summary>Settings → Integrations: the seed, step by step.</summary>
-public sealed class IntegrationsModel(
+internal sealed class IntegrationsModel(
     NetworkAdministration networks,
     ServerKeyService serverKeys,
     GatehouseDb db,
@@ -64,7 +64,7 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanChangeSecurity)
         {
-            audit.Record(AuditKinds.SecureModeChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", origin: HttpContext.Origin());
+            audit.Record(SecurityEvents.NotPermitted(AuditKinds.SecureModeChanged, Actor, Access.Network.Id), HttpContext.Origin());
             return Refused();
         }
         var wasOn = Access.Network.SecureMode;
@@ -86,7 +86,7 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanChangeSecurity)
         {
-            audit.Record(AuditKinds.AuthTokenUseChanged, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", origin: HttpContext.Origin());
+            audit.Record(SecurityEvents.NotPermitted(AuditKinds.AuthTokenUseChanged, Actor, Access.Network.Id), HttpContext.Origin());
             return Refused();
         }
         await networks.SetSingleUseAuthTokensAsync(Access.Network, singleUse, Actor, HttpContext.RequestAborted);
@@ -98,7 +98,7 @@ public sealed class IntegrationsModel(
     {
         if (!Access.CanGenerateServerKey)
         {
-            audit.Record(AuditKinds.ServerKeyGenerated, Outcomes.Refused, Actor, Access.Network.Id, reason: "not_permitted", origin: HttpContext.Origin());
+            audit.Record(SecurityEvents.NotPermitted(AuditKinds.ServerKeyGenerated, Actor, Access.Network.Id), HttpContext.Origin());
             return Refused();
         }
         var (key, error) = await serverKeys.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
@@ -124,9 +124,9 @@ public sealed class IntegrationsModel(
         chat.MessagePreviewIncludeDeleted = messagePreviewIncludeDeleted;
         chat.MarkerEnabled = markerEnabled;
         await db.SaveChangesAsync(HttpContext.RequestAborted);
-        audit.Record(AuditKinds.ChatSettingsChanged, Outcomes.Success, Actor, Access.Network.Id,
-            detail: $"enabled={enabled} mention={allowMentionedChannel} preview={messagePreviewEnabled} preview_deleted={messagePreviewIncludeDeleted} marker={markerEnabled}",
-            origin: HttpContext.Origin());
+        audit.Record(SecurityEvents.ChatSettingsChanged(Actor, Access.Network.Id,
+            $"enabled={enabled} mention={allowMentionedChannel} preview={messagePreviewEnabled} preview_deleted={messagePreviewIncludeDeleted} marker={markerEnabled}"),
+            HttpContext.Origin());
         Status = "Chat settings saved.";
         return Redirect(Here);
     }

@@ -8,7 +8,7 @@ using Microsoft.AspNetCore.Mvc.RazorPages;
 namespace Gatehouse.Server.Console;
 
 [RateLimited(LimitedAs.ConsoleSignIn)]
-public sealed class SignInModel(AdminAccounts admins) : PageModel
+internal sealed class SignInModel(AdminAccounts admins) : PageModel
 {
     [BindProperty(SupportsGet = true)]
     public string? ReturnUrl { get; set; }

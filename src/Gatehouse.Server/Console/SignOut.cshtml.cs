@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-public sealed class SignOutModel(AdminAccounts admins) : ConsolePage
+internal sealed class SignOutModel(AdminAccounts admins) : ConsolePage
 {
     protected override bool AllowedWhilePasswordChangeIsOwed => true;
 

@@ -12,7 +12,7 @@ namespace Gatehouse.Server.KeysAtRest;
 /// is given the same one (a file or an environment variable, as a Kubernetes secret would be). A database dump or a
 /// copy of the data folder without it opens nothing (docs/security.md, "Keys at rest").
 /// </summary>
-public sealed class KeyEncryptionKey
+internal sealed class KeyEncryptionKey
 {
     public const int Length = 32;
     private const int NonceLength = 12;
@@ -111,4 +111,4 @@ public sealed class KeyEncryptionKey
 }
 
 /// <summary>The key-encryption key is missing, malformed or not the one this deployment's keys were encrypted with: one line for the operator, exit 2.</summary>
-public sealed class KeyEncryptionProblemException(string message) : Exception(message);
+internal sealed class KeyEncryptionProblemException(string message) : Exception(message);

@@ -16,7 +16,7 @@ namespace Gatehouse.Server.KeysAtRest;
 /// (AES-256-GCM), named by that key's id. Without an encryptor Data Protection stores master keys in clear (and
 /// warns "No XML encryptor configured"), and anyone holding the key ring holds every secret it protects.
 /// </summary>
-public sealed class KeyRingEncryptor(KeyEncryptionKey key) : IXmlEncryptor
+internal sealed class KeyRingEncryptor(KeyEncryptionKey key) : IXmlEncryptor
 {
     internal static readonly XName SealedKeyName = XName.Get("sealedKey", "urn:gatehouse:key-encryption:v1");
     internal const string Context = "Gatehouse Data Protection master key v1";
@@ -40,7 +40,7 @@ public sealed class KeyRingEncryptor(KeyEncryptionKey key) : IXmlEncryptor
 }
 
 /// <summary>Made by Data Protection (it names this type in every sealed key) with the server's services.</summary>
-public sealed class KeyRingDecryptor(IServiceProvider services) : IXmlDecryptor
+internal sealed class KeyRingDecryptor(IServiceProvider services) : IXmlDecryptor
 {
     public XElement Decrypt(XElement encryptedElement)
     {
@@ -67,7 +67,7 @@ public sealed class KeyRingDecryptor(IServiceProvider services) : IXmlDecryptor
 /// or by one started on this data since) are sealed in place and the clear copy deleted; a key ring sealed with
 /// another key-encryption key stops the start with one line instead of Data Protection quietly making new keys.
 /// </summary>
-public static partial class KeyRingSealing
+internal static partial class KeyRingSealing
 {
     private static readonly XNamespace DataProtection = "http://schemas.asp.net/2015/03/dataProtection";
     private static readonly XName RequiresEncryption = DataProtection + "requiresEncryption";

@@ -11,7 +11,7 @@ namespace Gatehouse.Server.Networks;
 /// API keys say their region in their first characters (<c>sg_…</c>), so a key sent to the wrong region's
 /// deployment is answered with where it belongs instead of a bare "unknown key".
 /// </summary>
-public sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes, IDbContextFactory<GatehouseDb> dbs) : IDisposable
+internal sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrites writes, IDbContextFactory<GatehouseDb> dbs) : IDisposable
 {
     private const int KnownNetworks = 10_000;
 

@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Networks;
 
 /// <summary>An application: what one API key opens, with its own users, keys and settings.</summary>
-public sealed class Network
+internal sealed class Network
 {
     public required string Id { get; init; }
     public required string Name { get; set; }
@@ -23,7 +23,7 @@ public sealed class Network
 }
 
 /// <summary>What <c>GET /api/v3/network-settings/chat</c> answers; the SDK refuses to log in without it.</summary>
-public sealed class ChatSettings
+internal sealed class ChatSettings
 {
     public bool Enabled { get; set; } = true;
     public bool AllowMentionedChannel { get; set; }

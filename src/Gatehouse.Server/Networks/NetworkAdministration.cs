@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Networks;
 
 /// <summary>What an operator (and later the console) does to a network. Every change is audited.</summary>
-public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     public async Task<Network> CreateAsync(string name, string actor, CancellationToken ct = default)
     {
@@ -24,7 +24,7 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
         };
         db.Networks.Add(network);
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.NetworkCreated, Outcomes.Success, actor, network.Id, detail: $"name={name}");
+        audit.Record(SecurityEvents.NetworkCreated(actor, network.Id, name));
         return network;
     }
 
@@ -39,7 +39,7 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
     {
         network.ApiKey = ApiKeys.Create(network.Region);
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.ApiKeyRegenerated, Outcomes.Success, actor, network.Id);
+        audit.Record(SecurityEvents.ApiKeyRegenerated(actor, network.Id));
         return network.ApiKey;
     }
 
@@ -66,8 +66,7 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
                 .SetProperty(x => x.RevokedAt, now)
                 .SetProperty(x => x.RevokedReason, RevokeReasons.SecureModeOn), ct);
         await transaction.CommitAsync(ct);
-        audit.Record(AuditKinds.SecureModeChanged, Outcomes.Success, actor, network.Id,
-            detail: !on ? "off" : keepSessions ? $"on; kept {sessions} session(s) opened without an auth token" : $"on; ended {sessions} session(s) opened without an auth token");
+        audit.Record(SecurityEvents.SecureModeChanged(actor, network.Id, on, keepSessions, sessions));
         return (null, sessions);
     }
 
@@ -78,7 +77,7 @@ public sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, TimePr
             return;
         network.SingleUseAuthTokens = singleUse;
         await db.SaveChangesAsync(ct);
-        audit.Record(AuditKinds.AuthTokenUseChanged, Outcomes.Success, actor, network.Id, detail: singleUse ? "single_use" : "reusable");
+        audit.Record(SecurityEvents.AuthTokenUseChanged(actor, network.Id, singleUse));
     }
 
     /// <summary>How many live sessions turning secure mode on would end now (for the confirmation).</summary>

@@ -11,10 +11,10 @@ namespace Gatehouse.Server.Observability;
 /// Documents a JSON request body without the routing constraint that <c>Accepts</c> adds: the endpoints read
 /// their bodies themselves so that a wrong content type answers 400 in the envelope, not a bare 415.
 /// </summary>
-public sealed record JsonBodyMetadata(Type Type);
+internal sealed record JsonBodyMetadata(Type Type);
 
 /// <summary>The OpenAPI 3.1 document of the public API, generated from the endpoints, with examples.</summary>
-public static class ApiDocumentation
+internal static class ApiDocumentation
 {
     private static readonly Dictionary<Type, JsonNode> Examples = new()
     {

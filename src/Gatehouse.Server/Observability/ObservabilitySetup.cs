@@ -11,14 +11,14 @@ using Scalar.AspNetCore;
 
 namespace Gatehouse.Server.Observability;
 
-public sealed record ReadyResponse(string Status);
+internal sealed record ReadyResponse(string Status);
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(ReadyResponse))]
-public sealed partial class ObservabilityJson : System.Text.Json.Serialization.JsonSerializerContext;
+internal sealed partial class ObservabilityJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>Health, readiness, Prometheus metrics and the API reference, wired once.</summary>
-public static class ObservabilitySetup
+internal static class ObservabilitySetup
 {
     public static IServiceCollection AddGatehouseObservability(this IServiceCollection services)
     {

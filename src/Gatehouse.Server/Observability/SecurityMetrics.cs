@@ -7,7 +7,7 @@ namespace Gatehouse.Server.Observability;
 /// and the size of the session writer's group commits.
 /// Tags are stable words only (kind, outcome, reason): never a user id, a key or a token.
 /// </summary>
-public sealed class SecurityMetrics
+internal sealed class SecurityMetrics
 {
     public const string MeterName = "Gatehouse";
     private readonly Counter<long> _events;

@@ -10,7 +10,7 @@ namespace Gatehouse.Server.Operations;
 /// the folder is 0700 and its files 0600. PostgreSQL keeps the key ring in the database: there, pg_dump plus
 /// data/tls is the backup (docs/deployment.md).
 /// </summary>
-public static class Backups
+internal static class Backups
 {
     private static readonly string[] Folders = ["keys", "tls"];
     private static readonly string[] DatabaseFiles = ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"];

@@ -7,7 +7,7 @@ namespace Gatehouse.Server.Operations;
 /// First start on an empty database: a default network and a super-admin, whose secrets are printed to the
 /// console once. Straight to the terminal, never through the logger, so no log sink ever holds them.
 /// </summary>
-public static class Bootstrap
+internal static class Bootstrap
 {
     public const string AdminEmail = "admin@gatehouse.local";
 

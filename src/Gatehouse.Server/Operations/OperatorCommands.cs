@@ -14,7 +14,7 @@ namespace Gatehouse.Server.Operations;
 /// running server (SQLite in WAL mode takes both), apply pending migrations first, and are audited as
 /// "operator".
 /// </summary>
-public static class OperatorCommands
+internal static class OperatorCommands
 {
     private const string Actor = "operator";
 

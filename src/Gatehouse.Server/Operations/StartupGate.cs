@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Operations;
 /// before its database, or while the database is down: until they have, <c>/healthz</c> says it lives, <c>/readyz</c>
 /// and every other request answer 503, and the steps are tried again until the database answers.
 /// </summary>
-public sealed partial class StartupGate(ILogger<StartupGate> log)
+internal sealed partial class StartupGate(ILogger<StartupGate> log)
 {
     private static readonly TimeSpan FirstPause = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LongestPause = TimeSpan.FromSeconds(5);

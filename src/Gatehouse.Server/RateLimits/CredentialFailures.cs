@@ -13,7 +13,7 @@ namespace Gatehouse.Server.RateLimits;
 /// signature check and no database read, and writes no audit row of its own. Only refusals count: a client with a
 /// good credential is never slowed by this. Credentials are counted by digest, never kept.
 /// </summary>
-public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeProvider clock)
+internal sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeProvider clock)
 {
     /// <summary>Keys counted in one minute at most; a spray of addresses past it starts the minute's counts afresh rather than grow.</summary>
     private const int MaxKeys = 200_000;
@@ -74,7 +74,7 @@ public sealed class CredentialFailures(IOptions<GatehouseOptions> options, TimeP
 }
 
 /// <summary>The kinds of credential counted by <see cref="CredentialFailures"/>.</summary>
-public static class CredentialKinds
+internal static class CredentialKinds
 {
     public const string Bearer = "bearer";
     public const string ServerKey = "server-key";

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.RateLimits;
 
 /// <summary>What a limited endpoint is, for the limits that apply to it.</summary>
-public enum LimitedAs
+internal enum LimitedAs
 {
     /// <summary>A client login or refresh: limited per API key and per client address.</summary>
     ClientLogin,
@@ -26,7 +26,7 @@ public enum LimitedAs
 
 /// <summary>Endpoint metadata naming the limits an endpoint is under (on a Razor page, an attribute of its model).</summary>
 [AttributeUsage(AttributeTargets.Class)]
-public sealed class RateLimitedAttribute(LimitedAs kind) : Attribute
+internal sealed class RateLimitedAttribute(LimitedAs kind) : Attribute
 {
     public LimitedAs Kind { get; } = kind;
 }
@@ -39,7 +39,7 @@ public sealed class RateLimitedAttribute(LimitedAs kind) : Attribute
 /// the path, so another case, a trailing slash or percent-encoding reaches the same limit as the endpoint.
 /// Secrets are never kept as partition keys, only their digests.
 /// </summary>
-public static class RateLimiting
+internal static class RateLimiting
 {
     public static TBuilder RateLimited<TBuilder>(this TBuilder endpoints, LimitedAs kind) where TBuilder : IEndpointConventionBuilder =>
         endpoints.WithMetadata(new RateLimitedAttribute(kind));
@@ -95,7 +95,7 @@ public static class RateLimiting
 /// Refreshes per session: the one limit that needs the session, so it is checked once the refresh token has been
 /// matched to one, not in the middleware. Counted per node, like the others.
 /// </summary>
-public sealed class SessionRefreshLimiter(IOptions<GatehouseOptions> options) : IDisposable
+internal sealed class SessionRefreshLimiter(IOptions<GatehouseOptions> options) : IDisposable
 {
     private readonly PartitionedRateLimiter<Guid> _limiter = PartitionedRateLimiter.Create<Guid, Guid>(session =>
         RateLimitPartition.GetFixedWindowLimiter(session, _ => new FixedWindowRateLimiterOptions

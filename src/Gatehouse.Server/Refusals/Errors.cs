@@ -5,7 +5,7 @@ namespace Gatehouse.Server.Refusals;
 /// them in the contract's envelope; console pages and operator commands show their message.
 /// Messages tell the caller what to fix and never echo a credential back.
 /// </summary>
-public static class Errors
+internal static class Errors
 {
     // 400000: the request itself is wrong.
     public static Refusal BadRequest(string reason, string message) => new(400, 400000, reason, message);

@@ -6,7 +6,7 @@ namespace Gatehouse.Server.Refusals;
 /// and operator commands show <see cref="Message"/>. <see cref="Reason"/> is a stable machine word kept for the audit
 /// log and metrics; it never reaches the wire, so a message can be reworded without breaking dashboards.
 /// </summary>
-public sealed class Refusal(int status, int code, string reason, string message)
+internal sealed class Refusal(int status, int code, string reason, string message)
 {
     /// <summary>The HTTP status the contract gives this refusal.</summary>
     public int Status { get; } = status;

@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Retention;
 
 /// <summary>What one pass of <see cref="RetentionService"/> deleted.</summary>
-public sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens);
+internal sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens);
 
 /// <summary>
 /// Deletes, every <c>Gatehouse:Retention:Interval</c>, what no longer protects anyone: audit events past their
@@ -17,7 +17,7 @@ public sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens);
 /// own expiry. Deletes go in batches, so the single SQLite writer is never held for long. Every node may run it:
 /// each delete is idempotent. Counts go to the log and to the gatehouse.retention.deleted counter.
 /// </summary>
-public sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs, IOptions<GatehouseOptions> options, TimeProvider clock,
+internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs, IOptions<GatehouseOptions> options, TimeProvider clock,
     IMeterFactory meters, StartupGate startup, ILogger<RetentionService> log) : BackgroundService
 {
     private const int Batch = 2_000;

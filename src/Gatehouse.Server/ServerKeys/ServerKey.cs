@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.ServerKeys;
 
 /// <summary>A network's backend secret, kept only as a digest.</summary>
-public sealed class ServerKey
+internal sealed class ServerKey
 {
     public Guid Id { get; init; }
     public required string NetworkId { get; init; }

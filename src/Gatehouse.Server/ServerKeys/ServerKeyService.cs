@@ -10,7 +10,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.ServerKeys;
 
 /// <summary>A server key found by its digest, with its network's mTLS switch.</summary>
-public sealed record KnownServerKey(ServerKey Key, bool MtlsEnabled);
+internal sealed record KnownServerKey(ServerKey Key, bool MtlsEnabled);
 
 /// <summary>
 /// Server keys the mint path found, by digest, so the next mint with the same key costs no database read. Any
@@ -18,7 +18,7 @@ public sealed record KnownServerKey(ServerKey Key, bool MtlsEnabled);
 /// secure-mode switch) makes every entry stale at once. Unknown keys are never kept. SQLite only, like
 /// <see cref="CommittedRowCache{TKey,TValue}"/>.
 /// </summary>
-public sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOptions> options) : IDisposable
+internal sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOptions> options) : IDisposable
 {
     private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options, options.Value.ServerKeyCacheEntries, "ServerKeys", "Networks");
 
@@ -32,7 +32,7 @@ public sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOpt
 /// puts the previous one on a grace period; a key already in its grace ends at once, so a network
 /// never has more than two valid keys.
 /// </summary>
-public sealed class ServerKeyService(IServiceProvider requestServices, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+internal sealed class ServerKeyService(IServiceProvider requestServices, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     private const string Prefix = "gsk_";
     private const int MaxPresentedLength = 128;
@@ -81,8 +81,7 @@ public sealed class ServerKeyService(IServiceProvider requestServices, ServerKey
             await tx.CommitAsync(ct);
         }
 
-        audit.Record(AuditKinds.ServerKeyGenerated, Outcomes.Success, actor, network.Id,
-            detail: $"key={key.Id} previous_valid_until={graceEnds:O}");
+        audit.Record(SecurityEvents.ServerKeyGenerated(actor, network.Id, key.Id, graceEnds));
         return (secret, null);
     }
 

@@ -6,7 +6,7 @@ using Microsoft.IdentityModel.Tokens;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>Access tokens: ES256 JWTs (RFC 9068 <c>at+jwt</c>) that name their session.</summary>
-public sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
+internal sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
 {
     /// <summary>ES256, so a customer's own backend can check one with the published JWKS.</summary>
     private static readonly JwtKind Kind = new("at+jwt", "gatehouse:api", SecurityAlgorithms.EcdsaSha256);

@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>What the bearer filter needs to know about a session: whose it is and whether it still stands.</summary>
-public sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, DateTimeOffset CreatedAt, User User);
+internal sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, DateTimeOffset CreatedAt, User User);
 
 /// <summary>
 /// The sessions bearer requests read, kept so a token already seen costs no database read. Any committed change to
@@ -14,7 +14,7 @@ public sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, D
 /// stale at once, so a revocation is seen by the very next request. SQLite only: with PostgreSQL other nodes write
 /// too and no node could know at once, so there every request reads the session.
 /// </summary>
-public sealed class LiveSessionCache(CommittedWrites writes, IOptions<GatehouseOptions> options)
+internal sealed class LiveSessionCache(CommittedWrites writes, IOptions<GatehouseOptions> options)
     : IDisposable
 {
     private readonly CommittedRowCache<Guid, SessionState> _rows =

@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>One login of one user on one device; every access token names its session.</summary>
-public sealed class Session
+internal sealed class Session
 {
     public Guid Id { get; init; }
     public required string NetworkId { get; init; }
@@ -32,7 +32,7 @@ public sealed class Session
 /// Every refresh token a session was given, kept after use: presenting a used one is how a stolen copy
 /// is detected (the thief and the owner cannot both hold the newest token).
 /// </summary>
-public sealed class RefreshToken
+internal sealed class RefreshToken
 {
     public required string Digest { get; init; }
     public Guid SessionId { get; init; }
@@ -46,7 +46,7 @@ public sealed class RefreshToken
 /// the row's lock, so two logins on one device take turns on every provider (PostgreSQL's default isolation
 /// would otherwise let both see no rival and both stay signed in).
 /// </summary>
-public sealed class DeviceBinding
+internal sealed class DeviceBinding
 {
     public required string NetworkId { get; init; }
     public required string DeviceId { get; init; }

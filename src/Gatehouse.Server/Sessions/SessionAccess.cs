@@ -9,13 +9,13 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>Who is calling, once the access token and its session have been checked.</summary>
-public sealed record Caller(Guid SessionId, string NetworkId, User User);
+internal sealed record Caller(Guid SessionId, string NetworkId, User User);
 
 /// <summary>
 /// Judges an access token. A valid signature is not enough: the session must still be live, so logout, device
 /// rebinding and reuse detection take effect on the very next request.
 /// </summary>
-public sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache live, IDbContextFactory<GatehouseDb> dbs, TimeProvider clock,
+internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache live, IDbContextFactory<GatehouseDb> dbs, TimeProvider clock,
     IOptions<GatehouseOptions> options)
 {
     private static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =

@@ -7,7 +7,7 @@ using SessionOptions = Gatehouse.Server.Configuration.SessionOptions;
 
 namespace Gatehouse.Server.Sessions;
 
-public static class RevokeReasons
+internal static class RevokeReasons
 {
     public const string DeviceRebound = "device_rebound";
     public const string SessionCap = "session_cap";
@@ -18,18 +18,18 @@ public static class RevokeReasons
 }
 
 /// <summary>A login the rules apply: every field already checked at the edge.</summary>
-public sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion);
+internal sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion);
 
 /// <summary>A session opened or renewed, with the refresh token only the client will hold.</summary>
-/// <param name="Audited">For a new session, its <c>session.created</c> event, to be stored in the same transaction.</param>
-public sealed record Opened(Session Session, User User, string RefreshToken, DateTimeOffset IssuedAt, AuditEvent? Audited = null)
+/// <param name="Raised">For a new session, its <c>session.created</c> event, stored in the same transaction.</param>
+internal sealed record Opened(Session Session, User User, string RefreshToken, DateTimeOffset IssuedAt, SecurityEvent? Raised = null)
 {
     // The refresh token is a secret: never in a log line or a debugger's summary.
     public override string ToString() => $"Opened {{ Session = {Session.Id} }}";
 }
 
 /// <summary>The rows of one network that a group's logins read and change.</summary>
-public sealed class LoginRows
+internal sealed class LoginRows
 {
     public Dictionary<string, User> Users { get; } = new(StringComparer.Ordinal);
     public Dictionary<string, DeviceBinding> Bindings { get; } = new(StringComparer.Ordinal);
@@ -45,7 +45,7 @@ public sealed class LoginRows
 }
 
 /// <summary>The rows a group's logins create, written together after all of them are applied.</summary>
-public sealed class NewRows
+internal sealed class NewRows
 {
     public List<User> Users { get; } = [];
     public List<DeviceBinding> Bindings { get; } = [];
@@ -59,7 +59,7 @@ public sealed class NewRows
 /// time: no database, no clock, no HTTP, so each rule is tested on its own (SessionRulesTests). The session writer
 /// reads the rows, applies these rules and writes what they changed.
 /// </summary>
-public static class SessionRules
+internal static class SessionRules
 {
     private const string RefreshPrefix = "grt_";
 
@@ -141,19 +141,9 @@ public static class SessionRules
 
         var (refreshRow, refreshToken) = NewRefreshToken(opened, now, settings);
         created.RefreshTokens.Add(refreshRow);
-        var audited = new AuditEvent
-        {
-            Kind = AuditKinds.SessionCreated,
-            Outcome = Outcomes.Success,
-            Actor = $"user:{user.UserId}",
-            NetworkId = network.Id,
-            UserId = user.UserId,
-            Detail = $"session={opened.Id} device={deviceId}",
-            ClientAddress = clientAddress,
-            OccurredAt = now,
-        };
-        created.AuditEvents.Add(audited);
-        return (new Opened(opened, user, refreshToken, now, audited), null);
+        var raised = SecurityEvents.SessionCreated(user.UserId, network.Id, opened.Id, deviceId);
+        created.AuditEvents.Add(AuditLog.Row(raised, now, clientAddress));
+        return (new Opened(opened, user, refreshToken, now, raised), null);
     }
 
     /// <summary>Whether a presented refresh token is one of this network's: it must exist and match in constant time.</summary>

@@ -14,9 +14,9 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>What a client is handed when a session opens or refreshes.</summary>
-/// <param name="Audited">For a new session, its <c>session.created</c> event, already stored with it.</param>
-public sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt,
-    AuditEvent? Audited = null)
+/// <param name="Raised">For a new session, its <c>session.created</c> event, already stored with it.</param>
+internal sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt,
+    SecurityEvent? Raised = null)
 {
     // The tokens are secrets: never in a log line or a debugger's summary.
     public override string ToString() => $"IssuedSession {{ Session = {Session.Id} }}";
@@ -30,7 +30,7 @@ public sealed record IssuedSession(Session Session, User User, string AccessToke
 /// per request in that order would leave. What each change does is <see cref="SessionRules"/>'; this class reads the
 /// rows the rules need and writes what they changed.
 /// </summary>
-public sealed class SessionService : BackgroundService
+internal sealed class SessionService : BackgroundService
 {
     private readonly AccessTokens _accessTokens;
     private readonly SessionRefreshLimiter _refreshLimiter;
@@ -79,7 +79,7 @@ public sealed class SessionService : BackgroundService
     /// <summary>Signed here, on the request's own thread, so the single writer only ever waits for the database.</summary>
     private IssuedSession Issue(Opened opened) =>
         new(opened.Session, opened.User, _accessTokens.Issue(opened.Session, opened.User.UserId, opened.IssuedAt), opened.RefreshToken,
-            opened.IssuedAt, opened.Audited);
+            opened.IssuedAt, opened.Raised);
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

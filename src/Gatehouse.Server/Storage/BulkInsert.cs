@@ -16,7 +16,7 @@ namespace Gatehouse.Server.Storage;
 /// the EF model, so each provider stores what EF would.
 /// Rows must be new and are not tracked afterwards; keys the database generates (an integer identity) are left to it.
 /// </summary>
-public static class BulkInsert
+internal static class BulkInsert
 {
     /// <summary>Rows per statement on a server database: fewer round trips, and still a statement the server plans quickly.</summary>
     private const int RowsPerStatement = 8;

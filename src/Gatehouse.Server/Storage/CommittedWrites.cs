@@ -19,7 +19,7 @@ namespace Gatehouse.Server.Storage;
 /// modification time of a signal file in the data folder after each commit, and a change of that time counts as a
 /// write to every table. With PostgreSQL other nodes write too, so the caches are off there.
 /// </summary>
-public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
+internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
 {
     private readonly ConcurrentDictionary<string, Counter> _byTable = new(StringComparer.Ordinal);
     private readonly string _signal = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "other-process-writes");
@@ -293,7 +293,7 @@ public sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
 /// counts only while no write to its tables has committed since it was read, so a change is seen by the very next
 /// request. SQLite only (<see cref="CommittedWrites"/>); with PostgreSQL it holds nothing and every request reads.
 /// </summary>
-public sealed class CommittedRowCache<TKey, TValue> : IDisposable
+internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
     where TKey : notnull
     where TValue : class
 {

@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Storage;
 /// docs/benchmarks.md). EF binds a compiled query to the model it first ran on, and one process may hold both
 /// providers' models (the test suite does), so each context type gets its own.
 /// </summary>
-public sealed class CompiledQuery<TParam, TResult>(Expression<Func<GatehouseDb, TParam, CancellationToken, TResult>> query)
+internal sealed class CompiledQuery<TParam, TResult>(Expression<Func<GatehouseDb, TParam, CancellationToken, TResult>> query)
 {
     private readonly ConcurrentDictionary<Type, Func<GatehouseDb, TParam, CancellationToken, Task<TResult>>> _byContext = new();
 
@@ -18,7 +18,7 @@ public sealed class CompiledQuery<TParam, TResult>(Expression<Func<GatehouseDb, 
 }
 
 /// <summary>The same for a query of two parameters (EF reads a compiled query's parameters, not their members).</summary>
-public sealed class CompiledQuery<TParam1, TParam2, TResult>(Expression<Func<GatehouseDb, TParam1, TParam2, CancellationToken, TResult>> query)
+internal sealed class CompiledQuery<TParam1, TParam2, TResult>(Expression<Func<GatehouseDb, TParam1, TParam2, CancellationToken, TResult>> query)
 {
     private readonly ConcurrentDictionary<Type, Func<GatehouseDb, TParam1, TParam2, CancellationToken, Task<TResult>>> _byContext = new();
 
@@ -27,7 +27,7 @@ public sealed class CompiledQuery<TParam1, TParam2, TResult>(Expression<Func<Gat
 }
 
 /// <summary>The same for a query of many rows, streamed as they are read.</summary>
-public sealed class CompiledListQuery<TParam1, TParam2, TResult>(Expression<Func<GatehouseDb, TParam1, TParam2, IQueryable<TResult>>> query)
+internal sealed class CompiledListQuery<TParam1, TParam2, TResult>(Expression<Func<GatehouseDb, TParam1, TParam2, IQueryable<TResult>>> query)
 {
     private readonly ConcurrentDictionary<Type, Func<GatehouseDb, TParam1, TParam2, IAsyncEnumerable<TResult>>> _byContext = new();
 

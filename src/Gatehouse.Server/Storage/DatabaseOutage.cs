@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Storage;
 /// from a query that failed. The first is worth a retry: a 503, a start-up that waits. The second is a bug or a broken
 /// database, and stays a failure with its stack trace.
 /// </summary>
-public static class DatabaseOutage
+internal static class DatabaseOutage
 {
     // SQLite's busy, locked and cannot-open result codes.
     private const int SqliteBusy = 5;

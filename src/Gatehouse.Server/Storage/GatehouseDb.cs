@@ -18,7 +18,7 @@ namespace Gatehouse.Server.Storage;
 /// The one model of the database. Each provider has its own subclass only so that each keeps its own
 /// migrations (<see cref="SqliteGatehouseDb"/>, <see cref="PostgresGatehouseDb"/>); features use this type.
 /// </summary>
-public abstract class GatehouseDb(DbContextOptions options) : DbContext(options), IDataProtectionKeyContext
+internal abstract class GatehouseDb(DbContextOptions options) : DbContext(options), IDataProtectionKeyContext
 {
     /// <summary>The Data Protection key ring, shared by every node (used with PostgreSQL; SQLite keeps it in a folder).</summary>
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
@@ -170,6 +170,6 @@ public abstract class GatehouseDb(DbContextOptions options) : DbContext(options)
     }
 }
 
-public sealed class SqliteGatehouseDb(DbContextOptions<SqliteGatehouseDb> options) : GatehouseDb(options);
+internal sealed class SqliteGatehouseDb(DbContextOptions<SqliteGatehouseDb> options) : GatehouseDb(options);
 
-public sealed class PostgresGatehouseDb(DbContextOptions<PostgresGatehouseDb> options) : GatehouseDb(options);
+internal sealed class PostgresGatehouseDb(DbContextOptions<PostgresGatehouseDb> options) : GatehouseDb(options);

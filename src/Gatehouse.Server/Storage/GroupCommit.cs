@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Storage;
 
 /// <summary>A change waiting for its group's commit; its result is handed out only once that commit is durable.</summary>
-public abstract class GroupWork(CancellationToken requestAborted)
+internal abstract class GroupWork(CancellationToken requestAborted)
 {
     public CancellationToken RequestAborted { get; } = requestAborted;
     internal abstract void Deliver();
@@ -12,7 +12,7 @@ public abstract class GroupWork(CancellationToken requestAborted)
     internal abstract void Cancel();
 }
 
-public abstract class GroupWork<T>(CancellationToken requestAborted) : GroupWork(requestAborted)
+internal abstract class GroupWork<T>(CancellationToken requestAborted) : GroupWork(requestAborted)
 {
     internal TaskCompletionSource<T> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -32,7 +32,7 @@ public abstract class GroupWork<T>(CancellationToken requestAborted) : GroupWork
 /// of its changes is tried again alone, so one change's conflict never fails the others; a change alone is retried
 /// when it lost a race on a unique index or the database dropped its connection (nothing was committed).
 /// </summary>
-public sealed class GroupCommit<TDb>(IDbContextFactory<TDb> dbs, Func<int> maxPerGroup, Func<TDb, IReadOnlyList<GroupWork>, Task> writeGroup,
+internal sealed class GroupCommit<TDb>(IDbContextFactory<TDb> dbs, Func<int> maxPerGroup, Func<TDb, IReadOnlyList<GroupWork>, Task> writeGroup,
     Action<int>? committed = null)
     where TDb : DbContext
 {

@@ -6,7 +6,7 @@ namespace Gatehouse.Server.Storage;
 /// Files and folders that hold secrets (the database and its copies, key rings, keys, first-start secrets): the
 /// server's own account alone may read them. Folders 0700, files 0600; on Windows the defaults stand.
 /// </summary>
-public static class PrivateFiles
+internal static class PrivateFiles
 {
     private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 

@@ -8,7 +8,7 @@ namespace Gatehouse.Server.Storage;
 /// <see cref="OldestServingLevel"/>, and a node of a lower level then refuses to start instead of misreading the data.
 /// Release 0.1.0 wrote no row; its level is 1.
 /// </summary>
-public sealed class StorageCompatibility
+internal sealed class StorageCompatibility
 {
     public const int SingletonId = 1;
 
@@ -42,7 +42,7 @@ public sealed class StorageCompatibility
 }
 
 /// <summary>The database was upgraded by a release this node must not serve beside.</summary>
-public sealed class StorageTooNewException(StorageCompatibility stored) : Exception(
+internal sealed class StorageTooNewException(StorageCompatibility stored) : Exception(
     $"Gatehouse {StorageCompatibility.ReleaseVersion} (storage level {StorageCompatibility.CurrentLevel}) must not serve this database: " +
     $"Gatehouse {stored.UpgradedBy} upgraded it on {stored.UpgradedAt:u} to storage level {stored.Level}, which nodes below level " +
     $"{stored.OldestServingLevel} cannot read correctly. Run Gatehouse {stored.UpgradedBy} or newer here, or restore the backup taken " +

@@ -12,7 +12,7 @@ using Npgsql;
 
 namespace Gatehouse.Server.Storage;
 
-public static partial class StorageSetup
+internal static partial class StorageSetup
 {
     public const string Sqlite = "Sqlite";
     public const string PostgreSql = "PostgreSQL";
@@ -311,13 +311,13 @@ public static partial class StorageSetup
 }
 
 /// <summary>What `dotnet ef migrations add --context SqliteGatehouseDb` builds the model with.</summary>
-public sealed class SqliteDesignTimeFactory : IDesignTimeDbContextFactory<SqliteGatehouseDb>
+internal sealed class SqliteDesignTimeFactory : IDesignTimeDbContextFactory<SqliteGatehouseDb>
 {
     public SqliteGatehouseDb CreateDbContext(string[] args) => new(StorageSetup.ForSqlite("Data Source=design-time.db").Options);
 }
 
 /// <summary>What `dotnet ef migrations add --context PostgresGatehouseDb` builds the model with (no connection made).</summary>
-public sealed class PostgresDesignTimeFactory : IDesignTimeDbContextFactory<PostgresGatehouseDb>
+internal sealed class PostgresDesignTimeFactory : IDesignTimeDbContextFactory<PostgresGatehouseDb>
 {
     public PostgresGatehouseDb CreateDbContext(string[] args) => new(StorageSetup.ForPostgreSql("Host=127.0.0.1;Database=gatehouse").Options);
 }

@@ -11,17 +11,17 @@ using Microsoft.IdentityModel.Tokens;
 
 namespace Gatehouse.Server.Tokens;
 
-public enum JwtFailure
+internal enum JwtFailure
 {
     None,
     Invalid,
     Expired,
 }
 
-public readonly record struct JwtCheck(JsonWebToken? Token, JwtFailure Failure);
+internal readonly record struct JwtCheck(JsonWebToken? Token, JwtFailure Failure);
 
 /// <summary>A kind of token: its <c>typ</c>, its audience, and the one algorithm it is signed with.</summary>
-public sealed record JwtKind(string Type, string Audience, string Algorithm);
+internal sealed record JwtKind(string Type, string Audience, string Algorithm);
 
 /// <summary>
 /// Signs and checks our JWTs under RFC 8725: one algorithm per token kind (§3.1), an explicit <c>typ</c> per kind
@@ -29,7 +29,7 @@ public sealed record JwtKind(string Type, string Audience, string Algorithm);
 /// set and of the kind's algorithm, and time from the injected clock. No clock skew: the verifier is the issuer,
 /// on the same clock.
 /// </summary>
-public sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
+internal sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
 {
     private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
 

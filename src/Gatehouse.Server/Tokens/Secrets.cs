@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Tokens;
 /// recognise, and a SHA-256 digest that is all the database ever holds. A fast hash is right here because
 /// the input is already full-entropy: there is nothing for a slow hash to protect against.
 /// </summary>
-public static class Secrets
+internal static class Secrets
 {
     public static string Create(string prefix) => prefix + Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
 

@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Tokens;
 
 /// <summary>An ES256 key pair and its auth-token MAC key; the secrets only ever stored encrypted with Data Protection.</summary>
-public sealed class SigningKey
+internal sealed class SigningKey
 {
     public required string Id { get; init; }
     public required string ProtectedPrivateKey { get; init; }

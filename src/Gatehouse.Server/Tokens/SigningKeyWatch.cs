@@ -5,7 +5,7 @@ namespace Gatehouse.Server.Tokens;
 /// another node (or by an operator command) takes effect here within seconds, without a restart. A poll rather than
 /// a notification: nothing to lose while the database is away, and the same on SQLite and PostgreSQL.
 /// </summary>
-public sealed partial class SigningKeyWatch(SigningKeys keys, ILogger<SigningKeyWatch> log) : BackgroundService
+internal sealed partial class SigningKeyWatch(SigningKeys keys, ILogger<SigningKeyWatch> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

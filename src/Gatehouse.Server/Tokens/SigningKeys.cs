@@ -14,7 +14,7 @@ namespace Gatehouse.Server.Tokens;
 /// One signs; retired ones keep verifying until every token they signed has expired, so a rotation never logs
 /// anyone out.
 /// </summary>
-public sealed class SigningKeys(
+internal sealed class SigningKeys(
     IDbContextFactory<GatehouseDb> dbs,
     IDataProtectionProvider dataProtection,
     TimeProvider clock,
@@ -125,7 +125,7 @@ public sealed class SigningKeys(
             await transaction.CommitAsync(ct);
         }
         await ReloadAsync(db, ct);
-        audit.Record(Audit.AuditKinds.SigningKeyRotated, Audit.Outcomes.Success, actor, detail: key.Id);
+        audit.Record(Audit.SecurityEvents.SigningKeyRotated(actor, key.Id));
         return key.Id;
     }
 
@@ -150,7 +150,7 @@ public sealed class SigningKeys(
             };
         }
         await ReloadAsync(db, ct);
-        audit.Record(Audit.AuditKinds.SigningKeyRetired, Audit.Outcomes.Success, actor, detail: kid);
+        audit.Record(Audit.SecurityEvents.SigningKeyRetired(actor, kid));
         return RetireOutcome.Ended;
     }
 
@@ -276,7 +276,7 @@ public sealed class SigningKeys(
         string Stamp);
 }
 
-public enum RetireOutcome
+internal enum RetireOutcome
 {
     Ended,
     NotFound,
@@ -284,7 +284,7 @@ public enum RetireOutcome
     AlreadyEnded,
 }
 
-public enum SigningKeyUse
+internal enum SigningKeyUse
 {
     /// <summary>Signs new tokens (one key).</summary>
     Signing,
@@ -299,12 +299,12 @@ public enum SigningKeyUse
     Ended,
 }
 
-public sealed record SigningKeyState(string Id, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt, DateTimeOffset? EndedAt, SigningKeyUse Use, DateTimeOffset? VerifiesUntil);
+internal sealed record SigningKeyState(string Id, DateTimeOffset CreatedAt, DateTimeOffset? RetiredAt, DateTimeOffset? EndedAt, SigningKeyUse Use, DateTimeOffset? VerifiesUntil);
 
 /// <summary>RFC 7517 key set: public halves only.</summary>
-public sealed record JsonWebKeySetResponse(IReadOnlyList<PublicJwk> Keys);
+internal sealed record JsonWebKeySetResponse(IReadOnlyList<PublicJwk> Keys);
 
-public sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Use, string Alg)
+internal sealed record PublicJwk(string Kty, string Crv, string X, string Y, string Kid, string Use, string Alg)
 {
     public static PublicJwk Of(ECDsaSecurityKey key)
     {
@@ -315,4 +315,4 @@ public sealed record PublicJwk(string Kty, string Crv, string X, string Y, strin
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(System.Text.Json.JsonSerializerDefaults.Web)]
 [System.Text.Json.Serialization.JsonSerializable(typeof(JsonWebKeySetResponse))]
-public sealed partial class JwksJson : System.Text.Json.Serialization.JsonSerializerContext;
+internal sealed partial class JwksJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,7 +1,7 @@
 namespace Gatehouse.Server.Users;
 
 /// <summary>A user of one network, created on its first session.</summary>
-public sealed class User
+internal sealed class User
 {
     /// <summary>The hosted product's <c>_id</c>: ours, unlike <see cref="UserId"/> which the customer chooses.</summary>
     public required string Id { get; init; }

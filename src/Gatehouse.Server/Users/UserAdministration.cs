@@ -5,10 +5,10 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Users;
 
-public sealed record UserPage(IReadOnlyList<User> Users, int Total);
+internal sealed record UserPage(IReadOnlyList<User> Users, int Total);
 
 /// <summary>What an admin does to a network's users: find them, end their sessions, ban and unban them.</summary>
-public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock)
+internal sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock)
 {
     /// <summary>Every admin-API call on a user starts here: translated once (docs/benchmarks.md).</summary>
     private static readonly CompiledQuery<string, string, User?> ByUserId =
@@ -33,7 +33,7 @@ public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvi
         var now = clock.GetUtcNow();
         var ended = await db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason), ct);
-        audit.Record(AuditKinds.UserSessionsRevoked, Outcomes.Success, actor, user.NetworkId, user.UserId, reason, $"sessions={ended}", origin);
+        audit.Record(SecurityEvents.UserSessionsRevoked(actor, user.NetworkId, user.UserId, reason, ended), origin);
         return ended;
     }
 
@@ -54,6 +54,6 @@ public sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvi
                 .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.Banned), ct);
         }
         await tx.CommitAsync(ct);
-        audit.Record(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, user.NetworkId, user.UserId, origin: origin);
+        audit.Record(SecurityEvents.UserBanChanged(actor, user.NetworkId, user.UserId, banned), origin);
     }
 }

@@ -6,7 +6,7 @@ namespace Gatehouse.Server.Users;
 /// The user object as the SDKs read it. Both <c>isGlobalBan</c> (the seed's example) and
 /// <c>isGlobalBanned</c> (what the TypeScript SDK reads) are sent.
 /// </summary>
-public sealed record UserView(
+internal sealed record UserView(
     [property: JsonPropertyName("_id")] string Id,
     string Path,
     string UserId,

@@ -39,7 +39,7 @@ public sealed class ConsoleFixture : IAsyncLifetime
     }
 
     /// <summary>An admin whose one-time password was already replaced by <paramref name="password"/>.</summary>
-    public async Task<string> CreateAdminAsync(string password, bool superAdmin = false, TestNetwork? network = null,
+    internal async Task<string> CreateAdminAsync(string password, bool superAdmin = false, TestNetwork? network = null,
         ConsoleRole? role = null, bool accessSecureMode = false)
     {
         await using var scope = Server.Services.CreateAsyncScope();

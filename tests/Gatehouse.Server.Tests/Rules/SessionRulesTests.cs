@@ -42,7 +42,7 @@ public sealed class SessionRulesTests
         Assert.Equal(Now + Settings.RefreshTokenLifetime, refresh.ExpiresAt);
         var audited = Assert.Single(created.AuditEvents);
         Assert.Equal((AuditKinds.SessionCreated, "alice", "203.0.113.7"), (audited.Kind, audited.UserId, audited.ClientAddress));
-        Assert.Same(audited, opened.Audited);
+        Assert.Equal((AuditKinds.SessionCreated, true), (opened.Raised!.Kind, opened.Raised.StoredWithChange));
     }
 
     [Fact]

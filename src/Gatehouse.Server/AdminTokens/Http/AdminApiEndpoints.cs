@@ -16,34 +16,34 @@ using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.AdminTokens.Http;
 
-public sealed record UserIdRequest(string? UserId);
+internal sealed record UserIdRequest(string? UserId);
 
-public sealed record SuccessResponse(bool Success);
+internal sealed record SuccessResponse(bool Success);
 
-public sealed record Paging(int Page, int Limit, int Total);
+internal sealed record Paging(int Page, int Limit, int Total);
 
-public sealed record AdminUsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files, Paging Paging);
+internal sealed record AdminUsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files, Paging Paging);
 
-public sealed record AuditEventView(
+internal sealed record AuditEventView(
     long Id, DateTimeOffset OccurredAt, string Kind, string Outcome, string Actor, string? UserId, string? Reason, string? Detail, string? ClientAddress)
 {
     public static AuditEventView Of(AuditEvent e) => new(e.Id, e.OccurredAt, e.Kind, e.Outcome, e.Actor, e.UserId, e.Reason, e.Detail, e.ClientAddress);
 }
 
-public sealed record AuditEventsResponse(IReadOnlyList<AuditEventView> Events, Paging Paging);
+internal sealed record AuditEventsResponse(IReadOnlyList<AuditEventView> Events, Paging Paging);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16, Converters = [typeof(UtcTimestampConverter)])]
 [JsonSerializable(typeof(UserIdRequest))]
 [JsonSerializable(typeof(SuccessResponse))]
 [JsonSerializable(typeof(AdminUsersResponse))]
 [JsonSerializable(typeof(AuditEventsResponse))]
-public sealed partial class AdminApiJson : JsonSerializerContext;
+internal sealed partial class AdminApiJson : JsonSerializerContext;
 
 /// <summary>
 /// The server-to-server admin API, authenticated by <c>x-admin-token</c> and scoped to that token's network:
 /// nothing here can see or touch another network. No CORS: an admin token never belongs in a browser.
 /// </summary>
-public static class AdminApiEndpoints
+internal static class AdminApiEndpoints
 {
     private const int MaxLimit = 100;
 
@@ -148,7 +148,7 @@ public static class AdminApiEndpoints
         var now = clock.GetUtcNow();
         await db.AdminTokens.Where(t => t.Id == caller.TokenId && t.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(t => t.RevokedAt, now).SetProperty(t => t.RevokedBy, caller.Actor), http.RequestAborted);
-        audit.Record(AuditKinds.AdminTokenRevoked, Outcomes.Success, caller.Actor, caller.NetworkId, detail: $"token={caller.TokenId}", origin: http.Origin());
+        audit.Record(SecurityEvents.AdminTokenRevoked(caller.Actor, caller.NetworkId, caller.TokenId), http.Origin());
         return Success();
     }
 

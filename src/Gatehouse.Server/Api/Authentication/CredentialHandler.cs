@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Api.Authentication;
 
 /// <summary>What the credential check found, before HTTP: the caller, its network's mTLS switch, and any refusal.</summary>
-public readonly record struct CredentialCheck<TCaller>(TCaller? Caller, bool MtlsRequired, Refusal? Refusal)
+internal readonly record struct CredentialCheck<TCaller>(TCaller? Caller, bool MtlsRequired, Refusal? Refusal)
     where TCaller : class;
 
 /// <summary>
@@ -17,10 +17,10 @@ public readonly record struct CredentialCheck<TCaller>(TCaller? Caller, bool Mtl
 /// holds a refusal of a credential that is known but not usable (expired, revoked), kept until mTLS has been judged:
 /// without the network's certificate a caller learns nothing about the credential, not even that.
 /// </summary>
-public sealed record CredentialSubject(string RefusedKind, string Actor, string? NetworkId, string? UserId, bool MtlsRequired, Refusal? Pending);
+internal sealed record CredentialSubject(string RefusedKind, string Actor, string? NetworkId, string? UserId, bool MtlsRequired, Refusal? Pending);
 
 /// <summary>The refusal a request is answered with, set by whichever check refused it.</summary>
-public sealed record CredentialRefusal(Refusal Refusal);
+internal sealed record CredentialRefusal(Refusal Refusal);
 
 /// <summary>
 /// Every credential is checked in the same steps: read it from its header; refuse at once (429, no audit row, no
@@ -28,7 +28,7 @@ public sealed record CredentialRefusal(Refusal Refusal);
 /// count a refusal that looks like a guess; audit every refusal; on success hand the endpoint its caller. The
 /// answer to a refusal is the contract's envelope, written by the challenge.
 /// </summary>
-public abstract class CredentialHandler<TCaller>(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
+internal abstract class CredentialHandler<TCaller>(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
     CredentialFailures failures, AuditLog audit) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logs, encoder)
     where TCaller : class
 {
@@ -63,7 +63,7 @@ public abstract class CredentialHandler<TCaller>(IOptionsMonitor<AuthenticationS
         var (actor, networkId, userId) = caller is null ? (AnonymousActor, null, null) : Describe(caller);
         if (refusal is not null && (caller is null || !mtlsRequired))
         {
-            audit.Record(RefusedKind, Outcomes.Refused, actor, networkId, userId, refusal.Reason, origin: origin);
+            audit.Record(SecurityEvents.CredentialRefused(RefusedKind, actor, networkId, userId, refusal.Reason), origin);
             return Refused(refusal);
         }
         Context.Features.Set(caller!);
@@ -85,7 +85,7 @@ public abstract class CredentialHandler<TCaller>(IOptionsMonitor<AuthenticationS
         (Context.Features.Get<CredentialRefusal>()?.Refusal ?? Errors.Forbidden).ExecuteAsync(Context);
 }
 
-public static class CallerOfRequest
+internal static class CallerOfRequest
 {
     /// <summary>The caller its credential scheme authenticated; an endpoint asks only for the one its policy requires.</summary>
     public static TCaller CallerOf<TCaller>(this HttpContext http)

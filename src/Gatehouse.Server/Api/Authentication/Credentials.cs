@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Api.Authentication;
 /// schemes its endpoint's policy names, so a mint never looks for a console cookie and a console page never for a
 /// server key.
 /// </summary>
-public static class Credentials
+internal static class Credentials
 {
     public const string ApiKey = "api-key";
     public const string ServerKey = "server-key";
@@ -31,7 +31,7 @@ public static class Credentials
 }
 
 /// <summary>A refused credential is answered with its refusal in the contract's envelope; anything else as ASP.NET Core would.</summary>
-public sealed class RefusalResultHandler : IAuthorizationMiddlewareResultHandler
+internal sealed class RefusalResultHandler : IAuthorizationMiddlewareResultHandler
 {
     private readonly AuthorizationMiddlewareResultHandler _default = new();
 

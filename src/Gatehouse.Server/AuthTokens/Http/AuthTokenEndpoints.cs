@@ -13,22 +13,22 @@ using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.AuthTokens.Http;
 
-public sealed record AuthTokenRequest(string? UserId);
+internal sealed record AuthTokenRequest(string? UserId);
 
-public sealed record AuthTokenResponse(string AuthToken, DateTimeOffset ExpiresAt);
+internal sealed record AuthTokenResponse(string AuthToken, DateTimeOffset ExpiresAt);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16, Converters = [typeof(UtcTimestampConverter)])]
 [JsonSerializable(typeof(AuthTokenRequest))]
 [JsonSerializable(typeof(AuthTokenResponse))]
 [JsonSerializable(typeof(string))]
-public sealed partial class AuthTokenJson : JsonSerializerContext;
+internal sealed partial class AuthTokenJson : JsonSerializerContext;
 
 /// <summary>
 /// Server to server: the customer's backend trades its server key for a user's auth token. The key (and, with mTLS on,
 /// the network's client certificate) is judged by the server-to-server policy before the body is read, so an
 /// unauthenticated caller learns nothing about it. Deliberately without CORS: a browser must never hold a server key.
 /// </summary>
-public static class AuthTokenEndpoints
+internal static class AuthTokenEndpoints
 {
     public static void MapAuthTokenEndpoints(this IEndpointRouteBuilder app)
     {
@@ -73,12 +73,12 @@ public static class AuthTokenEndpoints
         var actor = $"server-key:{key.Id}";
         if ((bodyError ?? Field.Check(userId, "userId", limits.UserIdMaxLength)) is { } refusal)
         {
-            audit.Record(AuditKinds.AuthTokenRefused, Outcomes.Refused, actor, key.NetworkId, userId, refusal.Reason, origin: http.Origin());
+            audit.Record(SecurityEvents.AuthTokenRefused(actor, key.NetworkId, userId, refusal.Reason), http.Origin());
             return (null, default, refusal);
         }
 
         var (token, expiresAt) = authTokens.Mint(key.NetworkId, userId!, key.Id);
-        audit.Record(AuditKinds.AuthTokenMinted, Outcomes.Success, actor, key.NetworkId, userId, origin: http.Origin());
+        audit.Record(SecurityEvents.AuthTokenMinted(actor, key.NetworkId, userId!), http.Origin());
         return (token, expiresAt, null);
     }
 }

@@ -9,19 +9,19 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Certificates.Http;
 
 /// <summary>Server-to-server calls of a network with mTLS on must present one of its client certificates.</summary>
-public sealed class MtlsRequirement : IAuthorizationRequirement;
+internal sealed class MtlsRequirement : IAuthorizationRequirement;
 
 /// <summary>
 /// A credential known but no longer usable (an expired server key, a revoked admin token) is refused only after
 /// mTLS has passed (see <see cref="CredentialSubject.Pending"/>).
 /// </summary>
-public sealed class UsableCredentialRequirement : IAuthorizationRequirement;
+internal sealed class UsableCredentialRequirement : IAuthorizationRequirement;
 
 /// <summary>
 /// Judges the server-to-server requirements in their order: the certificate first, then the credential's own
 /// refusal. The first refusal is audited and answered; nothing after it is judged.
 /// </summary>
-public sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog audit, IOptions<GatehouseOptions> options) : IAuthorizationHandler
+internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog audit, IOptions<GatehouseOptions> options) : IAuthorizationHandler
 {
     public async Task HandleAsync(AuthorizationHandlerContext context)
     {
@@ -40,7 +40,7 @@ public sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog au
         {
             if (subject.MtlsRequired && await MtlsRefusalAsync(http, subject) is { } refused)
             {
-                Refuse(context, http, AuditKinds.MtlsRefused, subject, refused);
+                Refuse(context, http, SecurityEvents.MtlsRefused(subject.Actor, subject.NetworkId, subject.UserId, refused.Reason), refused);
                 return;
             }
             context.Succeed(mtls);
@@ -49,7 +49,7 @@ public sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog au
         {
             if (subject.Pending is { } pending)
             {
-                Refuse(context, http, subject.RefusedKind, subject, pending);
+                Refuse(context, http, SecurityEvents.CredentialRefused(subject.RefusedKind, subject.Actor, subject.NetworkId, subject.UserId, pending.Reason), pending);
                 return;
             }
             context.Succeed(usable);
@@ -62,9 +62,9 @@ public sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog au
         return await gate.CheckAsync(presented.Certificate, presented.OverTls, subject.NetworkId!, http.RequestAborted);
     }
 
-    private void Refuse(AuthorizationHandlerContext context, HttpContext http, string kind, CredentialSubject subject, Refusal refusal)
+    private void Refuse(AuthorizationHandlerContext context, HttpContext http, SecurityEvent refused, Refusal refusal)
     {
-        audit.Record(kind, Outcomes.Refused, subject.Actor, subject.NetworkId, subject.UserId, refusal.Reason, origin: http.Origin());
+        audit.Record(refused, http.Origin());
         http.Features.Set(new CredentialRefusal(refusal));
         context.Fail(new AuthorizationFailureReason(this, refusal.Reason));
     }

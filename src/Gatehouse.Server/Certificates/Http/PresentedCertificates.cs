@@ -6,7 +6,7 @@ using Gatehouse.Server.Configuration;
 namespace Gatehouse.Server.Certificates.Http;
 
 /// <summary>The client certificate a request presented, as <see cref="MtlsGate"/> judges it.</summary>
-public sealed class PresentedCertificate(X509Certificate2? certificate, bool overTls, bool owned) : IDisposable
+internal sealed class PresentedCertificate(X509Certificate2? certificate, bool overTls, bool owned) : IDisposable
 {
     public X509Certificate2? Certificate { get; } = certificate;
     public bool OverTls { get; } = overTls;
@@ -19,7 +19,7 @@ public sealed class PresentedCertificate(X509Certificate2? certificate, bool ove
     }
 }
 
-public static class PresentedCertificates
+internal static class PresentedCertificates
 {
     /// <summary>
     /// The certificate of the TLS connection, or, only when the option is on and the caller is a configured

@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Networks.Http;
 
 /// <summary>The public API key an app sends with <c>x-api-key</c>: it names the network, nothing more.</summary>
-public sealed class ApiKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
+internal sealed class ApiKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
     CredentialFailures failures, AuditLog audit, ApiKeys apiKeys)
     : CredentialHandler<Network>(options, logs, encoder, failures, audit)
 {

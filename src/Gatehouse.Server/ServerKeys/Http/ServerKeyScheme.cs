@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.ServerKeys.Http;
 
 /// <summary>The customer's backend's server key, sent with <c>x-server-key</c>.</summary>
-public sealed class ServerKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
+internal sealed class ServerKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
     CredentialFailures failures, AuditLog audit, ServerKeyService serverKeys)
     : CredentialHandler<ServerKey>(options, logs, encoder, failures, audit)
 {

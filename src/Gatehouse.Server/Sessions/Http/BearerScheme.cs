@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Sessions.Http;
 
 /// <summary>A user's access token, sent as <c>Authorization: Bearer</c>.</summary>
-public sealed class BearerHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
+internal sealed class BearerHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
     CredentialFailures failures, AuditLog audit, SessionAccess sessions)
     : CredentialHandler<Caller>(options, logs, encoder, failures, audit)
 {

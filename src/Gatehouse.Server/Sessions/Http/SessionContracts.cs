@@ -5,17 +5,17 @@ using Gatehouse.Server.Users;
 
 namespace Gatehouse.Server.Sessions.Http;
 
-public sealed record DeviceInfo(string? Kind, string? Model, string? SdkVersion);
+internal sealed record DeviceInfo(string? Kind, string? Model, string? SdkVersion);
 
-public sealed record SessionRequest(string? UserId, string? DeviceId, string? DisplayName, string? AuthToken, DeviceInfo? DeviceInfo)
+internal sealed record SessionRequest(string? UserId, string? DeviceId, string? DisplayName, string? AuthToken, DeviceInfo? DeviceInfo)
 {
     /// <summary>The login the rules apply, once every field has been checked.</summary>
     public Login ToLogin() => new(UserId!, DeviceId!, DisplayName, DeviceInfo?.Kind, DeviceInfo?.Model, DeviceInfo?.SdkVersion);
 }
 
-public sealed record RefreshRequest(string? RefreshToken);
+internal sealed record RefreshRequest(string? RefreshToken);
 
-public sealed record SessionResponse(
+internal sealed record SessionResponse(
     string AccessToken,
     string RefreshToken,
     DateTimeOffset IssuedAt,
@@ -32,4 +32,4 @@ public sealed record SessionResponse(
 [JsonSerializable(typeof(SessionRequest))]
 [JsonSerializable(typeof(RefreshRequest))]
 [JsonSerializable(typeof(SessionResponse))]
-public sealed partial class SessionJson : JsonSerializerContext;
+internal sealed partial class SessionJson : JsonSerializerContext;

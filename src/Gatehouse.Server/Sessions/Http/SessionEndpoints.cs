@@ -19,7 +19,7 @@ namespace Gatehouse.Server.Sessions.Http;
 /// Client to server: the SDKs open sessions with the public API key (plus an auth token in secure mode),
 /// refresh them, and log out. Every step is parse, validate, generate, write; every outcome is audited.
 /// </summary>
-public static class SessionEndpoints
+internal static class SessionEndpoints
 {
     private const int DeviceInfoMaxLength = 256;
     private const int RefreshTokenMaxLength = 128;
@@ -100,10 +100,10 @@ public static class SessionEndpoints
 
         if (error is not null)
         {
-            audit.Record(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", network.Id, UserIdIfValid(request, limits), error.Reason, origin: http.Origin());
+            audit.Record(SecurityEvents.SessionRefused(network.Id, UserIdIfValid(request, limits), error.Reason), http.Origin());
             return error.AsResult();
         }
-        audit.Announce(issued!.Audited!, http.Origin());
+        audit.Record(issued!.Raised!, http.Origin());
         return TypedResults.Json(SessionResponse.Of(issued), SessionJson.Default.SessionResponse);
     }
 
@@ -121,12 +121,12 @@ public static class SessionEndpoints
 
         if (error is not null)
         {
-            audit.Record(error == Errors.RefreshTokenReused ? AuditKinds.RefreshReuse : AuditKinds.SessionRefused,
-                Outcomes.Refused, "api-key", network.Id, reason: error.Reason, origin: http.Origin());
+            audit.Record(error == Errors.RefreshTokenReused
+                ? SecurityEvents.RefreshReused(network.Id, error.Reason)
+                : SecurityEvents.SessionRefused(network.Id, null, error.Reason), http.Origin());
             return error.AsResult();
         }
-        audit.Record(AuditKinds.SessionRefreshed, Outcomes.Success, $"user:{issued!.User.UserId}", network.Id, issued.User.UserId,
-            detail: $"session={issued.Session.Id}", origin: http.Origin());
+        audit.Record(SecurityEvents.SessionRefreshed(issued!.User.UserId, network.Id, issued.Session.Id), http.Origin());
         return TypedResults.Json(SessionResponse.Of(issued), SessionJson.Default.SessionResponse);
     }
 
@@ -134,8 +134,7 @@ public static class SessionEndpoints
     private static async Task<JsonHttpResult<SuccessResponse>> LogoutAsync(HttpContext http, Caller caller, SessionService sessions, AuditLog audit)
     {
         await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout, http.RequestAborted);
-        audit.Record(AuditKinds.SessionRevoked, Outcomes.Success, $"user:{caller.User.UserId}", caller.NetworkId, caller.User.UserId,
-            RevokeReasons.Logout, $"session={caller.SessionId}", http.Origin());
+        audit.Record(SecurityEvents.LoggedOut(caller.User.UserId, caller.NetworkId, caller.SessionId, RevokeReasons.Logout), http.Origin());
         return TypedResults.Json(new SuccessResponse(true), AdminApiJson.Default.SuccessResponse);
     }
 

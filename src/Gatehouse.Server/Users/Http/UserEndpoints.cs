@@ -11,15 +11,15 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Users.Http;
 
-public sealed record UsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files);
+internal sealed record UsersResponse(IReadOnlyList<UserView> Users, IReadOnlyList<string> Files);
 
-public sealed record MentionSettings(bool IsAllowMentionedChannelEnabled);
+internal sealed record MentionSettings(bool IsAllowMentionedChannelEnabled);
 
-public sealed record MessagePreviewSettings(bool Enabled, bool IsIncludeDeleted);
+internal sealed record MessagePreviewSettings(bool Enabled, bool IsIncludeDeleted);
 
-public sealed record MarkerSettings(bool Enabled);
+internal sealed record MarkerSettings(bool Enabled);
 
-public sealed record ChatSettingsResponse(bool Enabled, MentionSettings Mention, MessagePreviewSettings MessagePreview, MarkerSettings Marker)
+internal sealed record ChatSettingsResponse(bool Enabled, MentionSettings Mention, MessagePreviewSettings MessagePreview, MarkerSettings Marker)
 {
     public static ChatSettingsResponse Of(ChatSettings chat) => new(
         chat.Enabled,
@@ -31,10 +31,10 @@ public sealed record ChatSettingsResponse(bool Enabled, MentionSettings Mention,
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, AllowDuplicateProperties = false, MaxDepth = 16, Converters = [typeof(UtcTimestampConverter)])]
 [JsonSerializable(typeof(UsersResponse))]
 [JsonSerializable(typeof(ChatSettingsResponse))]
-public sealed partial class UserJson : JsonSerializerContext;
+internal sealed partial class UserJson : JsonSerializerContext;
 
 /// <summary>What a signed-in SDK reads right after login.</summary>
-public static class UserEndpoints
+internal static class UserEndpoints
 {
     public static void MapUserEndpoints(this IEndpointRouteBuilder bearerApi)
     {

@@ -1,0 +1,127 @@
+using System.Globalization;
+
+namespace Gatehouse.Server.Audit;
+
+/// <summary>
+/// A security event as the rules raise it: its kind, outcome, who, where, why, and a detail for people. Made only by
+/// <see cref="SecurityEvents"/>, one factory per kind, and recorded only by <see cref="AuditLog.Record"/>.
+/// </summary>
+public sealed record SecurityEvent(string Kind, string Outcome, string Actor, string? NetworkId = null, string? UserId = null,
+    string? Reason = null, string? Detail = null)
+{
+    /// <summary>
+    /// Stored by the transaction of the change it describes (a session's creation): recording it only logs and counts
+    /// it, so it is never written twice.
+    /// </summary>
+    public bool StoredWithChange { get; init; }
+}
+
+/// <summary>Every kind of security event, with what each one says. The audit log's kinds are <see cref="AuditKinds"/>.</summary>
+public static class SecurityEvents
+{
+    private static string Time(DateTimeOffset at) => at.ToString("O", CultureInfo.InvariantCulture);
+
+    /// <summary>A credential refused before anything else was read: its kind is the credential's (server_key.refused, access.refused, ...).</summary>
+    public static SecurityEvent CredentialRefused(string kind, string actor, string? networkId, string? userId, string reason) =>
+        new(kind, Outcomes.Refused, actor, networkId, userId, reason);
+
+    public static SecurityEvent MtlsRefused(string actor, string? networkId, string? userId, string reason) =>
+        new(AuditKinds.MtlsRefused, Outcomes.Refused, actor, networkId, userId, reason);
+
+    public static SecurityEvent NetworkCreated(string actor, string networkId, string name) =>
+        new(AuditKinds.NetworkCreated, Outcomes.Success, actor, networkId, Detail: $"name={name}");
+
+    public static SecurityEvent ApiKeyRegenerated(string actor, string networkId) => new(AuditKinds.ApiKeyRegenerated, Outcomes.Success, actor, networkId);
+
+    public static SecurityEvent SecureModeChanged(string actor, string networkId, bool on, bool keptSessions, int sessions) =>
+        new(AuditKinds.SecureModeChanged, Outcomes.Success, actor, networkId, Detail: !on ? "off"
+            : keptSessions ? $"on; kept {sessions} session(s) opened without an auth token"
+            : $"on; ended {sessions} session(s) opened without an auth token");
+
+    public static SecurityEvent AuthTokenUseChanged(string actor, string networkId, bool singleUse) =>
+        new(AuditKinds.AuthTokenUseChanged, Outcomes.Success, actor, networkId, Detail: singleUse ? "single_use" : "reusable");
+
+    public static SecurityEvent ChatSettingsChanged(string actor, string networkId, string settings) =>
+        new(AuditKinds.ChatSettingsChanged, Outcomes.Success, actor, networkId, Detail: settings);
+
+    /// <summary>A console action the admin's rights do not allow (its kind is the action's).</summary>
+    public static SecurityEvent NotPermitted(string kind, string actor, string? networkId) =>
+        new(kind, Outcomes.Refused, actor, networkId, Reason: "not_permitted");
+
+    public static SecurityEvent ServerKeyGenerated(string actor, string networkId, Guid keyId, DateTimeOffset previousValidUntil) =>
+        new(AuditKinds.ServerKeyGenerated, Outcomes.Success, actor, networkId, Detail: $"key={keyId} previous_valid_until={Time(previousValidUntil)}");
+
+    public static SecurityEvent AuthTokenMinted(string actor, string networkId, string userId) =>
+        new(AuditKinds.AuthTokenMinted, Outcomes.Success, actor, networkId, userId);
+
+    public static SecurityEvent AuthTokenRefused(string actor, string networkId, string? userId, string reason) =>
+        new(AuditKinds.AuthTokenRefused, Outcomes.Refused, actor, networkId, userId, reason);
+
+    public static SecurityEvent SessionCreated(string userId, string networkId, Guid sessionId, string deviceId) =>
+        new(AuditKinds.SessionCreated, Outcomes.Success, $"user:{userId}", networkId, userId, Detail: $"session={sessionId} device={deviceId}")
+        {
+            StoredWithChange = true,
+        };
+
+    public static SecurityEvent SessionRefused(string networkId, string? userId, string reason) =>
+        new(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", networkId, userId, reason);
+
+    public static SecurityEvent RefreshReused(string networkId, string reason) =>
+        new(AuditKinds.RefreshReuse, Outcomes.Refused, "api-key", networkId, Reason: reason);
+
+    public static SecurityEvent SessionRefreshed(string userId, string networkId, Guid sessionId) =>
+        new(AuditKinds.SessionRefreshed, Outcomes.Success, $"user:{userId}", networkId, userId, Detail: $"session={sessionId}");
+
+    public static SecurityEvent LoggedOut(string userId, string networkId, Guid sessionId, string reason) =>
+        new(AuditKinds.SessionRevoked, Outcomes.Success, $"user:{userId}", networkId, userId, reason, $"session={sessionId}");
+
+    public static SecurityEvent UserSessionsRevoked(string actor, string networkId, string userId, string reason, int sessions) =>
+        new(AuditKinds.UserSessionsRevoked, Outcomes.Success, actor, networkId, userId, reason, $"sessions={sessions}");
+
+    public static SecurityEvent UserBanChanged(string actor, string networkId, string userId, bool banned) =>
+        new(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, networkId, userId);
+
+    public static SecurityEvent AdminCreated(string actor, string email, bool superAdmin) =>
+        new(AuditKinds.AdminCreated, Outcomes.Success, actor, Detail: $"admin={email} super_admin={superAdmin}");
+
+    public static SecurityEvent AdminSignInRefused(string actor, string reason) => new(AuditKinds.AdminSignInRefused, Outcomes.Refused, actor, Reason: reason);
+
+    public static SecurityEvent AdminSignedIn(string actor) => new(AuditKinds.AdminSignedIn, Outcomes.Success, actor);
+
+    public static SecurityEvent AdminSignedOut(string actor) => new(AuditKinds.AdminSignedOut, Outcomes.Success, actor);
+
+    public static SecurityEvent AdminPasswordChanged(string actor) => new(AuditKinds.AdminPasswordChanged, Outcomes.Success, actor);
+
+    public static SecurityEvent AdminRequested(string actor, string networkId, string email, string role, bool canAccessSecureMode) =>
+        new(AuditKinds.AdminRequested, Outcomes.Success, actor, networkId, Detail: $"email={email} role={role} access_secure_mode={canAccessSecureMode}");
+
+    public static SecurityEvent AdminRequestDeclined(string actor, string networkId, string email) =>
+        new(AuditKinds.AdminRequestDeclined, Outcomes.Success, actor, networkId, Detail: $"email={email}");
+
+    public static SecurityEvent AdminRoleChanged(string actor, string networkId, Guid adminId, string? role, bool canAccessSecureMode, bool disabled) =>
+        new(AuditKinds.AdminRoleChanged, Outcomes.Success, actor, networkId,
+            Detail: $"admin={adminId} role={role ?? "none"} access_secure_mode={canAccessSecureMode} disabled={disabled}");
+
+    public static SecurityEvent AdminTokenGenerated(string actor, string networkId, Guid tokenId, DateTimeOffset expires, DateTimeOffset? previousValidUntil) =>
+        new(AuditKinds.AdminTokenGenerated, Outcomes.Success, actor, networkId,
+            Detail: $"token={tokenId} expires={Time(expires)} previous={(previousValidUntil is { } until ? $"valid_until_{Time(until)}" : "revoked")}");
+
+    public static SecurityEvent AdminTokenRevoked(string actor, string networkId, Guid tokenId, string? reason = null) =>
+        new(AuditKinds.AdminTokenRevoked, Outcomes.Success, actor, networkId, Reason: reason, Detail: $"token={tokenId}");
+
+    public static SecurityEvent SigningKeyRotated(string actor, string kid) => new(AuditKinds.SigningKeyRotated, Outcomes.Success, actor, Detail: kid);
+
+    public static SecurityEvent SigningKeyRetired(string actor, string kid) => new(AuditKinds.SigningKeyRetired, Outcomes.Success, actor, Detail: kid);
+
+    public static SecurityEvent CertificateCreated(string actor, string networkId, Guid certificateId, string name, string fingerprint) =>
+        new(AuditKinds.CertificateCreated, Outcomes.Success, actor, networkId, Detail: $"certificate={certificateId} name={name} fingerprint={fingerprint}");
+
+    public static SecurityEvent CertificateRefused(string actor, string networkId, string why) =>
+        new(AuditKinds.CertificateCreated, Outcomes.Refused, actor, networkId, "invalid_request", why);
+
+    public static SecurityEvent CertificateRevoked(string actor, string networkId, Guid certificateId, string name) =>
+        new(AuditKinds.CertificateRevoked, Outcomes.Success, actor, networkId, Detail: $"certificate={certificateId} name={name}");
+
+    public static SecurityEvent MtlsChanged(string actor, string networkId, bool on) =>
+        new(AuditKinds.MtlsChanged, Outcomes.Success, actor, networkId, Detail: on ? "on" : "off");
+}
