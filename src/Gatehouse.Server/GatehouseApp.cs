@@ -81,6 +81,8 @@ internal static class GatehouseApp
         app.UseCors();
         // The console's own headers first, so its sign-in redirects and refusals carry them too.
         app.UseGatehouseConsole();
+        // There is no default scheme: authentication reads no credential here, and authorization authenticates each
+        // endpoint with the schemes its policy names, so a request whose endpoint asks for none runs no credential code.
         app.UseAuthentication();
         app.UseAuthorization();
 

@@ -14,6 +14,12 @@ internal static class GatehouseCredentials
 {
     public static IServiceCollection AddGatehouseCredentials(this IServiceCollection services)
     {
+        // Registered, so each request's handler comes from the container's compiled factory rather than
+        // ActivatorUtilities' reflection (the mint and bearer paths run one per request).
+        services.AddTransient<ApiKeyHandler>();
+        services.AddTransient<ServerKeyHandler>();
+        services.AddTransient<AdminTokenHandler>();
+        services.AddTransient<BearerHandler>();
         services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(Credentials.ApiKey, null)
             .AddScheme<AuthenticationSchemeOptions, ServerKeyHandler>(Credentials.ServerKey, null)

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using System.Runtime.CompilerServices;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Refusals;
@@ -23,12 +24,12 @@ internal sealed class CredentialFailures(IOptions<GatehouseOptions> options, Tim
     private long _minute;
 
     /// <summary>A 429 for a request from an address, or with a credential, that already failed too often this minute; else null.</summary>
-    public Refusal? Refusal(string? clientAddress, string kind, string? presented)
+    public Refusal? Refusal(IPAddress? client, string kind, string? presented)
     {
         var limits = options.Value.RateLimits;
         if (!limits.Enabled || CurrentCounts().IsEmpty)
             return null;
-        if (Over(AddressKey(clientAddress), limits.FailedCredentialsPerAddressPerMinute)
+        if (Over(AddressKey(client), limits.FailedCredentialsPerAddressPerMinute)
             || (!string.IsNullOrEmpty(presented) && Over(CredentialKey(kind, presented), limits.FailuresPerCredentialPerMinute)))
         {
             return Errors.TooManyRequests(SecondsLeft());
@@ -38,14 +39,14 @@ internal sealed class CredentialFailures(IOptions<GatehouseOptions> options, Tim
     }
 
     /// <summary>Counts one refused credential (or a request that presented none) against its address and itself.</summary>
-    public void Failed(string? clientAddress, string kind, string? presented)
+    public void Failed(IPAddress? client, string kind, string? presented)
     {
         if (!options.Value.RateLimits.Enabled)
             return;
         var counts = CurrentCounts();
         if (counts.Count >= MaxKeys)
             counts.Clear();
-        Count(counts, AddressKey(clientAddress));
+        Count(counts, AddressKey(client));
         if (!string.IsNullOrEmpty(presented))
             Count(counts, CredentialKey(kind, presented));
     }
@@ -66,7 +67,7 @@ internal sealed class CredentialFailures(IOptions<GatehouseOptions> options, Tim
 
     private int SecondsLeft() => (int)(60 - (clock.GetUtcNow().ToUnixTimeSeconds() % 60));
 
-    private static string AddressKey(string? clientAddress) => "address:" + (clientAddress ?? "unknown");
+    private static string AddressKey(IPAddress? client) => "address:" + (client?.ToString() ?? "unknown");
 
     private static string CredentialKey(string kind, string presented) =>
         // A presented value longer than any real credential is counted by its first part: hashing megabytes per guess would be the attack.

@@ -54,22 +54,22 @@ internal abstract class CredentialHandler<TCaller>(IOptionsMonitor<Authenticatio
     protected sealed override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var presented = Presented(Request);
-        var origin = Context.Origin();
-        if (failures.Refusal(origin.ClientAddress, CredentialKind, presented) is { } limited)
+        var client = Context.Connection.RemoteIpAddress;
+        if (failures.Refusal(client, CredentialKind, presented) is { } limited)
             return Refused(limited);
         var (caller, mtlsRequired, refusal) = await CheckAsync(presented, Context.RequestAborted);
         if (refusal is not null && IsGuess(refusal))
-            failures.Failed(origin.ClientAddress, CredentialKind, presented);
+            failures.Failed(client, CredentialKind, presented);
         var (actor, networkId, userId) = caller is null ? (AnonymousActor, null, null) : Describe(caller);
         if (refusal is not null && (caller is null || !mtlsRequired))
         {
-            audit.Record(SecurityEvents.CredentialRefused(RefusedKind, actor, networkId, userId, refusal.Reason), origin);
+            audit.Record(SecurityEvents.CredentialRefused(RefusedKind, actor, networkId, userId, refusal.Reason), Context.Origin());
             return Refused(refusal);
         }
         Context.Features.Set(caller!);
         Context.Features.Set(new CredentialSubject(RefusedKind, actor, networkId, userId, mtlsRequired, refusal));
-        var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, actor)], Scheme.Name);
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name));
+        // Endpoints read the caller itself (CallerOf); the principal only tells authorization who authenticated.
+        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(Scheme.Name)), Scheme.Name));
     }
 
     private AuthenticateResult Refused(Refusal refusal)
