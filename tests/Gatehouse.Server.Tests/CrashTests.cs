@@ -55,7 +55,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         string? apiKey = null;
         for (var round = 0; round < Rounds; round++)
         {
-            await using var server = await ServerProcess.StartAsync(postgres, data);
+            await using var server = await ServerNode.StartAsync(postgres, data);
             apiKey ??= await CreateNetworkAsync(postgres, data);
             server.Http.DefaultRequestHeaders.Add("x-api-key", apiKey);
             using var stop = new CancellationTokenSource();
@@ -82,7 +82,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
             await Task.WhenAll(load);
         }
 
-        await using var survivor = await ServerProcess.StartAsync(postgres, data);
+        await using var survivor = await ServerNode.StartAsync(postgres, data);
         var lost = 0;
         foreach (var token in acknowledged)
         {

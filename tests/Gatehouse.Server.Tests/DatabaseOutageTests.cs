@@ -31,7 +31,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         var work = Directory.CreateTempSubdirectory("gatehouse-outage").FullName;
         try
         {
-            await using var node = await ServerProcess.StartAsync(cluster.ConnectionString, work, waitReady: false);
+            await using var node = await ServerNode.StartAsync(cluster.ConnectionString, work, waitReady: false);
             await WaitUntilAsync(async () => (await TryGetAsync(node.Http, "/healthz")) == HttpStatusCode.OK, "the node never answered /healthz", node);
 
             using (var ready = await node.Http.GetAsync("/readyz"))

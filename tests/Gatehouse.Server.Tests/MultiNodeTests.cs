@@ -27,8 +27,8 @@ public sealed class MultiNodeTests : IAsyncLifetime
     {
         await PostgresServer.ExecuteAsync($"CREATE DATABASE {_database}");
         _connectionString = new NpgsqlConnectionStringBuilder(PostgresServer.AdminConnectionString) { Database = _database }.ToString();
-        _a = await ServerProcess.StartAsync(_connectionString, Path.Combine(_work, "a"));
-        _b = await ServerProcess.StartAsync(_connectionString, Path.Combine(_work, "b"));
+        _a = await ServerNode.StartAsync(_connectionString, Path.Combine(_work, "a"));
+        _b = await ServerNode.StartAsync(_connectionString, Path.Combine(_work, "b"));
     }
 
     public async Task DisposeAsync()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
@@ -268,37 +267,8 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
     }
 
     /// <summary>A server as an operator starts it (this build, or another release's): its exit code and what it said on standard error.</summary>
-    protected async Task<(int Exit, string Error)> RunServerUntilExitAsync(string? serverAssembly = null, string? dataDirectory = null)
-    {
-        var start = new ProcessStartInfo("dotnet", [serverAssembly ?? typeof(GatehouseApp).Assembly.Location])
-        {
-            WorkingDirectory = dataDirectory ?? _dataDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["Urls"] = "http://127.0.0.1:0";
-        start.Environment["Gatehouse__DataDirectory"] = dataDirectory ?? _dataDirectory;
-        if (PostgresConnectionString is not null)
-        {
-            start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
-            start.Environment["Gatehouse__Database__ConnectionString"] = PostgresConnectionString;
-            start.Environment["Gatehouse__KeyEncryption__Key"] = PostgresServer.KeyEncryptionKey;
-        }
-        using var process = Process.Start(start)!;
-        _ = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("The server started on a database it must refuse.");
-        }
-        return (process.ExitCode, await error);
-    }
+    protected Task<(int Exit, string Error)> RunServerUntilExitAsync(string? serverAssembly = null, string? dataDirectory = null) =>
+        ServerNode.RunUntilExitAsync(PostgresConnectionString, dataDirectory ?? _dataDirectory, serverAssembly);
 }
 
 public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(release)
@@ -342,7 +312,7 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
             // Rolling back: the folder copy put back, 0.1.0 serves what it held.
             GatehouseServer.DeleteDataDirectory(DataDirectory);
             CopyFolder(folderCopy, DataDirectory);
-            await using var oldRelease = await ServerProcess.StartAsync(null, DataDirectory, Release.ServerAssembly);
+            await using var oldRelease = await ServerNode.StartAsync(null, DataDirectory, Release.ServerAssembly);
             using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v3/users/me");
             request.Headers.Authorization = new("Bearer", before["open"]!["alice"]!["accessToken"]!.GetValue<string>());
             using var me = await oldRelease.Http.SendAsync(request);
@@ -399,7 +369,7 @@ public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(
             await PostgresServer.ExecuteAsync($"CREATE DATABASE {rolledBack}");
             await PostgresServer.RunToolAsync("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.Host!, "-p", $"{source.Port}", "-U", source.Username!, "-d", rolledBack, "-f", dump);
             var rolledBackConnection = new NpgsqlConnectionStringBuilder(PostgresConnectionString) { Database = rolledBack }.ToString();
-            await using var oldNode = await ServerProcess.StartAsync(rolledBackConnection, oldData, Release.ServerAssembly);
+            await using var oldNode = await ServerNode.StartAsync(rolledBackConnection, oldData, Release.ServerAssembly);
             await AssertMeAsync(oldNode.Http, open["alice"]!["accessToken"]!.GetValue<string>(), "alice");
             await LoginAsync(oldNode.Http, openNetwork, "rollo");
         }
