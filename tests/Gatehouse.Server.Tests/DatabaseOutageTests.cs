@@ -28,6 +28,9 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
     public async Task A_node_started_before_its_database_listens_answers_503_and_serves_once_the_database_starts()
     {
         await using var cluster = await PostgresCluster.CreateAsync();
+        // Started once to take a port of its own, then down: the database the node is told of does not answer.
+        await cluster.StartAsync();
+        await cluster.StopAsync();
         var work = Directory.CreateTempSubdirectory("gatehouse-outage").FullName;
         try
         {
