@@ -19,7 +19,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => GatehouseServer.DeleteDataDirectory(_work);
 
-    [Fact]
+    [SkippableFact]
     public async Task Killed_five_times_under_load_on_sqlite_no_acknowledged_session_is_lost()
     {
         var data = Path.Combine(_work, "data");
@@ -32,7 +32,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("ok", (string?)await check.ExecuteScalarAsync());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Killed_five_times_under_load_on_postgresql_no_acknowledged_session_is_lost()
     {
         var database = "gatehouse_crash_" + Guid.NewGuid().ToString("n");

@@ -24,7 +24,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
 
-    [Fact]
+    [SkippableFact]
     public async Task A_node_started_before_its_database_listens_answers_503_and_serves_once_the_database_starts()
     {
         await using var cluster = await PostgresCluster.CreateAsync();
@@ -70,7 +70,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_frozen_database_costs_a_request_and_readiness_a_503_within_5_s_and_one_log_line_and_the_node_serves_when_it_thaws()
     {
         await using var cluster = await PostgresCluster.CreateAsync();
@@ -136,7 +136,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Readiness_answers_within_2_s_on_a_frozen_database_even_when_the_operator_set_a_longer_connect_timeout()
     {
         await using var cluster = await PostgresCluster.CreateAsync();
@@ -169,7 +169,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void Gatehouse_sets_the_timeouts_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
     {
         static NpgsqlConnectionStringBuilder Applied(string connectionString) => new(StorageSetup.PostgreSqlConnectionString(new GatehouseOptions
@@ -184,7 +184,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         Assert.Equal((10, 0, "hunter2"), (named.Timeout, named.CommandTimeout, named.Password));
     }
 
-    [Fact]
+    [SkippableFact]
     public void A_database_that_does_not_answer_is_told_from_a_query_that_failed()
     {
         static PostgresException Postgres(string sqlState) => new("message", "FATAL", "FATAL", sqlState);

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Npgsql;
 
@@ -40,7 +39,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
         GatehouseServer.DeleteDataDirectory(_work);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_token_minted_on_one_node_works_on_the_other_and_a_revocation_on_one_is_refused_by_the_other_at_once()
     {
         var (networkId, apiKey) = await CreateNetworkAsync();
@@ -67,11 +66,9 @@ public sealed class MultiNodeTests : IAsyncLifetime
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"node B took {clock.Elapsed} to refuse the revoked session");
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Restarting_postgres_under_load_loses_no_acknowledged_session_and_the_nodes_recover_by_themselves()
     {
-        var restart = Environment.GetEnvironmentVariable("GATEHOUSE_TEST_POSTGRES_RESTART")
-            ?? throw new InvalidOperationException("GATEHOUSE_TEST_POSTGRES_RESTART is not set: run the tests with ./test.sh.");
         var (_, apiKey) = await CreateNetworkAsync();
         var acknowledged = new System.Collections.Concurrent.ConcurrentBag<(ServerProcess Node, string Token)>();
         var unexpected = new System.Collections.Concurrent.ConcurrentBag<string>();
@@ -113,7 +110,7 @@ public sealed class MultiNodeTests : IAsyncLifetime
         var load = Task.WhenAll(LoadAsync(_a, "a"), LoadAsync(_b, "b"));
         while (acknowledged.Count < 100 && !stop.IsCancellationRequested)
             await Task.Delay(20);
-        await RunAsync(restart);
+        await SharedPostgres.RestartAsync();
         Volatile.Write(ref restarted, true);
         await load;
 
@@ -158,14 +155,6 @@ public sealed class MultiNodeTests : IAsyncLifetime
         request.Headers.Authorization = new("Bearer", accessToken);
         using var response = await node.Http.SendAsync(request);
         return response.StatusCode;
-    }
-
-    private static async Task RunAsync(string command)
-    {
-        using var process = Process.Start(new ProcessStartInfo("bash", ["-c", command]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        var errors = await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"'{command}' failed: {errors}");
     }
 
     private static string Line(string text, string label) =>

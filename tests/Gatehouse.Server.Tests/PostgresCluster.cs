@@ -9,6 +9,8 @@ namespace Gatehouse.Server.Tests;
 /// </summary>
 public sealed class PostgresCluster : IAsyncDisposable
 {
+    public const string NotInstalled = "PostgreSQL binaries not found under /usr/lib/postgresql; install postgresql or run ./test.sh";
+
     private readonly string _root;
     private readonly string _bin;
     private int _port;
@@ -34,10 +36,10 @@ public sealed class PostgresCluster : IAsyncDisposable
         ? throw new InvalidOperationException("The cluster has no port before its first start.")
         : $"Host=127.0.0.1;Port={_port};Username=postgres;Database=postgres";
 
-    /// <summary>A new cluster, initialised and not yet started.</summary>
+    /// <summary>A new cluster, initialised and not yet started; the test is skipped where PostgreSQL is not installed.</summary>
     public static async Task<PostgresCluster> CreateAsync()
     {
-        var bin = Binaries ?? throw new InvalidOperationException("No PostgreSQL under /usr/lib/postgresql: run the tests with ./test.sh, which installs it.");
+        var bin = Binaries ?? throw new SkipException(NotInstalled);
         var root = Directory.CreateTempSubdirectory("gatehouse-pg-").FullName;
         if (Environment.UserName == "root")
             await MustAsync("chown", "postgres:postgres", root);
@@ -91,6 +93,24 @@ public sealed class PostgresCluster : IAsyncDisposable
         var (exit, output) = await AsPostgresAsync(mustSucceed: false, "pg_ctl", "-D", DataDirectory, "-l", LogFile,
             "-o", $"-c listen_addresses=127.0.0.1 -p {port} -k {_root}", "-w", "start");
         return (exit, exit == 0 ? "" : $"{output}{(File.Exists(LogFile) ? File.ReadAllText(LogFile) : "")}");
+    }
+
+    /// <summary>
+    /// Stopped and removed by a watchdog once this process ends, however it ends: the test platform kills the test
+    /// host a tenth of a second after the run, too soon for a ProcessExit handler to stop PostgreSQL and delete its
+    /// files. The watchdog has a session of its own, so a Ctrl+C that ends the run does not end it first.
+    /// </summary>
+    public void RemoveWhenThisProcessEnds()
+    {
+        const string Script = "exec >/dev/null 2>&1 </dev/null; pid=$1 root=$2; shift 2; while kill -0 \"$pid\"; do sleep 0.5; done; \"$@\"; rm -rf \"$root\"";
+        string[] stop = [.. AsPostgres(Path.Combine(_bin, "pg_ctl")), "-D", DataDirectory, "-m", "immediate", "stop"];
+        using var watchdog = Process.Start(new ProcessStartInfo("setsid",
+            ["bash", "-c", Script, "gatehouse-pg-watchdog", $"{Environment.ProcessId}", _root, .. stop])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
     }
 
     /// <summary>A clean restart on the same port, as an operator restarts the database.</summary>
