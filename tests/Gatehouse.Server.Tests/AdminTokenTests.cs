@@ -286,6 +286,8 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class AdminTokenTestsOnSqlite(SqliteServer server) : AdminTokenTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class AdminTokenTestsOnPostgres(PostgresServer server) : AdminTokenTests<PostgresServer>(server);

@@ -88,6 +88,8 @@ public abstract class AuditTests<TServer>(TServer server) : IClassFixture<TServe
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class AuditTestsOnSqlite(SqliteServer server) : AuditTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class AuditTestsOnPostgres(PostgresServer server) : AuditTests<PostgresServer>(server);

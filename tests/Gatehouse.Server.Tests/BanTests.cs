@@ -30,6 +30,8 @@ public abstract class BanTests<TServer>(TServer server) : IClassFixture<TServer>
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class BanTestsOnSqlite(SqliteServer server) : BanTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class BanTestsOnPostgres(PostgresServer server) : BanTests<PostgresServer>(server);

@@ -11,6 +11,9 @@ namespace Gatehouse.Server.Tests;
 /// SIGKILL in the middle of a session-creation load, five times, then a restart: every session whose 200 reached
 /// the client must still work. Figures: acknowledged sessions, lost (must be 0), and the database's integrity.
 /// </summary>
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class CrashTests(ITestOutputHelper output) : IDisposable
 {
     private const int Rounds = 5;

@@ -124,11 +124,15 @@ public sealed class FloodPostgresServer : PostgresServer
     public FloodPostgresServer() => FloodLimits.Apply(this);
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class CredentialFloodTestsOnSqlite(FloodSqliteServer server) : CredentialFloodTests<FloodSqliteServer>(server);
 
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class CredentialFloodTestsOnPostgres(FloodPostgresServer server) : CredentialFloodTests<FloodPostgresServer>(server);
 
 /// <summary>A full audit queue drops events, but never silently: an error in the log and the gatehouse.audit.dropped counter.</summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class AuditQueueTests : IAsyncLifetime
 {
     private readonly List<string> _errors = [];

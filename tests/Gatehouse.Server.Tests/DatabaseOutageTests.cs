@@ -20,6 +20,9 @@ namespace Gatehouse.Server.Tests;
 /// test stops or freezes a PostgreSQL cluster of its own, so the shared one keeps serving the tests running beside
 /// them; the last two pin what those rest on: the timeouts Gatehouse adds and what counts as an outage.
 /// </summary>
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class DatabaseOutageTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);

@@ -9,6 +9,8 @@ namespace Gatehouse.Server.Tests;
 /// start (bootstrap admin and network, signing key, certificate authority) run under one lock, so both nodes come up
 /// and the database holds one of each.
 /// </summary>
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class FirstStartTests
 {
     [SkippableFact]

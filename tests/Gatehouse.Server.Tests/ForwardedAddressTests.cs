@@ -79,6 +79,8 @@ public abstract class ForwardedAddressTests(bool onPostgres) : IAsyncLifetime
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class ForwardedAddressTestsOnSqlite() : ForwardedAddressTests(onPostgres: false);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class ForwardedAddressTestsOnPostgres() : ForwardedAddressTests(onPostgres: true);

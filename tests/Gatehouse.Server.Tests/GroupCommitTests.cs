@@ -103,6 +103,8 @@ public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class GroupCommitTestsOnSqlite(SqliteServer server) : GroupCommitTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class GroupCommitTestsOnPostgres(PostgresServer server) : GroupCommitTests<PostgresServer>(server);

@@ -178,8 +178,10 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class InputValidationTestsOnSqlite(SqliteServer server) : InputValidationTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class InputValidationTestsOnPostgres(PostgresServer server) : InputValidationTests<PostgresServer>(server);
 
 public static class BadInputs

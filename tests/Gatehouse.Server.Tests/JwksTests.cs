@@ -77,6 +77,8 @@ public abstract class JwksTests<TServer>(TServer server) : IClassFixture<TServer
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class JwksTestsOnSqlite(SqliteServer server) : JwksTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class JwksTestsOnPostgres(PostgresServer server) : JwksTests<PostgresServer>(server);

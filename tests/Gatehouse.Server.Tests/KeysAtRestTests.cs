@@ -116,6 +116,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: false)
 {
     protected override KeyEncryptionKey DeploymentKey() =>
@@ -172,6 +173,7 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
     }
 }
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: true)
 {
     protected override KeyEncryptionKey DeploymentKey() =>

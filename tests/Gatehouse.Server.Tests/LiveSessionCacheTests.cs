@@ -93,6 +93,8 @@ public abstract class LiveSessionCacheTests<TServer>(TServer server) : IClassFix
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class LiveSessionCacheTestsOnSqlite(SqliteServer server) : LiveSessionCacheTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class LiveSessionCacheTestsOnPostgres(PostgresServer server) : LiveSessionCacheTests<PostgresServer>(server);

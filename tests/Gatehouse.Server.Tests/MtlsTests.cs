@@ -342,6 +342,9 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class MtlsTestsOnSqlite(SqliteServer server) : MtlsTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class MtlsTestsOnPostgres(PostgresServer server) : MtlsTests<PostgresServer>(server);

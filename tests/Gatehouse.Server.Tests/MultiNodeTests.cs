@@ -5,15 +5,10 @@ using Npgsql;
 
 namespace Gatehouse.Server.Tests;
 
-/// <summary>Tests that restart the shared PostgreSQL or load the whole machine run alone, after every parallel test.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class RunsAlone
-{
-    public const string Name = "runs alone";
-}
-
 /// <summary>Two Gatehouse server processes on one PostgreSQL database, as behind a load balancer.</summary>
 [Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class MultiNodeTests : IAsyncLifetime
 {
     private readonly string _database = "gatehouse_nodes_" + Guid.NewGuid().ToString("n");

@@ -104,6 +104,8 @@ public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class RaceTestsOnSqlite(SqliteServer server) : RaceTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<PostgresServer>(server);

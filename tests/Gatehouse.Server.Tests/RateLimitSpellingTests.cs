@@ -130,6 +130,8 @@ public abstract class RateLimitSpellingTests : IAsyncLifetime
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class RateLimitSpellingTestsOnSqlite() : RateLimitSpellingTests(onPostgres: false);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class RateLimitSpellingTestsOnPostgres() : RateLimitSpellingTests(onPostgres: true);

@@ -75,6 +75,8 @@ public sealed class RetentionPostgresServer : PostgresServer
     public RetentionPostgresServer() => Settings["Gatehouse:Retention:Enabled"] = "false";
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class RetentionTestsOnSqlite(RetentionSqliteServer server) : RetentionTests<RetentionSqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : RetentionTests<RetentionPostgresServer>(server);

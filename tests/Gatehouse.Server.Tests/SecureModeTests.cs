@@ -269,6 +269,8 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
     private static JsonNode Claims(string jwt) => JsonNode.Parse(Base64UrlEncoder.DecodeBytes(jwt.Split('.')[1]))!;
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class SecureModeTestsOnSqlite(SqliteServer server) : SecureModeTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SecureModeTestsOnPostgres(PostgresServer server) : SecureModeTests<PostgresServer>(server);

@@ -173,6 +173,8 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         base64Url.Replace('-', '+').Replace('_', '/') + new string('=', (4 - base64Url.Length % 4) % 4);
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class ServerKeyTestsOnSqlite(SqliteServer server) : ServerKeyTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class ServerKeyTestsOnPostgres(PostgresServer server) : ServerKeyTests<PostgresServer>(server);

@@ -248,6 +248,8 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class SessionTestsOnSqlite(SqliteServer server) : SessionTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SessionTestsOnPostgres(PostgresServer server) : SessionTests<PostgresServer>(server);

@@ -101,6 +101,10 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
     }
 }
 
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Fast)]
 public sealed class SignInLockoutTestsOnSqlite(SqliteServer server) : SignInLockoutTests<SqliteServer>(server);
 
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SignInLockoutTestsOnPostgres(PostgresServer server) : SignInLockoutTests<PostgresServer>(server);

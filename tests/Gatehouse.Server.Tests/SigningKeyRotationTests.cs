@@ -11,6 +11,9 @@ namespace Gatehouse.Server.Tests;
 /// `signing-key rotate` reaching both without a restart, then `signing-key retire` ending the old key's tokens on
 /// both, including a token the other node had already verified and remembers.
 /// </summary>
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SigningKeyRotationTests : IAsyncLifetime
 {
     private static readonly TimeSpan Within = SigningKeys.ReReadInterval * 3;

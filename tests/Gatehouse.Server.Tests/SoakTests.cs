@@ -13,6 +13,7 @@ namespace Gatehouse.Server.Tests;
 /// and by a request cap.
 /// </summary>
 [Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SoakTests(ITestOutputHelper output) : IDisposable
 {
     private const int Connections = 64;

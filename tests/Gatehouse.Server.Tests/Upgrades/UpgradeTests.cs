@@ -271,6 +271,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         ServerNode.RunUntilExitAsync(PostgresConnectionString, dataDirectory ?? _dataDirectory, serverAssembly);
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(release)
 {
     protected override bool OnPostgreSql => false;
@@ -334,6 +335,8 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(release)
 {
     protected override bool OnPostgreSql => true;
