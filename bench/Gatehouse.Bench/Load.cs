@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Net.Sockets;
+using Gatehouse.Testing;
 
 namespace Gatehouse.Bench;
 
@@ -109,89 +109,16 @@ public static class Load
     private static double Percentile(double[] sorted, double p) => sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 }
 
-/// <summary>A server under test as its own process on a free port of 127.0.0.1, so its memory can be read.</summary>
-public sealed class ServerProcess : IAsyncDisposable
+/// <summary>A server under test as its own process on 127.0.0.1, so its memory and CPU time can be read.</summary>
+public static class BenchServer
 {
-    private readonly Process _process;
-
-    private ServerProcess(Process process, Uri address)
-    {
-        _process = process;
-        BaseAddress = address;
-    }
-
-    public Uri BaseAddress { get; }
-
-    /// <summary>The HTTPS listener, when the server was started with one.</summary>
-    public Uri? HttpsAddress { get; private init; }
-
-    public static async Task<ServerProcess> StartAsync(string assembly, string work, string readyPath, bool https = false)
-    {
-        var port = FreePort();
-        var httpsPort = https ? FreePort() : 0;
-        var start = new ProcessStartInfo("dotnet", [assembly])
+    public static Task<ServerProcess> StartAsync(string assembly, string work, string readyPath, bool https = false) =>
+        ServerProcess.StartAsync(new ServerStart(assembly, work, new Dictionary<string, string>
         {
-            WorkingDirectory = work,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["Urls"] = https ? $"http://127.0.0.1:{port};https://127.0.0.1:{httpsPort}" : $"http://127.0.0.1:{port}";
-        start.Environment["Gatehouse__DataDirectory"] = Path.Combine(work, "data");
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
-        // One load generator is one client address: the abuse limits would measure themselves, not the server.
-        start.Environment["Gatehouse__RateLimits__Enabled"] = "false";
-        start.Environment["Logging__LogLevel__Gatehouse"] = "Warning";
-        start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        var process = Process.Start(start)!;
-        _ = process.StandardOutput.ReadToEndAsync();
-        _ = process.StandardError.ReadToEndAsync();
-        var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}"))
-        {
-            HttpsAddress = https ? new Uri($"https://127.0.0.1:{httpsPort}") : null,
-        };
-        using var probe = new HttpClient { BaseAddress = server.BaseAddress };
-        for (var attempt = 0; attempt < 300; attempt++)
-        {
-            try
-            {
-                using var response = await probe.GetAsync(readyPath);
-                if (response.IsSuccessStatusCode)
-                    return server;
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(100);
-        }
-        throw new InvalidOperationException($"{assembly} did not start");
-    }
-
-    public TimeSpan ProcessorTime()
-    {
-        _process.Refresh();
-        return _process.TotalProcessorTime;
-    }
-
-    public double ResidentMegabytes()
-    {
-        _process.Refresh();
-        return _process.WorkingSet64 / 1024.0 / 1024.0;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        if (!_process.HasExited)
-        {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
-        }
-        _process.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+            ["Gatehouse__DataDirectory"] = Path.Combine(work, "data"),
+            // One load generator is one client address: the abuse limits would measure themselves, not the server.
+            ["Gatehouse__RateLimits__Enabled"] = "false",
+            ["Logging__LogLevel__Gatehouse"] = "Warning",
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+        }, https, readyPath));
 }

@@ -27,8 +27,8 @@ var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
 Console.WriteLine($"Gatehouse bench: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
-await using var gatehouse = await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
-await using var baseline = await ServerProcess.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
+await using var gatehouse = await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
+await using var baseline = await BenchServer.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
 
 // Seeding goes through the operator commands on the same SQLite file, as an operator would.
 async Task<string> OperatorAsync(params string[] command)
@@ -252,7 +252,7 @@ if (scale)
         memory.Add($"Gatehouse RSS with {liveSessions:N0} live sessions: {gatehouse.ResidentMegabytes():0} MiB");
     }
     var starting = System.Diagnostics.Stopwatch.StartNew();
-    await using (await ServerProcess.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz"))
+    await using (await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz"))
         memory.Add($"A second server process ready on the 1,000,000-session database in {starting.Elapsed.TotalSeconds:0.0} s");
     Console.WriteLine();
     Console.WriteLine(Result.Header);

@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task Only_an_admin_with_access_secure_mode_gets_a_token()
     {
         var network = await server.CreateNetworkAsync();
@@ -29,7 +29,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.StartsWith("gat_", token, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_token_is_kept_as_a_digest_and_listed_by_its_metadata_only()
     {
         var network = await server.CreateNetworkAsync();
@@ -45,7 +45,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.Equal(server.Clock.GetUtcNow().AddDays(365), stored.Token.ExpiresAt, TimeSpan.FromMilliseconds(1));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_replaced_token_works_for_the_grace_and_no_longer_and_never_three_at_once()
     {
         var network = await server.CreateNetworkAsync();
@@ -67,7 +67,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.Equal(HttpStatusCode.OK, newest.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_replacement_can_revoke_the_previous_token_at_once()
     {
         var network = await server.CreateNetworkAsync();
@@ -80,7 +80,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("revoked", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_admin_revokes_its_own_token_a_super_admin_anyones_and_nobody_else_can()
     {
         var network = await server.CreateNetworkAsync();
@@ -110,7 +110,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         await Envelope.AssertUnauthorizedAsync(colleagues);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Expired_disabled_and_unpermitted_tokens_and_missing_or_unknown_ones_are_refused()
     {
         var network = await server.CreateNetworkAsync();
@@ -141,7 +141,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(expired), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Disabling_an_admin_revokes_its_admin_tokens_for_good()
     {
         var network = await server.CreateNetworkAsync();
@@ -173,7 +173,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
             .CountAsync(e => e.NetworkId == network.Id && e.Kind == "admin_token.revoked" && e.Reason == "admin_rights_removed"));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_token_of_one_network_cannot_act_on_another()
     {
         var home = await server.CreateNetworkAsync();
@@ -195,7 +195,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.Equal(["bob"], users.Select(u => u!["userId"]!.GetValue<string>()));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Revoking_a_users_sessions_ends_every_access_and_refresh_token_it_has()
     {
         var network = await server.CreateNetworkAsync();
@@ -223,7 +223,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         Assert.Equal(HttpStatusCode.OK, untouched.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_ban_refuses_logins_and_live_tokens_with_400312_and_an_unban_lets_an_earlier_auth_token_log_in()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -250,7 +250,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         await Envelope.AssertUnauthorizedAsync(oldToken);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Admin_actions_are_audited_with_the_admins_identity_and_the_audit_api_filters_and_pages()
     {
         var network = await server.CreateNetworkAsync();
@@ -286,6 +286,8 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class AdminTokenTestsOnSqlite(SqliteServer server) : AdminTokenTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class AdminTokenTestsOnPostgres(PostgresServer server) : AdminTokenTests<PostgresServer>(server);

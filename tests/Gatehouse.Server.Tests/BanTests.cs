@@ -7,7 +7,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class BanTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task A_globally_banned_user_cannot_log_in_use_its_token_or_refresh()
     {
         var network = await server.CreateNetworkAsync();
@@ -30,6 +30,8 @@ public abstract class BanTests<TServer>(TServer server) : IClassFixture<TServer>
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class BanTestsOnSqlite(SqliteServer server) : BanTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class BanTestsOnPostgres(PostgresServer server) : BanTests<PostgresServer>(server);

@@ -13,6 +13,7 @@ namespace Gatehouse.Server.Tests;
 /// (a Guid in lower case, a time with another layout) would still insert, but lookups and ordering by that column
 /// would then miss or misorder rows, so every column must be stored exactly as EF stores it.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class BulkInsertTests(GatehouseServer server) : IClassFixture<GatehouseServer>
 {
     private static readonly DateTimeOffset Time = new DateTimeOffset(2026, 11, 30, 12, 34, 56, TimeSpan.FromHours(2)).AddTicks(1_234_567);

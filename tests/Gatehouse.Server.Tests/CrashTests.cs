@@ -11,6 +11,9 @@ namespace Gatehouse.Server.Tests;
 /// SIGKILL in the middle of a session-creation load, five times, then a restart: every session whose 200 reached
 /// the client must still work. Figures: acknowledged sessions, lost (must be 0), and the database's integrity.
 /// </summary>
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class CrashTests(ITestOutputHelper output) : IDisposable
 {
     private const int Rounds = 5;
@@ -19,7 +22,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => GatehouseServer.DeleteDataDirectory(_work);
 
-    [Fact]
+    [SkippableFact]
     public async Task Killed_five_times_under_load_on_sqlite_no_acknowledged_session_is_lost()
     {
         var data = Path.Combine(_work, "data");
@@ -32,7 +35,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         Assert.Equal("ok", (string?)await check.ExecuteScalarAsync());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Killed_five_times_under_load_on_postgresql_no_acknowledged_session_is_lost()
     {
         var database = "gatehouse_crash_" + Guid.NewGuid().ToString("n");
@@ -55,7 +58,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
         string? apiKey = null;
         for (var round = 0; round < Rounds; round++)
         {
-            await using var server = await ServerProcess.StartAsync(postgres, data);
+            await using var server = await ServerNode.StartAsync(postgres, data);
             apiKey ??= await CreateNetworkAsync(postgres, data);
             server.Http.DefaultRequestHeaders.Add("x-api-key", apiKey);
             using var stop = new CancellationTokenSource();
@@ -82,7 +85,7 @@ public sealed class CrashTests(ITestOutputHelper output) : IDisposable
             await Task.WhenAll(load);
         }
 
-        await using var survivor = await ServerProcess.StartAsync(postgres, data);
+        await using var survivor = await ServerNode.StartAsync(postgres, data);
         var lost = 0;
         foreach (var token in acknowledged)
         {

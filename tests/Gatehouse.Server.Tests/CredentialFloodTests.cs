@@ -25,7 +25,7 @@ public abstract class CredentialFloodTests<TServer> : IClassFixture<TServer>
         _server.Clock.Advance(TimeSpan.FromMinutes(1));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_flood_of_forged_bearer_tokens_is_cut_off_per_address_and_audited_in_one_summary_row()
     {
         var network = await _server.CreateNetworkAsync(secureMode: true);
@@ -60,7 +60,7 @@ public abstract class CredentialFloodTests<TServer> : IClassFixture<TServer>
         Assert.Equal(HttpStatusCode.OK, nextMinute.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_same_wrong_key_or_token_again_and_again_is_cut_off_while_good_ones_still_work()
     {
         var network = await _server.CreateNetworkAsync(secureMode: true);
@@ -124,11 +124,15 @@ public sealed class FloodPostgresServer : PostgresServer
     public FloodPostgresServer() => FloodLimits.Apply(this);
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class CredentialFloodTestsOnSqlite(FloodSqliteServer server) : CredentialFloodTests<FloodSqliteServer>(server);
 
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class CredentialFloodTestsOnPostgres(FloodPostgresServer server) : CredentialFloodTests<FloodPostgresServer>(server);
 
 /// <summary>A full audit queue drops events, but never silently: an error in the log and the gatehouse.audit.dropped counter.</summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class AuditQueueTests : IAsyncLifetime
 {
     private readonly List<string> _errors = [];

@@ -9,9 +9,11 @@ namespace Gatehouse.Server.Tests;
 /// start (bootstrap admin and network, signing key, certificate authority) run under one lock, so both nodes come up
 /// and the database holds one of each.
 /// </summary>
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class FirstStartTests
 {
-    [Fact]
+    [SkippableFact]
     public async Task Two_nodes_starting_together_on_an_empty_database_both_serve_and_share_one_bootstrap_and_one_signing_key()
     {
         for (var round = 0; round < 5; round++)

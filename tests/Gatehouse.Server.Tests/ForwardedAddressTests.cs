@@ -29,7 +29,7 @@ public abstract class ForwardedAddressTests(bool onPostgres) : IAsyncLifetime
         await _direct.DisposeAsync();
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Behind_a_trusted_proxy_each_client_address_has_its_own_limit_and_is_audited()
     {
         var network = await _behindProxy.CreateNetworkAsync();
@@ -47,7 +47,7 @@ public abstract class ForwardedAddressTests(bool onPostgres) : IAsyncLifetime
         Assert.Equal(["203.0.113.1", "203.0.113.2"], addresses.Order());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Without_a_trusted_proxy_a_forged_forwarded_address_changes_nothing()
     {
         var network = await _direct.CreateNetworkAsync();
@@ -79,6 +79,8 @@ public abstract class ForwardedAddressTests(bool onPostgres) : IAsyncLifetime
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class ForwardedAddressTestsOnSqlite() : ForwardedAddressTests(onPostgres: false);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class ForwardedAddressTestsOnPostgres() : ForwardedAddressTests(onPostgres: true);

@@ -1,4 +1,5 @@
 global using System.Net;
+global using Gatehouse.Testing;
 global using Microsoft.AspNetCore.Builder;
 global using Microsoft.AspNetCore.Hosting;
 global using Microsoft.Extensions.Configuration;

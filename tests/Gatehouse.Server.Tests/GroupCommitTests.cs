@@ -11,7 +11,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task Logins_arriving_together_share_commits_and_each_gets_a_working_session()
     {
         var network = await server.CreateNetworkAsync();
@@ -43,7 +43,7 @@ public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<
         Assert.True(Interlocked.Read(ref commits) < 150, $"150 concurrent logins took {commits} commits");
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Concurrent_logins_of_one_user_on_one_device_leave_exactly_the_cap_live()
     {
         var network = await server.CreateNetworkAsync();
@@ -54,7 +54,7 @@ public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<
         Assert.Equal(5, await CountLiveAsync(tokens));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Many_users_logging_in_on_one_device_at_once_leave_exactly_one_signed_in()
     {
         var network = await server.CreateNetworkAsync();
@@ -65,7 +65,7 @@ public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<
         Assert.Equal(1, await CountLiveAsync(tokens));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_banned_users_login_among_others_is_refused_and_only_it()
     {
         var network = await server.CreateNetworkAsync();
@@ -103,6 +103,8 @@ public abstract class GroupCommitTests<TServer>(TServer server) : IClassFixture<
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class GroupCommitTestsOnSqlite(SqliteServer server) : GroupCommitTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class GroupCommitTestsOnPostgres(PostgresServer server) : GroupCommitTests<PostgresServer>(server);

@@ -17,6 +17,7 @@ namespace Gatehouse.Server.Tests;
 /// answers, answers outside the envelope, state changed by refused requests; all but the first must be zero, and the
 /// server must still be ready.
 /// </summary>
+[Trait(Category.Name, Category.Slow)]
 public sealed class HostileInputTests(HostileInputServer server, ITestOutputHelper output) : IClassFixture<HostileInputServer>
 {
     private const int Requests = 20_000;

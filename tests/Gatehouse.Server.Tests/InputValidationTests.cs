@@ -6,7 +6,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class InputValidationTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(BadInputs.SessionBodies), MemberType = typeof(BadInputs))]
     public async Task A_bad_session_body_is_refused_with_400(string why, string body)
     {
@@ -17,7 +17,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.False(string.IsNullOrEmpty(await Envelope.AssertBadRequestAsync(response)), why);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData("userId", "right-to-left override", "admin\\u202Egnp.exe")]
     [InlineData("userId", "zero-width space", "ali\\u200Bce")]
     [InlineData("userId", "byte-order mark", "\\uFEFFalice")]
@@ -40,7 +40,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.True(message.StartsWith(field + " must not contain", StringComparison.Ordinal), $"{why}: {message}");
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_display_name_keeps_emoji_joined_by_the_zero_width_joiner()
     {
         var network = await server.CreateNetworkAsync();
@@ -50,7 +50,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.NotNull(session["accessToken"]);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Invalid_utf8_is_refused_with_400()
     {
         var network = await server.CreateNetworkAsync();
@@ -64,7 +64,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         await Envelope.AssertBadRequestAsync(response);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_wrong_content_type_is_refused_with_400()
     {
         var network = await server.CreateNetworkAsync();
@@ -74,7 +74,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.Contains("application/json", await Envelope.AssertBadRequestAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_body_over_the_limit_is_refused_with_400()
     {
         var network = await server.CreateNetworkAsync();
@@ -85,7 +85,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.Contains("larger than the limit", await Envelope.AssertBadRequestAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_body_over_the_limit_without_a_length_header_is_refused_with_400()
     {
         var network = await server.CreateNetworkAsync();
@@ -101,7 +101,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         await Envelope.AssertBadRequestAsync(response);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_missing_unknown_or_foreign_api_key_is_refused_with_400100()
     {
         using var missing = await SendAsync("/api/v5/sessions", """{"userId":"a","deviceId":"d"}""", apiKey: null);
@@ -113,7 +113,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         Assert.Contains("https://apix.eu.amity.co/", await Envelope.AssertUnauthorizedAsync(foreign), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_bad_refresh_body_is_refused_with_400()
     {
         var network = await server.CreateNetworkAsync();
@@ -127,7 +127,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         await Envelope.AssertBadRequestAsync(broken);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Bad_mint_requests_are_refused_with_400()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -144,7 +144,7 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
         await Envelope.AssertBadRequestAsync(v4Broken);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Unknown_routes_and_methods_answer_in_the_envelope()
     {
         using var unknown = await server.Http.GetAsync("/api/v9/nothing-here");
@@ -178,8 +178,10 @@ public abstract class InputValidationTests<TServer>(TServer server) : IClassFixt
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class InputValidationTestsOnSqlite(SqliteServer server) : InputValidationTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class InputValidationTestsOnPostgres(PostgresServer server) : InputValidationTests<PostgresServer>(server);
 
 public static class BadInputs

@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class JwksTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task The_published_key_verifies_an_issued_access_token()
     {
         var network = await server.CreateNetworkAsync();
@@ -28,7 +28,7 @@ public abstract class JwksTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.False(Verify(accessToken[..^4] + (accessToken.EndsWith("AAAA", StringComparison.Ordinal) ? "BBBB" : "AAAA"), jwk));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Rotating_the_signing_key_keeps_live_tokens_valid_and_signs_new_ones_with_the_new_key()
     {
         var network = await server.CreateNetworkAsync();
@@ -77,6 +77,8 @@ public abstract class JwksTests<TServer>(TServer server) : IClassFixture<TServer
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class JwksTestsOnSqlite(SqliteServer server) : JwksTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class JwksTestsOnPostgres(PostgresServer server) : JwksTests<PostgresServer>(server);

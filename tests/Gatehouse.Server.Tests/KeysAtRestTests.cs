@@ -44,7 +44,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
     /// <summary>The key this deployment's key ring is sealed with, as an operator holds it.</summary>
     private protected abstract KeyEncryptionKey DeploymentKey();
 
-    [Fact]
+    [SkippableFact]
     public async Task The_database_alone_yields_no_key_and_no_token_can_be_forged_with_what_it_holds()
     {
         var network = await _server.CreateNetworkAsync(secureMode: true);
@@ -71,7 +71,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, session.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public void No_start_warns_that_a_key_is_stored_unencrypted()
     {
         Assert.DoesNotContain(_logs, line => line.Message.Contains("unencrypted", StringComparison.OrdinalIgnoreCase));
@@ -116,6 +116,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: false)
 {
     private protected override KeyEncryptionKey DeploymentKey() =>
@@ -133,7 +134,7 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
         return new Stolen(keyRing, keys);
     }
 
-    [Fact]
+    [SkippableFact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task A_key_file_that_is_a_folder_is_one_line_and_an_existing_folder_keeps_its_mode()
     {
@@ -151,7 +152,7 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
         Assert.Equal(sharedMode, File.GetUnixFileMode(shared));
     }
 
-    [Fact]
+    [SkippableFact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public void The_first_start_made_the_key_file_private_and_a_configured_folder_keeps_it_out_of_the_data_folder()
     {
@@ -172,6 +173,7 @@ public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: fals
     }
 }
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: true)
 {
     private protected override KeyEncryptionKey DeploymentKey() =>
@@ -200,7 +202,7 @@ public sealed class KeysAtRestTestsOnPostgres() : KeysAtRestTests(onPostgres: tr
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_node_given_another_key_or_none_refuses_to_start_with_one_line_and_writes_nothing()
     {
         var connection = Server.Settings["Gatehouse:Database:ConnectionString"]!;

@@ -14,6 +14,7 @@ namespace Gatehouse.Server.Tests;
 /// from them, a shipped migration is never edited, and while <see cref="StorageCompatibility.CurrentOldestServingLevel"/>
 /// says the previous release still serves the schema, every migration since only adds.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed partial class MigrationTests
 {
     /// <summary>

@@ -9,6 +9,7 @@ using Gatehouse.Server.Networks;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>docs/mtls.md, followed to the letter: its openssl and curl commands run, its C# example is this code.</summary>
+[Trait(Category.Name, Category.Slow)]
 public sealed partial class MtlsDocTests(GatehouseServer server) : IClassFixture<GatehouseServer>, IDisposable
 {
     private readonly string _work = Directory.CreateTempSubdirectory("gatehouse-mtls-doc").FullName;

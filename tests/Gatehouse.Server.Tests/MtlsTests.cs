@@ -20,7 +20,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         GC.SuppressFinalize(this);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task With_mtls_on_only_the_networks_certificate_over_tls_mints_a_token()
     {
         var (network, serverKey) = await SecureNetworkAsync();
@@ -40,7 +40,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Contains("call over HTTPS", await Envelope.AssertUnauthorizedAsync(plainHttp), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_expired_a_foreign_a_look_alike_and_a_deleted_certificate_are_each_refused_with_their_reason()
     {
         var (network, serverKey) = await SecureNetworkAsync();
@@ -72,7 +72,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
             Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_network_without_mtls_is_unaffected()
     {
         var (network, serverKey) = await SecureNetworkAsync();
@@ -83,7 +83,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Bad_certificate_requests_are_refused_with_their_messages()
     {
         var (network, _) = await SecureNetworkAsync();
@@ -104,7 +104,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Contains("already has a certificate named", await RefusalAsync(fresh, "dup", DotNetCsr()), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_mtls_switch_needs_secure_mode_and_a_certificate_and_keeps_both()
     {
         var network = await server.CreateNetworkAsync();
@@ -123,7 +123,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Contains("last active certificate", (await certificates.RevokeAsync(found, only.Id, "test"))?.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Rotating_certificates_without_downtime_never_refuses_a_call()
     {
         var (network, serverKey) = await SecureNetworkAsync();
@@ -168,7 +168,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         await Envelope.AssertUnauthorizedAsync(oldAfter);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_admin_api_of_a_network_with_mtls_needs_its_certificate()
     {
         var (network, serverKey) = await SecureNetworkAsync();
@@ -187,7 +187,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Equal(HttpStatusCode.OK, with.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Without_the_certificate_a_stolen_key_or_token_reveals_nothing_about_itself()
     {
         var (network, endedKey) = await SecureNetworkAsync();
@@ -215,7 +215,7 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Contains("call over HTTPS", await Envelope.AssertUnauthorizedAsync(revokedWithout), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_authority_is_downloadable_and_verifies_an_issued_certificate()
     {
         var (network, _) = await SecureNetworkAsync();
@@ -345,6 +345,9 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class MtlsTestsOnSqlite(SqliteServer server) : MtlsTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class MtlsTestsOnPostgres(PostgresServer server) : MtlsTests<PostgresServer>(server);

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Gatehouse.Server.Tests;
 
+[Trait(Category.Name, Category.Fast)]
 public sealed partial class ObservabilityTests(GatehouseServer server) : IClassFixture<GatehouseServer>
 {
     [Fact]
@@ -68,6 +69,7 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
 }
 
 /// <summary>Every flow, with every category logging at Debug, and not one issued secret in the log.</summary>
+[Trait(Category.Name, Category.Slow)]
 public sealed class SecretFreeLogTests : IAsyncLifetime
 {
     private readonly ConcurrentQueue<LogLine> _lines = new();

@@ -6,8 +6,8 @@ namespace Gatehouse.Server.Tests;
 public sealed class SqliteServer : GatehouseServer;
 
 /// <summary>
-/// The same suite on PostgreSQL: a database of its own, created on the server ./test.sh starts (127.0.0.1, its
-/// address in GATEHOUSE_TEST_POSTGRES) and dropped afterwards.
+/// The same suite on PostgreSQL: a database of its own, created on the shared server (<see cref="SharedPostgres"/>) and
+/// dropped afterwards.
 /// </summary>
 public class PostgresServer : GatehouseServer
 {
@@ -21,14 +21,14 @@ public class PostgresServer : GatehouseServer
     /// </summary>
     public const string KeyEncryptionKey = "e7ma+ViD4a27kn5ZM/pxwvCSVF6AVMFY4BdnjY6jJko=";
 
-    public static string AdminConnectionString =>
-        Environment.GetEnvironmentVariable("GATEHOUSE_TEST_POSTGRES")
-        ?? throw new InvalidOperationException("GATEHOUSE_TEST_POSTGRES is not set: run the tests with ./test.sh, which starts PostgreSQL.");
+    public static string AdminConnectionString => SharedPostgres.AdminConnectionString;
 
     public override async Task InitializeAsync()
     {
-        _database = "gatehouse_test_" + Guid.NewGuid().ToString("n");
-        await ExecuteAsync($"CREATE DATABASE {_database}");
+        var database = "gatehouse_test_" + Guid.NewGuid().ToString("n");
+        await ExecuteAsync($"CREATE DATABASE {database}");
+        // Only once it exists: a fixture whose PostgreSQL is missing (the test is skipped) has nothing to drop.
+        _database = database;
         Settings["Gatehouse:Database:Provider"] = "PostgreSQL";
         // Sized as docs/deployment.md asks of a deployment: the servers' pools together stay under PostgreSQL's
         // max_connections (100), so a burst waits for a pooled connection instead of being refused by the database.
@@ -48,8 +48,8 @@ public class PostgresServer : GatehouseServer
     /// <summary>A PostgreSQL client tool of the newest installed version (pg_dump, psql), which must succeed.</summary>
     public static async Task RunToolAsync(string tool, params string[] args)
     {
-        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderBy(d => Version.Parse(Path.GetFileName(d) + ".0")).Last();
-        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Path.Combine(bin, "bin", tool), args)
+        var bin = PostgresCluster.Binaries ?? throw new SkipException(PostgresCluster.NotInstalled);
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(Path.Combine(bin, tool), args)
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,

@@ -13,7 +13,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task Of_fifty_concurrent_uses_of_one_refresh_token_exactly_one_wins_and_the_reuse_ends_the_session()
     {
         var network = await server.CreateNetworkAsync();
@@ -35,7 +35,7 @@ public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer
         await Envelope.AssertUnauthorizedAsync(me);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Two_users_logging_in_on_one_device_at_once_leave_exactly_one_of_them_signed_in()
     {
         var network = await server.CreateNetworkAsync();
@@ -59,7 +59,7 @@ public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.Equal(0, violations);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Concurrent_server_key_generations_never_leave_three_keys_valid()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -83,7 +83,7 @@ public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer
         Assert.InRange(valid, 1, 2);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Concurrent_certificate_creations_never_leave_a_third_active_certificate()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -104,6 +104,8 @@ public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class RaceTestsOnSqlite(SqliteServer server) : RaceTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<PostgresServer>(server);

@@ -30,7 +30,7 @@ public abstract class RateLimitSpellingTests : IAsyncLifetime
 
     public static TheoryData<string> Spellings => new() { "trailing slash", "other case", "percent-encoded", "all three" };
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Spellings))]
     public async Task A_limited_endpoint_is_limited_whatever_the_spelling_of_its_path(string spelling)
     {
@@ -130,6 +130,8 @@ public abstract class RateLimitSpellingTests : IAsyncLifetime
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class RateLimitSpellingTestsOnSqlite() : RateLimitSpellingTests(onPostgres: false);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class RateLimitSpellingTestsOnPostgres() : RateLimitSpellingTests(onPostgres: true);

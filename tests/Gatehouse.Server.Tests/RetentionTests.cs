@@ -14,7 +14,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task Ended_sessions_spent_refresh_tokens_and_old_audit_events_go_and_nothing_live_does()
     {
         var network = await server.CreateNetworkAsync();
@@ -75,6 +75,8 @@ public sealed class RetentionPostgresServer : PostgresServer
     public RetentionPostgresServer() => Settings["Gatehouse:Retention:Enabled"] = "false";
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class RetentionTestsOnSqlite(RetentionSqliteServer server) : RetentionTests<RetentionSqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : RetentionTests<RetentionPostgresServer>(server);

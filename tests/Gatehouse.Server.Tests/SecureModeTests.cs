@@ -9,7 +9,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task A_token_minted_with_the_v3_endpoint_opens_a_session()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -24,7 +24,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.NotEqual(authToken, session["accessToken"]!.GetValue<string>());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_token_minted_with_the_v4_endpoint_opens_a_session_and_says_when_it_expires()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -39,7 +39,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         await server.LoginAsync(network, "bob", "device-b", body["authToken"]!.GetValue<string>());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Secure_mode_refuses_a_login_without_an_auth_token()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -49,7 +49,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("authToken is required", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_auth_token_for_another_user_is_refused()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -60,7 +60,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("another userId", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_auth_token_of_another_network_is_refused()
     {
         var home = await server.CreateNetworkAsync(secureMode: true);
@@ -72,7 +72,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("another network", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_auth_token_expires_after_ten_minutes()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -88,7 +88,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Tokens_of_one_kind_never_pass_for_the_other()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -102,7 +102,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         await Envelope.AssertUnauthorizedAsync(accessAsAuth);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Each_kind_of_token_is_accepted_only_with_its_own_algorithm()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -135,7 +135,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Equal(HttpStatusCode.OK, genuine.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_auth_token_minted_before_a_signing_key_rotation_still_opens_a_session()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -151,7 +151,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Equal(newKid, Header(after)["kid"]!.GetValue<string>());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_tampered_auth_token_is_refused()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -166,7 +166,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("not valid", await Envelope.AssertUnauthorizedAsync(response), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Secure_mode_switched_on_later_applies_to_the_next_login()
     {
         var network = await server.CreateNetworkAsync();
@@ -178,7 +178,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         await Envelope.AssertUnauthorizedAsync(response);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Turning_secure_mode_on_ends_the_sessions_opened_without_an_auth_token_unless_kept()
     {
         var ending = await server.CreateNetworkAsync();
@@ -216,7 +216,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         Assert.Contains("on; kept 1 session(s) opened without an auth token", details);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task In_a_single_use_network_an_auth_token_opens_one_session_however_many_try_at_once()
     {
         var reusable = await server.CreateNetworkAsync(secureMode: true);
@@ -247,7 +247,7 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         });
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Mint_refuses_a_missing_or_unknown_server_key_and_a_missing_user_id()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -269,6 +269,8 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
     private static JsonNode Claims(string jwt) => JsonNode.Parse(Base64UrlEncoder.DecodeBytes(jwt.Split('.')[1]))!;
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class SecureModeTestsOnSqlite(SqliteServer server) : SecureModeTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SecureModeTestsOnPostgres(PostgresServer server) : SecureModeTests<PostgresServer>(server);

@@ -8,7 +8,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task Generation_requires_secure_mode()
     {
         var network = await server.CreateNetworkAsync();
@@ -21,7 +21,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(400300, error!.Code);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_key_has_256_bits_and_only_its_digest_is_stored()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -35,7 +35,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(64, stored.Digest.Length);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_replaced_key_works_inside_the_grace_and_is_refused_after_it()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -53,7 +53,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(HttpStatusCode.OK, newest.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_auth_token_ends_with_the_server_key_that_minted_it()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -72,7 +72,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(HttpStatusCode.OK, ofKeyInGrace.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Never_more_than_two_keys_are_valid()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -89,7 +89,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(HttpStatusCode.OK, thirdAnswer.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_key_that_already_minted_is_judged_again_after_every_change_to_keys_or_networks()
     {
         // On SQLite keys that minted are kept in memory (ServerKeyCache): each change below must be seen at once.
@@ -116,7 +116,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Contains("mTLS is on", await Envelope.AssertUnauthorizedAsync(withoutCertificate), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_key_records_when_it_was_last_used()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -130,7 +130,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(server.Clock.GetUtcNow(), stored.LastUsedAt.Value, TimeSpan.FromMilliseconds(1));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Server_key_endpoints_answer_no_cors()
     {
         var network = await server.CreateNetworkAsync(secureMode: true);
@@ -152,7 +152,7 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         Assert.False(getAnswer.Headers.Contains("Access-Control-Allow-Origin"));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Client_endpoints_answer_the_web_sdks_preflight()
     {
         using var preflight = new HttpRequestMessage(HttpMethod.Options, "/api/v5/sessions");
@@ -173,6 +173,8 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
         base64Url.Replace('-', '+').Replace('_', '/') + new string('=', (4 - base64Url.Length % 4) % 4);
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class ServerKeyTestsOnSqlite(SqliteServer server) : ServerKeyTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class ServerKeyTestsOnPostgres(PostgresServer server) : ServerKeyTests<PostgresServer>(server);

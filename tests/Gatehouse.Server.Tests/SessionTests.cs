@@ -7,7 +7,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    [Fact]
+    [SkippableFact]
     public async Task Unsecure_login_creates_the_user_and_returns_the_contract_shape()
     {
         var network = await server.CreateNetworkAsync();
@@ -36,7 +36,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal("alice", stored.UserId);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_later_login_updates_the_display_name_and_keeps_it_when_none_is_given()
     {
         var network = await server.CreateNetworkAsync();
@@ -48,7 +48,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal("Robert", unchanged["users"]![0]!["displayName"]!.GetValue<string>());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Me_and_chat_settings_answer_with_a_live_access_token()
     {
         var network = await server.CreateNetworkAsync();
@@ -68,7 +68,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.False(settings["marker"]!["enabled"]!.GetValue<bool>());
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Bearer_endpoints_refuse_a_missing_or_forged_token()
     {
         using var missing = await server.Http.GetAsync("/api/v3/users/me");
@@ -78,7 +78,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         await Envelope.AssertUnauthorizedAsync(forged);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_access_token_expires_after_thirty_days()
     {
         var network = await server.CreateNetworkAsync();
@@ -93,7 +93,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(expired), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Another_user_on_the_same_device_ends_the_first_users_session_but_the_same_user_does_not()
     {
         var network = await server.CreateNetworkAsync();
@@ -113,7 +113,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal(HttpStatusCode.OK, otherAfter.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task The_same_device_id_in_another_network_is_another_device()
     {
         var one = await server.CreateNetworkAsync();
@@ -126,7 +126,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal(HttpStatusCode.OK, stillLive.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Sessions_per_user_and_device_are_capped_and_the_oldest_ends_first()
     {
         var network = await server.CreateNetworkAsync();
@@ -143,7 +143,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal(HttpStatusCode.OK, second.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Secure_logout_ends_the_session_and_its_tokens()
     {
         var network = await server.CreateNetworkAsync();
@@ -162,7 +162,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         await Envelope.AssertUnauthorizedAsync(logoutAgain);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Refresh_rotates_both_tokens_and_the_new_access_token_works()
     {
         var network = await server.CreateNetworkAsync();
@@ -183,7 +183,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal(HttpStatusCode.OK, me.StatusCode);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Refreshing_never_carries_a_session_past_ninety_days_from_its_login()
     {
         var network = await server.CreateNetworkAsync();
@@ -214,7 +214,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         await server.LoginAsync(network, "nils", "device-n");
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Reusing_a_refresh_token_ends_the_whole_session()
     {
         var network = await server.CreateNetworkAsync();
@@ -232,7 +232,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
         await Envelope.AssertUnauthorizedAsync(me);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_refresh_token_only_works_with_its_own_networks_api_key_and_within_its_lifetime()
     {
         var network = await server.CreateNetworkAsync();
@@ -248,6 +248,8 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class SessionTestsOnSqlite(SqliteServer server) : SessionTests<SqliteServer>(server);
 
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SessionTestsOnPostgres(PostgresServer server) : SessionTests<PostgresServer>(server);

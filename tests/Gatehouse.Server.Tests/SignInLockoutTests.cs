@@ -11,7 +11,7 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
 {
     private const int Limit = 5;
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(true)]
     [InlineData(false)]
     public async Task Twenty_parallel_wrong_passwords_check_at_most_the_limit(bool accountExists)
@@ -33,7 +33,7 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
         Assert.Equal(20 - Limit, answers.Count(a => a!.StartsWith("This account is locked", StringComparison.Ordinal)));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_address_without_an_account_answers_and_locks_exactly_as_one_with_an_account()
     {
         var known = (await server.CreateAdminAsync()).Email;
@@ -61,7 +61,7 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
     /// A coarse guard, not a benchmark: both paths run one PBKDF2 check, which dominates. Without the decoy check an
     /// unknown address answered some fifty times faster; a factor of three separates that from noise.
     /// </summary>
-    [Fact]
+    [SkippableFact]
     public async Task An_unknown_address_takes_as_long_to_refuse_as_a_known_one()
     {
         var known = (await server.CreateAdminAsync()).Email;
@@ -101,6 +101,10 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
     }
 }
 
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SignInLockoutTestsOnSqlite(SqliteServer server) : SignInLockoutTests<SqliteServer>(server);
 
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SignInLockoutTestsOnPostgres(PostgresServer server) : SignInLockoutTests<PostgresServer>(server);

@@ -11,6 +11,9 @@ namespace Gatehouse.Server.Tests;
 /// `signing-key rotate` reaching both without a restart, then `signing-key retire` ending the old key's tokens on
 /// both, including a token the other node had already verified and remembers.
 /// </summary>
+[Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class SigningKeyRotationTests : IAsyncLifetime
 {
     private static readonly TimeSpan Within = SigningKeys.ReReadInterval * 3;
@@ -40,7 +43,7 @@ public sealed class SigningKeyRotationTests : IAsyncLifetime
         await PostgresServer.ExecuteAsync($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)");
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_rotation_and_a_retirement_reach_every_running_node_within_seconds()
     {
         var (a, b) = (_nodes[0], _nodes[1]);
@@ -80,7 +83,7 @@ public sealed class SigningKeyRotationTests : IAsyncLifetime
         Assert.Contains($"{oldKid}  ended", listed, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Rotations_and_retirements_at_once_on_both_nodes_leave_one_signing_key_and_end_a_key_once()
     {
         var rotations = Enumerable.Range(0, 8).Select(i => _nodes[i % 2].Services.GetRequiredService<SigningKeys>().RotateAsync("test"));

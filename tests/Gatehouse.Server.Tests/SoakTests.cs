@@ -13,6 +13,7 @@ namespace Gatehouse.Server.Tests;
 /// and by a request cap.
 /// </summary>
 [Collection(RunsAlone.Name)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SoakTests(ITestOutputHelper output) : IDisposable
 {
     private const int Connections = 64;
@@ -25,7 +26,7 @@ public sealed class SoakTests(ITestOutputHelper output) : IDisposable
     public async Task Sixty_seconds_of_mixed_load_at_64_connections_without_an_error()
     {
         var data = Path.Combine(_work, "data");
-        await using var server = await ServerProcess.StartAsync(null, data);
+        await using var server = await ServerNode.StartAsync(null, data);
         var open = await OperatorAsync(data, "network", "create", "soak-open");
         var openKey = Field(open, "API key:");
         var secureId = (await OperatorAsync(data, "network", "create", "soak-secure")).Split(' ')[1];

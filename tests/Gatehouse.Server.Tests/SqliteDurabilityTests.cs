@@ -7,6 +7,7 @@ namespace Gatehouse.Server.Tests;
 /// The settings that make an acknowledged write survive power loss are applied once per physical SQLite
 /// connection; a connection taken again from the pool must still carry them.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class SqliteDurabilityTests(GatehouseServer server) : IClassFixture<GatehouseServer>
 {
     [Fact]

@@ -4,6 +4,7 @@ namespace Gatehouse.Server.Tests;
 /// A token verified once is not verified again, but every other rule still holds on each request: expiry on the
 /// server's clock, the session's liveness, and the token's kind.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixture<GatehouseServer>
 {
     [Fact]

@@ -4,6 +4,7 @@ using Gatehouse.Tool;
 namespace Gatehouse.Server.Tests.Client;
 
 /// <summary><c>gatehouse certificate request</c> and <c>save</c>, then the SDK minting over mTLS with what they wrote.</summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class CertificateToolTests(GatehouseServer server) : IClassFixture<GatehouseServer>, IDisposable
 {
     private readonly string _work = Directory.CreateTempSubdirectory("gatehouse-tool").FullName;

@@ -10,6 +10,7 @@ namespace Gatehouse.Server.Tests.Client;
 /// The backend clients' retries, against a stand-in on 127.0.0.1 that fails on purpose (a real Gatehouse does not
 /// fail on demand): transient failures are retried with backoff, a 4xx never.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class RetryTests : IAsyncLifetime
 {
     private WebApplication _flaky = null!;

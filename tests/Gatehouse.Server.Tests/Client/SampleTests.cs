@@ -7,6 +7,7 @@ using ServerCertificates = Gatehouse.Server.Certificates;
 namespace Gatehouse.Server.Tests.Client;
 
 /// <summary>samples/: the customer backend mints over mTLS from a real Gatehouse, and the console app logs in through it.</summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class SampleTests(GatehouseServer server) : IClassFixture<GatehouseServer>, IDisposable
 {
     private readonly string _work = Directory.CreateTempSubdirectory("gatehouse-samples").FullName;

@@ -1,6 +1,7 @@
 namespace Gatehouse.Server.Tests.Console;
 
 /// <summary>The console's pages keep to themselves: no inline script, no framing, no sniffing, no referrer.</summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class ConsoleHeaderTests(GatehouseServer server) : IClassFixture<GatehouseServer>
 {
     [Fact]

@@ -7,6 +7,7 @@ using static Microsoft.Playwright.Assertions;
 
 namespace Gatehouse.Server.Tests.Console;
 
+[Trait(Category.Name, Category.Browser)]
 public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture<ConsoleFixture>
 {
     private const string Password = "correct horse battery staple";

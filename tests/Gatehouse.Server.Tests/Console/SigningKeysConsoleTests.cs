@@ -10,6 +10,7 @@ namespace Gatehouse.Server.Tests.Console;
 /// Portal → Signing keys, in Chromium: a super admin rotates, reloads (nothing repeats), retires the old key, and the
 /// tokens that key signed are refused. A server of its own: retiring a key ends tokens other classes hold.
 /// </summary>
+[Trait(Category.Name, Category.Browser)]
 public sealed class SigningKeysConsoleTests(ConsoleFixture console) : IClassFixture<ConsoleFixture>
 {
     private const string Password = "correct horse battery staple";

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
@@ -60,7 +59,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         return server;
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_database_of_release_0_1_0_upgrades_in_place_and_everything_it_held_still_works()
     {
         var before = await release.FillAsync(_dataDirectory, PostgresConnectionString);
@@ -85,7 +84,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Migrate_script_prints_the_upgrade_sql_without_applying_it()
     {
         await release.FillAsync(_dataDirectory, PostgresConnectionString);
@@ -107,7 +106,7 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
         Assert.StartsWith("-- The database is up to date", again, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_node_refuses_to_start_on_a_database_a_newer_release_made_unreadable_for_it()
     {
         var server = NewServer();
@@ -270,39 +269,11 @@ public abstract class UpgradeTests(ReleaseBuild release) : IAsyncLifetime
     }
 
     /// <summary>A server as an operator starts it (this build, or another release's): its exit code and what it said on standard error.</summary>
-    protected async Task<(int Exit, string Error)> RunServerUntilExitAsync(string? serverAssembly = null, string? dataDirectory = null)
-    {
-        var start = new ProcessStartInfo("dotnet", [serverAssembly ?? typeof(GatehouseApp).Assembly.Location])
-        {
-            WorkingDirectory = dataDirectory ?? _dataDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment["Urls"] = "http://127.0.0.1:0";
-        start.Environment["Gatehouse__DataDirectory"] = dataDirectory ?? _dataDirectory;
-        if (PostgresConnectionString is not null)
-        {
-            start.Environment["Gatehouse__Database__Provider"] = "PostgreSQL";
-            start.Environment["Gatehouse__Database__ConnectionString"] = PostgresConnectionString;
-            start.Environment["Gatehouse__KeyEncryption__Key"] = PostgresServer.KeyEncryptionKey;
-        }
-        using var process = Process.Start(start)!;
-        _ = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail("The server started on a database it must refuse.");
-        }
-        return (process.ExitCode, await error);
-    }
+    protected Task<(int Exit, string Error)> RunServerUntilExitAsync(string? serverAssembly = null, string? dataDirectory = null) =>
+        ServerNode.RunUntilExitAsync(PostgresConnectionString, dataDirectory ?? _dataDirectory, serverAssembly);
 }
 
+[Trait(Category.Name, Category.Slow)]
 public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(release)
 {
     protected override bool OnPostgreSql => false;
@@ -311,7 +282,7 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
     /// docs/deployment.md's SQLite upgrade from 0.1.0: the data folder copied first, the database also copied by the
     /// upgrade itself; 0.1.0 cannot start on the upgraded folder (its key ring is sealed), and the folder copy rolls back.
     /// </summary>
-    [Fact]
+    [SkippableFact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task The_upgrade_copies_the_database_first_and_a_copy_of_the_data_folder_rolls_back_to_the_old_release()
     {
@@ -344,7 +315,7 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
             // Rolling back: the folder copy put back, 0.1.0 serves what it held.
             GatehouseServer.DeleteDataDirectory(DataDirectory);
             CopyFolder(folderCopy, DataDirectory);
-            await using var oldRelease = await ServerProcess.StartAsync(null, DataDirectory, Release.ServerAssembly);
+            await using var oldRelease = await ServerNode.StartAsync(null, DataDirectory, Release.ServerAssembly);
             using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v3/users/me");
             request.Headers.Authorization = new("Bearer", before["open"]!["alice"]!["accessToken"]!.GetValue<string>());
             using var me = await oldRelease.Http.SendAsync(request);
@@ -366,6 +337,8 @@ public sealed class UpgradeTestsOnSqlite(ReleaseBuild release) : UpgradeTests(re
     }
 }
 
+[Trait(Category.Name, Category.Slow)]
+[Trait(Category.Name, Category.Postgres)]
 public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(release)
 {
     protected override bool OnPostgreSql => true;
@@ -375,7 +348,7 @@ public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(
     /// node stopped, then this build. A 0.1.0 node started afterwards cannot open the sealed key ring and stops; the
     /// dump restored rolls back, and 0.1.0 serves what it held.
     /// </summary>
-    [Fact]
+    [SkippableFact]
     public async Task The_upgrade_from_0_1_0_stops_old_nodes_and_the_dump_taken_before_rolls_back()
     {
         var before = await Release.FillAsync(DataDirectory, PostgresConnectionString);
@@ -401,7 +374,7 @@ public sealed class UpgradeTestsOnPostgres(ReleaseBuild release) : UpgradeTests(
             await PostgresServer.ExecuteAsync($"CREATE DATABASE {rolledBack}");
             await PostgresServer.RunToolAsync("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", source.Host!, "-p", $"{source.Port}", "-U", source.Username!, "-d", rolledBack, "-f", dump);
             var rolledBackConnection = new NpgsqlConnectionStringBuilder(PostgresConnectionString) { Database = rolledBack }.ToString();
-            await using var oldNode = await ServerProcess.StartAsync(rolledBackConnection, oldData, Release.ServerAssembly);
+            await using var oldNode = await ServerNode.StartAsync(rolledBackConnection, oldData, Release.ServerAssembly);
             await AssertMeAsync(oldNode.Http, open["alice"]!["accessToken"]!.GetValue<string>(), "alice");
             await LoginAsync(oldNode.Http, openNetwork, "rollo");
         }

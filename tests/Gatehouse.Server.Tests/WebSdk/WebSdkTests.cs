@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Tests.WebSdk;
 
 /// <summary>The official social.plus web SDK (@amityco/ts-sdk 6.35.3), unchanged, against Gatehouse.</summary>
+[Trait(Category.Name, Category.Browser)]
 public sealed class WebSdkTests(WebSdkFixture sdk) : IClassFixture<WebSdkFixture>
 {
     private GatehouseServer Server => sdk.Server;
