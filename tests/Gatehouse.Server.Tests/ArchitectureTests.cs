@@ -6,6 +6,7 @@ namespace Gatehouse.Server.Tests;
 /// The layering docs/architecture.md draws, checked on the compiled server (signatures and method bodies, closures
 /// and async state machines included), so a change that breaks it fails the build's tests rather than a review.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class ArchitectureTests
 {
     /// <summary>The protocol's rules: they take domain inputs and return refusals from the one catalogue.</summary>

@@ -11,6 +11,7 @@ namespace Gatehouse.Server.Tests;
 /// those writes from EF must name every table EF changes: a table it missed would leave a revoked key or a changed
 /// network served from memory. Writes it cannot name must count as writes to every table.
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<SqliteServer>
 {
     /// <summary>Not a table: its version moves only when a write counted for every table.</summary>
@@ -115,6 +116,7 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
     }
 }
 
+[Trait(Category.Name, Category.Fast)]
 public sealed class BulkInsertRefusalTests
 {
     private sealed class Address

@@ -1,5 +1,3 @@
-using Gatehouse.Testing;
-
 namespace Gatehouse.Server.Tests;
 
 /// <summary>

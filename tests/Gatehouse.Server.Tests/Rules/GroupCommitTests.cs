@@ -7,6 +7,7 @@ namespace Gatehouse.Server.Tests.Rules;
 /// The group-commit writer on a database of its own (a SQLite file): what it promises any change, whatever the change.
 /// The session rules' grouping on a real server is GroupCommitTests (per provider).
 /// </summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class GroupCommitWriterTests : IAsyncLifetime
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), $"gatehouse-group-{Guid.NewGuid():n}.db");

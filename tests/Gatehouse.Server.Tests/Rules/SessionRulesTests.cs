@@ -9,6 +9,7 @@ using SessionOptions = Gatehouse.Server.Configuration.SessionOptions;
 namespace Gatehouse.Server.Tests.Rules;
 
 /// <summary>The login, refresh and logout rules on rows in memory: no server, no database, no clock.</summary>
+[Trait(Category.Name, Category.Fast)]
 public sealed class SessionRulesTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
