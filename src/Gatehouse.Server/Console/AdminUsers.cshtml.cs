@@ -8,7 +8,7 @@ namespace Gatehouse.Server.Console;
 internal sealed record NetworkAdmin(Admin Admin, AdminMembership Membership);
 
 /// <summary>Settings → Admin Users: the network's admins, and the admin tokens that open its admin API.</summary>
-internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, TimeProvider clock) : ConsolePage
+internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, TimeProvider clock, ConsoleAccess access) : ConsolePage(access)
 {
     [BindProperty(SupportsGet = true)]
     public string? Confirm { get; set; }

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Gatehouse.Server.Console;
 
 /// <summary>The portal owner creates console accounts and decides what each may do in each network.</summary>
-internal sealed class AdminsModel(AdminAccounts admins) : ConsolePage
+internal sealed class AdminsModel(AdminAccounts admins, ConsoleAccess access) : ConsolePage(access)
 {
     public IReadOnlyList<Admin> Admins { get; private set; } = [];
     public ILookup<Guid, AdminMembership> Memberships { get; private set; } = Array.Empty<AdminMembership>().ToLookup(m => m.AdminId);

@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Console;
 
 /// <summary>Every security event of the network, newest first, filterable and paged.</summary>
-internal sealed class AuditModel(GatehouseDb db) : ConsolePage
+internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : ConsolePage(access)
 {
     public const int PageSize = 50;
 

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-internal sealed class ChangePasswordModel(AdminAccounts admins) : ConsolePage
+internal sealed class ChangePasswordModel(AdminAccounts admins, ConsoleAccess access) : ConsolePage(access)
 {
     public string? Error { get; private set; }
 

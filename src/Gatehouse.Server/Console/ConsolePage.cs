@@ -13,7 +13,7 @@ internal sealed record ConsoleNav(Admin Admin, IReadOnlyList<Network> Networks, 
 /// Every signed-in page: loads the admin (checked against its security stamp by the cookie handler), forces
 /// a password change while one is owed, and resolves the network in the route with the admin's rights there.
 /// </summary>
-internal abstract class ConsolePage : PageModel
+internal abstract class ConsolePage(ConsoleAccess access) : PageModel
 {
     public Admin CurrentAdmin { get; private set; } = null!;
     public ConsoleNav Nav { get; private set; } = null!;
@@ -49,7 +49,6 @@ internal abstract class ConsolePage : PageModel
             return;
         }
 
-        var access = HttpContext.RequestServices.GetRequiredService<ConsoleAccess>();
         Network? current = null;
         if (RouteData.Values.TryGetValue("networkId", out var value) && value is string networkId)
         {

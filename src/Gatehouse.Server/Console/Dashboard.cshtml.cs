@@ -11,7 +11,7 @@ internal sealed record Metric(string Name, string Value, string Target, bool Off
 internal sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
 
 /// <summary>The security metrics the product publishes, each against its target, and a day of auth tokens.</summary>
-internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, ClientCertificates certificates, TimeProvider clock) : ConsolePage
+internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminTokens, ClientCertificates certificates, TimeProvider clock, ConsoleAccess access) : ConsolePage(access)
 {
     public IReadOnlyList<Metric> Metrics { get; private set; } = [];
     public IReadOnlyList<HourBucket> Hours { get; private set; } = [];

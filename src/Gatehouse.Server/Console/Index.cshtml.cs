@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-internal sealed class IndexModel : ConsolePage
+internal sealed class IndexModel(ConsoleAccess access) : ConsolePage(access)
 {
     public IActionResult OnGet()
     {

@@ -16,7 +16,7 @@ internal sealed class IntegrationsModel(
     GatehouseDb db,
     AuditLog audit,
     TimeProvider clock,
-    IOptions<GatehouseOptions> options) : ConsolePage
+    IOptions<GatehouseOptions> options, ConsoleAccess access) : ConsolePage(access)
 {
     /// <summary>Which confirmation dialog is open (from ?confirm=…), if any.</summary>
     [BindProperty(SupportsGet = true)]

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Gatehouse.Server.Console;
 
 /// <summary>Portal → Signing keys: the keys that sign every network's tokens, for super admins to rotate and retire.</summary>
-internal sealed class KeysModel(SigningKeys keys, TimeProvider clock) : ConsolePage
+internal sealed class KeysModel(SigningKeys keys, TimeProvider clock, ConsoleAccess access) : ConsolePage(access)
 {
     public const string Here = "/console/keys";
 

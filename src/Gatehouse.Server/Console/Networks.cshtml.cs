@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Gatehouse.Server.Console;
 
 /// <summary>The portal owner's list of networks, and where new ones are created.</summary>
-internal sealed class NetworksModel(NetworkAdministration networks) : ConsolePage
+internal sealed class NetworksModel(NetworkAdministration networks, ConsoleAccess access) : ConsolePage(access)
 {
     public string? Error { get; private set; }
 

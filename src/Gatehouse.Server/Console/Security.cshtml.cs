@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Gatehouse.Server.Console;
 
 /// <summary>Settings → Security: client certificates from CSRs and the network's mTLS switch.</summary>
-internal sealed class SecurityModel(ClientCertificates certificates, CertificateAuthority authority, TimeProvider clock) : ConsolePage
+internal sealed class SecurityModel(ClientCertificates certificates, CertificateAuthority authority, TimeProvider clock, ConsoleAccess access) : ConsolePage(access)
 {
     private const int MaxCsrUpload = 16 * 1024;
 

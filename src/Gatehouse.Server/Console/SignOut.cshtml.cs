@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
 
-internal sealed class SignOutModel(AdminAccounts admins) : ConsolePage
+internal sealed class SignOutModel(AdminAccounts admins, ConsoleAccess access) : ConsolePage(access)
 {
     protected override bool AllowedWhilePasswordChangeIsOwed => true;
 
