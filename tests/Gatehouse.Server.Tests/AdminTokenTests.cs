@@ -286,7 +286,7 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
     }
 }
 
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class AdminTokenTestsOnSqlite(SqliteServer server) : AdminTokenTests<SqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]

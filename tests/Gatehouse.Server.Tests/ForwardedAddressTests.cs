@@ -79,7 +79,7 @@ public abstract class ForwardedAddressTests(bool onPostgres) : IAsyncLifetime
     }
 }
 
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class ForwardedAddressTestsOnSqlite() : ForwardedAddressTests(onPostgres: false);
 
 [Trait(Category.Name, Category.Postgres)]

@@ -6,7 +6,7 @@ using Gatehouse.Server.Networks;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>Behind a TLS-terminating proxy: the forwarded certificate counts only from a configured proxy.</summary>
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class ForwardedCertificateTests
 {
     private const string Header = "X-Client-Certificate";

@@ -116,7 +116,7 @@ public abstract class KeysAtRestTests : IAsyncLifetime
     }
 }
 
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class KeysAtRestTestsOnSqlite() : KeysAtRestTests(onPostgres: false)
 {
     protected override KeyEncryptionKey DeploymentKey() =>

@@ -70,7 +70,7 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
 }
 
 /// <summary>Every flow, with every category logging at Debug, and not one issued secret in the log.</summary>
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SecretFreeLogTests : IAsyncLifetime
 {
     private readonly ConcurrentQueue<LogLine> _lines = new();

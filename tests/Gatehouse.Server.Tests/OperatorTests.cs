@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>The operator's side: first start, subcommands, and refusing bad configuration.</summary>
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class OperatorTests : IDisposable
 {
     private readonly string _dataDirectory = GatehouseServer.NewDataDirectory();

@@ -130,7 +130,7 @@ public abstract class RateLimitSpellingTests : IAsyncLifetime
     }
 }
 
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class RateLimitSpellingTestsOnSqlite() : RateLimitSpellingTests(onPostgres: false);
 
 [Trait(Category.Name, Category.Postgres)]

@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>Each limit, made small for the test: the request past it gets 429, the envelope and Retry-After.</summary>
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class RateLimitTests : IAsyncLifetime
 {
     private readonly GatehouseServer _server = new();

@@ -75,7 +75,7 @@ public sealed class RetentionPostgresServer : PostgresServer
     public RetentionPostgresServer() => Settings["Gatehouse:Retention:Enabled"] = "false";
 }
 
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class RetentionTestsOnSqlite(RetentionSqliteServer server) : RetentionTests<RetentionSqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]

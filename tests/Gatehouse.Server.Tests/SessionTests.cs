@@ -248,7 +248,7 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
     }
 }
 
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SessionTestsOnSqlite(SqliteServer server) : SessionTests<SqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]

@@ -102,7 +102,7 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
 }
 
 [Collection(RunsAlone.Name)]
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SignInLockoutTestsOnSqlite(SqliteServer server) : SignInLockoutTests<SqliteServer>(server);
 
 [Collection(RunsAlone.Name)]

@@ -5,7 +5,7 @@ using Microsoft.CodeAnalysis.CSharp;
 namespace Gatehouse.Server.Tests.Client;
 
 /// <summary>Every C# block of docs/sdk.md compiles, as a program of its own, against the SDK as built.</summary>
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed partial class SdkDocTests
 {
     private static readonly string[] ImplicitUsings =

@@ -4,7 +4,7 @@ using Gatehouse.Client;
 namespace Gatehouse.Server.Tests.Client;
 
 /// <summary>The .NET SDK against a real Gatehouse on 127.0.0.1, its clock moved where renewal needs it.</summary>
-[Trait(Category.Name, Category.Fast)]
+[Trait(Category.Name, Category.Slow)]
 public sealed class SdkTests(GatehouseServer server) : IClassFixture<GatehouseServer>, IAsyncDisposable
 {
     private readonly List<IAsyncDisposable> _clients = [];
