@@ -26,7 +26,7 @@ internal static class GatehouseCredentials
             .AddScheme<AuthenticationSchemeOptions, AdminTokenHandler>(Credentials.AdminToken, null)
             .AddScheme<AuthenticationSchemeOptions, BearerHandler>(Credentials.Bearer, null)
             .AddPolicyScheme(Credentials.AdminTokenOrBearer, null, policy => policy.ForwardDefaultSelector =
-                http => http.Request.Headers.ContainsKey(AdminTokenHandler.Header) ? Credentials.AdminToken : Credentials.Bearer);
+                http => http.Request.Headers.ContainsKey(AdminTokenHandler.HeaderName) ? Credentials.AdminToken : Credentials.Bearer);
         services.AddAuthorizationBuilder()
             .AddPolicy(Credentials.Policies.App, policy => policy.AddAuthenticationSchemes(Credentials.ApiKey).RequireAuthenticatedUser())
             .AddPolicy(Credentials.Policies.User, policy => policy.AddAuthenticationSchemes(Credentials.Bearer).RequireAuthenticatedUser())

@@ -55,13 +55,13 @@ internal static class RateLimiting
                 return;
             limiter.GlobalLimiter = PartitionedRateLimiter.CreateChained(
                 PerMinute("api-key", limits.SessionsPerApiKeyPerMinute,
-                    http => Kind(http) == LimitedAs.ClientLogin ? http.Request.Headers[ApiKeyHandler.Header].ToString() : null),
+                    http => Kind(http) == LimitedAs.ClientLogin ? http.Request.Headers[ApiKeyHandler.HeaderName].ToString() : null),
                 PerMinute("address", limits.SessionsPerAddressPerMinute,
                     http => Kind(http) == LimitedAs.ClientLogin ? Address(http) : null),
                 PerMinute("server-key", limits.AuthTokensPerServerKeyPerMinute,
-                    http => Kind(http) == LimitedAs.Mint ? Digest(http.Request.Headers[ServerKeyHandler.Header].ToString()) : null),
+                    http => Kind(http) == LimitedAs.Mint ? Digest(http.Request.Headers[ServerKeyHandler.HeaderName].ToString()) : null),
                 PerMinute("admin-token", limits.AdminCallsPerTokenPerMinute,
-                    http => http.Request.Headers.TryGetValue(AdminTokenHandler.Header, out var token) ? Digest(token.ToString()) : null),
+                    http => http.Request.Headers.TryGetValue(AdminTokenHandler.HeaderName, out var token) ? Digest(token.ToString()) : null),
                 PerMinute("sign-in", limits.ConsoleSignInsPerAddressPerMinute,
                     http => Kind(http) == LimitedAs.ConsoleSignIn && HttpMethods.IsPost(http.Request.Method) ? Address(http) : null));
         });

@@ -12,12 +12,11 @@ internal sealed class AdminTokenHandler(IOptionsMonitor<AuthenticationSchemeOpti
     CredentialFailures failures, AuditLog audit, AdminTokenService adminTokens)
     : CredentialHandler<AdminCaller>(options, logs, encoder, failures, audit)
 {
-    public const string Header = "x-admin-token";
+    public const string HeaderName = "x-admin-token";
 
+    protected override string Header => HeaderName;
     protected override string CredentialKind => CredentialKinds.AdminToken;
     protected override string RefusedKind => AuditKinds.AdminTokenRefused;
-
-    protected override string Presented(HttpRequest request) => request.Headers[Header].ToString();
 
     protected override async Task<CredentialCheck<AdminCaller>> CheckAsync(string presented, CancellationToken ct)
     {

@@ -41,8 +41,11 @@ internal abstract class CredentialHandler<TCaller>(IOptionsMonitor<Authenticatio
     /// <summary>The actor audited when the credential names nobody.</summary>
     protected virtual string AnonymousActor => "anonymous";
 
+    /// <summary>The header the credential travels in.</summary>
+    protected abstract string Header { get; }
+
     /// <summary>The credential as presented, empty when absent.</summary>
-    protected abstract string Presented(HttpRequest request);
+    protected virtual string Presented(HttpRequest request) => request.Headers[Header].ToString();
 
     protected abstract Task<CredentialCheck<TCaller>> CheckAsync(string presented, CancellationToken ct);
 

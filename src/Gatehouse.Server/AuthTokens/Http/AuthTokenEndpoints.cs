@@ -70,7 +70,7 @@ internal static class AuthTokenEndpoints
         AuthTokens authTokens, AuditLog audit, InputLimits limits)
     {
         var key = http.CallerOf<ServerKey>();
-        var actor = $"server-key:{key.Id}";
+        var actor = http.CallerOf<CredentialSubject>().Actor;
         if ((bodyError ?? Field.Check(userId, "userId", limits.UserIdMaxLength)) is { } refusal)
         {
             audit.Record(SecurityEvents.AuthTokenRefused(actor, key.NetworkId, userId, refusal.Reason), http.Origin());

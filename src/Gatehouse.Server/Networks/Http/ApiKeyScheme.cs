@@ -12,13 +12,12 @@ internal sealed class ApiKeyHandler(IOptionsMonitor<AuthenticationSchemeOptions>
     CredentialFailures failures, AuditLog audit, ApiKeys apiKeys)
     : CredentialHandler<Network>(options, logs, encoder, failures, audit)
 {
-    public const string Header = "x-api-key";
+    public const string HeaderName = "x-api-key";
 
+    protected override string Header => HeaderName;
     protected override string CredentialKind => CredentialKinds.ApiKey;
     protected override string RefusedKind => AuditKinds.SessionRefused;
     protected override string AnonymousActor => "api-key";
-
-    protected override string Presented(HttpRequest request) => request.Headers[Header].ToString();
 
     protected override async Task<CredentialCheck<Network>> CheckAsync(string presented, CancellationToken ct)
     {

@@ -12,12 +12,11 @@ internal sealed class ServerKeyHandler(IOptionsMonitor<AuthenticationSchemeOptio
     CredentialFailures failures, AuditLog audit, ServerKeyService serverKeys)
     : CredentialHandler<ServerKey>(options, logs, encoder, failures, audit)
 {
-    public const string Header = "x-server-key";
+    public const string HeaderName = "x-server-key";
 
+    protected override string Header => HeaderName;
     protected override string CredentialKind => CredentialKinds.ServerKey;
     protected override string RefusedKind => AuditKinds.ServerKeyRefused;
-
-    protected override string Presented(HttpRequest request) => request.Headers[Header].ToString();
 
     protected override async Task<CredentialCheck<ServerKey>> CheckAsync(string presented, CancellationToken ct)
     {

@@ -19,7 +19,7 @@ internal sealed class BearerHandler(IOptionsMonitor<AuthenticationSchemeOptions>
     protected override string RefusedKind => AuditKinds.AccessRefused;
     protected override string AnonymousActor => "bearer";
 
-    protected override string Presented(HttpRequest request) => request.Headers.Authorization.ToString();
+    protected override string Header => "Authorization";
 
     protected override async Task<CredentialCheck<Caller>> CheckAsync(string presented, CancellationToken ct)
     {
