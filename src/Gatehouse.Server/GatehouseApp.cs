@@ -11,6 +11,7 @@ using Gatehouse.Server.Sessions.Http;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users.Http;
+using Gatehouse.Server.Visitors.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 
 namespace Gatehouse.Server;
@@ -89,8 +90,11 @@ internal static class GatehouseApp
         var clientApi = app.MapGroup("").RequireCors(SdkCors);
         var bearerApi = clientApi.MapGroup("").RequireAuthorization(Credentials.Policies.User);
         clientApi.MapSessionEndpoints();
+        clientApi.MapVisitorEndpoints();
+        bearerApi.MapCurrentSessionEndpoint();
         bearerApi.MapUserEndpoints();
         app.MapAuthTokenEndpoints();
+        app.MapBackendSessionEndpoints();
         app.MapAdminApiEndpoints();
         var wellKnown = app.MapGroup("/.well-known").WithTags("Public keys");
         wellKnown.MapGet("/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, JwksJson.Default.JsonWebKeySetResponse))

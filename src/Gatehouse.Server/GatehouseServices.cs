@@ -11,6 +11,7 @@ using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
+using Gatehouse.Server.Visitors;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -66,6 +67,7 @@ internal static class GatehouseServices
 
         services.AddScoped<NetworkAdministration>();
         services.AddScoped<ServerKeyService>();
+        services.AddScoped<VisitorSecrets>();
         services.AddScoped<AdminAccounts>();
         services.AddScoped<AdminTokenService>();
         services.AddScoped<UserAdministration>();

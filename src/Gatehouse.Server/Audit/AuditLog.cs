@@ -257,6 +257,10 @@ internal static class AuditKinds
     public const string ApiKeyRegenerated = "network.api_key_regenerated";
     public const string SecureModeChanged = "network.secure_mode_changed";
     public const string AuthTokenUseChanged = "network.auth_token_use_changed";
+    public const string VisitorModeChanged = "network.visitor_mode_changed";
+    public const string BotModeChanged = "network.bot_mode_changed";
+    public const string VisitorSecretGenerated = "visitor_secret.generated";
+    public const string UsersPruned = "user.pruned";
     public const string ServerKeyGenerated = "server_key.generated";
     public const string ServerKeyRefused = "server_key.refused";
     public const string AuthTokenMinted = "auth_token.minted";

@@ -38,6 +38,18 @@ public static class SecurityEvents
             : keptSessions ? $"on; kept {sessions} session(s) opened without an auth token"
             : $"on; ended {sessions} session(s) opened without an auth token");
 
+    public static SecurityEvent VisitorModeChanged(string actor, string networkId, bool on, int sessionsEnded) =>
+        new(AuditKinds.VisitorModeChanged, Outcomes.Success, actor, networkId, Detail: on ? "on" : $"off; ended {sessionsEnded} visitor session(s)");
+
+    public static SecurityEvent BotModeChanged(string actor, string networkId, bool on, int sessionsEnded) =>
+        new(AuditKinds.BotModeChanged, Outcomes.Success, actor, networkId, Detail: on ? "on" : $"off; ended {sessionsEnded} bot session(s)");
+
+    public static SecurityEvent VisitorSecretGenerated(string actor, string networkId, Guid secretId, DateTimeOffset previousValidUntil) =>
+        new(AuditKinds.VisitorSecretGenerated, Outcomes.Success, actor, networkId, Detail: $"secret={secretId} previous_valid_until={Time(previousValidUntil)}");
+
+    public static SecurityEvent UsersPruned(string networkId, int visitors, int bots) =>
+        new(AuditKinds.UsersPruned, Outcomes.Success, "retention", networkId, Detail: $"inactive visitors={visitors} bots={bots}");
+
     public static SecurityEvent AuthTokenUseChanged(string actor, string networkId, bool singleUse) =>
         new(AuditKinds.AuthTokenUseChanged, Outcomes.Success, actor, networkId, Detail: singleUse ? "single_use" : "reusable");
 
@@ -57,14 +69,16 @@ public static class SecurityEvents
     public static SecurityEvent AuthTokenRefused(string actor, string networkId, string? userId, string reason) =>
         new(AuditKinds.AuthTokenRefused, Outcomes.Refused, actor, networkId, userId, reason);
 
-    public static SecurityEvent SessionCreated(string userId, string networkId, Guid sessionId, string deviceId) =>
-        new(AuditKinds.SessionCreated, Outcomes.Success, $"user:{userId}", networkId, userId, Detail: $"session={sessionId} device={deviceId}")
+    /// <param name="backend">The server key that opened the session for its app, if a backend did.</param>
+    public static SecurityEvent SessionCreated(string userId, string networkId, Guid sessionId, string deviceId, string? backend = null) =>
+        new(AuditKinds.SessionCreated, Outcomes.Success, backend ?? $"user:{userId}", networkId, userId, Detail: $"session={sessionId} device={deviceId}")
         {
             StoredWithChange = true,
         };
 
-    public static SecurityEvent SessionRefused(string networkId, string? userId, string reason) =>
-        new(AuditKinds.SessionRefused, Outcomes.Refused, "api-key", networkId, userId, reason);
+    /// <param name="backend">The server key that asked, when a backend asked for the session.</param>
+    public static SecurityEvent SessionRefused(string networkId, string? userId, string reason, string? backend = null) =>
+        new(AuditKinds.SessionRefused, Outcomes.Refused, backend ?? "api-key", networkId, userId, reason);
 
     public static SecurityEvent RefreshReused(string networkId, string reason) =>
         new(AuditKinds.RefreshReuse, Outcomes.Refused, "api-key", networkId, Reason: reason);

@@ -57,6 +57,8 @@ internal sealed class GatehouseOptions
 
     public RetentionOptions Retention { get; set; } = new();
 
+    public VisitorOptions Visitors { get; set; } = new();
+
     /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
     public string Issuer { get; set; } = "gatehouse";
 }
@@ -92,6 +94,22 @@ internal sealed class RetentionOptions
     public TimeSpan SpentRefreshTokens { get; set; } = TimeSpan.FromDays(7);
 
     public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Visitors and bots with no session that lasted into this period are deleted with their sessions (the hosted
+    /// product deletes inactive visitors after 30 to 60 days).
+    /// </summary>
+    public TimeSpan InactiveVisitors { get; set; } = TimeSpan.FromDays(60);
+}
+
+/// <summary>Visitors and bots (docs/api.md, "Visitors and bots").</summary>
+internal sealed class VisitorOptions
+{
+    /// <summary>
+    /// How far ahead a visitor's <c>authSignatureExpiresAt</c> may lie: a backend that signs for longer hands out
+    /// a signature that outlives any change of mind (1 minute to 7 days).
+    /// </summary>
+    public TimeSpan SignatureMaxAhead { get; set; } = TimeSpan.FromHours(24);
 }
 
 internal sealed class DatabaseOptions
@@ -334,11 +352,14 @@ internal sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOpti
             ("EndedSessions", options.Retention.EndedSessions, TimeSpan.FromHours(1)),
             ("SpentRefreshTokens", options.Retention.SpentRefreshTokens, TimeSpan.Zero),
             ("Interval", options.Retention.Interval, TimeSpan.FromMinutes(1)),
+            ("InactiveVisitors", options.Retention.InactiveVisitors, TimeSpan.FromDays(1)),
         })
         {
             if (value < least || value > TimeSpan.FromDays(36_500))
                 failures.Add($"{p}:Retention:{setting} is {value}; it must be at least {least} and at most 36500 days.");
         }
+        if (options.Visitors.SignatureMaxAhead < TimeSpan.FromMinutes(1) || options.Visitors.SignatureMaxAhead > TimeSpan.FromDays(7))
+            failures.Add($"{p}:Visitors:SignatureMaxAhead is {options.Visitors.SignatureMaxAhead}; it must be between 1 minute and 7 days.");
         CheckKeyEncryption(failures, options);
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");

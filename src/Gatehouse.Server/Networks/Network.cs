@@ -18,6 +18,12 @@ internal sealed class Network
     /// <summary>When on, each auth token opens one session only (the hosted product accepts one until it expires).</summary>
     public bool SingleUseAuthTokens { get; set; }
 
+    /// <summary>Whether anonymous visitors may open read-only sessions (<c>POST /api/v5/sessions/visitor</c>); off by default.</summary>
+    public bool VisitorsAllowed { get; set; }
+
+    /// <summary>Whether crawlers may open read-only sessions (<c>POST /api/v5/sessions/bot</c>); off by default.</summary>
+    public bool BotsAllowed { get; set; }
+
     public ChatSettings Chat { get; set; } = new();
     public DateTimeOffset CreatedAt { get; init; }
 }

@@ -3,6 +3,7 @@ using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -78,6 +79,32 @@ internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, Time
         network.SingleUseAuthTokens = singleUse;
         await db.SaveChangesAsync(ct);
         audit.Record(SecurityEvents.AuthTokenUseChanged(actor, network.Id, singleUse));
+    }
+
+    /// <summary>
+    /// Allows or refuses visitors' (or bots') logins. Turning it off also ends their live sessions: a network that no
+    /// longer wants anonymous readers must not keep the ones it has for the rest of their tokens' 30 days.
+    /// Returns how many sessions ended.
+    /// </summary>
+    public async Task<int> SetAnonymousModeAsync(Network network, UserKind kind, bool on, string actor, CancellationToken ct = default)
+    {
+        if ((kind == UserKind.Visitor ? network.VisitorsAllowed : network.BotsAllowed) == on)
+            return 0;
+        await using var transaction = await db.Database.BeginTransactionAsync(ct);
+        if (kind == UserKind.Visitor)
+            network.VisitorsAllowed = on;
+        else
+            network.BotsAllowed = on;
+        await db.SaveChangesAsync(ct);
+        var now = clock.GetUtcNow();
+        var ended = on ? 0 : await db.Sessions
+            .Where(s => s.NetworkId == network.Id && s.RevokedAt == null && db.Users.Any(u => u.Id == s.UserRef && u.Kind == kind))
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.AnonymousModeOff), ct);
+        await transaction.CommitAsync(ct);
+        audit.Record(kind == UserKind.Visitor
+            ? SecurityEvents.VisitorModeChanged(actor, network.Id, on, ended)
+            : SecurityEvents.BotModeChanged(actor, network.Id, on, ended));
+        return ended;
     }
 
     /// <summary>How many live sessions turning secure mode on would end now (for the confirmation).</summary>

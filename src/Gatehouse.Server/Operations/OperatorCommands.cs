@@ -36,6 +36,10 @@ internal static class OperatorCommands
           auth-tokens <network-id> single-use|reusable
                                                     each auth token opens one session, or any until it expires
           server-key generate <network-id>          generate a server key; printed once, never again
+          visitor-mode <network-id> on|off          allow anonymous visitors' read-only sessions; off ends theirs
+          bot-mode <network-id> on|off              allow crawlers' read-only sessions; off ends theirs
+          visitor-secret generate <network-id>      the secret a backend signs visitors with in secure mode;
+                                                    printed once, never again
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
@@ -45,7 +49,7 @@ internal static class OperatorCommands
                                                     (0600); give the same one to every PostgreSQL node
         """;
 
-    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "admin", "admin-token", "signing-key", "key-encryption-key", "help", "--help"];
+    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "visitor-mode", "bot-mode", "visitor-secret", "admin", "admin-token", "signing-key", "key-encryption-key", "help", "--help"];
 
     public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
 
@@ -214,6 +218,26 @@ internal static class OperatorCommands
                 var grace = services.GetRequiredService<IOptions<Configuration.GatehouseOptions>>().Value.ServerKeyGracePeriod;
                 await output.WriteLineAsync($"Server key: {key}");
                 await output.WriteLineAsync($"Store it in your backend now: it is shown only once. A previous key stops working in {grace}.");
+                return 0;
+
+            case [var mode, var id, var state] when mode is "visitor-mode" or "bot-mode" && state is "on" or "off":
+                if (await FindAsync(networks, id, error) is not { } anonymous)
+                    return 1;
+                var kind = mode == "visitor-mode" ? Users.UserKind.Visitor : Users.UserKind.Bot;
+                var endedSessions = await networks.SetAnonymousModeAsync(anonymous, kind, state == "on", Actor);
+                var who = kind == Users.UserKind.Visitor ? "Visitors" : "Bots";
+                await output.WriteLineAsync(state == "on"
+                    ? $"{who} may open read-only sessions in network {anonymous.Id}."
+                    : $"{who} are refused in network {anonymous.Id}; ended {endedSessions} of their session(s).");
+                return 0;
+
+            case ["visitor-secret", "generate", var id]:
+                if (await FindAsync(networks, id, error) is not { } signing)
+                    return 1;
+                var visitorSecret = await services.GetRequiredService<Visitors.VisitorSecrets>().GenerateAsync(signing, Actor);
+                await output.WriteLineAsync($"Visitor secret: {visitorSecret}");
+                await output.WriteLineAsync("Store it in your backend now: it is shown only once. It signs visitors' devices in secure mode (docs/api.md); " +
+                    $"a previous secret stops working in {services.GetRequiredService<IOptions<GatehouseOptions>>().Value.ServerKeyGracePeriod}.");
                 return 0;
 
             case ["admin", "create", var email, .. var flags] when flags.All(f => f == "--super-admin"):

@@ -68,6 +68,40 @@ internal static class Errors
     public static readonly Refusal Forbidden = new(403, 400300, "forbidden", "This credential may not do this.");
     public static readonly Refusal SecureModeRequired = new(403, 400300, "secure_mode_off", "Secure mode must be on for this network.");
 
+    // 4889xx: visitors and bots (the 7.x SDK line) only read.
+    public static readonly Refusal VisitorModeOff = new(403, 488999, "visitor_mode_off",
+        "Visitors are not allowed in this network: an admin turns visitor mode on in the console (Settings · Integrations).");
+    public static readonly Refusal BotModeOff = new(403, 488998, "bot_mode_off",
+        "Bots are not allowed in this network: an admin turns bot mode on in the console (Settings · Integrations).");
+    public static readonly Refusal VisitorNotPermitted = new(403, 488999, "visitor_not_permitted",
+        "This user is a visitor: visitors only read, and cannot sign in, be given an auth token or be changed as a user.");
+    public static readonly Refusal BotNotPermitted = new(403, 488998, "bot_not_permitted",
+        "This user is a bot: bots only read, and cannot sign in, be given an auth token or be changed as a user.");
+    public static readonly Refusal DeviceHasSignedInUser = new(403, 488999, "visitor_not_permitted",
+        "This device's visitor or bot id belongs to a signed-in user; use another deviceId.");
+
+    /// <summary>Why a user of this kind may not be changed as a user, or null for a signed-in user.</summary>
+    public static Refusal? NotPermittedFor(Users.UserKind kind) => kind switch
+    {
+        Users.UserKind.Visitor => VisitorNotPermitted,
+        Users.UserKind.Bot => BotNotPermitted,
+        _ => null,
+    };
+
+    // A visitor's signature in secure mode (401 400100, like a bad auth token).
+    public static readonly Refusal VisitorSignatureRequired = Unauthorized("visitor_signature_missing",
+        "Secure mode is on for this network: authSignature and authSignatureExpiresAt are required, signed by your backend with the visitor secret.");
+    public static readonly Refusal VisitorSignatureInvalid = Unauthorized("visitor_signature_invalid",
+        "The authSignature does not match this deviceId and authSignatureExpiresAt under any of the network's visitor secrets.");
+    public static readonly Refusal VisitorSignatureExpired = Unauthorized("visitor_signature_expired",
+        "The authSignature has expired (authSignatureExpiresAt is in the past); sign a new one.");
+    public static Refusal VisitorSignatureTooFarAhead(TimeSpan max) => Unauthorized("visitor_signature_too_long",
+        $"authSignatureExpiresAt is more than {max.TotalHours:0.##} hours ahead; sign with a nearer expiry.");
+    public static readonly Refusal VisitorSignatureTime = BadRequest("field_invalid",
+        "authSignatureExpiresAt must be an ISO 8601 time with a time zone, such as 2026-12-01T10:00:00Z.");
+    public static readonly Refusal VisitorSecretMissing = Unauthorized("visitor_secret_missing",
+        "Secure mode is on and this network has no visitor secret yet: an admin generates one in the console (Settings · Integrations).");
+
     public static readonly Refusal NotFound = new(404, 400400, "not_found", "No such endpoint.");
     public static readonly Refusal MethodNotAllowed = new(405, 400000, "method_not_allowed", "This endpoint does not accept that HTTP method.");
     public static Refusal ItemNotFound(string what) => new(404, 400400, "not_found", $"{what} was not found.");

@@ -1,5 +1,6 @@
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.Tokens;
 
@@ -14,14 +15,26 @@ internal sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
 
     public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;
 
-    /// <summary>Expires with the session's current expiry, which a refresh never moves past the session's absolute end.</summary>
-    public string Issue(Session session, string userId, DateTimeOffset issuedAt) =>
+    /// <summary>
+    /// Expires with the session's current expiry, which a refresh never moves past the session's absolute end. Besides
+    /// the registered claims it carries <c>user_type</c>, which a customer's API can enforce (a visitor only reads), and
+    /// the <c>user</c> object the 7.x SDKs' <c>loginWithAccessToken</c> reads the user from (never anything secret).
+    /// </summary>
+    public string Issue(Session session, User user, DateTimeOffset issuedAt) =>
         jwt.Sign(Kind, new Dictionary<string, string>
         {
-            ["sub"] = userId,
+            ["sub"] = user.UserId,
             ["sid"] = session.Id.ToString(),
             ["nid"] = session.NetworkId,
-        }, issuedAt, session.ExpiresAt);
+            ["user_type"] = user.Kind.WireName(),
+        }, issuedAt, session.ExpiresAt, json =>
+        {
+            json.WriteStartObject("user");
+            json.WriteString("userId", user.UserId);
+            json.WriteString("publicUserId", user.UserId);
+            json.WriteString("networkId", session.NetworkId);
+            json.WriteEndObject();
+        });
 
     public Task<JwtCheck> CheckAsync(string token) =>
         token.Length > MaxLength ? Task.FromResult(new JwtCheck(null, JwtFailure.Invalid)) : jwt.CheckAsync(token, Kind);

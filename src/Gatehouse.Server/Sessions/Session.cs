@@ -13,7 +13,8 @@ internal sealed class Session
     public DateTimeOffset CreatedAt { get; init; }
 
     /// <summary>
-    /// Opened in secure mode, so with an auth token a backend minted. Sessions opened without one end when secure
+    /// Opened in secure mode, so with an auth token a backend minted, or by the backend itself with its server key.
+    /// Sessions opened without one end when secure
     /// mode is turned on (unless the admin keeps them); rows from before 0.2.0 read false.
     /// </summary>
     public bool OpenedWithAuthToken { get; init; }

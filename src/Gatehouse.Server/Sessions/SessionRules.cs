@@ -15,14 +15,22 @@ internal static class RevokeReasons
     public const string RefreshReuse = "refresh_reuse";
     public const string Banned = "banned";
     public const string SecureModeOn = "secure_mode_on";
+    public const string AnonymousModeOff = "visitor_mode_off";
 }
 
 /// <summary>A login the rules apply: every field already checked at the edge.</summary>
-internal sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion);
+/// <param name="Kind">A visitor or bot login names the user its device derives (<c>VisitorIdentity</c>).</param>
+/// <param name="Backend">
+/// The server key (its audit actor) of the customer's backend that opened this session for an app logging in with
+/// the access token alone: the identity is proven as by an auth token, and no refresh token is made (the backend
+/// opens the next session).
+/// </param>
+internal sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion,
+    UserKind Kind = UserKind.SignedIn, string? Backend = null);
 
 /// <summary>A session opened or renewed, with the refresh token only the client will hold.</summary>
 /// <param name="Raised">For a new session, its <c>session.created</c> event, stored in the same transaction.</param>
-internal sealed record Opened(Session Session, User User, string RefreshToken, DateTimeOffset IssuedAt, SecurityEvent? Raised = null)
+internal sealed record Opened(Session Session, User User, string? RefreshToken, DateTimeOffset IssuedAt, SecurityEvent? Raised = null)
 {
     // The refresh token is a secret: never in a log line or a debugger's summary.
     public override string ToString() => $"Opened {{ Session = {Session.Id} }}";
@@ -66,7 +74,8 @@ internal static class SessionRules
     /// <summary>
     /// A login on <paramref name="rows"/>: the user is created on first login (or its display name updated), the
     /// device is bound to it (signing out whoever had it), sessions past the per-device cap end, and a session opens
-    /// with its refresh token and its audit event.
+    /// with its refresh token and its audit event. A user is one kind for life: a visitor or bot is never signed in as
+    /// a user (488999 / 488998), and a device whose visitor id a signed-in user holds gets no visitor.
     /// </summary>
     public static (Opened? Opened, Refusal? Refusal) Login(LoginRows rows, NewRows created, Network network, Login login, string? clientAddress,
         DateTimeOffset now, SessionOptions settings)
@@ -79,18 +88,23 @@ internal static class SessionRules
                 Id = Secrets.NewId(now),
                 NetworkId = network.Id,
                 UserId = login.UserId,
-                DisplayName = login.DisplayName,
+                DisplayName = login.Kind == UserKind.SignedIn ? login.DisplayName : null,
+                Kind = login.Kind,
                 CreatedAt = now,
                 UpdatedAt = now,
             };
             created.Users.Add(user);
             rows.Users.Add(user.UserId, user);
         }
+        else if (user.Kind != login.Kind)
+        {
+            return (null, Errors.NotPermittedFor(user.Kind) ?? Errors.DeviceHasSignedInUser);
+        }
         else if (user.IsGlobalBan)
         {
             return (null, Errors.UserBanned);
         }
-        else if (login.DisplayName is { Length: > 0 } displayName && displayName != user.DisplayName)
+        else if (login.Kind == UserKind.SignedIn && login.DisplayName is { Length: > 0 } displayName && displayName != user.DisplayName)
         {
             user.DisplayName = displayName;
             user.UpdatedAt = now;
@@ -134,14 +148,18 @@ internal static class SessionRules
             SdkVersion = login.SdkVersion,
             CreatedAt = now,
             ExpiresAt = now + settings.AccessTokenLifetime,
-            OpenedWithAuthToken = network.SecureMode,
+            OpenedWithAuthToken = network.SecureMode || login.Backend is not null,
         };
         created.Sessions.Add(opened);
         onDevice.Add(opened);
 
-        var (refreshRow, refreshToken) = NewRefreshToken(opened, now, settings);
-        created.RefreshTokens.Add(refreshRow);
-        var raised = SecurityEvents.SessionCreated(user.UserId, network.Id, opened.Id, deviceId);
+        string? refreshToken = null;
+        if (login.Backend is null)
+        {
+            (var refreshRow, refreshToken) = NewRefreshToken(opened, now, settings);
+            created.RefreshTokens.Add(refreshRow);
+        }
+        var raised = SecurityEvents.SessionCreated(user.UserId, network.Id, opened.Id, deviceId, login.Backend);
         created.AuditEvents.Add(AuditLog.Row(raised, now, clientAddress));
         return (new Opened(opened, user, refreshToken, now, raised), null);
     }

@@ -15,7 +15,8 @@ namespace Gatehouse.Server.Sessions;
 
 /// <summary>What a client is handed when a session opens or refreshes.</summary>
 /// <param name="Raised">For a new session, its <c>session.created</c> event, already stored with it.</param>
-internal sealed record IssuedSession(Session Session, User User, string AccessToken, string RefreshToken, DateTimeOffset IssuedAt,
+/// <param name="RefreshToken">None for a session the customer's backend opened (<see cref="Login.Backend"/>).</param>
+internal sealed record IssuedSession(Session Session, User User, string AccessToken, string? RefreshToken, DateTimeOffset IssuedAt,
     SecurityEvent? Raised = null)
 {
     // The tokens are secrets: never in a log line or a debugger's summary.
@@ -78,7 +79,7 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>Signed here, on the request's own thread, so the single writer only ever waits for the database.</summary>
     private IssuedSession Issue(Opened opened) =>
-        new(opened.Session, opened.User, _accessTokens.Issue(opened.Session, opened.User.UserId, opened.IssuedAt), opened.RefreshToken,
+        new(opened.Session, opened.User, _accessTokens.Issue(opened.Session, opened.User, opened.IssuedAt), opened.RefreshToken,
             opened.IssuedAt, opened.Raised);
 
     public override async Task StopAsync(CancellationToken cancellationToken)

@@ -8,6 +8,7 @@ using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
+using Gatehouse.Server.Visitors;
 using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -29,6 +30,7 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
     public DbSet<DeviceBinding> DeviceBindings => Set<DeviceBinding>();
     public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
+    public DbSet<VisitorSecret> VisitorSecrets => Set<VisitorSecret>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
@@ -86,6 +88,12 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
             e.HasIndex(x => x.Digest).IsUnique();
             e.HasIndex(x => x.NetworkId);
             e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Restrict);
+        });
+        modelBuilder.Entity<VisitorSecret>(e =>
+        {
+            e.Property(x => x.CreatedBy).HasMaxLength(300);
+            e.HasIndex(x => x.NetworkId);
+            e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
         });
         modelBuilder.Entity<SigningKey>(e => e.Property(x => x.Id).HasMaxLength(64));
         modelBuilder.Entity<Admin>(e =>

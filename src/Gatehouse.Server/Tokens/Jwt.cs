@@ -49,7 +49,9 @@ internal sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehou
     /// descriptor, its claim dictionary and the handler's provider lookups cost more than the HS256 MAC of an auth
     /// token (docs/benchmarks.md). What it writes is checked by the handler in <see cref="CheckAsync"/>.
     /// </summary>
-    public string Sign(JwtKind kind, IReadOnlyDictionary<string, string> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt)
+    /// <param name="writeObjectClaims">Claims that are JSON objects, written after <paramref name="claims"/>.</param>
+    public string Sign(JwtKind kind, IReadOnlyDictionary<string, string> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt,
+        Action<Utf8JsonWriter>? writeObjectClaims = null)
     {
         var credentials = keys.Current(kind.Algorithm);
         var header = JsonObject(json =>
@@ -62,6 +64,7 @@ internal sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehou
         {
             foreach (var (name, value) in claims)
                 json.WriteString(name, value);
+            writeObjectClaims?.Invoke(json);
             json.WriteString("iss", options.Value.Issuer);
             json.WriteString("aud", kind.Audience);
             json.WriteNumber("iat", issuedAt.ToUnixTimeSeconds());

@@ -17,15 +17,24 @@ internal sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimePro
     /// <summary>Tracked: a ban changes the row it returns.</summary>
     public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) => ByUserId.RunAsync(db, networkId, userId, ct);
 
-    public async Task<UserPage> ListAsync(string networkId, string? search, int page, int limit, CancellationToken ct)
+    /// <param name="kind">Only users of this kind; null for every kind.</param>
+    public async Task<UserPage> ListAsync(string networkId, string? search, UserKind? kind, int page, int limit, CancellationToken ct)
     {
         var query = db.Users.AsNoTracking().Where(u => u.NetworkId == networkId);
+        if (kind is { } only)
+            query = query.Where(u => u.Kind == only);
         if (!string.IsNullOrEmpty(search))
             query = query.Where(u => u.UserId.Contains(search) || (u.DisplayName != null && u.DisplayName.Contains(search)));
         var total = await query.CountAsync(ct);
         var users = await query.OrderBy(u => u.UserId).Skip((page - 1) * limit).Take(limit).ToListAsync(ct);
         return new UserPage(users, total);
     }
+
+    /// <summary>How many users of each kind the network has (the console shows visitors and bots apart).</summary>
+    public async Task<Dictionary<UserKind, int>> CountByKindAsync(string networkId, CancellationToken ct) =>
+        await db.Users.AsNoTracking().Where(u => u.NetworkId == networkId).GroupBy(u => u.Kind)
+            .Select(g => new { Kind = g.Key, Count = g.Count() })
+            .ToDictionaryAsync(g => g.Kind, g => g.Count, ct);
 
     /// <summary>Ends every live session of the user: its access and refresh tokens are refused from now on.</summary>
     public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, RequestOrigin? origin, CancellationToken ct)

@@ -39,7 +39,7 @@ public sealed class SessionRulesTests
         var session = Assert.Single(created.Sessions);
         Assert.Equal((Now + Settings.AccessTokenLifetime, "ios", true), (session.ExpiresAt, session.DeviceKind, session.OpenedWithAuthToken));
         var refresh = Assert.Single(created.RefreshTokens);
-        Assert.Equal(Secrets.Digest(opened!.RefreshToken), refresh.Digest);
+        Assert.Equal(Secrets.Digest(opened!.RefreshToken!), refresh.Digest);
         Assert.Equal(Now + Settings.RefreshTokenLifetime, refresh.ExpiresAt);
         var audited = Assert.Single(created.AuditEvents);
         Assert.Equal((AuditKinds.SessionCreated, "alice", "203.0.113.7"), (audited.Kind, audited.UserId, audited.ClientAddress));
@@ -89,6 +89,63 @@ public sealed class SessionRulesTests
         Assert.Same(Errors.UserBanned, refusal);
         Assert.Empty(created.Sessions);
         Assert.Empty(created.Bindings);
+    }
+
+    [Fact]
+    public void A_visitor_login_makes_a_visitor_without_a_display_name_and_an_ordinary_login_cannot_take_that_user_over()
+    {
+        var rows = new LoginRows();
+        var created = new NewRows();
+        var visitorId = Visitors.VisitorIdentity.UserIdFor(UserKind.Visitor, "device-v");
+
+        var (visitor, refusal) = SessionRules.Login(rows, created, Network,
+            new Login(visitorId, "device-v", "Sneaky", "ios", null, null, UserKind.Visitor), null, Now, Settings);
+        var (takeover, refused) = SessionRules.Login(rows, created, Network, LoginOf(visitorId, "device-x", "Mallory"), null, Now, Settings);
+
+        Assert.Null(refusal);
+        Assert.Equal((UserKind.Visitor, null), (visitor!.User.Kind, visitor.User.DisplayName));
+        Assert.Null(takeover);
+        Assert.Same(Errors.VisitorNotPermitted, refused);
+        Assert.Equal(488999, refused!.Code);
+        Assert.Single(created.Users);
+        Assert.Single(created.Sessions);
+    }
+
+    [Fact]
+    public void A_bot_login_on_an_id_a_signed_in_user_holds_is_refused_and_the_user_stays_signed_in()
+    {
+        var botId = Visitors.VisitorIdentity.UserIdFor(UserKind.Bot, "crawler-1");
+        var user = new User { Id = "u-1", NetworkId = Network.Id, UserId = botId };
+        var rows = new LoginRows();
+        rows.Users.Add(botId, user);
+        var created = new NewRows();
+
+        var (opened, refusal) = SessionRules.Login(rows, created, Network, new Login(botId, "crawler-1", null, null, null, null, UserKind.Bot), null, Now, Settings);
+        var (botUser, botRefusal) = SessionRules.Login(new LoginRows { Users = { [botId] = new User { Id = "u-2", NetworkId = Network.Id, UserId = botId, Kind = UserKind.Bot } } },
+            new NewRows(), Network, LoginOf(botId, "device"), null, Now, Settings);
+
+        Assert.Null(opened);
+        Assert.Same(Errors.DeviceHasSignedInUser, refusal);
+        Assert.Equal(UserKind.SignedIn, user.Kind);
+        Assert.Empty(created.Sessions);
+        Assert.Null(botUser);
+        Assert.Equal(488998, botRefusal!.Code);
+    }
+
+    [Fact]
+    public void A_session_the_backend_opens_has_no_refresh_token_counts_as_proven_and_names_the_server_key_in_its_event()
+    {
+        var unsecured = new Network { Id = "net-2", Name = "open", Region = "sg", ApiKey = "sg_open" };
+        var created = new NewRows();
+
+        var (opened, refusal) = SessionRules.Login(new LoginRows(), created, unsecured,
+            new Login("alice", "backend:1", null, "backend", null, null, Backend: "server-key:42"), null, Now, Settings);
+
+        Assert.Null(refusal);
+        Assert.Null(opened!.RefreshToken);
+        Assert.Empty(created.RefreshTokens);
+        Assert.True(opened.Session.OpenedWithAuthToken);
+        Assert.Equal("server-key:42", Assert.Single(created.AuditEvents).Actor);
     }
 
     [Fact]

@@ -58,7 +58,7 @@ internal static class AdminApiEndpoints
                 metrics.AdminTokenUsed();
                 return next(context);
             });
-        admin.MapGet("/users", ListUsersAsync).WithSummary("List users (search, page, limit)").Produces<AdminUsersResponse>(200);
+        admin.MapGet("/users", ListUsersAsync).WithSummary("List users (search, userType, page, limit); visitors and bots only when asked for").Produces<AdminUsersResponse>(200);
         admin.MapGet("/users/{userId}", GetUserAsync).WithSummary("Get one user").Produces<UsersResponse>(200);
         admin.MapPost("/users/{userId}/ban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, true, users))
             .WithSummary("Ban a user globally (ends its sessions)").Produces<SuccessResponse>(200);
@@ -86,13 +86,18 @@ internal static class AdminApiEndpoints
     }
 
     private static async Task<Results<JsonHttpResult<AdminUsersResponse>, ApiError>> ListUsersAsync(
-        HttpContext http, UserAdministration users, IOptions<GatehouseOptions> options, string? search, string? page, string? limit)
+        HttpContext http, UserAdministration users, IOptions<GatehouseOptions> options, string? search, string? userType, string? page, string? limit)
     {
         if (ParsePaging(page, limit) is not { } paging)
             return PagingError.AsResult();
         if (search is { Length: > 0 } && Field.Check(search, "search", options.Value.Limits.UserIdMaxLength) is { } error)
             return error.AsResult();
-        var found = await users.ListAsync(http.CallerOf<AdminCaller>().NetworkId, search, paging.Page, paging.Limit, http.RequestAborted);
+        // Visitors and bots are left out of a search unless asked for, as the hosted product hides them from user search.
+        var all = userType == "all";
+        var kind = all ? null : string.IsNullOrEmpty(userType) ? UserKind.SignedIn : UserKinds.FromWireName(userType);
+        if (kind is null && !all)
+            return Errors.BadRequest("bad_filter", "userType must be one of: signed-in, visitor, bot, all.").AsResult();
+        var found = await users.ListAsync(http.CallerOf<AdminCaller>().NetworkId, search, kind, paging.Page, paging.Limit, http.RequestAborted);
         return TypedResults.Json(new AdminUsersResponse(found.Users.Select(UserView.Of).ToList(), [], paging with { Total = found.Total }),
             AdminApiJson.Default.AdminUsersResponse);
     }

@@ -11,6 +11,7 @@ using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Users;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Sessions.Http;
@@ -83,9 +84,7 @@ internal static class SessionEndpoints
             ?? Field.Check(request!.UserId, "userId", limits.UserIdMaxLength)
             ?? Field.Check(request.DeviceId, "deviceId", limits.DeviceIdMaxLength)
             ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false, allowEmojiJoiner: true)
-            ?? Field.Check(request.DeviceInfo?.Kind, "deviceInfo.kind", DeviceInfoMaxLength, required: false)
-            ?? Field.Check(request.DeviceInfo?.Model, "deviceInfo.model", DeviceInfoMaxLength, required: false)
-            ?? Field.Check(request.DeviceInfo?.SdkVersion, "deviceInfo.sdkVersion", DeviceInfoMaxLength, required: false);
+            ?? CheckDeviceInfo(request.DeviceInfo);
         if (error is null && network.SecureMode)
         {
             // Without secure mode an authToken is not asked for, so one sent anyway is not judged either.
@@ -136,6 +135,82 @@ internal static class SessionEndpoints
         await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout, http.RequestAborted);
         audit.Record(SecurityEvents.LoggedOut(caller.User.UserId, caller.NetworkId, caller.SessionId, RevokeReasons.Logout), http.Origin());
         return TypedResults.Json(new SuccessResponse(true), AdminApiJson.Default.SuccessResponse);
+    }
+
+    public static Refusal? CheckDeviceInfo(DeviceInfo? deviceInfo) =>
+        Field.Check(deviceInfo?.Kind, "deviceInfo.kind", DeviceInfoMaxLength, required: false)
+        ?? Field.Check(deviceInfo?.Model, "deviceInfo.model", DeviceInfoMaxLength, required: false)
+        ?? Field.Check(deviceInfo?.SdkVersion, "deviceInfo.sdkVersion", DeviceInfoMaxLength, required: false);
+
+    /// <summary>
+    /// Server to server: the customer's backend opens a session for one of its users and hands the access token to its
+    /// app, which logs in with it alone (the 7.x SDKs' <c>loginWithAccessToken</c>) and asks the backend again to renew.
+    /// The server key (and with mTLS on the network's client certificate) proves who the user is, as an auth token
+    /// would; no refresh token is made. Without CORS, like every server-key endpoint.
+    /// </summary>
+    public static void MapBackendSessionEndpoints(this IEndpointRouteBuilder app) =>
+        app.MapPost("/api/v5/server/sessions", OpenForUserAsync)
+            .WithTags("Server to server (x-server-key)")
+            .WithSummary("Open a session for a user and answer its access token (for loginWithAccessToken)")
+            .WithDescription("Header x-server-key. No refresh token: the backend opens the next session to renew. deviceId is optional; " +
+                "without it the user's backend sessions share one device, under the per-device session cap.")
+            .AcceptsJson<BackendSessionRequest>()
+            .Produces<BackendSessionResponse>(200)
+            .RequireAuthorization(Credentials.Policies.ServerToServer)
+            .RateLimited(LimitedAs.Mint);
+
+    /// <summary>Answers what the bearer token stands for; the 7.x SDKs call it to check a token they were handed.</summary>
+    public static void MapCurrentSessionEndpoint(this IEndpointRouteBuilder bearerApi) =>
+        bearerApi.MapGet("/api/v3/sessions", (HttpContext http) =>
+            {
+                var caller = http.CallerOf<Caller>();
+                return TypedResults.Json(new CurrentSessionResponse(caller.SessionId.ToString(), caller.User.UserId, caller.NetworkId, caller.User.Kind.WireName()),
+                    SessionJson.Default.CurrentSessionResponse);
+            })
+            .WithTags("Client (x-api-key, bearer)")
+            .WithSummary("The session the bearer token stands for")
+            .Produces<CurrentSessionResponse>(200)
+            .Produces<ErrorEnvelope>(401)
+            .Produces<ErrorEnvelope>(403);
+
+    private static async Task<Results<JsonHttpResult<BackendSessionResponse>, ApiError>> OpenForUserAsync(
+        HttpContext http, GatehouseDb db, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
+    {
+        var ct = http.RequestAborted;
+        var limits = options.Value.Limits;
+        var key = http.CallerOf<ServerKeys.ServerKey>();
+        var actor = http.CallerOf<CredentialSubject>().Actor;
+        var body = await JsonBody.ReadAsync(http.Request, SessionJson.Default.BackendSessionRequest, limits.MaxBodyBytes, ct);
+        var request = body.Value;
+        var error = body.Error
+            ?? Field.Check(request!.UserId, "userId", limits.UserIdMaxLength)
+            ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false, allowEmojiJoiner: true)
+            ?? Field.Check(request.DeviceId, "deviceId", limits.DeviceIdMaxLength, required: false);
+
+        IssuedSession? issued = null;
+        Network? network = null;
+        if (error is null)
+        {
+            // The key's own network, read now: the policy judged the key, not the network's current settings.
+            network = await db.Networks.AsNoTracking().FirstOrDefaultAsync(n => n.Id == key.NetworkId, ct);
+            if (network is null)
+                error = Errors.ItemNotFound("The network");
+        }
+        if (error is null)
+        {
+            var deviceId = string.IsNullOrEmpty(request!.DeviceId) ? "backend:" + Tokens.Secrets.Digest(request.UserId!)[..32] : request.DeviceId;
+            var login = new Login(request.UserId!, deviceId, request.DisplayName, "backend", null, null, Backend: actor);
+            (issued, error) = await sessions.OpenAsync(network!, login, http.Connection.RemoteIpAddress?.ToString(), ct);
+        }
+
+        if (error is not null)
+        {
+            var userId = request is not null && Field.Check(request.UserId, "userId", limits.UserIdMaxLength) is null ? request.UserId : null;
+            audit.Record(SecurityEvents.SessionRefused(key.NetworkId, userId, error.Reason, actor), http.Origin());
+            return error.AsResult();
+        }
+        audit.Record(issued!.Raised!, http.Origin());
+        return TypedResults.Json(BackendSessionResponse.Of(issued), SessionJson.Default.BackendSessionResponse);
     }
 
     /// <summary>Only a userId that passed validation goes into the audit log, never arbitrary input.</summary>

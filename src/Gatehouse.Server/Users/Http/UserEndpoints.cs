@@ -45,9 +45,29 @@ internal static class UserEndpoints
             .Produces<UsersResponse>(200)
             .Produces<ErrorEnvelope>(401)
             .Produces<ErrorEnvelope>(403);
+        client.MapGet("/api/v3/users/{userId}", UserAsync)
+            .WithSummary("One user of the caller's network (the 7.x SDKs read the signed-in user with it)")
+            .Produces<UsersResponse>(200)
+            .Produces<ErrorEnvelope>(401)
+            .Produces<ErrorEnvelope>(404);
         client.MapGet("/api/v3/network-settings/chat", ChatSettingsAsync)
             .WithSummary("The network's chat settings (the SDK reads them at login)")
             .Produces<ChatSettingsResponse>(200);
+    }
+
+    private static readonly CompiledQuery<string, string, User?> UserNamed =
+        new((db, networkId, userId, ct) => db.Users.AsNoTracking().FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId && !u.IsDeleted));
+
+    /// <summary>
+    /// A user of the caller's own network only. The route leaves an encoded slash (%2F) encoded, as ASP.NET Core routing
+    /// does for every segment; a userId may hold one, so it is decoded here.
+    /// </summary>
+    private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> UserAsync(HttpContext http, string userId, GatehouseDb db)
+    {
+        var caller = http.CallerOf<Caller>();
+        userId = userId.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+        var user = userId == caller.User.UserId ? caller.User : await UserNamed.RunAsync(db, caller.NetworkId, userId, http.RequestAborted);
+        return user is null ? Errors.UserNotFound.AsResult() : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), UserJson.Default.UsersResponse);
     }
 
     private static async Task<Results<JsonHttpResult<ChatSettingsResponse>, ApiError>> ChatSettingsAsync(HttpContext http, GatehouseDb db)

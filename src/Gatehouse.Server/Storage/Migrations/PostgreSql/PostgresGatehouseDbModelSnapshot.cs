@@ -354,6 +354,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .HasMaxLength(80)
                         .HasColumnType("character varying(80)");
 
+                    b.Property<bool>("BotsAllowed")
+                        .HasColumnType("boolean");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone");
 
@@ -374,6 +377,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .HasColumnType("boolean");
 
                     b.Property<bool>("SingleUseAuthTokens")
+                        .HasColumnType("boolean");
+
+                    b.Property<bool>("VisitorsAllowed")
                         .HasColumnType("boolean");
 
                     b.ComplexProperty(typeof(Dictionary<string, object>), "Chat", "Gatehouse.Server.Networks.Network.Chat#ChatSettings", b1 =>
@@ -611,6 +617,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.Property<bool>("IsGlobalBan")
                         .HasColumnType("boolean");
 
+                    b.Property<int>("Kind")
+                        .HasColumnType("integer");
+
                     b.Property<string>("NetworkId")
                         .IsRequired()
                         .HasColumnType("character varying(24)");
@@ -629,6 +638,38 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .IsUnique();
 
                     b.ToTable("Users");
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.Visitors.VisitorSecret", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("CreatedBy")
+                        .IsRequired()
+                        .HasMaxLength(300)
+                        .HasColumnType("character varying(300)");
+
+                    b.Property<DateTimeOffset?>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("NetworkId")
+                        .IsRequired()
+                        .HasColumnType("character varying(24)");
+
+                    b.Property<string>("ProtectedSecret")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("NetworkId");
+
+                    b.ToTable("VisitorSecrets");
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>
@@ -731,6 +772,15 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .WithMany()
                         .HasForeignKey("NetworkId")
                         .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired();
+                });
+
+            modelBuilder.Entity("Gatehouse.Server.Visitors.VisitorSecret", b =>
+                {
+                    b.HasOne("Gatehouse.Server.Networks.Network", null)
+                        .WithMany()
+                        .HasForeignKey("NetworkId")
+                        .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
                 });
 #pragma warning restore 612, 618
