@@ -1,3 +1,7 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
 namespace Gatehouse.Client;
 
 /// <summary>
@@ -36,6 +40,46 @@ public sealed class AuthTokenClient
             () => WithServerKey(Transport.WithJson(HttpMethod.Post, "api/v4/authentication/token", new { userId })),
             cancellationToken).ConfigureAwait(false);
         return new AuthToken(answer.AuthToken, answer.ExpiresAt);
+    }
+
+    /// <summary>
+    /// Opens a session for one of the backend's users and answers its access token, for an app that logs in with the
+    /// token alone (<c>loginWithAccessToken</c>); to renew, the app asks the backend, which opens another. No refresh
+    /// token is made.
+    /// </summary>
+    /// <param name="userId">The user, as the app knows it.</param>
+    /// <param name="displayName">The user's display name, set or changed with the session; null leaves it.</param>
+    /// <param name="deviceId">The app's device, if the backend knows it; without one the user's backend sessions share one device.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="GatehouseUnauthorizedException">The server key, or the client certificate under mTLS, was refused.</exception>
+    /// <exception cref="GatehouseException">Any other refusal (488999 for a visitor's userId, 400312 for a banned user).</exception>
+    public async Task<BackendSession> OpenSessionAsync(string userId, string? displayName = null, string? deviceId = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(userId);
+        var answer = await _transport.SendAsync<BackendSessionAnswer>(
+            () => WithServerKey(Transport.WithJson(HttpMethod.Post, "api/v5/server/sessions", new { userId, displayName, deviceId })),
+            cancellationToken).ConfigureAwait(false);
+        return new BackendSession(userId, answer.UserType, answer.AccessToken, answer.IssuedAt, answer.ExpiresAt);
+    }
+
+    /// <summary>
+    /// Signs a visitor's device for <c>loginAsVisitor</c> in secure mode, with <see cref="AuthTokenClientOptions.VisitorSecret"/>:
+    /// HMAC-SHA256 in hex of <c>deviceId=&lt;deviceId&gt;&amp;authSignatureExpiresAt=&lt;expiry&gt;</c>. Computed here; nothing is sent.
+    /// </summary>
+    /// <param name="deviceId">The device id the app's SDK sends (the 7.x SDKs keep one per installation).</param>
+    /// <param name="expiresAt">Until when the signature opens sessions; Gatehouse refuses one more than 24 hours ahead (by default).</param>
+    /// <exception cref="InvalidOperationException">No visitor secret was configured.</exception>
+    public VisitorSignature SignVisitor(string deviceId, DateTimeOffset expiresAt)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(deviceId);
+        if (string.IsNullOrWhiteSpace(_options.VisitorSecret))
+            throw new InvalidOperationException("VisitorSecret is required to sign visitors: set AuthTokenClientOptions.VisitorSecret.");
+        // As JavaScript's toISOString writes it, the form apps and the hosted docs use.
+        var until = expiresAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(_options.VisitorSecret),
+            Encoding.UTF8.GetBytes($"deviceId={deviceId}&authSignatureExpiresAt={until}"));
+        return new VisitorSignature(Convert.ToHexStringLower(mac), until);
     }
 
     private HttpRequestMessage WithServerKey(HttpRequestMessage request)

@@ -84,6 +84,28 @@ public sealed record AuditQuery
     public int Limit { get; init; } = 20;
 }
 
+/// <summary>
+/// A session the backend opened for one of its users: hand <see cref="AccessToken"/> to the user's app, which logs in
+/// with it alone (the 7.x SDKs' <c>loginWithAccessToken</c>) and asks the backend again to renew.
+/// </summary>
+/// <param name="UserId">The user the session belongs to.</param>
+/// <param name="UserType"><c>signed-in</c> (a backend opens sessions for its own users only).</param>
+/// <param name="AccessToken">The bearer token for the app.</param>
+/// <param name="IssuedAt">When the access token was issued.</param>
+/// <param name="ExpiresAt">When the access token expires.</param>
+public sealed record BackendSession(string UserId, string UserType, string AccessToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt)
+{
+    /// <summary>Keeps the token out of logs and debugger views.</summary>
+    public override string ToString() => $"BackendSession {{ UserId = {UserId}, ExpiresAt = {ExpiresAt:O} }}";
+}
+
+/// <summary>What a visitor's app passes to <c>loginAsVisitor</c> (or <c>renewWithAuthSignature</c>) in secure mode.</summary>
+/// <param name="AuthSignature">HMAC-SHA256 in hex of <c>deviceId=…&amp;authSignatureExpiresAt=…</c> with the visitor secret.</param>
+/// <param name="AuthSignatureExpiresAt">The expiry exactly as signed (ISO 8601, UTC).</param>
+public sealed record VisitorSignature(string AuthSignature, string AuthSignatureExpiresAt);
+
+internal sealed record BackendSessionAnswer(string AccessToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string UserType, IReadOnlyList<GatehouseUser> Users);
+
 internal sealed record SessionAnswer(string AccessToken, string? RefreshToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, IReadOnlyList<GatehouseUser> Users);
 
 internal sealed record UsersAnswer(IReadOnlyList<GatehouseUser> Users);

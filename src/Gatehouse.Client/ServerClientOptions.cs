@@ -72,6 +72,12 @@ public sealed class AuthTokenClientOptions : ServerClientOptions
 
     /// <summary>The endpoint version (default v4).</summary>
     public AuthTokenEndpoint Version { get; set; } = AuthTokenEndpoint.V4;
+
+    /// <summary>
+    /// The network's visitor secret (<c>gvs_…</c>), for <see cref="AuthTokenClient.SignVisitor"/> in secure mode; generated in
+    /// the console (Settings · Integrations) or with <c>visitor-secret generate</c>. Keep it beside the server key.
+    /// </summary>
+    public string? VisitorSecret { get; set; }
 }
 
 /// <summary>Settings of <see cref="AdminClient"/>.</summary>

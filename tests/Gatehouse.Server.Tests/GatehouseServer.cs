@@ -131,6 +131,26 @@ public class GatehouseServer : IAsyncLifetime
         return new TestNetwork(network.Id, network.ApiKey);
     }
 
+    /// <summary>Allows (or refuses) visitors' or bots' sessions, as the console's switch does.</summary>
+    internal async Task SetAnonymousModeAsync(TestNetwork network, Users.UserKind kind, bool on)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var admin = scope.ServiceProvider.GetRequiredService<NetworkAdministration>();
+        await admin.SetAnonymousModeAsync((await admin.FindAsync(network.Id))!, kind, on, "test");
+    }
+
+    public async Task<string> GenerateVisitorSecretAsync(TestNetwork network)
+    {
+        await using var scope = Services.CreateAsyncScope();
+        var found = await scope.ServiceProvider.GetRequiredService<NetworkAdministration>().FindAsync(network.Id);
+        return await scope.ServiceProvider.GetRequiredService<Visitors.VisitorSecrets>().GenerateAsync(found!, "test");
+    }
+
+    public Task<HttpResponseMessage> CreateVisitorSessionAsync(TestNetwork network, string deviceId, string kind = "visitor",
+        string? authSignature = null, string? authSignatureExpiresAt = null) =>
+        PostJsonAsync($"/api/v5/sessions/{kind}", new { deviceId, authSignature, authSignatureExpiresAt, deviceInfo = new { kind = "ios", model = "test", sdkVersion = "7.20.0" } },
+            network.ApiKey);
+
     public async Task SetSecureModeAsync(TestNetwork network, bool on)
     {
         await using var scope = Services.CreateAsyncScope();
