@@ -27,6 +27,8 @@ trap 'stop_postgres; rm -rf "$results"' EXIT
 
 # The official social.plus web SDK, pinned by tests/websdk/package-lock.json, for the compatibility tests.
 npm ci --prefix tests/websdk --no-audit --no-fund --loglevel=error
+# The newest official SDK line (@amityco/ts-sdk-react-native 7.x), pinned by tests/rnsdk/package-lock.json, run in Node.
+npm ci --prefix tests/rnsdk --no-audit --no-fund --loglevel=error
 dotnet build Gatehouse.slnx -c Release -warnaserror -v quiet -nologo
 
 suite_status=0

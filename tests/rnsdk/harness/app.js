@@ -1,7 +1,7 @@
 // What a customer's React Native app does with the official 7.x SDK, driven by a test over stdin and stdout: one
 // JSON command per line in ({"id", "op", "args"}), one answer per line out, prefixed so the SDK's own console
 // output can never be mistaken for one.
-require('./standins');
+const { storage } = require('./standins');
 const FakeTimers = require('@sinonjs/fake-timers');
 const readline = require('readline');
 
@@ -69,7 +69,8 @@ const operations = {
       return null;
     }
   },
-  deviceId: async () => (await require('@react-native-async-storage/async-storage').default.getItem('#deviceId')),
+  // The id the SDK made for this installation, as the app would read it to ask its backend for a visitor signature.
+  deviceId: () => [...storage.values()].find((value) => value.startsWith('ascWebSdk#')) ?? null,
   accessToken: () => (client.token ? client.token.accessToken : null),
   state,
   states: () => states.slice(),
