@@ -56,6 +56,39 @@ public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(new Pruned(0, 0, 0), await PruneAsync());
     }
 
+    [SkippableFact]
+    public async Task Visitors_and_bots_inactive_for_the_period_go_with_their_sessions_and_active_ones_and_users_stay()
+    {
+        var network = await server.CreateNetworkAsync();
+        await server.SetAnonymousModeAsync(network, Users.UserKind.Visitor, true);
+        await server.SetAnonymousModeAsync(network, Users.UserKind.Bot, true);
+        using (await server.CreateVisitorSessionAsync(network, "device-idle"))
+        using (await server.CreateVisitorSessionAsync(network, "crawler-idle", "bot"))
+        using (await server.CreateVisitorSessionAsync(network, "device-back"))
+        {
+        }
+        await server.LoginAsync(network, "ursula", "device-u");
+
+        // 30 days on, one visitor comes back; 31 days later the other two have been idle past the default 60 days.
+        server.Clock.Advance(TimeSpan.FromDays(30));
+        using (var back = await server.CreateVisitorSessionAsync(network, "device-back"))
+            Assert.Equal(HttpStatusCode.OK, back.StatusCode);
+        server.Clock.Advance(TimeSpan.FromDays(31));
+        var pruned = await PruneAsync();
+        await server.FlushAuditAsync();
+
+        Assert.True(pruned.Visitors >= 2, $"visitors and bots deleted: {pruned.Visitors}");
+        var left = await CountAsync(db => db.Users.Where(u => u.NetworkId == network.Id).Select(u => u.UserId).ToListAsync());
+        Assert.Equal(
+            new[] { "ursula", Visitors.VisitorIdentity.UserIdFor(Users.UserKind.Visitor, "device-back") }.Order(StringComparer.Ordinal),
+            left.Order(StringComparer.Ordinal));
+        Assert.False(await CountAsync(db => db.DeviceBindings.AnyAsync(d => d.NetworkId == network.Id && (d.DeviceId == "device-idle" || d.DeviceId == "crawler-idle"))));
+        Assert.Equal("inactive visitors=1 bots=1", await CountAsync(db => db.AuditEvents
+            .Where(e => e.NetworkId == network.Id && e.Kind == AuditKinds.UsersPruned).Select(e => e.Detail).SingleAsync()));
+        using var returning = await server.CreateVisitorSessionAsync(network, "device-idle");
+        Assert.Equal(HttpStatusCode.OK, returning.StatusCode);
+    }
+
     private Task<Pruned> PruneAsync() => server.Services.GetRequiredService<RetentionService>().PruneAsync();
 
     private async Task<T> CountAsync<T>(Func<GatehouseDb, Task<T>> query)

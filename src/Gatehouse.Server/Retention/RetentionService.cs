@@ -1,28 +1,31 @@
 using System.Diagnostics.Metrics;
+using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.Storage;
+using Gatehouse.Server.Users;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Retention;
 
 /// <summary>What one pass of <see cref="RetentionService"/> deleted.</summary>
-internal sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens);
+internal sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens, int Visitors = 0);
 
 /// <summary>
 /// Deletes, every <c>Gatehouse:Retention:Interval</c>, what no longer protects anyone: audit events past their
 /// retention, sessions that ended long enough ago (with their refresh tokens), and refresh tokens long past their
-/// own expiry. Deletes go in batches, so the single SQLite writer is never held for long. Every node may run it:
+/// own expiry, and visitors and bots inactive for <c>Gatehouse:Retention:InactiveVisitors</c> (with their sessions
+/// and device bindings; audited per network). Deletes go in batches, so the single SQLite writer is never held for long. Every node may run it:
 /// each delete is idempotent. Counts go to the log and to the gatehouse.retention.deleted counter.
 /// </summary>
 internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs, IOptions<GatehouseOptions> options, TimeProvider clock,
-    IMeterFactory meters, StartupGate startup, ILogger<RetentionService> log) : BackgroundService
+    IMeterFactory meters, StartupGate startup, AuditLog audit, ILogger<RetentionService> log) : BackgroundService
 {
     private const int Batch = 2_000;
     private readonly Counter<long> _deleted = meters.Create(SecurityMetrics.MeterName).CreateCounter<long>(
-        "gatehouse.retention.deleted", "{row}", "Rows deleted by the retention service, by what they were (audit_event, session, refresh_token).");
+        "gatehouse.retention.deleted", "{row}", "Rows deleted by the retention service, by what they were (audit_event, session, refresh_token, visitor).");
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -89,12 +92,45 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
         await DeleteInBatchesAsync(db => db.SpentAuthTokens.Where(t => t.ExpiresAt < now).OrderBy(t => t.Jti).Select(t => t.Jti),
             (db, ids) => db.SpentAuthTokens.Where(t => ids.Contains(t.Jti)).ExecuteDeleteAsync(ct), ct);
 
+        var visitors = await PruneInactiveVisitorsAsync(now - settings.Retention.InactiveVisitors, settings.Sessions.AccessTokenLifetime, ct);
+
         _deleted.Add(auditEvents, new KeyValuePair<string, object?>("what", "audit_event"));
+        _deleted.Add(visitors, new KeyValuePair<string, object?>("what", "visitor"));
         _deleted.Add(sessions, new KeyValuePair<string, object?>("what", "session"));
         _deleted.Add(refreshTokens, new KeyValuePair<string, object?>("what", "refresh_token"));
-        if (auditEvents + sessions + refreshTokens > 0)
-            LogPruned(auditEvents, sessions, refreshTokens);
-        return new Pruned(auditEvents, sessions, refreshTokens);
+        if (auditEvents + sessions + refreshTokens + visitors > 0)
+            LogPruned(auditEvents, sessions, refreshTokens, visitors);
+        return new Pruned(auditEvents, sessions, refreshTokens, visitors);
+    }
+
+    /// <summary>
+    /// Visitors and bots none of whose sessions was opened or refreshed since <paramref name="inactiveSince"/> (a refresh
+    /// moves a session's expiry to an access token's lifetime after it), deleted with every row that names them.
+    /// </summary>
+    private async Task<int> PruneInactiveVisitorsAsync(DateTimeOffset inactiveSince, TimeSpan accessTokenLifetime, CancellationToken ct)
+    {
+        var refreshedAfter = inactiveSince + accessTokenLifetime;
+        var byNetwork = new Dictionary<string, (int Visitors, int Bots)>(StringComparer.Ordinal);
+        var total = await DeleteInBatchesAsync(
+            db => db.Users.Where(u => u.Kind != UserKind.SignedIn && u.CreatedAt < inactiveSince
+                    && !db.Sessions.Any(s => s.UserRef == u.Id && (s.CreatedAt >= inactiveSince || s.ExpiresAt > refreshedAfter)))
+                .OrderBy(u => u.Id).Select(u => u.Id),
+            async (db, ids) =>
+            {
+                foreach (var user in await db.Users.Where(u => ids.Contains(u.Id)).Select(u => new { u.NetworkId, u.Kind }).ToListAsync(ct))
+                {
+                    var (visitors, bots) = byNetwork.GetValueOrDefault(user.NetworkId);
+                    byNetwork[user.NetworkId] = user.Kind == UserKind.Bot ? (visitors, bots + 1) : (visitors + 1, bots);
+                }
+                var sessionIds = db.Sessions.Where(s => ids.Contains(s.UserRef)).Select(s => s.Id);
+                await db.RefreshTokens.Where(r => sessionIds.Contains(r.SessionId)).ExecuteDeleteAsync(ct);
+                await db.Sessions.Where(s => ids.Contains(s.UserRef)).ExecuteDeleteAsync(ct);
+                await db.DeviceBindings.Where(d => ids.Contains(d.UserRef)).ExecuteDeleteAsync(ct);
+                return await db.Users.Where(u => ids.Contains(u.Id)).ExecuteDeleteAsync(ct);
+            }, ct);
+        foreach (var (networkId, (visitors, bots)) in byNetwork)
+            audit.Record(SecurityEvents.UsersPruned(networkId, visitors, bots));
+        return total;
     }
 
     private async Task<int> DeleteInBatchesAsync<TKey>(Func<GatehouseDb, IQueryable<TKey>> keys, Func<GatehouseDb, List<TKey>, Task<int>> delete,
@@ -114,8 +150,8 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
     }
 
     [LoggerMessage(EventId = 3000, Level = LogLevel.Information,
-        Message = "Retention: deleted {AuditEvents} audit events, {Sessions} ended sessions and {RefreshTokens} refresh tokens")]
-    private partial void LogPruned(int auditEvents, int sessions, int refreshTokens);
+        Message = "Retention: deleted {AuditEvents} audit events, {Sessions} ended sessions, {RefreshTokens} refresh tokens and {Visitors} inactive visitors and bots")]
+    private partial void LogPruned(int auditEvents, int sessions, int refreshTokens, int visitors);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Error, Message = "Retention pass failed; the next pass tries again")]
     private partial void LogFailed(Exception exception);
