@@ -4,6 +4,8 @@ using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Storage;
+using Gatehouse.Server.Users;
+using Gatehouse.Server.Visitors;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
@@ -13,6 +15,8 @@ namespace Gatehouse.Server.Console;
 internal sealed class IntegrationsModel(
     NetworkAdministration networks,
     ServerKeyService serverKeys,
+    VisitorSecrets visitorSecrets,
+    UserAdministration users,
     GatehouseDb db,
     AuditLog audit,
     TimeProvider clock,
@@ -27,11 +31,24 @@ internal sealed class IntegrationsModel(
     /// <summary>Set only in the answer to the generation POST: the one time the key is shown.</summary>
     public string? NewServerKey { get; private set; }
 
+    public IReadOnlyList<VisitorSecret> VisitorSecrets { get; private set; } = [];
+
+    /// <summary>
+    /// A new visitor secret, carried from its POST to the GET after the redirect in the encrypted, one-read TempData
+    /// cookie: shown once, and a reload neither shows it again nor generates another.
+    /// </summary>
+    [TempData]
+    public string? NewVisitorSecret { get; set; }
+
+    public int Visitors { get; private set; }
+    public int Bots { get; private set; }
+
     /// <summary>While a dialog is open the page behind it is inert: Tab and clicks reach only the dialog.</summary>
-    public bool DialogOpen => NewServerKey is not null
+    public bool DialogOpen => NewServerKey is not null || NewVisitorSecret is not null
         || (Confirm is "api-key" && Access.CanManageSettings)
         || (Confirm is "secure-mode" && Access.CanChangeSecurity)
-        || (Confirm is "server-key" && Access.CanGenerateServerKey);
+        || (Confirm is "server-key" && Access.CanGenerateServerKey)
+        || (Confirm is "visitor-secret" && Access.CanChangeSecurity);
 
     public TimeSpan GracePeriod => options.Value.ServerKeyGracePeriod;
 
@@ -47,6 +64,10 @@ internal sealed class IntegrationsModel(
     public async Task OnGetAsync()
     {
         Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
+        VisitorSecrets = await visitorSecrets.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
+        var kinds = await users.CountByKindAsync(Access.Network.Id, HttpContext.RequestAborted);
+        Visitors = kinds.GetValueOrDefault(UserKind.Visitor);
+        Bots = kinds.GetValueOrDefault(UserKind.Bot);
         if (Confirm is "secure-mode" && !Access.Network.SecureMode)
             SessionsWithoutAuthToken = await networks.CountSessionsWithoutAuthTokenAsync(Access.Network.Id, HttpContext.RequestAborted);
     }
@@ -94,6 +115,41 @@ internal sealed class IntegrationsModel(
         return Redirect(Here);
     }
 
+    public async Task<IActionResult> OnPostAnonymousModesAsync(bool visitors, bool bots)
+    {
+        if (!Access.CanChangeSecurity)
+        {
+            audit.Record(SecurityEvents.NotPermitted(AuditKinds.VisitorModeChanged, Actor, Access.Network.Id), HttpContext.Origin());
+            return Refused();
+        }
+        var network = Access.Network;
+        var (visitorsWere, botsWere) = (network.VisitorsAllowed, network.BotsAllowed);
+        var endedVisitors = await networks.SetAnonymousModeAsync(network, UserKind.Visitor, visitors, Actor, HttpContext.RequestAborted);
+        var endedBots = await networks.SetAnonymousModeAsync(network, UserKind.Bot, bots, Actor, HttpContext.RequestAborted);
+        Status = (visitorsWere, botsWere) == (visitors, bots) ? "Nothing changed."
+            : $"Visitors are {(visitors ? "allowed" : "refused")}, bots are {(bots ? "allowed" : "refused")}."
+              + (endedVisitors + endedBots > 0 ? $" {Sessions(endedVisitors + endedBots)} of theirs ended." : "");
+        return Redirect(Here);
+    }
+
+    public async Task<IActionResult> OnPostGenerateVisitorSecretAsync()
+    {
+        if (!Access.CanChangeSecurity)
+        {
+            audit.Record(SecurityEvents.NotPermitted(AuditKinds.VisitorSecretGenerated, Actor, Access.Network.Id), HttpContext.Origin());
+            return Refused();
+        }
+        NewVisitorSecret = await visitorSecrets.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
+        return Redirect(Here);
+    }
+
+    public string VisitorSecretState(VisitorSecret secret) => secret.ExpiresAt switch
+    {
+        null => "Active",
+        { } end when end > Now => $"Replaced; works until {end:yyyy-MM-dd HH:mm} UTC",
+        { } end => $"Stopped {end:yyyy-MM-dd HH:mm} UTC",
+    };
+
     public async Task<IActionResult> OnPostGenerateServerKeyAsync()
     {
         if (!Access.CanGenerateServerKey)
@@ -140,8 +196,9 @@ internal sealed class IntegrationsModel(
         { } end => $"Stopped {end:yyyy-MM-dd HH:mm} UTC",
     };
 
-    public static string Describe(TimeSpan span) =>
-        span == TimeSpan.Zero ? "immediately"
-        : span.TotalHours >= 1 && span.Minutes == 0 ? $"after {span.TotalHours:0} hour{(span.TotalHours == 1 ? "" : "s")}"
-        : $"after {span.TotalMinutes:0} minutes";
+    /// <summary>How long something lasts: "for 1 hour" (or "no longer" when the grace is zero).</summary>
+    public static string During(TimeSpan span) => span == TimeSpan.Zero ? "no longer" : "for " + Amount(span);
+
+    private static string Amount(TimeSpan span) =>
+        span.TotalHours >= 1 && span.Minutes == 0 ? $"{span.TotalHours:0} hour{(span.TotalHours == 1 ? "" : "s")}" : $"{span.TotalMinutes:0} minutes";
 }
