@@ -14,7 +14,7 @@ public sealed class ArchitectureTests
     {
         "Gatehouse.Server.Sessions", "Gatehouse.Server.AuthTokens", "Gatehouse.Server.ServerKeys", "Gatehouse.Server.AdminTokens",
         "Gatehouse.Server.Certificates", "Gatehouse.Server.Users", "Gatehouse.Server.Networks", "Gatehouse.Server.Admins",
-        "Gatehouse.Server.Audit", "Gatehouse.Server.Refusals",
+        "Gatehouse.Server.Audit", "Gatehouse.Server.Refusals", "Gatehouse.Server.Visitors",
     };
 
     private static readonly Lazy<ModuleDefinition> Server = new(() => ModuleDefinition.ReadModule(typeof(GatehouseApp).Assembly.Location));
