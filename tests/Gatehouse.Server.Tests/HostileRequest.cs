@@ -40,6 +40,9 @@ internal sealed record HostileRequest(HttpMethod Method, string Path, (string Na
         (HttpMethod.Post, "/api/v3/sessions", "api"), (HttpMethod.Post, "/api/v4/sessions", "api"), (HttpMethod.Post, "/api/v5/sessions", "api"),
         (HttpMethod.Post, "/api/v4/sessions/refresh", "api"), (HttpMethod.Delete, "/api/v4/sessions", "bearer-refused"),
         (HttpMethod.Get, "/api/v3/users/me", "bearer"), (HttpMethod.Get, "/api/v3/network-settings/chat", "bearer"),
+        (HttpMethod.Post, "/api/v5/sessions/visitor", "api"), (HttpMethod.Post, "/api/v5/sessions/bot", "api"),
+        (HttpMethod.Get, "/api/v3/sessions", "bearer"), (HttpMethod.Get, "/api/v3/users/{0}", "bearer"),
+        (HttpMethod.Post, "/api/v5/server/sessions", "server-refused"),
         (HttpMethod.Get, "/api/v3/authentication/token?userId=", "server"), (HttpMethod.Post, "/api/v4/authentication/token", "server"),
         (HttpMethod.Get, "/api/v4/admin/users?search=", "admin"), (HttpMethod.Get, "/api/v4/admin/users/", "admin"),
         (HttpMethod.Post, "/api/v4/admin/users/{0}/ban", "admin-refused"), (HttpMethod.Post, "/api/v4/admin/users/{0}/unban", "admin-refused"),
@@ -54,7 +57,8 @@ internal sealed record HostileRequest(HttpMethod Method, string Path, (string Na
     ];
 
     private static readonly string[] Fields =
-        ["userId", "deviceId", "displayName", "authToken", "refreshToken", "deviceInfo", "kind", "model", "sdkVersion", "userIds"];
+        ["userId", "deviceId", "displayName", "authToken", "refreshToken", "deviceInfo", "kind", "model", "sdkVersion", "userIds",
+         "authSignature", "authSignatureExpiresAt"];
 
     private static readonly string?[] ContentTypes =
     [

@@ -33,11 +33,15 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
         using var v4 = await MintV4Async(withCertificate, serverKey);
         using var noCertificate = await MintAsync(withoutCertificate, serverKey);
         using var plainHttp = await MintAsync(server.Http, serverKey);
+        using var backendSession = await OpenSessionAsync(withCertificate, serverKey);
+        using var backendSessionWithoutCertificate = await OpenSessionAsync(withoutCertificate, serverKey);
 
         Assert.Equal(HttpStatusCode.OK, v3.StatusCode);
         Assert.Equal(HttpStatusCode.OK, v4.StatusCode);
         Assert.Contains("no client certificate", await Envelope.AssertUnauthorizedAsync(noCertificate), StringComparison.Ordinal);
         Assert.Contains("call over HTTPS", await Envelope.AssertUnauthorizedAsync(plainHttp), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, backendSession.StatusCode);
+        Assert.Contains("no client certificate", await Envelope.AssertUnauthorizedAsync(backendSessionWithoutCertificate), StringComparison.Ordinal);
     }
 
     [SkippableFact]
@@ -320,6 +324,13 @@ public abstract class MtlsTests<TServer>(TServer server) : IClassFixture<TServer
     private static async Task<HttpResponseMessage> MintV4Async(HttpClient client, string serverKey)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v4/authentication/token") { Content = JsonContent.Create(new { userId = "alice" }) };
+        request.Headers.Add("x-server-key", serverKey);
+        return await client.SendAsync(request);
+    }
+
+    private static async Task<HttpResponseMessage> OpenSessionAsync(HttpClient client, string serverKey)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/server/sessions") { Content = JsonContent.Create(new { userId = "alice" }) };
         request.Headers.Add("x-server-key", serverKey);
         return await client.SendAsync(request);
     }

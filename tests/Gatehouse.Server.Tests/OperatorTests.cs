@@ -124,6 +124,52 @@ public sealed class OperatorTests : IDisposable
     }
 
     [Fact]
+    public async Task Visitor_and_bot_modes_and_the_visitor_secret_switched_beside_a_running_server_take_effect_at_once()
+    {
+        var (_, createOut, _) = await RunAsync("network", "create", "Visitors");
+        var networkId = createOut.Split(' ')[1];
+        var network = new TestNetwork(networkId, Line(createOut, "API key:"));
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        await server.InitializeAsync();
+        try
+        {
+            using (var off = await server.CreateVisitorSessionAsync(network, "device-v"))
+                await Envelope.AssertErrorAsync(off, HttpStatusCode.Forbidden, 488999);
+
+            var (visitorsOn, visitorsOut, _) = await RunAsync("visitor-mode", networkId, "on");
+            var (botsOn, _, _) = await RunAsync("bot-mode", networkId, "on");
+            using (var visitor = await server.CreateVisitorSessionAsync(network, "device-v"))
+                Assert.Equal(HttpStatusCode.OK, visitor.StatusCode);
+            using (var bot = await server.CreateVisitorSessionAsync(network, "crawler", "bot"))
+                Assert.Equal(HttpStatusCode.OK, bot.StatusCode);
+            var (visitorsOff, offOut, _) = await RunAsync("visitor-mode", networkId, "off");
+            await RunAsync("secure-mode", networkId, "on");
+            await RunAsync("visitor-mode", networkId, "on");
+            var (generated, secretOut, _) = await RunAsync("visitor-secret", "generate", networkId);
+            var secret = Line(secretOut, "Visitor secret:");
+            var signature = new Gatehouse.Client.AuthTokenClient(server.Http,
+                new() { Endpoint = server.BaseAddress, ServerKey = "unused", VisitorSecret = secret }).SignVisitor("device-v", server.Clock.GetUtcNow().AddHours(1));
+            using var signed = await server.CreateVisitorSessionAsync(network, "device-v", authSignature: signature.AuthSignature,
+                authSignatureExpiresAt: signature.AuthSignatureExpiresAt);
+            var (unknown, _, unknownError) = await RunAsync("visitor-mode", "no-such-network", "on");
+            var (wrong, _, _) = await RunAsync("bot-mode", networkId, "maybe");
+
+            Assert.Equal((0, 0, 0, 0), (visitorsOn, botsOn, visitorsOff, generated));
+            Assert.Contains("Visitors may open read-only sessions", visitorsOut, StringComparison.Ordinal);
+            Assert.Contains("ended 1 of their session(s)", offOut, StringComparison.Ordinal);
+            Assert.StartsWith("gvs_", secret, StringComparison.Ordinal);
+            Assert.Equal(HttpStatusCode.OK, signed.StatusCode);
+            Assert.Equal(1, unknown);
+            Assert.Contains("No network with id", unknownError, StringComparison.Ordinal);
+            Assert.Equal(2, wrong);
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
+    }
+
+    [Fact]
     public async Task Admin_create_prints_a_one_time_password_and_refuses_a_duplicate_or_a_bad_email()
     {
         var (created, output, _) = await RunAsync("admin", "create", "ops@example.com");

@@ -49,6 +49,28 @@ public abstract class RateLimitSpellingTests : IAsyncLifetime
             await AssertLimitedAsync(login, $"/api/{version}/sessions");
         }
 
+        foreach (var kind in new[] { "visitor", "bot" })
+        {
+            // Counted before the network's switch is read: a refused visitor spends the minute's allowance too.
+            var network = await _server.CreateNetworkAsync();
+            for (var i = 0; i < 2; i++)
+            {
+                using var refused = await _server.CreateVisitorSessionAsync(network, $"device-{i}", kind);
+                Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            }
+            using var late = await SendAsync(HttpMethod.Post, Spell($"/api/v5/sessions/{kind}", spelling), network.ApiKey, new { deviceId = "device-late" });
+            await AssertLimitedAsync(late, $"/api/v5/sessions/{kind}");
+        }
+
+        var backendKey = await _server.GenerateServerKeyAsync(await _server.CreateNetworkAsync(secureMode: true));
+        for (var i = 0; i < 2; i++)
+        {
+            using var opened = await _server.PostJsonAsync("/api/v5/server/sessions", new { userId = "alice" }, serverKey: backendKey);
+            Assert.Equal(HttpStatusCode.OK, opened.StatusCode);
+        }
+        using (var backendSession = await SendAsync(HttpMethod.Post, Spell("/api/v5/server/sessions", spelling), null, new { userId = "alice" }, backendKey))
+            await AssertLimitedAsync(backendSession, "/api/v5/server/sessions");
+
         var refreshToken = (await _server.LoginAsync(refreshes, "refresher", "device-r"))["refreshToken"]!.GetValue<string>();
         using (var refreshed = await _server.RefreshAsync(refreshes, refreshToken))
             Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);

@@ -123,6 +123,8 @@ public abstract class VisitorTests<TServer>(TServer server) : IClassFixture<TSer
         using var replayedAfterExpiry = await server.CreateVisitorSessionAsync(network, "device-1", authSignature: good.AuthSignature, authSignatureExpiresAt: good.AuthSignatureExpiresAt);
 
         Assert.Contains("no visitor secret", await Envelope.AssertUnauthorizedAsync(noSecretYet), StringComparison.Ordinal);
+        Assert.Contains("VisitorSecret is required", Assert.Throws<InvalidOperationException>(() => Backend(serverKey).SignVisitor("device-1", now.AddHours(1))).Message,
+            StringComparison.Ordinal);
         Assert.Contains("required", await Envelope.AssertUnauthorizedAsync(unsigned), StringComparison.Ordinal);
         Assert.Contains("does not match", await Envelope.AssertUnauthorizedAsync(otherDevice), StringComparison.Ordinal);
         Assert.Contains("does not match", await Envelope.AssertUnauthorizedAsync(wrongSecret), StringComparison.Ordinal);

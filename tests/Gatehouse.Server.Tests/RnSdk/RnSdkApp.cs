@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Gatehouse.Client;
 using Gatehouse.Server.Tests.WebSdk;
 
 namespace Gatehouse.Server.Tests.RnSdk;
@@ -38,13 +39,16 @@ public sealed class RnSdkApp : IAsyncDisposable
     {
         if (!Directory.Exists(Repository.PathOf("tests", "rnsdk", "node_modules", "@amityco", "ts-sdk-react-native")))
             throw new InvalidOperationException("The React Native SDK is not installed: run `npm ci --prefix tests/rnsdk` (./test.sh does).");
-        var node = Process.Start(new ProcessStartInfo("node", [Harness])
+        var start = new ProcessStartInfo("node", [Harness])
         {
             WorkingDirectory = Repository.PathOf("tests", "rnsdk"),
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-        })!;
+        };
+        // The app's clock starts where the server's (a test clock) stands, as a phone's and a server's agree.
+        start.Environment["GATEHOUSE_CLOCK_MS"] = server.Clock.GetUtcNow().ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var node = Process.Start(start)!;
         var app = new RnSdkApp(node);
         await app.CallAsync("create", network.ApiKey, server.BaseAddress.ToString().TrimEnd('/'));
         return app;
@@ -111,6 +115,9 @@ public sealed class RnSdkApp : IAsyncDisposable
     public async Task<string[]> RenewalsAskedAsync() => (await CallAsync("renewalsAsked")).Deserialize<string[]>(Json)!;
 
     public Task SetNextAccessTokenAsync(string token) => CallAsync("setNextAccessToken", token);
+
+    /// <summary>What the app's session handler passes to <c>renewWithAuthSignature</c> when the SDK asks a visitor to renew.</summary>
+    public Task SetNextSignatureAsync(VisitorSignature signature) => CallAsync("setNextSignature", signature.AuthSignature, signature.AuthSignatureExpiresAt);
 
     /// <summary>Moves the SDK's clock on, then lets its token watcher run once.</summary>
     public Task AdvanceAsync(TimeSpan by) => CallAsync("advance", (long)by.TotalMilliseconds);

@@ -80,9 +80,10 @@ public sealed class RnSdkTests(SqliteServer server) : IClassFixture<SqliteServer
         Assert.Equal(first.UserId, me.UserId);
         Assert.True(logout.Ok, logout.Error?.Message);
         await using var scope = server.Services.CreateAsyncScope();
-        var session = await scope.ServiceProvider.GetRequiredService<GatehouseDb>().Sessions
-            .Where(s => s.NetworkId == network.Id).OrderBy(s => s.CreatedAt).FirstAsync();
-        Assert.Equal(await app.DeviceIdAsync(), session.DeviceId);
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var visitorDevices = await db.Sessions.Where(s => s.NetworkId == network.Id)
+            .Join(db.Users.Where(u => u.UserId == first.UserId), s => s.UserRef, u => u.Id, (s, _) => s.DeviceId).Distinct().ToListAsync();
+        Assert.Equal([(await app.DeviceIdAsync())!], visitorDevices);
     }
 
     [Fact]
@@ -114,6 +115,16 @@ public sealed class RnSdkTests(SqliteServer server) : IClassFixture<SqliteServer
         Assert.All(results, r => Assert.True(r.Result is { Ok: false, State: "notLoggedIn", Error.Code: 400100 }, r.Case));
         Assert.True(signed.Ok, signed.Error?.Message);
         Assert.Equal("visitor", await app.CurrentUserTypeAsync());
+
+        // 25 days on, the SDK asks the session handler to renew; the app renews with a fresh signature from its backend.
+        var first = await app.AccessTokenAsync();
+        server.Clock.Advance(TimeSpan.FromDays(25));
+        await app.SetNextSignatureAsync(backend.SignVisitor(deviceId, server.Clock.GetUtcNow().AddHours(1)));
+        await app.AdvanceAsync(TimeSpan.FromDays(25));
+        for (var attempt = 0; attempt < 100 && await app.AccessTokenAsync() == first; attempt++)
+            await Task.Delay(100);
+        Assert.NotEqual(first, await app.AccessTokenAsync());
+        Assert.Equal(signed.UserId, (await app.MeAsync()).UserId);
     }
 
     [Fact]

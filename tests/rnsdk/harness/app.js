@@ -6,8 +6,12 @@ const FakeTimers = require('@sinonjs/fake-timers');
 const readline = require('readline');
 
 // The SDK's token watcher runs every ten minutes of its clock: the test moves that clock (and the server's) on
-// instead of waiting. Only the watcher's interval and the date are faked; sockets and timeouts run in real time.
-const clock = FakeTimers.install({ now: Date.now(), toFake: ['setInterval', 'clearInterval', 'Date'] });
+// instead of waiting. It starts where the test says the server's clock stands. Only the watcher's interval and the
+// date are faked; sockets and timeouts run in real time.
+const clock = FakeTimers.install({
+  now: Number(process.env.GATEHOUSE_CLOCK_MS || Date.now()),
+  toFake: ['setInterval', 'clearInterval', 'Date'],
+});
 const { Client } = require('@amityco/ts-sdk-react-native');
 
 const states = [];

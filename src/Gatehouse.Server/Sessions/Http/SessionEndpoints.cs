@@ -99,7 +99,7 @@ internal static class SessionEndpoints
 
         if (error is not null)
         {
-            audit.Record(SecurityEvents.SessionRefused(network.Id, UserIdIfValid(request, limits), error.Reason), http.Origin());
+            audit.Record(SecurityEvents.SessionRefused(network.Id, UserIdIfValid(request?.UserId, limits), error.Reason), http.Origin());
             return error.AsResult();
         }
         audit.Record(issued!.Raised!, http.Origin());
@@ -198,15 +198,14 @@ internal static class SessionEndpoints
         }
         if (error is null)
         {
-            var deviceId = string.IsNullOrEmpty(request!.DeviceId) ? "backend:" + Tokens.Secrets.Digest(request.UserId!)[..32] : request.DeviceId;
+            var deviceId = string.IsNullOrWhiteSpace(request!.DeviceId) ? "backend:" + Tokens.Secrets.Digest(request.UserId!)[..32] : request.DeviceId;
             var login = new Login(request.UserId!, deviceId, request.DisplayName, "backend", null, null, Backend: actor);
             (issued, error) = await sessions.OpenAsync(network!, login, http.Connection.RemoteIpAddress?.ToString(), ct);
         }
 
         if (error is not null)
         {
-            var userId = request is not null && Field.Check(request.UserId, "userId", limits.UserIdMaxLength) is null ? request.UserId : null;
-            audit.Record(SecurityEvents.SessionRefused(key.NetworkId, userId, error.Reason, actor), http.Origin());
+            audit.Record(SecurityEvents.SessionRefused(key.NetworkId, UserIdIfValid(request?.UserId, limits), error.Reason, actor), http.Origin());
             return error.AsResult();
         }
         audit.Record(issued!.Raised!, http.Origin());
@@ -214,6 +213,6 @@ internal static class SessionEndpoints
     }
 
     /// <summary>Only a userId that passed validation goes into the audit log, never arbitrary input.</summary>
-    private static string? UserIdIfValid(SessionRequest? request, InputLimits limits) =>
-        request is not null && Field.Check(request.UserId, "userId", limits.UserIdMaxLength) is null ? request.UserId : null;
+    private static string? UserIdIfValid(string? userId, InputLimits limits) =>
+        Field.Check(userId, "userId", limits.UserIdMaxLength) is null ? userId : null;
 }
