@@ -68,6 +68,7 @@ internal static class GatehouseServices
         services.AddScoped<NetworkAdministration>();
         services.AddScoped<ServerKeyService>();
         services.AddScoped<VisitorSecrets>();
+        services.AddScoped<Console.OneTimeReveals>();
         services.AddScoped<AdminAccounts>();
         services.AddScoped<AdminTokenService>();
         services.AddScoped<UserAdministration>();

@@ -8,10 +8,26 @@ namespace Gatehouse.Server.Console;
 internal sealed record NetworkAdmin(Admin Admin, AdminMembership Membership);
 
 /// <summary>Settings → Admin Users: the network's admins, and the admin tokens that open its admin API.</summary>
-internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, TimeProvider clock, ConsoleAccess access) : ConsolePage(access)
+internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService tokens, OneTimeReveals reveals, TimeProvider clock, ConsoleAccess access)
+    : ConsolePage(access)
 {
     [BindProperty(SupportsGet = true)]
     public string? Confirm { get; set; }
+
+    /// <summary>The one-time slot (<see cref="OneTimeReveals"/>) a generation redirected here with.</summary>
+    [BindProperty(SupportsGet = true)]
+    public Guid? Reveal { get; set; }
+
+    /// <summary>The slot was already taken (a reload): the page says the secret is not shown again.</summary>
+    public bool RevealGone { get; private set; }
+
+    /// <summary>With <c>?confirm=revoke</c>: the token the confirmation dialog names.</summary>
+    [BindProperty(SupportsGet = true)]
+    public Guid? TokenId { get; set; }
+
+    public AdminTokenView? TokenToRevoke => Confirm == "revoke"
+        ? Tokens.FirstOrDefault(t => t.Token.Id == TokenId && t.Token.IsActive(Now) && CanRevoke(t))
+        : null;
 
     public IReadOnlyList<NetworkAdmin> Admins { get; private set; } = [];
     public IReadOnlyList<AdminRequest> Requests { get; private set; } = [];
@@ -20,16 +36,36 @@ internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService to
     public string? WhyNoToken { get; private set; }
     public string? Error { get; private set; }
 
-    /// <summary>Set only in the answer that created them: the one time they are shown.</summary>
+    /// <summary>Taken from their slot by the GET a creation redirected to: the one time they are shown.</summary>
     public string? NewToken { get; private set; }
     public string? NewAdminEmail { get; private set; }
     public string? NewAdminPassword { get; private set; }
 
     public DateTimeOffset Now => clock.GetUtcNow();
     public string Here => $"/console/n/{Access.Network.Id}/admin-users";
-    public bool DialogOpen => NewToken is not null || NewAdminPassword is not null || (Confirm == "token" && WhyNoToken is null);
+    public bool DialogOpen => NewToken is not null || NewAdminPassword is not null || TokenToRevoke is not null
+        || (Confirm == "token" && WhyNoToken is null);
 
-    public async Task OnGetAsync() => await LoadAsync();
+    public async Task OnGetAsync()
+    {
+        if (Reveal is { } slot)
+        {
+            var values = await reveals.TakeAsync(slot, CurrentAdmin.Id, RevealKind, HttpContext.RequestAborted);
+            NewToken = values?.GetValueOrDefault("adminToken");
+            NewAdminEmail = values?.GetValueOrDefault("email");
+            NewAdminPassword = values?.GetValueOrDefault("password");
+            RevealGone = values is null;
+        }
+        await LoadAsync();
+    }
+
+    private string RevealKind => "admin-users:" + Access.Network.Id;
+
+    private async Task<IActionResult> RevealAsync(Dictionary<string, string> values)
+    {
+        var slot = await reveals.PutAsync(CurrentAdmin.Id, RevealKind, values, HttpContext.RequestAborted);
+        return Redirect($"{Here}?reveal={slot}");
+    }
 
     public async Task<IActionResult> OnPostGenerateTokenAsync(int days = 365, bool revokePrevious = false)
     {
@@ -42,9 +78,7 @@ internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService to
             Response.StatusCode = StatusCodes.Status403Forbidden;
             return Page();
         }
-        NewToken = token;
-        await LoadAsync();
-        return Page();
+        return await RevealAsync(new() { ["adminToken"] = token! });
     }
 
     public async Task<IActionResult> OnPostRevokeTokenAsync(Guid tokenId)
@@ -97,10 +131,7 @@ internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService to
             Status = $"{email} now has the {parsed} role in this network.";
             return Redirect(Here);
         }
-        NewAdminEmail = email?.Trim().ToLowerInvariant();
-        NewAdminPassword = password;
-        await LoadAsync();
-        return Page();
+        return await RevealAsync(new() { ["email"] = email!.Trim().ToLowerInvariant(), ["password"] = password });
     }
 
     public async Task<IActionResult> OnPostDecideRequestAsync(Guid requestId, bool approve)
@@ -119,10 +150,7 @@ internal sealed class AdminUsersModel(AdminAccounts admins, AdminTokenService to
             Status = approve ? $"{email} now has its role in this network." : $"The request for {email} was declined.";
             return Redirect(Here);
         }
-        NewAdminEmail = email;
-        NewAdminPassword = password;
-        await LoadAsync();
-        return Page();
+        return await RevealAsync(new() { ["email"] = email!, ["password"] = password });
     }
 
     public async Task<IActionResult> OnPostUpdateAdminAsync(Guid adminId, string? role, bool accessSecureMode, bool disabled)

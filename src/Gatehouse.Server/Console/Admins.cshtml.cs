@@ -4,8 +4,17 @@ using Microsoft.AspNetCore.Mvc;
 namespace Gatehouse.Server.Console;
 
 /// <summary>The portal owner creates console accounts and decides what each may do in each network.</summary>
-internal sealed class AdminsModel(AdminAccounts admins, ConsoleAccess access) : ConsolePage(access)
+internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, ConsoleAccess access) : ConsolePage(access)
 {
+    private const string RevealKind = "admins";
+
+    /// <summary>The one-time slot (<see cref="OneTimeReveals"/>) a creation redirected here with.</summary>
+    [BindProperty(SupportsGet = true)]
+    public Guid? Reveal { get; set; }
+
+    /// <summary>The slot was already taken (a reload): the page says the password is not shown again.</summary>
+    public bool RevealGone { get; private set; }
+
     public IReadOnlyList<Admin> Admins { get; private set; } = [];
     public ILookup<Guid, AdminMembership> Memberships { get; private set; } = Array.Empty<AdminMembership>().ToLookup(m => m.AdminId);
     public string? Error { get; private set; }
@@ -16,6 +25,13 @@ internal sealed class AdminsModel(AdminAccounts admins, ConsoleAccess access) : 
     {
         if (!CurrentAdmin.IsSuperAdmin)
             return Refused();
+        if (Reveal is { } slot)
+        {
+            var values = await reveals.TakeAsync(slot, CurrentAdmin.Id, RevealKind, HttpContext.RequestAborted);
+            CreatedEmail = values?.GetValueOrDefault("email");
+            OneTimePassword = values?.GetValueOrDefault("password");
+            RevealGone = values is null;
+        }
         await LoadAsync();
         return Page();
     }
@@ -25,11 +41,15 @@ internal sealed class AdminsModel(AdminAccounts admins, ConsoleAccess access) : 
         if (!CurrentAdmin.IsSuperAdmin)
             return Refused();
         var (admin, password, error) = await admins.CreateAsync(email ?? "", superAdmin: false, Actor, HttpContext.RequestAborted);
-        Error = error?.Message;
-        CreatedEmail = admin?.Email;
-        OneTimePassword = password;
-        await LoadAsync();
-        return Page();
+        if (error is not null)
+        {
+            Error = error.Message;
+            await LoadAsync();
+            return Page();
+        }
+        var slot = await reveals.PutAsync(CurrentAdmin.Id, RevealKind,
+            new Dictionary<string, string> { ["email"] = admin!.Email, ["password"] = password! }, HttpContext.RequestAborted);
+        return Redirect($"/console/admins?reveal={slot}");
     }
 
     public async Task<IActionResult> OnPostRoleAsync(Guid adminId, string? networkId, string? role, bool accessSecureMode)

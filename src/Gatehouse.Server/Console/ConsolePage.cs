@@ -3,8 +3,12 @@ using Gatehouse.Server.Networks;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Mvc.Filters;
 using Microsoft.AspNetCore.Mvc.RazorPages;
+using Microsoft.AspNetCore.Mvc.ViewFeatures;
 
 namespace Gatehouse.Server.Console;
+
+/// <summary>A refused page, shown inside the console's layout and navigation (<c>_Refused.cshtml</c>).</summary>
+internal sealed record RefusedView(string Title, string Message, string Back);
 
 /// <summary>What the layout shows: who is signed in, the networks they can switch to, the one in view.</summary>
 internal sealed record ConsoleNav(Admin Admin, IReadOnlyList<Network> Networks, Network? Current);
@@ -21,8 +25,13 @@ internal abstract class ConsolePage(ConsoleAccess access) : PageModel
     /// <summary>The network of a /console/n/{networkId}/… page, with what the admin may do in it.</summary>
     public NetworkAccess Access { get; private set; } = null!;
 
+    /// <summary>What the last action did, shown once by the page it redirected to (green, <c>role=status</c>).</summary>
     [TempData]
     public string? Status { get; set; }
+
+    /// <summary>Why the last action was refused, shown once by the page it redirected to (red, <c>role=alert</c>).</summary>
+    [TempData]
+    public string? Problem { get; set; }
 
     protected virtual bool AllowedWhilePasswordChangeIsOwed => false;
 
@@ -45,6 +54,8 @@ internal abstract class ConsolePage(ConsoleAccess access) : PageModel
 
         if (SuperAdminsOnly && !admin.IsSuperAdmin)
         {
+            Nav = new ConsoleNav(admin, await access.VisibleNetworksAsync(admin, HttpContext.RequestAborted), null);
+            ViewData["Nav"] = Nav;
             context.Result = Refused();
             return;
         }
@@ -54,7 +65,10 @@ internal abstract class ConsolePage(ConsoleAccess access) : PageModel
         {
             if (await access.ForAsync(admin, networkId, HttpContext.RequestAborted) is not { } granted)
             {
-                context.Result = NotFound();
+                Nav = new ConsoleNav(admin, await access.VisibleNetworksAsync(admin, HttpContext.RequestAborted), null);
+                ViewData["Nav"] = Nav;
+                context.Result = Shown(StatusCodes.Status404NotFound,
+                    new RefusedView("Not found", "There is no such network, or you have no role in it.", "/console"));
                 return;
             }
             Access = granted;
@@ -65,8 +79,19 @@ internal abstract class ConsolePage(ConsoleAccess access) : PageModel
         await next();
     }
 
-    /// <summary>A change the admin has no right to: refused on the server whatever the page showed.</summary>
-    protected IActionResult Refused() => StatusCode(StatusCodes.Status403Forbidden);
+    /// <summary>
+    /// A change the admin has no right to: refused on the server whatever the page showed, answered 403 with a page
+    /// that keeps the console's navigation.
+    /// </summary>
+    protected IActionResult Refused() => Shown(StatusCodes.Status403Forbidden,
+        new RefusedView("Not permitted", "Your role does not allow this. Nothing was changed.", Request.Path));
+
+    private PartialViewResult Shown(int status, RefusedView view) => new()
+    {
+        ViewName = "/Console/_Refused.cshtml",
+        ViewData = new ViewDataDictionary<RefusedView>(ViewData, view),
+        StatusCode = status,
+    };
 
     protected string Actor => AdminAccounts.Actor(CurrentAdmin);
 }

@@ -17,6 +17,7 @@ internal sealed class IntegrationsModel(
     ServerKeyService serverKeys,
     VisitorSecrets visitorSecrets,
     UserAdministration users,
+    OneTimeReveals reveals,
     GatehouseDb db,
     AuditLog audit,
     TimeProvider clock,
@@ -28,17 +29,18 @@ internal sealed class IntegrationsModel(
 
     public IReadOnlyList<ServerKey> Keys { get; private set; } = [];
 
-    /// <summary>Set only in the answer to the generation POST: the one time the key is shown.</summary>
+    /// <summary>The one-time slot (<see cref="OneTimeReveals"/>) a generation redirected here with.</summary>
+    [BindProperty(SupportsGet = true)]
+    public Guid? Reveal { get; set; }
+
+    /// <summary>A new server key or visitor secret, taken from its slot: shown by this GET only.</summary>
     public string? NewServerKey { get; private set; }
+    public string? NewVisitorSecret { get; private set; }
+
+    /// <summary>The slot was already taken (a reload): the page says the secret is not shown again.</summary>
+    public bool RevealGone { get; private set; }
 
     public IReadOnlyList<VisitorSecret> VisitorSecrets { get; private set; } = [];
-
-    /// <summary>
-    /// A new visitor secret, carried from its POST to the GET after the redirect in the encrypted, one-read TempData
-    /// cookie: shown once, and a reload neither shows it again nor generates another.
-    /// </summary>
-    [TempData]
-    public string? NewVisitorSecret { get; set; }
 
     public int Visitors { get; private set; }
     public int Bots { get; private set; }
@@ -63,6 +65,13 @@ internal sealed class IntegrationsModel(
 
     public async Task OnGetAsync()
     {
+        if (Reveal is { } slot)
+        {
+            var values = await reveals.TakeAsync(slot, CurrentAdmin.Id, RevealKind, HttpContext.RequestAborted);
+            NewServerKey = values?.GetValueOrDefault("serverKey");
+            NewVisitorSecret = values?.GetValueOrDefault("visitorSecret");
+            RevealGone = values is null;
+        }
         Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
         VisitorSecrets = await visitorSecrets.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
         var kinds = await users.CountByKindAsync(Access.Network.Id, HttpContext.RequestAborted);
@@ -92,7 +101,7 @@ internal sealed class IntegrationsModel(
         var (refused, sessions) = await networks.SetSecureModeAsync(Access.Network, on, Actor, keepSessions, HttpContext.RequestAborted);
         if (refused is not null)
         {
-            Status = refused;
+            Problem = refused;
             return Redirect(Here);
         }
         Status = !on ? "Secure mode is off: clients log in with the API key alone."
@@ -139,8 +148,8 @@ internal sealed class IntegrationsModel(
             audit.Record(SecurityEvents.NotPermitted(AuditKinds.VisitorSecretGenerated, Actor, Access.Network.Id), HttpContext.Origin());
             return Refused();
         }
-        NewVisitorSecret = await visitorSecrets.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
-        return Redirect(Here);
+        var secret = await visitorSecrets.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
+        return await RevealAsync("visitorSecret", secret);
     }
 
     public string VisitorSecretState(VisitorSecret secret) => secret.ExpiresAt switch
@@ -160,12 +169,18 @@ internal sealed class IntegrationsModel(
         var (key, error) = await serverKeys.GenerateAsync(Access.Network, Actor, HttpContext.RequestAborted);
         if (error is not null)
         {
-            Status = error.Message;
+            Problem = error.Message;
             return Redirect(Here);
         }
-        NewServerKey = key;
-        Keys = await serverKeys.ListAsync(Access.Network.Id, HttpContext.RequestAborted);
-        return Page();
+        return await RevealAsync("serverKey", key!);
+    }
+
+    private string RevealKind => "integrations:" + Access.Network.Id;
+
+    private async Task<IActionResult> RevealAsync(string name, string secret)
+    {
+        var slot = await reveals.PutAsync(CurrentAdmin.Id, RevealKind, new Dictionary<string, string> { [name] = secret }, HttpContext.RequestAborted);
+        return Redirect($"{Here}?reveal={slot}");
     }
 
     public async Task<IActionResult> OnPostChatSettingsAsync(bool enabled, bool allowMentionedChannel, bool messagePreviewEnabled,

@@ -39,13 +39,21 @@ internal sealed class KeysModel(SigningKeys keys, TimeProvider clock, ConsoleAcc
 
     public async Task<IActionResult> OnPostRetireAsync(string? kid)
     {
-        Status = await keys.RetireAsync(kid ?? "", Actor, HttpContext.RequestAborted) switch
+        switch (await keys.RetireAsync(kid ?? "", Actor, HttpContext.RequestAborted))
         {
-            RetireOutcome.Ended => $"Key {Abbreviated(kid!)} is retired: every token it signed is refused; apps renew theirs with their refresh tokens.",
-            RetireOutcome.StillSigning => "That key signs new tokens: rotate first, then retire it.",
-            RetireOutcome.AlreadyEnded => "That key was already retired.",
-            _ => "No such key.",
-        };
+            case RetireOutcome.Ended:
+                Status = $"Key {Abbreviated(kid!)} is retired: every token it signed is refused; apps renew theirs with their refresh tokens.";
+                break;
+            case RetireOutcome.StillSigning:
+                Problem = "That key signs new tokens: rotate first, then retire it.";
+                break;
+            case RetireOutcome.AlreadyEnded:
+                Problem = "That key was already retired.";
+                break;
+            default:
+                Problem = "No such key.";
+                break;
+        }
         return Redirect(Here);
     }
 

@@ -71,8 +71,10 @@ internal sealed class SecurityModel(ClientCertificates certificates, Certificate
     {
         if (!Access.CanChangeSecurity)
             return Refused();
-        Status = (await certificates.RevokeAsync(Access.Network, id, Actor, HttpContext.RequestAborted))?.Message
-            ?? "The certificate was deleted and is revoked: it is refused from now on.";
+        if (await certificates.RevokeAsync(Access.Network, id, Actor, HttpContext.RequestAborted) is { } refused)
+            Problem = refused.Message;
+        else
+            Status = "The certificate was deleted and is revoked: it is refused from now on.";
         return Redirect(Here);
     }
 
@@ -80,9 +82,13 @@ internal sealed class SecurityModel(ClientCertificates certificates, Certificate
     {
         if (!Access.CanChangeSecurity)
             return Refused();
-        Status = (await certificates.SetMtlsAsync(Access.Network, on, Actor, HttpContext.RequestAborted))?.Message
-            ?? (on ? "mTLS is on: the auth-token and admin endpoints now require one of this network's certificates."
-                : "mTLS is off: server keys and admin tokens work without a client certificate.");
+        if (await certificates.SetMtlsAsync(Access.Network, on, Actor, HttpContext.RequestAborted) is { } refused)
+        {
+            Problem = refused.Message;
+            return Redirect(Here);
+        }
+        Status = on ? "mTLS is on: the auth-token and admin endpoints now require one of this network's certificates."
+            : "mTLS is off: server keys and admin tokens work without a client certificate.";
         return Redirect(Here);
     }
 

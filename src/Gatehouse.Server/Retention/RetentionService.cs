@@ -91,6 +91,9 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
         // A spent auth token past its expiry is refused as expired anyway: its row protects nothing.
         await DeleteInBatchesAsync(db => db.SpentAuthTokens.Where(t => t.ExpiresAt < now).OrderBy(t => t.Jti).Select(t => t.Jti),
             (db, ids) => db.SpentAuthTokens.Where(t => ids.Contains(t.Jti)).ExecuteDeleteAsync(ct), ct);
+        // A secret the console made but no page took within its five minutes: nobody will see it now.
+        await DeleteInBatchesAsync(db => db.OneTimeReveals.Where(r => r.ExpiresAt < now).OrderBy(r => r.Id).Select(r => r.Id),
+            (db, ids) => db.OneTimeReveals.Where(r => ids.Contains(r.Id)).ExecuteDeleteAsync(ct), ct);
 
         var visitors = await PruneInactiveVisitorsAsync(now - settings.Retention.InactiveVisitors, settings.Sessions.AccessTokenLifetime, ct);
 

@@ -31,6 +31,7 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
     public DbSet<DeviceBinding> DeviceBindings => Set<DeviceBinding>();
     public DbSet<ServerKey> ServerKeys => Set<ServerKey>();
     public DbSet<VisitorSecret> VisitorSecrets => Set<VisitorSecret>();
+    public DbSet<Console.OneTimeReveal> OneTimeReveals => Set<Console.OneTimeReveal>();
     public DbSet<SigningKey> SigningKeys => Set<SigningKey>();
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
@@ -94,6 +95,11 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
             e.Property(x => x.CreatedBy).HasMaxLength(300);
             e.HasIndex(x => x.NetworkId);
             e.HasOne<Network>().WithMany().HasForeignKey(x => x.NetworkId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<Console.OneTimeReveal>(e =>
+        {
+            e.Property(x => x.Kind).HasMaxLength(32);
+            e.HasIndex(x => x.ExpiresAt);
         });
         modelBuilder.Entity<SigningKey>(e => e.Property(x => x.Id).HasMaxLength(64));
         modelBuilder.Entity<Admin>(e =>

@@ -246,7 +246,7 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     }
 
     [Fact]
-    public async Task A_network_the_admin_has_no_role_in_is_not_found()
+    public async Task A_network_the_admin_has_no_role_in_is_not_found_and_a_portal_page_refused_both_inside_the_console()
     {
         var mine = await Server.CreateNetworkAsync();
         var other = await Server.CreateNetworkAsync();
@@ -254,9 +254,15 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         var page = await console.NewPageAsync();
         await ConsoleFixture.SignInAsync(page, email, Password);
 
-        var response = await page.GotoAsync($"/console/n/{other.Id}/integrations");
+        var notFound = await page.GotoAsync($"/console/n/{other.Id}/integrations");
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("no such network");
+        await Expect(page.Locator("header .who")).ToContainTextAsync(email);
+        var refused = await page.GotoAsync("/console/admins");
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("does not allow");
+        await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Sign out" })).ToBeVisibleAsync();
 
-        Assert.Equal(404, response!.Status);
+        Assert.Equal(404, notFound!.Status);
+        Assert.Equal(403, refused!.Status);
     }
 
     [Fact]
@@ -306,6 +312,13 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await ConsoleFixture.ScreenshotAsync(page, "server-key-shown-once");
         await page.ClickAsync("text=I have stored the key");
         Assert.DoesNotContain(firstKey, await page.ContentAsync(), StringComparison.Ordinal);
+        // Back to the page that showed it: the key is not shown again, and no second key was made.
+        await page.GoBackAsync();
+        Assert.DoesNotContain(firstKey, await page.ContentAsync(), StringComparison.Ordinal);
+        await Expect(page.Locator("#reveal-gone")).ToBeVisibleAsync();
+        await using (var scope = Server.Services.CreateAsyncScope())
+            Assert.Equal(1, await scope.ServiceProvider.GetRequiredService<GatehouseDb>().ServerKeys.CountAsync(k => k.NetworkId == network.Id));
+        await page.GotoAsync(integrations);
         await Expect(page.Locator("table").First).ToContainTextAsync(email);
 
         var authToken = await Server.MintAsync(firstKey, "alice");
@@ -375,13 +388,14 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await page.ClickAsync("text=Generate visitor secret");
         await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Generate visitor secret" }).ClickAsync();
         await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("you will not see it again");
-        Assert.EndsWith(integrations, page.Url, StringComparison.Ordinal);
+        Assert.Contains(integrations + "?reveal=", page.Url, StringComparison.Ordinal);
         var secret = (await page.Locator("#new-visitor-secret").TextContentAsync())!.Trim();
         Assert.StartsWith("gvs_", secret, StringComparison.Ordinal);
         await ConsoleFixture.ScreenshotAsync(page, "visitor-secret-shown-once");
         await page.ReloadAsync();
         Assert.DoesNotContain(secret, await page.ContentAsync(), StringComparison.Ordinal);
         await Expect(page.GetByRole(AriaRole.Alertdialog)).ToHaveCountAsync(0);
+        await Expect(page.Locator("#reveal-gone")).ToContainTextAsync("not shown again");
         await Expect(page.Locator("table").Filter(new() { HasText = "Visitor secrets" }).Locator("tbody tr")).ToHaveCountAsync(1);
         await using (var scope = Server.Services.CreateAsyncScope())
             Assert.Equal(1, await scope.ServiceProvider.GetRequiredService<GatehouseDb>().VisitorSecrets.CountAsync(s => s.NetworkId == network.Id));
@@ -460,8 +474,13 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("you will not see it again");
         var token = (await page.Locator("#new-admin-token").TextContentAsync())!.Trim();
         await ConsoleFixture.ScreenshotAsync(page, "admin-token-shown-once");
-        await page.ClickAsync("text=I have stored the token");
+        // Shown by a GET the generation redirected to: a reload shows it no more and makes no second token.
+        await page.ReloadAsync();
         Assert.DoesNotContain(token, await page.ContentAsync(), StringComparison.Ordinal);
+        await Expect(page.Locator("#reveal-gone")).ToBeVisibleAsync();
+        await using (var scope = Server.Services.CreateAsyncScope())
+            Assert.Equal(1, await scope.ServiceProvider.GetRequiredService<GatehouseDb>().AdminTokens.CountAsync(t => t.NetworkId == network.Id));
+        await page.GotoAsync(adminUsers);
         await Expect(page.Locator("#active-tokens")).ToHaveTextAsync("1");
         await Expect(page.Locator("#token-table")).ToContainTextAsync(email);
 
@@ -476,7 +495,13 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(page.Locator("#orphan-tokens")).ToHaveTextAsync("1");
         await ConsoleFixture.ScreenshotAsync(page, "admin-users");
 
-        await page.Locator("#token-table").GetByRole(AriaRole.Button, new() { Name = "Revoke" }).ClickAsync();
+        // Revoking asks first, naming whose token and when it was made.
+        await page.Locator("#token-table").GetByRole(AriaRole.Link, new() { NameRegex = new Regex("^Revoke the token of") }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync(email);
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Link, new() { Name = "Cancel" }).ClickAsync();
+        await Expect(page.Locator("#active-tokens")).ToHaveTextAsync("1");
+        await page.Locator("#token-table").GetByRole(AriaRole.Link, new() { NameRegex = new Regex("^Revoke the token of") }).ClickAsync();
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Revoke token" }).ClickAsync();
         await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("revoked");
         await Expect(page.Locator("#active-tokens")).ToHaveTextAsync("0");
         using var refused = await Server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users/frank", token);
@@ -513,7 +538,9 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         // No certificate yet: the switch is refused, saying why.
         await page.ClickAsync("text=Turn mTLS on");
         await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Turn mTLS on" }).ClickAsync();
-        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Create a certificate before turning mTLS on");
+        // A refusal, shown as one: red and an alert, never in the green success banner.
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("Create a certificate before turning mTLS on");
+        await Expect(page.GetByRole(AriaRole.Status)).ToHaveCountAsync(0);
         await Expect(page.Locator("#mtls-state")).ToHaveTextAsync("off");
 
         // A CSR pasted in the form is issued, and downloads with its chain.
@@ -544,7 +571,7 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     private static async Task<string> GenerateKeyAsync(IPage page)
     {
         await page.ClickAsync("text=Generate new server key");
-        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("keeps working");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("shown only once");
         await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Generate new server key" }).ClickAsync();
         return (await page.Locator("#new-server-key").TextContentAsync())!.Trim();
     }

@@ -343,6 +343,34 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.ToTable("ClientCertificates");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Console.OneTimeReveal", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<Guid>("AdminId")
+                        .HasColumnType("uuid");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)");
+
+                    b.Property<string>("ProtectedValues")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("OneTimeReveals");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Networks.Network", b =>
                 {
                     b.Property<string>("Id")

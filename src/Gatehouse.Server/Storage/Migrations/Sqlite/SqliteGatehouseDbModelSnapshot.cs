@@ -336,6 +336,34 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                     b.ToTable("ClientCertificates");
                 });
 
+            modelBuilder.Entity("Gatehouse.Server.Console.OneTimeReveal", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("AdminId")
+                        .HasColumnType("TEXT");
+
+                    b.Property<long>("ExpiresAt")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("ProtectedValues")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ExpiresAt");
+
+                    b.ToTable("OneTimeReveals");
+                });
+
             modelBuilder.Entity("Gatehouse.Server.Networks.Network", b =>
                 {
                     b.Property<string>("Id")
