@@ -80,7 +80,7 @@ public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TS
         Assert.True(pruned.Visitors >= 2, $"visitors and bots deleted: {pruned.Visitors}");
         var left = await CountAsync(db => db.Users.Where(u => u.NetworkId == network.Id).Select(u => u.UserId).ToListAsync());
         Assert.Equal(
-            new[] { "ursula", Visitors.VisitorIdentity.UserIdFor(Users.UserKind.Visitor, "device-back") }.Order(StringComparer.Ordinal),
+            new[] { "ursula", Visitors.VisitorIdentity.UserIdFor(network.Id, Users.UserKind.Visitor, "device-back") }.Order(StringComparer.Ordinal),
             left.Order(StringComparer.Ordinal));
         Assert.False(await CountAsync(db => db.DeviceBindings.AnyAsync(d => d.NetworkId == network.Id && (d.DeviceId == "device-idle" || d.DeviceId == "crawler-idle"))));
         Assert.Equal("inactive visitors=1 bots=1", await CountAsync(db => db.AuditEvents

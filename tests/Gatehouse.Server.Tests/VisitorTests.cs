@@ -174,6 +174,16 @@ public abstract class VisitorTests<TServer>(TServer server) : IClassFixture<TSer
         using var user = await server.GetWithBearerAsync("/api/v3/users/carol", session.AccessToken);
         using var stranger = await server.GetWithBearerAsync("/api/v3/users/nobody", session.AccessToken);
 
+        // A client cannot sign the backend's session out by logging in on its default device.
+        var backendDevice = "backend:" + Tokens.Secrets.Digest("carol")[..32];
+        using var onBackendDevice = await server.CreateSessionAsync(network, "mallory", backendDevice, await server.MintAsync(serverKey, "mallory"));
+        await Envelope.AssertBadRequestAsync(onBackendDevice);
+        await server.SetAnonymousModeAsync(network, UserKind.Bot, true);
+        using var botOnBackendDevice = await server.CreateVisitorSessionAsync(network, backendDevice, "bot");
+        await Envelope.AssertBadRequestAsync(botOnBackendDevice);
+        using (var stillLive = await server.GetWithBearerAsync("/api/v3/sessions", session.AccessToken))
+            Assert.Equal(HttpStatusCode.OK, stillLive.StatusCode);
+
         Assert.Equal(("carol", "signed-in"), (session.UserId, session.UserType));
         Assert.Null((await BodyAsync(raw))["refreshToken"]);
         await Envelope.AssertUnauthorizedAsync(withApiKey);
@@ -187,6 +197,55 @@ public abstract class VisitorTests<TServer>(TServer server) : IClassFixture<TSer
         Assert.Equal(2, opened.Count);
         Assert.All(opened, s => Assert.True(s.OpenedWithAuthToken));
         Assert.False(await db.RefreshTokens.AnyAsync(r => opened.Select(s => s.Id).Contains(r.SessionId)));
+    }
+
+    [SkippableFact]
+    public async Task A_userId_with_a_slash_or_a_percent_sign_names_that_user_and_no_other()
+    {
+        var network = await server.CreateNetworkAsync();
+        await server.LoginAsync(network, "a/b", "device-1");
+        await server.LoginAsync(network, "a%2Fb", "device-2");
+        var token = (await server.LoginAsync(network, "reader", "device-3"))["accessToken"]!.GetValue<string>();
+
+        using var slash = await server.GetWithBearerAsync("/api/v3/users/a%2Fb", token);
+        using var percent = await server.GetWithBearerAsync("/api/v3/users/a%252Fb", token);
+
+        Assert.Equal("a/b", (await BodyAsync(slash))["users"]![0]!["userId"]!.GetValue<string>());
+        Assert.Equal("a%2Fb", (await BodyAsync(percent))["users"]![0]!["userId"]!.GetValue<string>());
+    }
+
+    [SkippableFact]
+    public async Task No_visitor_session_outlives_turning_visitors_off_even_one_whose_login_raced_the_switch()
+    {
+        var network = await server.CreateNetworkAsync();
+        await server.SetAnonymousModeAsync(network, UserKind.Visitor, true);
+        var refreshTokens = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using var stop = new CancellationTokenSource();
+        var logins = Enumerable.Range(0, 4).Select(worker => Task.Run(async () =>
+        {
+            for (var i = 0; i < 60 && !stop.IsCancellationRequested; i++)
+            {
+                using var response = await server.CreateVisitorSessionAsync(network, $"device-{worker}-{i}");
+                if (response.StatusCode == HttpStatusCode.OK)
+                    refreshTokens.Add(JsonNode.Parse(await response.Content.ReadAsStringAsync())!["refreshToken"]!.GetValue<string>());
+            }
+        })).ToList();
+        while (refreshTokens.Count < 8 && !logins.All(l => l.IsCompleted))
+            await Task.Delay(5);
+
+        await server.SetAnonymousModeAsync(network, UserKind.Visitor, false);
+        await stop.CancelAsync();
+        await Task.WhenAll(logins);
+
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        Assert.False(await db.Sessions.AnyAsync(s => s.NetworkId == network.Id && s.RevokedAt == null));
+        Assert.NotEmpty(refreshTokens);
+        foreach (var refreshToken in refreshTokens.Take(3))
+        {
+            using var refreshed = await server.RefreshAsync(network, refreshToken);
+            Assert.NotEqual(HttpStatusCode.OK, refreshed.StatusCode);
+        }
     }
 
     [SkippableFact]

@@ -74,9 +74,9 @@ internal static class Errors
     public static readonly Refusal BotModeOff = new(403, 488998, "bot_mode_off",
         "Bots are not allowed in this network: an admin turns bot mode on in the console (Settings · Integrations).");
     public static readonly Refusal VisitorNotPermitted = new(403, 488999, "visitor_not_permitted",
-        "This user is a visitor: visitors only read, and cannot sign in, be given an auth token or be changed as a user.");
+        "This user is a visitor: visitors only read, and can neither sign in nor be opened a session as a user.");
     public static readonly Refusal BotNotPermitted = new(403, 488998, "bot_not_permitted",
-        "This user is a bot: bots only read, and cannot sign in, be given an auth token or be changed as a user.");
+        "This user is a bot: bots only read, and can neither sign in nor be opened a session as a user.");
     public static readonly Refusal DeviceHasSignedInUser = new(403, 488999, "visitor_not_permitted",
         "This device's visitor or bot id belongs to a signed-in user; use another deviceId.");
 

@@ -39,6 +39,14 @@ internal sealed record Opened(Session Session, User User, string? RefreshToken, 
 /// <summary>The rows of one network that a group's logins read and change.</summary>
 internal sealed class LoginRows
 {
+    /// <summary>
+    /// The network's visitor and bot switches as read inside the group's transaction (only when the group has visitor
+    /// or bot logins): a switch turned off while a login was on its way must refuse it, not let it outlive the
+    /// revocation of its kind's sessions.
+    /// </summary>
+    public bool VisitorsAllowed { get; set; }
+    public bool BotsAllowed { get; set; }
+
     public Dictionary<string, User> Users { get; } = new(StringComparer.Ordinal);
     public Dictionary<string, DeviceBinding> Bindings { get; } = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<Session>> _unrevokedByDevice = new(StringComparer.Ordinal);
@@ -81,6 +89,10 @@ internal static class SessionRules
         DateTimeOffset now, SessionOptions settings)
     {
         var deviceId = login.DeviceId;
+        if (login.Kind == UserKind.Visitor && !rows.VisitorsAllowed)
+            return (null, Errors.VisitorModeOff);
+        if (login.Kind == UserKind.Bot && !rows.BotsAllowed)
+            return (null, Errors.BotModeOff);
         if (!rows.Users.TryGetValue(login.UserId, out var user))
         {
             user = new User
@@ -170,10 +182,13 @@ internal static class SessionRules
 
     /// <summary>
     /// Why a known refresh token may not renew its session, judged before it is claimed; null if it may: a ban, an
-    /// ended session, the session's absolute end, then the token's own expiry.
+    /// ended session, a visitor or bot whose network no longer allows its kind, the session's absolute end, then the
+    /// token's own expiry.
     /// </summary>
-    public static Refusal? RenewalRefusal(RefreshToken row, Session session, User user, DateTimeOffset now, SessionOptions settings) =>
+    public static Refusal? RenewalRefusal(RefreshToken row, Session session, User user, Network network, DateTimeOffset now, SessionOptions settings) =>
         user.IsGlobalBan ? Errors.UserBanned
+        : user.Kind == UserKind.Visitor && !network.VisitorsAllowed ? Errors.VisitorModeOff
+        : user.Kind == UserKind.Bot && !network.BotsAllowed ? Errors.BotModeOff
         : session.RevokedAt is not null ? Errors.SessionEnded
         : now >= session.EndsBy(settings.AbsoluteLifetime) ? Errors.SessionTooOld
         : row.UsedAt is null && now >= row.ExpiresAt ? Errors.RefreshTokenExpired

@@ -134,7 +134,7 @@ internal sealed class SessionService : BackgroundService
             // The window is a minute, so a minute is the longest wait.
             return (null, Errors.TooManyRequests(60));
         var user = await db.Users.FirstAsync(u => u.Id == session.UserRef);
-        if (SessionRules.RenewalRefusal(row!, session, user, now, Settings) is { } refused)
+        if (SessionRules.RenewalRefusal(row!, session, user, network, now, Settings) is { } refused)
             return (null, refused);
 
         // Claimed with a conditional update, so of many concurrent uses exactly one wins, on any node.
@@ -183,6 +183,8 @@ internal sealed class SessionService : BackgroundService
         }
 
         var rows = new LoginRows();
+        if (requests.Any(r => r.Kind != UserKind.SignedIn))
+            (rows.VisitorsAllowed, rows.BotsAllowed) = await AnonymousSwitchesAsync(db, networkId);
         await foreach (var binding in BindingsOn.Run(db, networkId, deviceIds))
             rows.Bindings.Add(binding.DeviceId, binding);
         await foreach (var user in UsersNamed.Run(db, networkId, userIds))
@@ -190,6 +192,20 @@ internal sealed class SessionService : BackgroundService
         await foreach (var session in UnrevokedSessionsOnDevices.Run(db, networkId, deviceIds))
             rows.UnrevokedSessionsOn(session.DeviceId).Add(session);
         return rows;
+    }
+
+    /// <summary>
+    /// Read in the group's transaction. On PostgreSQL the read takes a share lock on the network row, which the switch
+    /// updates before it revokes: either the switch waits for this group's sessions (and then revokes them), or this
+    /// group waits for the switch (and then reads it off). On SQLite the transaction already holds the only write lock.
+    /// </summary>
+    private static async Task<(bool Visitors, bool Bots)> AnonymousSwitchesAsync(GatehouseDb db, string networkId)
+    {
+        var switches = db.Database.IsSqlite()
+            ? db.Networks.Where(n => n.Id == networkId)
+            : db.Networks.FromSql($"""SELECT * FROM "Networks" WHERE "Id" = {networkId} FOR SHARE""");
+        var found = await switches.AsNoTracking().Select(n => new { n.VisitorsAllowed, n.BotsAllowed }).FirstAsync();
+        return (found.VisitorsAllowed, found.BotsAllowed);
     }
 
     private sealed class LoginWork(Network network, Login request, string? clientAddress, CancellationToken requestAborted)

@@ -94,9 +94,9 @@ public sealed class SessionRulesTests
     [Fact]
     public void A_visitor_login_makes_a_visitor_without_a_display_name_and_an_ordinary_login_cannot_take_that_user_over()
     {
-        var rows = new LoginRows();
+        var rows = new LoginRows { VisitorsAllowed = true };
         var created = new NewRows();
-        var visitorId = Visitors.VisitorIdentity.UserIdFor(UserKind.Visitor, "device-v");
+        var visitorId = Visitors.VisitorIdentity.UserIdFor(Network.Id, UserKind.Visitor, "device-v");
 
         var (visitor, refusal) = SessionRules.Login(rows, created, Network,
             new Login(visitorId, "device-v", "Sneaky", "ios", null, null, UserKind.Visitor), null, Now, Settings);
@@ -114,9 +114,9 @@ public sealed class SessionRulesTests
     [Fact]
     public void A_bot_login_on_an_id_a_signed_in_user_holds_is_refused_and_the_user_stays_signed_in()
     {
-        var botId = Visitors.VisitorIdentity.UserIdFor(UserKind.Bot, "crawler-1");
+        var botId = Visitors.VisitorIdentity.UserIdFor(Network.Id, UserKind.Bot, "crawler-1");
         var user = new User { Id = "u-1", NetworkId = Network.Id, UserId = botId };
-        var rows = new LoginRows();
+        var rows = new LoginRows { BotsAllowed = true };
         rows.Users.Add(botId, user);
         var created = new NewRows();
 
@@ -130,6 +130,31 @@ public sealed class SessionRulesTests
         Assert.Empty(created.Sessions);
         Assert.Null(botUser);
         Assert.Equal(488998, botRefusal!.Code);
+    }
+
+    [Fact]
+    public void A_visitor_or_bot_is_refused_when_its_switch_was_read_off_in_the_transaction_and_cannot_renew_once_it_is_off()
+    {
+        var created = new NewRows();
+        var visitorId = Visitors.VisitorIdentity.UserIdFor(Network.Id, UserKind.Visitor, "device-v");
+        var visitor = new User { Id = "u-v", NetworkId = Network.Id, UserId = visitorId, Kind = UserKind.Visitor };
+        var session = new Session { Id = Guid.NewGuid(), NetworkId = Network.Id, UserRef = "u-v", DeviceId = "device-v", CreatedAt = Now, ExpiresAt = Now.AddDays(30) };
+        var row = new RefreshToken { Digest = "d", SessionId = session.Id, IssuedAt = Now, ExpiresAt = Now.AddDays(60) };
+        var off = new Network { Id = Network.Id, Name = "test", Region = "sg", ApiKey = "sg_key", BotsAllowed = true };
+
+        var (opened, refusal) = SessionRules.Login(new LoginRows { BotsAllowed = true }, created, Network,
+            new Login(visitorId, "device-v", null, null, null, null, UserKind.Visitor), null, Now, Settings);
+        var (bot, botRefusal) = SessionRules.Login(new LoginRows { VisitorsAllowed = true }, created, Network,
+            new Login("bot-x", "crawler", null, null, null, null, UserKind.Bot), null, Now, Settings);
+
+        Assert.Null(opened);
+        Assert.Same(Errors.VisitorModeOff, refusal);
+        Assert.Null(bot);
+        Assert.Same(Errors.BotModeOff, botRefusal);
+        Assert.Empty(created.Users);
+        Assert.Same(Errors.VisitorModeOff, SessionRules.RenewalRefusal(row, session, visitor, off, Now.AddDays(1), Settings));
+        off.VisitorsAllowed = true;
+        Assert.Null(SessionRules.RenewalRefusal(row, session, visitor, off, Now.AddDays(1), Settings));
     }
 
     [Fact]
@@ -176,19 +201,19 @@ public sealed class SessionRulesTests
     public void A_renewal_is_refused_for_a_ban_before_an_ended_session_then_for_the_session_age_then_for_the_token_expiry()
     {
         var (session, row, user) = Opened();
-        Assert.Null(SessionRules.RenewalRefusal(row, session, user, Now.AddDays(1), Settings));
+        Assert.Null(SessionRules.RenewalRefusal(row, session, user, Network, Now.AddDays(1), Settings));
 
         var unusedButExpired = new RefreshToken { Digest = row.Digest, SessionId = session.Id, IssuedAt = Now, ExpiresAt = Now.AddDays(1) };
-        Assert.Same(Errors.RefreshTokenExpired, SessionRules.RenewalRefusal(unusedButExpired, session, user, Now.AddDays(2), Settings));
+        Assert.Same(Errors.RefreshTokenExpired, SessionRules.RenewalRefusal(unusedButExpired, session, user, Network, Now.AddDays(2), Settings));
         // A token already used is judged by its reuse, not its age: the claim that follows ends the session.
         unusedButExpired.UsedAt = Now;
-        Assert.Null(SessionRules.RenewalRefusal(unusedButExpired, session, user, Now.AddDays(2), Settings));
+        Assert.Null(SessionRules.RenewalRefusal(unusedButExpired, session, user, Network, Now.AddDays(2), Settings));
 
-        Assert.Same(Errors.SessionTooOld, SessionRules.RenewalRefusal(row, session, user, Now + Settings.AbsoluteLifetime, Settings));
+        Assert.Same(Errors.SessionTooOld, SessionRules.RenewalRefusal(row, session, user, Network, Now + Settings.AbsoluteLifetime, Settings));
         SessionRules.Revoke(session, Now, RevokeReasons.Logout);
-        Assert.Same(Errors.SessionEnded, SessionRules.RenewalRefusal(row, session, user, Now.AddDays(1), Settings));
+        Assert.Same(Errors.SessionEnded, SessionRules.RenewalRefusal(row, session, user, Network, Now.AddDays(1), Settings));
         user.IsGlobalBan = true;
-        Assert.Same(Errors.UserBanned, SessionRules.RenewalRefusal(row, session, user, Now.AddDays(1), Settings));
+        Assert.Same(Errors.UserBanned, SessionRules.RenewalRefusal(row, session, user, Network, Now.AddDays(1), Settings));
     }
 
     [Fact]

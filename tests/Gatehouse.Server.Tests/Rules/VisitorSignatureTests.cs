@@ -72,15 +72,16 @@ public sealed class VisitorSignatureTests
         Assert.Same(Errors.VisitorSignatureTime, Check("d-1", VisitorSignature.Compute(Secret, "d-1", until), until, Secret));
 
     [Fact]
-    public void A_visitors_user_id_is_stable_per_device_and_kind_and_does_not_show_the_device_id()
+    public void A_visitors_user_id_is_stable_per_device_kind_and_network_and_does_not_show_the_device_id()
     {
-        var first = VisitorIdentity.UserIdFor(Users.UserKind.Visitor, "device-secret-123");
+        var first = VisitorIdentity.UserIdFor("net-1", Users.UserKind.Visitor, "device-secret-123");
 
-        Assert.Equal(first, VisitorIdentity.UserIdFor(Users.UserKind.Visitor, "device-secret-123"));
-        Assert.NotEqual(first, VisitorIdentity.UserIdFor(Users.UserKind.Visitor, "device-secret-124"));
-        Assert.StartsWith("bot-", VisitorIdentity.UserIdFor(Users.UserKind.Bot, "device-secret-123"), StringComparison.Ordinal);
+        Assert.Equal(first, VisitorIdentity.UserIdFor("net-1", Users.UserKind.Visitor, "device-secret-123"));
+        Assert.NotEqual(first, VisitorIdentity.UserIdFor("net-1", Users.UserKind.Visitor, "device-secret-124"));
+        Assert.StartsWith("bot-", VisitorIdentity.UserIdFor("net-1", Users.UserKind.Bot, "device-secret-123"), StringComparison.Ordinal);
         Assert.StartsWith("visitor-", first, StringComparison.Ordinal);
         Assert.DoesNotContain("device", first, StringComparison.Ordinal);
+        Assert.NotEqual(first, VisitorIdentity.UserIdFor("net-2", Users.UserKind.Visitor, "device-secret-123"));
     }
 
     private static string OpenSslHmac(string text, string key)

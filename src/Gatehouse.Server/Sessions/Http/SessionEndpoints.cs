@@ -82,7 +82,7 @@ internal static class SessionEndpoints
         var request = body.Value;
         var error = body.Error
             ?? Field.Check(request!.UserId, "userId", limits.UserIdMaxLength)
-            ?? Field.Check(request.DeviceId, "deviceId", limits.DeviceIdMaxLength)
+            ?? CheckClientDeviceId(request.DeviceId, limits)
             ?? Field.Check(request.DisplayName, "displayName", limits.DisplayNameMaxLength, required: false, allowEmojiJoiner: true)
             ?? CheckDeviceInfo(request.DeviceInfo);
         if (error is null && network.SecureMode)
@@ -136,6 +136,19 @@ internal static class SessionEndpoints
         audit.Record(SecurityEvents.LoggedOut(caller.User.UserId, caller.NetworkId, caller.SessionId, RevokeReasons.Logout), http.Origin());
         return TypedResults.Json(new SuccessResponse(true), AdminApiJson.Default.SuccessResponse);
     }
+
+    /// <summary>
+    /// The device a backend opens a user's sessions on when it names none. Kept from clients: a client logging in on it
+    /// would sign that user's backend sessions out (a device holds one user at a time).
+    /// </summary>
+    private const string BackendDevicePrefix = "backend:";
+
+    /// <summary>A device id an app sends: the usual checks, and none of the backends' devices.</summary>
+    public static Refusal? CheckClientDeviceId(string? deviceId, InputLimits limits) =>
+        Field.Check(deviceId, "deviceId", limits.DeviceIdMaxLength)
+        ?? (deviceId!.StartsWith(BackendDevicePrefix, StringComparison.Ordinal)
+            ? Errors.BadRequest("field_invalid", $"deviceId must not start with '{BackendDevicePrefix}': Gatehouse keeps those for sessions a backend opens.")
+            : null);
 
     public static Refusal? CheckDeviceInfo(DeviceInfo? deviceInfo) =>
         Field.Check(deviceInfo?.Kind, "deviceInfo.kind", DeviceInfoMaxLength, required: false)
@@ -198,7 +211,7 @@ internal static class SessionEndpoints
         }
         if (error is null)
         {
-            var deviceId = string.IsNullOrWhiteSpace(request!.DeviceId) ? "backend:" + Tokens.Secrets.Digest(request.UserId!)[..32] : request.DeviceId;
+            var deviceId = string.IsNullOrWhiteSpace(request!.DeviceId) ? BackendDevicePrefix + Tokens.Secrets.Digest(request.UserId!)[..32] : request.DeviceId;
             var login = new Login(request.UserId!, deviceId, request.DisplayName, "backend", null, null, Backend: actor);
             (issued, error) = await sessions.OpenAsync(network!, login, http.Connection.RemoteIpAddress?.ToString(), ct);
         }

@@ -6,6 +6,7 @@ using Gatehouse.Server.Networks;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
@@ -59,15 +60,25 @@ internal static class UserEndpoints
         new((db, networkId, userId, ct) => db.Users.AsNoTracking().FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId && !u.IsDeleted));
 
     /// <summary>
-    /// A user of the caller's own network only. The route leaves an encoded slash (%2F) encoded, as ASP.NET Core routing
-    /// does for every segment; a userId may hold one, so it is decoded here.
+    /// A user of the caller's own network only. The userId is read from the request's raw target and decoded once:
+    /// the decoded path leaves an encoded slash encoded, so there "%2F" and "%252F" would read alike and a userId with
+    /// a slash or a percent sign would name the wrong user.
     /// </summary>
     private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> UserAsync(HttpContext http, string userId, GatehouseDb db)
     {
         var caller = http.CallerOf<Caller>();
-        userId = userId.Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
+        userId = RawLastSegment(http) ?? userId;
         var user = userId == caller.User.UserId ? caller.User : await UserNamed.RunAsync(db, caller.NetworkId, userId, http.RequestAborted);
         return user is null ? Errors.UserNotFound.AsResult() : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), UserJson.Default.UsersResponse);
+    }
+
+    private static string? RawLastSegment(HttpContext http)
+    {
+        var target = http.Features.Get<IHttpRequestFeature>()?.RawTarget;
+        if (string.IsNullOrEmpty(target))
+            return null;
+        var path = target.Split('?', 2)[0].TrimEnd('/');
+        return Uri.UnescapeDataString(path[(path.LastIndexOf('/') + 1)..]);
     }
 
     private static async Task<Results<JsonHttpResult<ChatSettingsResponse>, ApiError>> ChatSettingsAsync(HttpContext http, GatehouseDb db)

@@ -51,7 +51,7 @@ internal static class VisitorEndpoints
         var body = await JsonBody.ReadAsync(http.Request, SessionJson.Default.VisitorSessionRequest, limits.MaxBodyBytes, ct);
         var request = body.Value;
         var error = body.Error
-            ?? Field.Check(request!.DeviceId, "deviceId", limits.DeviceIdMaxLength)
+            ?? SessionEndpoints.CheckClientDeviceId(request!.DeviceId, limits)
             ?? SessionEndpoints.CheckDeviceInfo(request.DeviceInfo)
             ?? (kind == UserKind.Visitor ? (network.VisitorsAllowed ? null : Errors.VisitorModeOff) : (network.BotsAllowed ? null : Errors.BotModeOff));
         // A bot proves nothing (the SDK sends no signature for one): allowing bots is allowing anyone with the API key to read.
@@ -66,7 +66,7 @@ internal static class VisitorEndpoints
 
         // Only a deviceId that passed validation names a user in the audit log, never arbitrary input.
         var userId = request?.DeviceId is { } device && Field.Check(device, "deviceId", limits.DeviceIdMaxLength) is null
-            ? VisitorIdentity.UserIdFor(kind, device)
+            ? VisitorIdentity.UserIdFor(network.Id, kind, device)
             : null;
         IssuedSession? issued = null;
         if (error is null)
