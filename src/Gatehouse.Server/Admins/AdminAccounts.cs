@@ -39,7 +39,7 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
         if (await db.Admins.AnyAsync(a => a.Email == normalized, ct))
             return (null, null, Errors.AdminExists(normalized));
 
-        var password = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(15));
+        var password = NewOneTimePassword();
         var now = clock.GetUtcNow();
         var admin = new Admin
         {
@@ -69,7 +69,7 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
         var settings = options.Value.Console;
         var normalized = email.Trim().ToLowerInvariant();
         var admin = normalized.Length is > 0 and <= 254 ? await db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct) : null;
-        var digest = Secrets.Digest("console-sign-in:" + normalized);
+        var digest = SignInDigest(normalized);
         var now = clock.GetUtcNow();
 
         await EnsureSignInLockAsync(digest, ct);
@@ -156,6 +156,49 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
         audit.Record(SecurityEvents.AdminPasswordChanged(Actor(admin)), origin);
         return null;
     }
+
+    /// <summary>
+    /// A super admin's reset: a new one-time password (returned once) that must be changed at the next sign-in, every
+    /// console sign-in of the account ended, and its lockout lifted (the reset is the way back in).
+    /// </summary>
+    public async Task<string> ResetPasswordAsync(Admin target, string actor, RequestOrigin? origin, CancellationToken ct = default)
+    {
+        var password = NewOneTimePassword();
+        target.PasswordHash = Hasher.HashPassword(target, password);
+        target.MustChangePassword = true;
+        target.SecurityStamp = NewStamp();
+        await db.SaveChangesAsync(ct);
+        await ClearSignInLockAsync(target, ct);
+        audit.Record(SecurityEvents.AdminPasswordReset(actor, target.Email), origin);
+        return password;
+    }
+
+    /// <summary>Until when the account's sign-ins are locked, if they are.</summary>
+    public async Task<DateTimeOffset?> LockedUntilAsync(Admin admin, CancellationToken ct = default)
+    {
+        var now = clock.GetUtcNow();
+        var digest = SignInDigest(admin.Email);
+        var until = await db.SignInLocks.AsNoTracking().Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
+        return until > now ? until : null;
+    }
+
+    /// <summary>Lifts a lockout before it ends (and forgets the failures counted so far).</summary>
+    public async Task UnlockAsync(Admin target, string actor, RequestOrigin? origin, CancellationToken ct = default)
+    {
+        await ClearSignInLockAsync(target, ct);
+        audit.Record(SecurityEvents.AdminUnlocked(actor, target.Email), origin);
+    }
+
+    private async Task ClearSignInLockAsync(Admin admin, CancellationToken ct)
+    {
+        var digest = SignInDigest(admin.Email);
+        await db.SignInLocks.Where(l => l.EmailDigest == digest)
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, 0).SetProperty(l => l.LockedUntil, (DateTimeOffset?)null), ct);
+    }
+
+    private static string SignInDigest(string normalizedEmail) => Secrets.Digest("console-sign-in:" + normalizedEmail);
+
+    private static string NewOneTimePassword() => Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(15));
 
     /// <summary>Every console cookie of this admin stops working, on every device.</summary>
     public async Task EndSessionsAsync(Admin admin, RequestOrigin? origin, CancellationToken ct = default)

@@ -276,6 +276,8 @@ internal static class AuditKinds
     public const string AdminSignInRefused = "admin.sign_in_refused";
     public const string AdminSignedOut = "admin.signed_out";
     public const string AdminPasswordChanged = "admin.password_changed";
+    public const string AdminPasswordReset = "admin.password_reset";
+    public const string AdminUnlocked = "admin.unlocked";
     public const string AdminRoleChanged = "admin.role_changed";
     public const string AdminRequested = "admin.requested";
     public const string AdminRequestDeclined = "admin.request_declined";

@@ -92,8 +92,13 @@ public static class SecurityEvents
     public static SecurityEvent UserSessionsRevoked(string actor, string networkId, string userId, string reason, int sessions) =>
         new(AuditKinds.UserSessionsRevoked, Outcomes.Success, actor, networkId, userId, reason, $"sessions={sessions}");
 
-    public static SecurityEvent UserBanChanged(string actor, string networkId, string userId, bool banned) =>
-        new(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, networkId, userId);
+    /// <param name="why">What the admin wrote as the reason, if anything.</param>
+    public static SecurityEvent UserBanChanged(string actor, string networkId, string userId, bool banned, string? why = null) =>
+        new(banned ? AuditKinds.UserBanned : AuditKinds.UserUnbanned, Outcomes.Success, actor, networkId, userId,
+            Detail: string.IsNullOrWhiteSpace(why) ? null : $"reason: {why}");
+
+    public static SecurityEvent SessionEndedByAdmin(string actor, string networkId, string userId, Guid sessionId) =>
+        new(AuditKinds.SessionRevoked, Outcomes.Success, actor, networkId, userId, "admin_revoked", $"session={sessionId}");
 
     public static SecurityEvent AdminCreated(string actor, string email, bool superAdmin) =>
         new(AuditKinds.AdminCreated, Outcomes.Success, actor, Detail: $"admin={email} super_admin={superAdmin}");
@@ -105,6 +110,11 @@ public static class SecurityEvents
     public static SecurityEvent AdminSignedOut(string actor) => new(AuditKinds.AdminSignedOut, Outcomes.Success, actor);
 
     public static SecurityEvent AdminPasswordChanged(string actor) => new(AuditKinds.AdminPasswordChanged, Outcomes.Success, actor);
+
+    public static SecurityEvent AdminPasswordReset(string actor, string email) =>
+        new(AuditKinds.AdminPasswordReset, Outcomes.Success, actor, Detail: $"admin={email}");
+
+    public static SecurityEvent AdminUnlocked(string actor, string email) => new(AuditKinds.AdminUnlocked, Outcomes.Success, actor, Detail: $"admin={email}");
 
     public static SecurityEvent AdminRequested(string actor, string networkId, string email, string role, bool canAccessSecureMode) =>
         new(AuditKinds.AdminRequested, Outcomes.Success, actor, networkId, Detail: $"email={email} role={role} access_secure_mode={canAccessSecureMode}");

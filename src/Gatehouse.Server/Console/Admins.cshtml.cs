@@ -1,4 +1,5 @@
 using Gatehouse.Server.Admins;
+using Gatehouse.Server.Api;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Gatehouse.Server.Console;
@@ -15,7 +16,23 @@ internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, 
     /// <summary>The slot was already taken (a reload): the page says the password is not shown again.</summary>
     public bool RevealGone { get; private set; }
 
+    /// <summary>Which confirmation is open (reset), for which admin.</summary>
+    [BindProperty(SupportsGet = true)]
+    public string? Confirm { get; set; }
+
+    [BindProperty(SupportsGet = true)]
+    public Guid? AdminId { get; set; }
+
     public IReadOnlyList<Admin> Admins { get; private set; } = [];
+
+    /// <summary>Accounts whose sign-ins are locked now, with until when.</summary>
+    public IReadOnlyDictionary<Guid, DateTimeOffset> LockedUntil { get; private set; } = new Dictionary<Guid, DateTimeOffset>();
+
+    public Admin? ToReset => Confirm == "reset" ? Admins.FirstOrDefault(a => a.Id == AdminId && !a.IsSuperAdmin) : null;
+
+    public bool DialogOpen => OneTimePassword is not null || ToReset is not null;
+
+    public AdminMembership? MembershipIn(Admin admin, string networkId) => Memberships[admin.Id].FirstOrDefault(m => m.NetworkId == networkId);
     public ILookup<Guid, AdminMembership> Memberships { get; private set; } = Array.Empty<AdminMembership>().ToLookup(m => m.AdminId);
     public string? Error { get; private set; }
     public string? CreatedEmail { get; private set; }
@@ -30,6 +47,7 @@ internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, 
             var values = await reveals.TakeAsync(slot, CurrentAdmin.Id, RevealKind, HttpContext.RequestAborted);
             CreatedEmail = values?.GetValueOrDefault("email");
             OneTimePassword = values?.GetValueOrDefault("password");
+            WasReset = values?.ContainsKey("reset") == true;
             RevealGone = values is null;
         }
         await LoadAsync();
@@ -69,6 +87,38 @@ internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, 
         return Redirect("/console/admins");
     }
 
+    public async Task<IActionResult> OnPostResetPasswordAsync(Guid adminId)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { IsSuperAdmin: false } target)
+        {
+            Problem = "Choose an admin (not a super admin).";
+            return Redirect("/console/admins");
+        }
+        var password = await admins.ResetPasswordAsync(target, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
+        var slot = await reveals.PutAsync(CurrentAdmin.Id, RevealKind,
+            new Dictionary<string, string> { ["email"] = target.Email, ["password"] = password, ["reset"] = "true" }, HttpContext.RequestAborted);
+        return Redirect($"/console/admins?reveal={slot}");
+    }
+
+    public async Task<IActionResult> OnPostUnlockAsync(Guid adminId)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { } target)
+        {
+            Problem = "There is no such admin.";
+            return Redirect("/console/admins");
+        }
+        await admins.UnlockAsync(target, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
+        Status = $"{target.Email} can sign in again.";
+        return Redirect("/console/admins");
+    }
+
+    /// <summary>Set when the password shown is a reset's, not a new account's.</summary>
+    public bool WasReset { get; private set; }
+
     public string NetworkName(string id) => Nav.Networks.FirstOrDefault(n => n.Id == id)?.Name ?? id;
 
     private async Task LoadAsync()
@@ -78,5 +128,12 @@ internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, 
         foreach (var admin in Admins)
             all.AddRange(await admins.MembershipsAsync(admin.Id, HttpContext.RequestAborted));
         Memberships = all.ToLookup(m => m.AdminId);
+        var locked = new Dictionary<Guid, DateTimeOffset>();
+        foreach (var admin in Admins)
+        {
+            if (await admins.LockedUntilAsync(admin, HttpContext.RequestAborted) is { } until)
+                locked[admin.Id] = until;
+        }
+        LockedUntil = locked;
     }
 }

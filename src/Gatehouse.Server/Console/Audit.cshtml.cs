@@ -5,7 +5,11 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Console;
 
-/// <summary>Every security event of the network, newest first, filterable and paged.</summary>
+/// <summary>
+/// Every security event of the network, newest first, filterable and paged; with them, the console-account events
+/// that belong to no network (sign-ins, their refusals and lockouts, sign-outs, password changes): a super admin sees
+/// everyone's, another admin only its own.
+/// </summary>
 internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : ConsolePage(access)
 {
     public const int PageSize = 50;
@@ -27,7 +31,11 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
         To = to;
         PageNumber = Math.Clamp(page, 1, 100_000);
 
-        var query = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == Access.Network.Id);
+        var networkId = Access.Network.Id;
+        var everyone = CurrentAdmin.IsSuperAdmin;
+        var self = Actor;
+        var query = db.AuditEvents.AsNoTracking()
+            .Where(e => e.NetworkId == networkId || (e.NetworkId == null && (everyone || e.Actor == self)));
         if (Kind is not null)
             query = query.Where(e => e.Kind == Kind);
         if (UserId is not null)

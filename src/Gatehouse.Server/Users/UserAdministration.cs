@@ -36,6 +36,25 @@ internal sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimePro
             .Select(g => new { Kind = g.Key, Count = g.Count() })
             .ToDictionaryAsync(g => g.Kind, g => g.Count, ct);
 
+    /// <summary>The user's sessions that still stand (not ended, not expired), newest first.</summary>
+    public Task<List<Session>> LiveSessionsAsync(User user, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        return db.Sessions.AsNoTracking().Where(s => s.UserRef == user.Id && s.RevokedAt == null && s.ExpiresAt > now)
+            .OrderByDescending(s => s.CreatedAt).ToListAsync(ct);
+    }
+
+    /// <summary>Ends one session of the user; false when it is not the user's or already ended.</summary>
+    public async Task<bool> EndSessionAsync(User user, Guid sessionId, string actor, RequestOrigin? origin, CancellationToken ct)
+    {
+        var now = clock.GetUtcNow();
+        var ended = await db.Sessions.Where(s => s.Id == sessionId && s.UserRef == user.Id && s.RevokedAt == null)
+            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, "admin_revoked"), ct) == 1;
+        if (ended)
+            audit.Record(SecurityEvents.SessionEndedByAdmin(actor, user.NetworkId, user.UserId, sessionId), origin);
+        return ended;
+    }
+
     /// <summary>Ends every live session of the user: its access and refresh tokens are refused from now on.</summary>
     public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, RequestOrigin? origin, CancellationToken ct)
     {
@@ -50,7 +69,8 @@ internal sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimePro
     /// A ban refuses the user's logins and live tokens with 400312 and ends its sessions, so an unban does not
     /// bring old tokens back. Auth tokens already minted stay valid (as the hosted product documents).
     /// </summary>
-    public async Task SetBanAsync(User user, bool banned, string actor, RequestOrigin? origin, CancellationToken ct)
+    /// <param name="why">The admin's reason, kept in the audit log.</param>
+    public async Task SetBanAsync(User user, bool banned, string actor, RequestOrigin? origin, CancellationToken ct, string? why = null)
     {
         var now = clock.GetUtcNow();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
@@ -63,6 +83,6 @@ internal sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimePro
                 .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.Banned), ct);
         }
         await tx.CommitAsync(ct);
-        audit.Record(SecurityEvents.UserBanChanged(actor, user.NetworkId, user.UserId, banned), origin);
+        audit.Record(SecurityEvents.UserBanChanged(actor, user.NetworkId, user.UserId, banned, why), origin);
     }
 }

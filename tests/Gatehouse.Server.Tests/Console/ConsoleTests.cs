@@ -432,6 +432,194 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     }
 
     [Fact]
+    public async Task Console_sign_ins_and_their_refusals_reach_the_audit_log_everyone_s_for_a_super_admin_and_only_its_own_for_an_admin()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var admin = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin);
+        var super = await console.CreateAdminAsync(Password, superAdmin: true);
+        var adminPage = await console.NewPageAsync();
+        var superPage = await console.NewPageAsync();
+        var wrongPassword = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(wrongPassword, admin, "not the password");
+        await ConsoleFixture.SignInAsync(adminPage, admin, Password);
+        await ConsoleFixture.SignInAsync(superPage, super, Password);
+        await Server.FlushAuditAsync();
+        var audit = $"/console/n/{network.Id}/audit";
+
+        await superPage.GotoAsync(audit);
+        var everyone = superPage.Locator("table.audit");
+        await Expect(everyone).ToContainTextAsync($"admin:{admin}");
+        await Expect(everyone).ToContainTextAsync($"admin:{super}");
+        await Expect(everyone).ToContainTextAsync("admin.sign_in_refused");
+        await Expect(everyone.Locator("td").First).ToContainTextAsync(" UTC");
+        await adminPage.GotoAsync(audit);
+        var own = adminPage.Locator("table.audit");
+        await Expect(own).ToContainTextAsync("admin.signed_in");
+        await Expect(own).ToContainTextAsync("admin.sign_in_refused");
+        await Expect(own).Not.ToContainTextAsync(super);
+    }
+
+    [Fact]
+    public async Task A_dialog_keeps_the_keyboard_inside_closes_on_Escape_and_no_settings_page_scrolls_sideways_on_a_phone()
+    {
+        var network = await Server.CreateNetworkAsync(secureMode: true);
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        var integrations = $"/console/n/{network.Id}/integrations";
+
+        await page.GotoAsync(integrations + "?confirm=api-key");
+        for (var i = 0; i < 8; i++)
+        {
+            await page.Keyboard.PressAsync(i % 3 == 2 ? "Shift+Tab" : "Tab");
+            Assert.True(await page.EvaluateAsync<bool>("document.querySelector('dialog.modal[open]').contains(document.activeElement)"),
+                $"focus left the dialog after {i + 1} key presses");
+        }
+        await page.Keyboard.PressAsync("Escape");
+        await Expect(page).ToHaveURLAsync(new Regex("/integrations$"));
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToHaveCountAsync(0);
+
+        var phone = await console.NewPageAsync(width: 375, height: 740);
+        await ConsoleFixture.SignInAsync(phone, email, Password);
+        foreach (var section in new[] { "integrations", "security", "admin-users", "audit", "dashboard" })
+        {
+            await phone.GotoAsync($"/console/n/{network.Id}/{section}");
+            var overflow = await phone.EvaluateAsync<int>("document.documentElement.scrollWidth - window.innerWidth");
+            Assert.True(overflow <= 0, $"{section} is {overflow}px wider than a 375px screen");
+        }
+        await ConsoleFixture.ScreenshotAsync(phone, "dashboard-375");
+    }
+
+    [Fact]
+    public async Task An_admin_finds_a_user_ends_one_session_then_all_and_bans_with_a_reason_while_a_viewer_only_reads()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.SetAnonymousModeAsync(network, Users.UserKind.Visitor, true);
+        var admin = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin);
+        var viewer = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
+        var onPhone = (await Server.LoginAsync(network, "alice", "phone", displayName: "Alice"))["accessToken"]!.GetValue<string>();
+        var onLaptop = (await Server.LoginAsync(network, "alice", "laptop"))["accessToken"]!.GetValue<string>();
+        await Server.LoginAsync(network, "bob", "bob-phone");
+        using (var visitor = await Server.CreateVisitorSessionAsync(network, "visitor-device"))
+            Assert.Equal(HttpStatusCode.OK, visitor.StatusCode);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, admin, Password);
+        var users = $"/console/n/{network.Id}/users";
+
+        // Signed-in users by default; visitors only when asked for.
+        await page.GotoAsync(users);
+        await Expect(page.Locator("#users tbody tr")).ToHaveCountAsync(2);
+        await page.SelectOptionAsync("#type", "visitor");
+        await page.ClickAsync("text=Find");
+        await Expect(page.Locator("#users tbody tr")).ToHaveCountAsync(1);
+        await page.FillAsync("#search", "Ali");
+        await page.SelectOptionAsync("#type", "signed-in");
+        await page.ClickAsync("text=Find");
+        await Expect(page.Locator("#users tbody tr")).ToHaveCountAsync(1);
+        await page.ClickAsync("#users >> text=alice");
+        await Expect(page.Locator("#sessions tbody tr")).ToHaveCountAsync(2);
+        await ConsoleFixture.ScreenshotAsync(page, "users");
+
+        // One session, after a confirmation: the laptop's ends, the phone's stays.
+        await page.Locator("#sessions tbody tr").Filter(new() { HasText = "laptop" }).GetByRole(AriaRole.Link).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("other sessions stay");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "End session" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("The session was ended");
+        await Expect(page.Locator("#sessions tbody tr")).ToHaveCountAsync(1);
+        using (var laptop = await Server.GetWithBearerAsync("/api/v3/users/me", onLaptop))
+            await Envelope.AssertUnauthorizedAsync(laptop);
+        using (var phone = await Server.GetWithBearerAsync("/api/v3/users/me", onPhone))
+            Assert.Equal(HttpStatusCode.OK, phone.StatusCode);
+
+        await page.ClickAsync("text=End all sessions");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "End all sessions" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("1 session of alice ended.");
+        await Expect(page.Locator("#no-sessions")).ToBeVisibleAsync();
+
+        await page.GetByRole(AriaRole.Link, new() { Name = "Ban" }).ClickAsync();
+        await page.FillAsync("#reason", "spam");
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Ban" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("alice is banned");
+        await Expect(page.Locator("#banned")).ToBeVisibleAsync();
+        using (var login = await Server.CreateSessionAsync(network, "alice", "phone"))
+            await Envelope.AssertErrorAsync(login, HttpStatusCode.Forbidden, 400312);
+        await Server.FlushAuditAsync();
+        await page.GotoAsync($"/console/n/{network.Id}/audit?kind=user.banned");
+        await Expect(page.Locator("table.audit")).ToContainTextAsync("reason: spam");
+
+        // A viewer sees, and changes nothing even by a forged post.
+        var viewerPage = await console.NewPageAsync(width: 375, height: 740);
+        await ConsoleFixture.SignInAsync(viewerPage, viewer, Password);
+        await viewerPage.GotoAsync($"{users}?userId=bob");
+        await Expect(viewerPage.Locator("#sessions tbody tr")).ToHaveCountAsync(1);
+        await Expect(viewerPage.GetByRole(AriaRole.Link, new() { Name = "Ban" })).ToHaveCountAsync(0);
+        var overflow = await viewerPage.EvaluateAsync<int>("document.documentElement.scrollWidth - window.innerWidth");
+        Assert.True(overflow <= 0, $"the users page is {overflow}px wider than a 375px screen");
+        Assert.Equal(403, await ForgedPostAsync(viewerPage, $"{users}?handler=Ban", new() { ["userId"] = "bob", ["banned"] = "true" }));
+        Assert.Equal(403, await ForgedPostAsync(viewerPage, $"{users}?handler=EndAll", new() { ["userId"] = "bob" }));
+        await using var check = Server.Services.CreateAsyncScope();
+        var db = check.ServiceProvider.GetRequiredService<GatehouseDb>();
+        Assert.False((await db.Users.SingleAsync(u => u.NetworkId == network.Id && u.UserId == "bob")).IsGlobalBan);
+    }
+
+    [Fact]
+    public async Task A_super_admin_sees_each_admins_rights_as_stored_unlocks_a_locked_account_and_resets_a_password_shown_once()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var viewer = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
+        var holder = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin, accessSecureMode: true);
+        var super = await console.CreateAdminAsync(Password, superAdmin: true);
+        var locked = await console.NewPageAsync();
+        for (var i = 0; i < 5; i++)
+            await ConsoleFixture.SignInAsync(locked, viewer, "wrong password " + i);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, super, Password);
+        await page.GotoAsync("/console/admins");
+        var networkName = (await Server.Services.CreateAsyncScope().ServiceProvider.GetRequiredService<GatehouseDb>()
+            .Networks.SingleAsync(n => n.Id == network.Id)).Name;
+
+        await ConsoleFixture.ScreenshotAsync(page, "admins");
+        // Each admin's form in the network shows what it holds; saving one unchanged changes nothing.
+        await Expect(page.GetByLabel($"Role of {viewer} in {networkName}")).ToHaveValueAsync("Viewer");
+        await Expect(page.GetByLabel($"Access Secure Mode for {viewer} in {networkName}")).Not.ToBeCheckedAsync();
+        await Expect(page.GetByLabel($"Role of {holder} in {networkName}")).ToHaveValueAsync("Admin");
+        await Expect(page.GetByLabel($"Access Secure Mode for {holder} in {networkName}")).ToBeCheckedAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Save the rights of {viewer} in {networkName}" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Save the rights of {holder} in {networkName}" }).ClickAsync();
+        await using (var scope = Server.Services.CreateAsyncScope())
+        {
+            var memberships = await scope.ServiceProvider.GetRequiredService<GatehouseDb>().AdminMemberships.Where(m => m.NetworkId == network.Id).ToListAsync();
+            Assert.Contains(memberships, m => m.Role == ConsoleRole.Viewer && !m.CanAccessSecureMode);
+            Assert.Contains(memberships, m => m.Role == ConsoleRole.Admin && m.CanAccessSecureMode);
+        }
+
+        // The locked account, unlocked before its lockout ends.
+        await Expect(page.Locator("#admins tr").Filter(new() { HasText = viewer })).ToContainTextAsync("Locked until");
+        await page.GetByRole(AriaRole.Button, new() { Name = $"Unlock {viewer}" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("can sign in again");
+        await ConsoleFixture.SignInAsync(locked, viewer, Password);
+        await Expect(locked).Not.ToHaveURLAsync(new Regex("/console/signin"));
+
+        // A reset: asked first, the one-time password shown once, the old password and the old sign-in gone.
+        await page.GetByRole(AriaRole.Link, new() { Name = $"Reset the password of {viewer}" }).ClickAsync();
+        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Reset password" }).ClickAsync();
+        var oneTime = (await page.Locator("#one-time-password").TextContentAsync())!.Trim();
+        await page.ReloadAsync();
+        Assert.DoesNotContain(oneTime, await page.ContentAsync(), StringComparison.Ordinal);
+        await locked.ReloadAsync();
+        await Expect(locked).ToHaveURLAsync(new Regex("/console/signin"));
+        await ConsoleFixture.SignInAsync(locked, viewer, Password);
+        await Expect(locked.GetByRole(AriaRole.Alert)).ToBeVisibleAsync();
+        await ConsoleFixture.SignInAsync(locked, viewer, oneTime);
+        await Expect(locked).ToHaveURLAsync(new Regex("/console/account/password"));
+        await Server.FlushAuditAsync();
+        await page.GotoAsync($"/console/n/{network.Id}/audit");
+        await Expect(page.Locator("table.audit")).ToContainTextAsync("admin.password_reset");
+        await Expect(page.Locator("table.audit")).ToContainTextAsync("admin.unlocked");
+    }
+
+    [Fact]
     public async Task The_console_fits_a_phone_screen_and_works_from_the_keyboard_alone()
     {
         var network = await Server.CreateNetworkAsync();
