@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Text;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Storage;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Console;
@@ -23,7 +25,43 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
     public string? FilterError { get; private set; }
     public IReadOnlyList<AuditEvent> Events { get; private set; } = [];
 
+    /// <summary>The most rows one export writes; a longer period is exported in parts.</summary>
+    public const int MaxExportRows = 100_000;
+
     public async Task OnGetAsync(string? kind, string? userId, string? from, string? to, int page = 1)
+    {
+        var query = Filtered(kind, userId, from, to, page);
+        var rows = await query.Skip((PageNumber - 1) * PageSize).Take(PageSize + 1).ToListAsync(HttpContext.RequestAborted);
+        HasNext = rows.Count > PageSize;
+        Events = rows.Take(PageSize).ToList();
+    }
+
+    /// <summary>
+    /// The current filter's events as CSV (newest first, at most <see cref="MaxExportRows"/>). A cell that a spreadsheet
+    /// would read as a formula (=, +, -, @, tab, carriage return) is prefixed with an apostrophe.
+    /// </summary>
+    public async Task<IActionResult> OnGetCsvAsync(string? kind, string? userId, string? from, string? to)
+    {
+        var query = Filtered(kind, userId, from, to, 1);
+        var csv = new StringBuilder("time,kind,outcome,actor,user_id,reason,detail,client_address\r\n");
+        await foreach (var e in query.Take(MaxExportRows).AsAsyncEnumerable().WithCancellation(HttpContext.RequestAborted))
+        {
+            csv.AppendJoin(',', new[] { e.OccurredAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture), e.Kind, e.Outcome, e.Actor,
+                e.UserId, e.Reason, e.Detail, e.ClientAddress }.Select(Cell)).Append("\r\n");
+        }
+        return File(Encoding.UTF8.GetBytes(csv.ToString()), "text/csv; charset=utf-8", $"gatehouse-audit-{Access.Network.Id}.csv");
+    }
+
+    private static string Cell(string? value)
+    {
+        if (string.IsNullOrEmpty(value))
+            return "";
+        if (value[0] is '=' or '+' or '-' or '@' or '\t' or '\r')
+            value = "'" + value;
+        return value.IndexOfAny([',', '"', '\r', '\n']) >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+    }
+
+    private IQueryable<AuditEvent> Filtered(string? kind, string? userId, string? from, string? to, int page)
     {
         Kind = AuditKinds.All.Contains(kind) ? kind : null;
         UserId = string.IsNullOrWhiteSpace(userId) ? null : userId.Trim();
@@ -44,11 +82,7 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
             query = query.Where(e => e.OccurredAt >= since);
         if (ParseTime(to, "To") is { } until)
             query = query.Where(e => e.OccurredAt < until);
-
-        var rows = await query.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id)
-            .Skip((PageNumber - 1) * PageSize).Take(PageSize + 1).ToListAsync(HttpContext.RequestAborted);
-        HasNext = rows.Count > PageSize;
-        Events = rows.Take(PageSize).ToList();
+        return query.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id);
     }
 
     /// <summary>The browser's datetime-local value, read as UTC (the console shows every time in UTC).</summary>
@@ -61,6 +95,9 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
         FilterError = $"{field} is not a date and time.";
         return null;
     }
+
+    public string CsvLink =>
+        $"?handler=Csv&kind={Uri.EscapeDataString(Kind ?? "")}&userId={Uri.EscapeDataString(UserId ?? "")}&from={Uri.EscapeDataString(From ?? "")}&to={Uri.EscapeDataString(To ?? "")}";
 
     public string PageLink(int page) =>
         $"?kind={Uri.EscapeDataString(Kind ?? "")}&userId={Uri.EscapeDataString(UserId ?? "")}&from={Uri.EscapeDataString(From ?? "")}&to={Uri.EscapeDataString(To ?? "")}&page={page}";

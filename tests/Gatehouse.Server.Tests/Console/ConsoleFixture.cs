@@ -31,12 +31,14 @@ public sealed class ConsoleFixture : IAsyncLifetime
         await Server.DisposeAsync();
     }
 
-    public async Task<IPage> NewPageAsync(int width = 1280, int height = 900)
+    /// <param name="bypassCsp">Only for a checker the test injects (axe-core): the console's own pages never need it.</param>
+    public async Task<IPage> NewPageAsync(int width = 1280, int height = 900, bool bypassCsp = false)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
             BaseURL = Server.BaseAddress.ToString(),
             ViewportSize = new ViewportSize { Width = width, Height = height },
+            BypassCSP = bypassCsp,
         });
         return await context.NewPageAsync();
     }

@@ -457,6 +457,16 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(own).ToContainTextAsync("admin.signed_in");
         await Expect(own).ToContainTextAsync("admin.sign_in_refused");
         await Expect(own).Not.ToContainTextAsync(super);
+
+        // The current filter exports as CSV; a value a spreadsheet would run as a formula is defused.
+        await Server.LoginAsync(network, "=1+2", "device-formula");
+        await Server.FlushAuditAsync();
+        var export = await adminPage.Context.APIRequest.GetAsync($"{audit}?handler=Csv&kind=session.created");
+        var csv = await export.TextAsync();
+        Assert.Equal(200, export.Status);
+        Assert.StartsWith("time,kind,outcome,actor,user_id,reason,detail,client_address", csv, StringComparison.Ordinal);
+        Assert.Contains(",'=1+2,", csv, StringComparison.Ordinal);
+        Assert.DoesNotContain("admin.signed_in", csv, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -482,6 +492,11 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
 
         var phone = await console.NewPageAsync(width: 375, height: 740);
         await ConsoleFixture.SignInAsync(phone, email, Password);
+        // On a phone the navigation is folded under "Menu".
+        await phone.GotoAsync($"/console/n/{network.Id}/audit");
+        await Expect(phone.GetByRole(AriaRole.Link, new() { Name = "Audit log" })).Not.ToBeVisibleAsync();
+        await phone.GetByText("Menu").ClickAsync();
+        await Expect(phone.GetByRole(AriaRole.Link, new() { Name = "Audit log" })).ToBeVisibleAsync();
         foreach (var section in new[] { "integrations", "security", "admin-users", "audit", "dashboard" })
         {
             await phone.GotoAsync($"/console/n/{network.Id}/{section}");

@@ -1,5 +1,9 @@
-// The console works without script; this only adds the copy buttons' clipboard write, and keeps the keyboard in an
-// open dialog: Tab cycles inside it, and Escape leaves it the way its Cancel (or Done) link does.
+// The console works without script; this only adds the copy buttons' clipboard write, folds the navigation on a
+// phone, and keeps the keyboard in an open dialog: Tab cycles inside it, and Escape leaves it the way its Cancel (or
+// Done) link does.
+const menu = document.querySelector('details.nav-menu');
+if (menu && window.matchMedia('(max-width: 720px)').matches) menu.open = false;
+
 document.addEventListener('click', (event) => {
   const button = event.target.closest('[data-copy]');
   if (!button) return;
