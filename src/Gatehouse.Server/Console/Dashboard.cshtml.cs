@@ -24,7 +24,13 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
         var dayAgo = now.AddHours(-24);
         var events = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == networkId && e.OccurredAt >= dayAgo);
 
-        var refused = await events.CountAsync(e => e.Outcome == Outcomes.Refused, ct);
+        // Refusals by cause: a bad credential is an attempt on the network; invalid input and an admin's own console
+        // action its role does not allow are not, and are shown apart.
+        var refusedByReason = await events.Where(e => e.Outcome == Outcomes.Refused)
+            .GroupBy(e => e.Reason).Select(g => new { Reason = g.Key, Count = g.Count() }).ToListAsync(ct);
+        var invalidInput = refusedByReason.Where(r => IsInvalidInput(r.Reason)).Sum(r => r.Count);
+        var notPermitted = refusedByReason.Where(r => r.Reason == "not_permitted").Sum(r => r.Count);
+        var refused = refusedByReason.Sum(r => r.Count) - invalidInput - notPermitted;
         var minted = await events.CountAsync(e => e.Kind == AuditKinds.AuthTokenMinted, ct);
         var authFailures = await events.CountAsync(AuthTokenFailure, ct);
         var newestKey = await db.ServerKeys.AsNoTracking()
@@ -40,7 +46,8 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
         Metrics =
         [
             new("Unauthorized attempts (24 h)", refused.ToString(System.Globalization.CultureInfo.InvariantCulture), "0", refused > 0,
-                "Requests refused for a missing, wrong, expired or revoked credential."),
+                $"Requests refused for a missing, wrong, expired or revoked credential. Apart: {invalidInput} refused for invalid input, " +
+                $"{notPermitted} console action(s) an admin's role did not allow."),
             new("Server key age", keyAge is { } days ? $"{days:0} days" : "no key", "< 365 days", keyAge is null or >= 365,
                 keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year."),
             new("Auth token failure rate (24 h)", $"{failureRate:0.0} %", "< 2 %", failureRate >= 2,
@@ -68,9 +75,21 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
         Hours = hours;
     }
 
-    /// <summary>A mint refused with a valid-looking key, a replaced key, or a login whose auth token failed.</summary>
+    private static readonly HashSet<string> InvalidInputReasons = new(StringComparer.Ordinal)
+    {
+        "content_type", "body_too_large", "body_not_object", "malformed_json", "field_required", "field_too_long",
+        "field_invalid_characters", "field_invalid", "field_repeated", "bad_filter",
+    };
+
+    private static bool IsInvalidInput(string? reason) => reason is not null && InvalidInputReasons.Contains(reason);
+
+    /// <summary>
+    /// A mint refused (its key replaced or expired, its input, or its client certificate under mTLS), or a login whose
+    /// auth token failed.
+    /// </summary>
     private static readonly System.Linq.Expressions.Expression<Func<AuditEvent, bool>> AuthTokenFailure = e =>
         e.Kind == AuditKinds.AuthTokenRefused
         || e.Kind == AuditKinds.ServerKeyRefused
+        || e.Kind == AuditKinds.MtlsRefused
         || (e.Kind == AuditKinds.SessionRefused && e.Reason != null && e.Reason.StartsWith("auth_token_"));
 }

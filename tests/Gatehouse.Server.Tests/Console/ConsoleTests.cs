@@ -159,6 +159,13 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         var holderId = IdOf(holder);
         var held = await db.AdminMemberships.SingleAsync(m => m.NetworkId == network.Id && m.AdminId == holderId);
         Assert.Equal((ConsoleRole.Admin, true, false), (held.Role, held.CanAccessSecureMode, held.Disabled));
+
+        // The admin's own refused actions are not attempts on the network: the dashboard counts them apart.
+        await Server.FlushAuditAsync();
+        await page.GotoAsync($"/console/n/{network.Id}/dashboard");
+        var unauthorized = page.Locator(".metric").Filter(new() { HasText = "Unauthorized attempts" });
+        await Expect(unauthorized.Locator(".metric-value")).ToHaveTextAsync("0");
+        await Expect(unauthorized).ToContainTextAsync(new Regex("[1-9][0-9]* console action"));
     }
 
     [Fact]
@@ -738,10 +745,12 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         var security = $"/console/n/{network.Id}/security";
         await page.GotoAsync(security);
 
-        // No certificate yet: the switch is refused, saying why.
-        await page.ClickAsync("text=Turn mTLS on");
-        await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Turn mTLS on" }).ClickAsync();
-        // A refusal, shown as one: red and an alert, never in the green success banner.
+        // No certificate yet: the switch is not offered, the page says why, and a forged switch is refused as a
+        // refusal (red, an alert), never in the green success banner.
+        await Expect(page.GetByText("Turn mTLS on")).ToHaveCountAsync(0);
+        await Expect(page.Locator("#mtls-unavailable")).ToContainTextAsync("Create a certificate below");
+        Assert.Equal(302, await ForgedPostAsync(page, $"{security}?handler=Mtls", new() { ["on"] = "true" }));
+        await page.ReloadAsync();
         await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("Create a certificate before turning mTLS on");
         await Expect(page.GetByRole(AriaRole.Status)).ToHaveCountAsync(0);
         await Expect(page.Locator("#mtls-state")).ToHaveTextAsync("off");
@@ -762,7 +771,7 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await page.GotoAsync(security);
         await Expect(page.Locator("#certificate-table")).ToContainTextAsync("shop-backend");
         await page.ClickAsync("text=Turn mTLS on");
-        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("1 active certificate");
+        await Expect(page.GetByRole(AriaRole.Alertdialog)).ToContainTextAsync("this network's active certificate");
         await page.GetByRole(AriaRole.Alertdialog).GetByRole(AriaRole.Button, new() { Name = "Turn mTLS on" }).ClickAsync();
         await Expect(page.Locator("#mtls-state")).ToHaveTextAsync("on");
         await ConsoleFixture.ScreenshotAsync(page, "security");
