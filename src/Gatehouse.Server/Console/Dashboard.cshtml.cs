@@ -6,7 +6,11 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Console;
 
-internal sealed record Metric(string Name, string Value, string Target, bool OffTarget, string Explanation);
+/// <summary>One published figure against its target: green when on target, amber when near its limit, red when off.</summary>
+internal sealed record Metric(string Name, string Value, string Target, bool OffTarget, string Explanation, bool NearLimit = false)
+{
+    public string Level => OffTarget ? "off-target" : NearLimit ? "near-limit" : "on-target";
+}
 
 internal sealed record HourBucket(DateTimeOffset Start, int Minted, int Refused);
 
@@ -38,6 +42,7 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
             .Select(k => (DateTimeOffset?)k.CreatedAt).FirstOrDefaultAsync(ct);
 
         var tokens = await adminTokens.MetricsAsync(networkId, ct);
+        var expiringTokens = (await adminTokens.ListAsync(networkId, ct)).Count(v => v.Token.IsActive(now) && v.Token.ExpiresAt <= now.AddDays(30));
         var activeCertificates = (await certificates.ListAsync(networkId, ct)).Where(c => c.RevokedAt == null && c.NotAfter > now).ToList();
         var expiryLead = activeCertificates.Count == 0 ? (double?)null : activeCertificates.Min(c => (c.NotAfter - now).TotalDays);
         var mtls = Access.Network.MtlsEnabled;
@@ -49,13 +54,15 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
                 $"Requests refused for a missing, wrong, expired or revoked credential. Apart: {invalidInput} refused for invalid input, " +
                 $"{notPermitted} console action(s) an admin's role did not allow."),
             new("Server key age", keyAge is { } days ? $"{days:0} days" : "no key", "< 365 days", keyAge is null or >= 365,
-                keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year."),
+                keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year.", keyAge >= 300),
             new("Auth token failure rate (24 h)", $"{failureRate:0.0} %", "< 2 %", failureRate >= 2,
-                $"{authFailures} failed of {minted + authFailures} auth token uses and mints."),
+                $"{authFailures} failed of {minted + authFailures} auth token uses and mints.", failureRate >= 1),
             new("mTLS coverage of auth endpoints", mtls ? "100 %" : "0 %", "100 %", !mtls,
                 mtls ? "The auth-token endpoints and the admin API require a client certificate." : "Turn mTLS on in Settings → Security."),
             new("Certificate expiry lead", expiryLead is { } lead ? $"{lead:0} days" : "no certificate", "> 30 days", expiryLead is null or <= 30,
-                "Days until the first active client certificate expires; renew at least 30 days ahead."),
+                "Days until the first active client certificate expires; renew at least 30 days ahead.", expiryLead <= 60),
+            new("Admin tokens expiring within 30 days", expiringTokens.ToString(System.Globalization.CultureInfo.InvariantCulture), "0", false,
+                "Active admin tokens that stop within 30 days: generate their replacements before backends are refused.", expiringTokens > 0),
             new("Active admin tokens", tokens.Active.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 "average age < 300 days, no orphans", tokens.AverageAgeDays > 300 || tokens.Orphans.Count > 0,
                 $"Average age {(tokens.AverageAgeDays is { } age ? $"{age:0} days" : "—")}; {tokens.Orphans.Count} unused for 30 days or more."),

@@ -642,6 +642,26 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
     }
 
     [Fact]
+    public async Task The_dashboard_shows_a_figure_near_its_limit_in_amber_apart_from_on_target_and_off_target()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var (token, _) = await Server.GenerateAdminTokenAsync(await Server.CreateAdminAsync(network), network, TimeSpan.FromDays(20));
+        Assert.NotNull(token);
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+
+        await page.GotoAsync($"/console/n/{network.Id}/dashboard");
+
+        var expiring = page.Locator(".metric").Filter(new() { HasText = "Admin tokens expiring within 30 days" });
+        await Expect(expiring.Locator(".metric-value")).ToHaveTextAsync("1");
+        await Expect(expiring).ToHaveClassAsync(new Regex("near-limit"));
+        await Expect(expiring).ToContainTextAsync("near its limit");
+        await Expect(page.Locator(".metric").Filter(new() { HasText = "Unauthorized attempts" })).ToHaveClassAsync(new Regex("on-target"));
+        await Expect(page.Locator(".metric").Filter(new() { HasText = "Server key age" })).ToHaveClassAsync(new Regex("off-target"));
+    }
+
+    [Fact]
     public async Task The_console_fits_a_phone_screen_and_works_from_the_keyboard_alone()
     {
         var network = await Server.CreateNetworkAsync();
