@@ -152,13 +152,6 @@ internal sealed class IntegrationsModel(
         return await RevealAsync("visitorSecret", secret);
     }
 
-    public string VisitorSecretState(VisitorSecret secret) => secret.ExpiresAt switch
-    {
-        null => "Active",
-        { } end when end > Now => $"Replaced; works until {end:yyyy-MM-dd HH:mm} UTC",
-        { } end => $"Stopped {end:yyyy-MM-dd HH:mm} UTC",
-    };
-
     public async Task<IActionResult> OnPostGenerateServerKeyAsync()
     {
         if (!Access.CanGenerateServerKey)
@@ -204,7 +197,8 @@ internal sealed class IntegrationsModel(
 
     public string Here => $"/console/n/{Access.Network.Id}/integrations";
 
-    public string KeyState(ServerKey key) => key.ExpiresAt switch
+    /// <summary>A server key's or visitor secret's state, from the end of its grace (null while it is the newest).</summary>
+    public string State(DateTimeOffset? expiresAt) => expiresAt switch
     {
         null => "Active",
         { } end when end > Now => $"Replaced; works until {end:yyyy-MM-dd HH:mm} UTC",
