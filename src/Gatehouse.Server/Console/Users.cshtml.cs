@@ -51,7 +51,7 @@ internal sealed class UsersModel(UserAdministration users, AuditLog audit, Conso
         var ct = HttpContext.RequestAborted;
         PageNumber = Math.Clamp(PageNumber, 1, 100_000);
         UserKind? kind = Type == "all" ? null : UserKinds.FromWireName(Type) ?? UserKind.SignedIn;
-        var search = string.IsNullOrWhiteSpace(Search) ? null : Search.Trim()[..Math.Min(Search.Trim().Length, 1024)];
+        var search = Search?.Trim() is { Length: > 0 } text ? text[..Math.Min(text.Length, 1024)] : null;
         Found = await users.ListAsync(Access.Network.Id, search, kind, PageNumber, PageSize, ct);
         if (!string.IsNullOrEmpty(UserId))
         {
