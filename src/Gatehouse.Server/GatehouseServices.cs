@@ -70,6 +70,7 @@ internal static class GatehouseServices
         services.AddScoped<VisitorSecrets>();
         services.AddScoped<Console.OneTimeReveals>();
         services.AddScoped<AdminAccounts>();
+        services.AddScoped<TwoFactor>();
         services.AddScoped<AdminTokenService>();
         services.AddScoped<UserAdministration>();
         services.AddScoped<ClientCertificates>();

@@ -96,7 +96,7 @@ public abstract class SignInLockoutTests<TServer>(TServer server) : IClassFixtur
     private async Task<string?> SignInAsync(string email, string password)
     {
         await using var scope = server.Services.CreateAsyncScope();
-        var (_, error) = await scope.ServiceProvider.GetRequiredService<AdminAccounts>().SignInAsync(email, password, null);
+        var (_, error, _) = await scope.ServiceProvider.GetRequiredService<AdminAccounts>().SignInAsync(email, password, null);
         return error?.Message;
     }
 }

@@ -23,6 +23,42 @@ internal sealed class Admin
     public required string SecurityStamp { get; set; }
 
     public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Set by a super admin: the account signs in nowhere and its admin tokens were revoked; its rows and audit trail stay.</summary>
+    public DateTimeOffset? DisabledAt { get; set; }
+
+    /// <summary>
+    /// The TOTP secret (RFC 6238), encrypted with Data Protection (<see cref="TwoFactor"/>); set but not yet confirmed
+    /// while <see cref="TwoFactorEnabledAt"/> is null.
+    /// </summary>
+    public string? TwoFactorSecret { get; set; }
+
+    /// <summary>When the admin proved its authenticator with a code: from then on sign-in asks for one.</summary>
+    public DateTimeOffset? TwoFactorEnabledAt { get; set; }
+
+    /// <summary>The last TOTP time step accepted: a code is good once, so one seen over a shoulder cannot be replayed.</summary>
+    public long TwoFactorLastStep { get; set; }
+
+    public bool HasTwoFactor => TwoFactorEnabledAt is not null;
+}
+
+/// <summary>One of an admin's single-use recovery codes, kept as a digest; used when the authenticator is lost.</summary>
+internal sealed class RecoveryCode
+{
+    public Guid Id { get; init; }
+    public Guid AdminId { get; init; }
+    public required string Digest { get; init; }
+    public DateTimeOffset? UsedAt { get; set; }
+}
+
+/// <summary>Settings of the whole portal, one row, changed by a super admin.</summary>
+internal sealed class PortalSettings
+{
+    public const int SingletonId = 1;
+    public int Id { get; init; } = SingletonId;
+
+    /// <summary>Every console admin must sign in with a second factor; one who has none is asked to set it up first.</summary>
+    public bool TwoFactorRequired { get; set; }
 }
 
 /// <summary>

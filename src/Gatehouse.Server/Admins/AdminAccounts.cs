@@ -63,26 +63,19 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
     /// account's hash or a decoy, the same answers), so neither the answer, its timing nor the lockout tells whether
     /// an address has an account. Each attempt reserves its place in the counter before the password is checked,
     /// with one conditional update, so however many arrive at once, at most the limit are checked.
+    /// A right password for an account with two-factor on only gets as far as <see cref="SecondFactorAsync"/>: the
+    /// counter is cleared by the code, not the password, so knowing the password gives no more guesses at codes.
     /// </summary>
-    public async Task<(Admin? Admin, Refusal? Error)> SignInAsync(string email, string password, RequestOrigin? origin, CancellationToken ct = default)
+    public async Task<(Admin? Admin, Refusal? Error, bool SecondFactorOwed)> SignInAsync(string email, string password, RequestOrigin? origin,
+        CancellationToken ct = default)
     {
-        var settings = options.Value.Console;
         var normalized = email.Trim().ToLowerInvariant();
         var admin = normalized.Length is > 0 and <= 254 ? await db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct) : null;
         var digest = SignInDigest(normalized);
-        var now = clock.GetUtcNow();
+        var actor = admin is null ? "anonymous" : Actor(admin);
 
-        await EnsureSignInLockAsync(digest, ct);
-        var reserved = await db.SignInLocks
-            .Where(l => l.EmailDigest == digest && (l.LockedUntil == null || l.LockedUntil <= now) && l.Attempts < settings.MaxFailedSignIns)
-            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, l => l.Attempts + 1), ct) == 1;
-        if (!reserved)
-        {
-            var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
-            audit.Record(SecurityEvents.AdminSignInRefused(admin is null ? "anonymous" : Actor(admin),
-                admin is null ? "unknown_account_locked_out" : "locked_out"), origin);
-            return (null, Errors.LockedOut(settings.MaxFailedSignIns, lockedUntil ?? now + settings.LockoutDuration));
-        }
+        if (await ReserveAttemptAsync(digest, actor, admin is null, origin, ct) is { } lockedOut)
+            return (null, lockedOut, false);
 
         var verdict = PasswordVerificationResult.Failed;
         if (password.Length <= MaxPasswordLength)
@@ -92,31 +85,84 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
             verdict = admin is null ? PasswordVerificationResult.Failed : checkedVerdict;
         }
         if (verdict == PasswordVerificationResult.Failed)
-        {
-            // The attempt that fills the counter locks the address; the counter starts again for after the lock.
-            var lockNow = await db.SignInLocks
-                .Where(l => l.EmailDigest == digest && l.Attempts >= settings.MaxFailedSignIns)
-                .ExecuteUpdateAsync(s => s.SetProperty(l => l.LockedUntil, now + settings.LockoutDuration).SetProperty(l => l.Attempts, 0), ct) == 1;
-            audit.Record(SecurityEvents.AdminSignInRefused(admin is null ? "anonymous" : Actor(admin),
-                (admin is null, lockNow) switch
-                {
-                    (true, true) => "unknown_account_locked_out_now",
-                    (true, false) => "unknown_account",
-                    (false, true) => "locked_out_now",
-                    _ => "wrong_password",
-                }), origin);
-            return (null, Errors.WrongCredentials);
-        }
+            return (null, await FailAttemptAsync(digest, actor, admin is null, "wrong_password", Errors.WrongCredentials, origin, ct), false);
 
-        await db.SignInLocks.Where(l => l.EmailDigest == digest)
-            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, 0).SetProperty(l => l.LockedUntil, (DateTimeOffset?)null), ct);
         if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
         {
             admin!.PasswordHash = Hasher.HashPassword(admin, password);
             await db.SaveChangesAsync(ct);
         }
-        audit.Record(SecurityEvents.AdminSignedIn(Actor(admin!)), origin);
-        return (admin, null);
+        if (admin!.DisabledAt is not null)
+        {
+            // Said only to whoever knows the password: to anyone else a disabled account answers like any other.
+            audit.Record(SecurityEvents.AdminSignInRefused(actor, "account_disabled"), origin);
+            return (null, Errors.AccountDisabled, false);
+        }
+        if (admin.HasTwoFactor)
+            return (admin, null, true);
+
+        await ClearSignInLockAsync(admin, ct);
+        audit.Record(SecurityEvents.AdminSignedIn(actor, null), origin);
+        return (admin, null, false);
+    }
+
+    /// <summary>
+    /// The second step of a sign-in with two-factor on: a code from the authenticator or a recovery code, counted
+    /// against the same lockout as the password.
+    /// </summary>
+    public async Task<Refusal?> SecondFactorAsync(Admin admin, string code, TwoFactor twoFactor, RequestOrigin? origin, CancellationToken ct = default)
+    {
+        var digest = SignInDigest(admin.Email);
+        var actor = Actor(admin);
+        if (await ReserveAttemptAsync(digest, actor, unknown: false, origin, ct) is { } lockedOut)
+            return lockedOut;
+        if (admin.DisabledAt is not null)
+        {
+            audit.Record(SecurityEvents.AdminSignInRefused(actor, "account_disabled"), origin);
+            return Errors.AccountDisabled;
+        }
+        if (await twoFactor.VerifyAsync(admin, code, ct) is not { } factor)
+            return await FailAttemptAsync(digest, actor, unknown: false, "wrong_code", Errors.SecondFactorWrong, origin, ct);
+
+        await ClearSignInLockAsync(admin, ct);
+        audit.Record(SecurityEvents.AdminSignedIn(actor, factor), origin);
+        return null;
+    }
+
+    /// <summary>Takes a place in the address's counter, or says why none is left (locked out, or the limit reached).</summary>
+    private async Task<Refusal?> ReserveAttemptAsync(string digest, string actor, bool unknown, RequestOrigin? origin, CancellationToken ct)
+    {
+        var settings = options.Value.Console;
+        var now = clock.GetUtcNow();
+        await EnsureSignInLockAsync(digest, ct);
+        var reserved = await db.SignInLocks
+            .Where(l => l.EmailDigest == digest && (l.LockedUntil == null || l.LockedUntil <= now) && l.Attempts < settings.MaxFailedSignIns)
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, l => l.Attempts + 1), ct) == 1;
+        if (reserved)
+            return null;
+        var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
+        audit.Record(SecurityEvents.AdminSignInRefused(actor, unknown ? "unknown_account_locked_out" : "locked_out"), origin);
+        return Errors.LockedOut(settings.MaxFailedSignIns, lockedUntil ?? now + settings.LockoutDuration);
+    }
+
+    /// <summary>A failed attempt: the one that fills the counter locks the address, and the counter starts again for after the lock.</summary>
+    private async Task<Refusal> FailAttemptAsync(string digest, string actor, bool unknown, string reason, Refusal refusal, RequestOrigin? origin,
+        CancellationToken ct)
+    {
+        var settings = options.Value.Console;
+        var now = clock.GetUtcNow();
+        var lockNow = await db.SignInLocks
+            .Where(l => l.EmailDigest == digest && l.Attempts >= settings.MaxFailedSignIns)
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.LockedUntil, now + settings.LockoutDuration).SetProperty(l => l.Attempts, 0), ct) == 1;
+        audit.Record(SecurityEvents.AdminSignInRefused(actor,
+            (unknown, lockNow) switch
+            {
+                (true, true) => "unknown_account_locked_out_now",
+                (true, false) => "unknown_account",
+                (false, true) => "locked_out_now",
+                _ => reason,
+            }), origin);
+        return refusal;
     }
 
     /// <summary>The address's counter row, created on its first attempt (two first attempts at once: one insert wins).</summary>
@@ -140,9 +186,13 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
         }
     }
 
+    /// <summary>Whether this is the admin's password: asked again before a change that weakens the account.</summary>
+    public static bool PasswordMatches(Admin admin, string password) =>
+        password.Length <= MaxPasswordLength && Hasher.VerifyHashedPassword(admin, admin.PasswordHash, password) != PasswordVerificationResult.Failed;
+
     public async Task<Refusal?> ChangePasswordAsync(Admin admin, string current, string replacement, RequestOrigin? origin, CancellationToken ct = default)
     {
-        if (current.Length > MaxPasswordLength || Hasher.VerifyHashedPassword(admin, admin.PasswordHash, current) == PasswordVerificationResult.Failed)
+        if (!PasswordMatches(admin, current))
             return Errors.CurrentPasswordWrong;
         if (replacement.Length is < MinPasswordLength or > MaxPasswordLength)
             return Errors.PasswordLength(MinPasswordLength, MaxPasswordLength);
@@ -187,6 +237,27 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
     {
         await ClearSignInLockAsync(target, ct);
         audit.Record(SecurityEvents.AdminUnlocked(actor, target.Email), origin);
+    }
+
+    /// <summary>
+    /// A super admin's switch for a whole account: disabled, it signs in nowhere, every console sign-in ends, and its
+    /// admin tokens are revoked for good (enabling it again does not bring them back). Rights and audit trail stay.
+    /// </summary>
+    public async Task SetDisabledAsync(Admin target, bool disabled, string actor, RequestOrigin? origin, CancellationToken ct = default)
+    {
+        var now = clock.GetUtcNow();
+        target.DisabledAt = disabled ? now : null;
+        target.SecurityStamp = NewStamp();
+        var revoked = disabled ? await db.AdminTokens.Where(t => t.AdminId == target.Id && t.RevokedAt == null).ToListAsync(ct) : [];
+        foreach (var token in revoked)
+        {
+            token.RevokedAt = now;
+            token.RevokedBy = actor;
+        }
+        await db.SaveChangesAsync(ct);
+        audit.Record(SecurityEvents.AdminAccountDisabled(actor, target.Email, disabled), origin);
+        foreach (var token in revoked)
+            audit.Record(SecurityEvents.AdminTokenRevoked(actor, token.NetworkId, token.Id, "admin_disabled"), origin);
     }
 
     private async Task ClearSignInLockAsync(Admin admin, CancellationToken ct)
@@ -342,5 +413,5 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
 
     private static Refusal NotAnEmail(string email) => Errors.NotAnEmail(email);
 
-    private static string NewStamp() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+    public static string NewStamp() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 }

@@ -278,6 +278,13 @@ internal static class AuditKinds
     public const string AdminPasswordChanged = "admin.password_changed";
     public const string AdminPasswordReset = "admin.password_reset";
     public const string AdminUnlocked = "admin.unlocked";
+    public const string AdminDisabled = "admin.disabled";
+    public const string AdminEnabled = "admin.enabled";
+    public const string TwoFactorEnabled = "admin.two_factor_enabled";
+    public const string TwoFactorDisabled = "admin.two_factor_disabled";
+    public const string RecoveryCodesGenerated = "admin.recovery_codes_generated";
+    public const string RecoveryCodeUsed = "admin.recovery_code_used";
+    public const string TwoFactorRequirementChanged = "portal.two_factor_required_changed";
     public const string AdminRoleChanged = "admin.role_changed";
     public const string AdminRequested = "admin.requested";
     public const string AdminRequestDeclined = "admin.request_declined";

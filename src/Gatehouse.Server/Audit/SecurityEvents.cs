@@ -105,7 +105,28 @@ public static class SecurityEvents
 
     public static SecurityEvent AdminSignInRefused(string actor, string reason) => new(AuditKinds.AdminSignInRefused, Outcomes.Refused, actor, Reason: reason);
 
-    public static SecurityEvent AdminSignedIn(string actor) => new(AuditKinds.AdminSignedIn, Outcomes.Success, actor);
+    internal static SecurityEvent AdminSignedIn(string actor, Admins.SecondFactor? secondFactor) => new(AuditKinds.AdminSignedIn, Outcomes.Success, actor,
+        Detail: secondFactor switch
+        {
+            Admins.SecondFactor.AuthenticatorCode => "second_factor=authenticator_code",
+            Admins.SecondFactor.RecoveryCode => "second_factor=recovery_code",
+            _ => null,
+        });
+
+    public static SecurityEvent AdminAccountDisabled(string actor, string email, bool disabled) =>
+        new(disabled ? AuditKinds.AdminDisabled : AuditKinds.AdminEnabled, Outcomes.Success, actor, Detail: $"admin={email}");
+
+    public static SecurityEvent TwoFactorEnabled(string actor) => new(AuditKinds.TwoFactorEnabled, Outcomes.Success, actor);
+
+    public static SecurityEvent TwoFactorDisabled(string actor, string email) =>
+        new(AuditKinds.TwoFactorDisabled, Outcomes.Success, actor, Detail: $"admin={email}");
+
+    public static SecurityEvent RecoveryCodesGenerated(string actor) => new(AuditKinds.RecoveryCodesGenerated, Outcomes.Success, actor);
+
+    public static SecurityEvent RecoveryCodeUsed(string actor) => new(AuditKinds.RecoveryCodeUsed, Outcomes.Success, actor);
+
+    public static SecurityEvent TwoFactorRequirementChanged(string actor, bool required) =>
+        new(AuditKinds.TwoFactorRequirementChanged, Outcomes.Success, actor, Detail: required ? "required" : "optional");
 
     public static SecurityEvent AdminSignedOut(string actor) => new(AuditKinds.AdminSignedOut, Outcomes.Success, actor);
 

@@ -11,6 +11,8 @@ internal sealed class ChangePasswordModel(AdminAccounts admins, ConsoleAccess ac
 
     protected override bool AllowedWhilePasswordChangeIsOwed => true;
 
+    protected override bool AllowedWhileTwoFactorIsOwed => true;
+
     public void OnGet()
     {
     }

@@ -32,6 +32,8 @@ internal sealed record NetworkAccess(Network Network, bool IsSuperAdmin, Console
 
 internal sealed class ConsoleAccess(GatehouseDb db)
 {
+    public Task<bool> TwoFactorRequiredAsync(CancellationToken ct) => db.PortalSettings.AnyAsync(s => s.TwoFactorRequired, ct);
+
     public async Task<List<Network>> VisibleNetworksAsync(Admin admin, CancellationToken ct)
     {
         if (admin.IsSuperAdmin)

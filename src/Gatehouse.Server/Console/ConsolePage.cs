@@ -15,12 +15,15 @@ internal sealed record ConsoleNav(Admin Admin, IReadOnlyList<Network> Networks, 
 
 /// <summary>
 /// Every signed-in page: loads the admin (checked against its security stamp by the cookie handler), forces
-/// a password change while one is owed, and resolves the network in the route with the admin's rights there.
+/// a password change while one is owed, then the set-up of a second factor while the portal requires one, and resolves the network in the route with the admin's rights there.
 /// </summary>
 internal abstract class ConsolePage(ConsoleAccess access) : PageModel
 {
     public Admin CurrentAdmin { get; private set; } = null!;
     public ConsoleNav Nav { get; private set; } = null!;
+
+    /// <summary>The portal's setting: every admin must sign in with a second factor.</summary>
+    public bool TwoFactorRequired { get; private set; }
 
     /// <summary>The network of a /console/n/{networkId}/… page, with what the admin may do in it.</summary>
     public NetworkAccess Access { get; private set; } = null!;
@@ -34,6 +37,9 @@ internal abstract class ConsolePage(ConsoleAccess access) : PageModel
     public string? Problem { get; set; }
 
     protected virtual bool AllowedWhilePasswordChangeIsOwed => false;
+
+    /// <summary>Reachable by an admin without a second factor while the portal requires one (set-up, password, sign-out).</summary>
+    protected virtual bool AllowedWhileTwoFactorIsOwed => false;
 
     /// <summary>A portal page: refused to anyone else before any handler runs, whichever handler a request names.</summary>
     protected virtual bool SuperAdminsOnly => false;
@@ -49,6 +55,12 @@ internal abstract class ConsolePage(ConsoleAccess access) : PageModel
         if (admin.MustChangePassword && !AllowedWhilePasswordChangeIsOwed)
         {
             context.Result = RedirectToPage("/ChangePassword");
+            return;
+        }
+        TwoFactorRequired = await access.TwoFactorRequiredAsync(HttpContext.RequestAborted);
+        if (!admin.HasTwoFactor && !AllowedWhileTwoFactorIsOwed && TwoFactorRequired)
+        {
+            context.Result = RedirectToPage("/TwoFactor");
             return;
         }
 

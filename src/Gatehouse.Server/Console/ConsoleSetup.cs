@@ -12,6 +12,12 @@ internal static class ConsoleSetup
 {
     public const string Scheme = "console";
 
+    /// <summary>
+    /// Between a right password and the code of an account with two-factor on: names the admin for five minutes to
+    /// the code page only, and opens nothing else.
+    /// </summary>
+    public const string SecondFactorScheme = "console-second-factor";
+
     /// <summary>Every console page but sign-in: an admin signed in with the console's cookie.</summary>
     public const string Policy = "console";
     public const string StampClaim = "gatehouse:stamp";
@@ -23,6 +29,7 @@ internal static class ConsoleSetup
             pages.RootDirectory = "/Console";
             pages.Conventions.AuthorizeFolder("/", Policy);
             pages.Conventions.AllowAnonymousToPage("/SignIn");
+            pages.Conventions.AllowAnonymousToPage("/SignInCode");
         });
         services.AddScoped<ConsoleAccess>();
         services.AddScoped<ConsoleCookieEvents>();
@@ -36,6 +43,16 @@ internal static class ConsoleSetup
             cookie.LoginPath = "/console/signin";
             cookie.SlidingExpiration = true;
             cookie.EventsType = typeof(ConsoleCookieEvents);
+        }).AddCookie(SecondFactorScheme, cookie =>
+        {
+            cookie.Cookie.Name = "gatehouse_console_2fa";
+            cookie.Cookie.Path = "/console/signin";
+            cookie.Cookie.HttpOnly = true;
+            cookie.Cookie.SameSite = SameSiteMode.Strict;
+            cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            cookie.LoginPath = "/console/signin";
+            cookie.ExpireTimeSpan = TimeSpan.FromMinutes(5);
+            cookie.SlidingExpiration = false;
         });
         services.AddOptions<CookieAuthenticationOptions>(Scheme)
             .Configure<IOptions<GatehouseOptions>>((cookie, gatehouse) => cookie.ExpireTimeSpan = gatehouse.Value.Console.SessionIdleTimeout);
@@ -71,12 +88,12 @@ internal static class ConsoleSetup
         app.MapRazorPages();
     }
 
-    public static ClaimsPrincipal PrincipalFor(Admin admin) => new(new ClaimsIdentity(
+    public static ClaimsPrincipal PrincipalFor(Admin admin, string scheme = Scheme) => new(new ClaimsIdentity(
         [
             new Claim(ClaimTypes.NameIdentifier, admin.Id.ToString()),
             new Claim(ClaimTypes.Name, admin.Email),
             new Claim(StampClaim, admin.SecurityStamp),
-        ], Scheme));
+        ], scheme));
 
 }
 
@@ -89,7 +106,7 @@ internal sealed class ConsoleCookieEvents(AdminAccounts admins) : CookieAuthenti
         var id = context.Principal?.FindFirstValue(ClaimTypes.NameIdentifier);
         var stamp = context.Principal?.FindFirstValue(ConsoleSetup.StampClaim);
         var admin = Guid.TryParse(id, out var adminId) ? await admins.FindAsync(adminId, context.HttpContext.RequestAborted) : null;
-        if (admin is null || stamp is null || !string.Equals(admin.SecurityStamp, stamp, StringComparison.Ordinal))
+        if (admin is null || admin.DisabledAt is not null || stamp is null || !string.Equals(admin.SecurityStamp, stamp, StringComparison.Ordinal))
         {
             context.RejectPrincipal();
             await context.HttpContext.SignOutAsync(ConsoleSetup.Scheme);

@@ -9,6 +9,8 @@ internal sealed class SignOutModel(AdminAccounts admins, ConsoleAccess access) :
 {
     protected override bool AllowedWhilePasswordChangeIsOwed => true;
 
+    protected override bool AllowedWhileTwoFactorIsOwed => true;
+
     public IActionResult OnGet() => Redirect("/console");
 
     /// <summary>Ends the sign-in on the server too: a copied cookie stops working with this one.</summary>

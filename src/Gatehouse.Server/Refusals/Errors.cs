@@ -136,6 +136,12 @@ internal static class Errors
     public static readonly Refusal WrongCredentials = Unauthorized("wrong_credentials", "The email or password is wrong.");
     public static Refusal LockedOut(int failures, DateTimeOffset until) =>
         new(403, 400301, "locked_out", $"This account is locked after {failures} failed sign-ins. Try again after {until:yyyy-MM-dd HH:mm} UTC.");
+    public static readonly Refusal AccountDisabled = new(403, 400301, "account_disabled", "This account is disabled. Ask a super admin to enable it.");
+    public static readonly Refusal SecondFactorWrong = Unauthorized("wrong_code", "The code is wrong or was already used.");
+    public static readonly Refusal TwoFactorCodeWrong = Invalid("wrong_code",
+        "The code does not match. Check the authenticator app shows Gatehouse for this account and the device's clock is right.");
+    public static readonly Refusal TwoFactorAlreadyOn = Conflict("two_factor_on", "Two-factor sign-in is already on.");
+    public static readonly Refusal TwoFactorNotStarted = Conflict("two_factor_not_started", "Start the set-up again: no authenticator is being set up.");
     public static readonly Refusal CurrentPasswordWrong = Invalid("wrong_password", "The current password is wrong.");
     public static Refusal PasswordLength(int min, int max) => Invalid("password_length", $"The new password must be {min} to {max} characters long.");
     public static readonly Refusal PasswordUnchanged = Invalid("password_unchanged", "The new password must differ from the current one.");

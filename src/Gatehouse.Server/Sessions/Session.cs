@@ -25,6 +25,12 @@ internal sealed class Session
     public DateTimeOffset? RevokedAt { get; set; }
     public string? RevokedReason { get; set; }
 
+    /// <summary>The client's address at login (after any trusted proxy), for the console's Users page.</summary>
+    public string? OpenedFrom { get; init; }
+
+    public DateTimeOffset? LastRefreshedAt { get; set; }
+    public string? LastRefreshedFrom { get; set; }
+
     /// <summary>The moment no refresh can carry the session past (<c>Gatehouse:Sessions:AbsoluteLifetime</c> after login).</summary>
     public DateTimeOffset EndsBy(TimeSpan absoluteLifetime) => CreatedAt + absoluteLifetime;
 }

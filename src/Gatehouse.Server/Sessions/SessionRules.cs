@@ -161,6 +161,7 @@ internal static class SessionRules
             CreatedAt = now,
             ExpiresAt = now + settings.AccessTokenLifetime,
             OpenedWithAuthToken = network.SecureMode || login.Backend is not null,
+            OpenedFrom = clientAddress,
         };
         created.Sessions.Add(opened);
         onDevice.Add(opened);
@@ -195,8 +196,10 @@ internal static class SessionRules
         : null;
 
     /// <summary>A refresh renews the tokens, never the session: both stop at its absolute end.</summary>
-    public static (RefreshToken Row, string Secret) Renew(Session session, DateTimeOffset now, SessionOptions settings)
+    public static (RefreshToken Row, string Secret) Renew(Session session, DateTimeOffset now, string? clientAddress, SessionOptions settings)
     {
+        session.LastRefreshedAt = now;
+        session.LastRefreshedFrom = clientAddress;
         session.ExpiresAt = Min(now + settings.AccessTokenLifetime, session.EndsBy(settings.AbsoluteLifetime));
         return NewRefreshToken(session, now, settings);
     }

@@ -62,9 +62,9 @@ internal sealed class SessionService : BackgroundService
     }
 
     /// <summary>Trades a refresh token for new tokens; a second use of one ends the session.</summary>
-    public async Task<(IssuedSession? Issued, Refusal? Error)> RefreshAsync(Network network, string presented, CancellationToken ct)
+    public async Task<(IssuedSession? Issued, Refusal? Error)> RefreshAsync(Network network, string presented, string? clientAddress, CancellationToken ct)
     {
-        var (opened, error) = await _writer.SubmitAsync(new Change<(Opened?, Refusal?)>(db => RefreshAsync(db, network, presented), ct));
+        var (opened, error) = await _writer.SubmitAsync(new Change<(Opened?, Refusal?)>(db => RefreshAsync(db, network, presented, clientAddress), ct));
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
@@ -122,7 +122,7 @@ internal sealed class SessionService : BackgroundService
         }
     }
 
-    private async Task<(Opened?, Refusal?)> RefreshAsync(GatehouseDb db, Network network, string presented)
+    private async Task<(Opened?, Refusal?)> RefreshAsync(GatehouseDb db, Network network, string presented, string? clientAddress)
     {
         var now = _clock.GetUtcNow();
         var digest = Secrets.Digest(presented);
@@ -148,7 +148,7 @@ internal sealed class SessionService : BackgroundService
             return (null, Errors.RefreshTokenReused);
         }
 
-        var (refreshRow, refreshToken) = SessionRules.Renew(session, now, Settings);
+        var (refreshRow, refreshToken) = SessionRules.Renew(session, now, clientAddress, Settings);
         db.RefreshTokens.Add(refreshRow);
         await db.SaveChangesAsync();
         return (new Opened(session, user, refreshToken, now), null);

@@ -36,6 +36,8 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
     public DbSet<Admin> Admins => Set<Admin>();
     public DbSet<AdminMembership> AdminMemberships => Set<AdminMembership>();
     public DbSet<SignInLock> SignInLocks => Set<SignInLock>();
+    public DbSet<RecoveryCode> RecoveryCodes => Set<RecoveryCode>();
+    public DbSet<PortalSettings> PortalSettings => Set<PortalSettings>();
     public DbSet<AdminRequest> AdminRequests => Set<AdminRequest>();
     public DbSet<SpentAuthToken> SpentAuthTokens => Set<SpentAuthToken>();
     public DbSet<AdminToken> AdminTokens => Set<AdminToken>();
@@ -66,6 +68,8 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
         modelBuilder.Entity<Session>(e =>
         {
             e.Property(x => x.DeviceId).HasMaxLength(1024);
+            e.Property(x => x.OpenedFrom).HasMaxLength(64);
+            e.Property(x => x.LastRefreshedFrom).HasMaxLength(64);
             e.HasIndex(x => new { x.NetworkId, x.DeviceId });
             e.HasIndex(x => x.UserRef);
             e.HasOne<User>().WithMany().HasForeignKey(x => x.UserRef).OnDelete(DeleteBehavior.Restrict);
@@ -107,7 +111,15 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
             e.Property(x => x.Email).HasMaxLength(254);
             e.HasIndex(x => x.Email).IsUnique();
             e.Property(x => x.SecurityStamp).HasMaxLength(64);
+            e.Property(x => x.TwoFactorSecret).HasMaxLength(1024);
         });
+        modelBuilder.Entity<RecoveryCode>(e =>
+        {
+            e.Property(x => x.Digest).HasMaxLength(64);
+            e.HasIndex(x => x.AdminId);
+            e.HasOne<Admin>().WithMany().HasForeignKey(x => x.AdminId).OnDelete(DeleteBehavior.Cascade);
+        });
+        modelBuilder.Entity<PortalSettings>(e => e.Property(x => x.Id).ValueGeneratedNever());
         modelBuilder.Entity<SpentAuthToken>(e =>
         {
             e.HasKey(x => x.Jti);

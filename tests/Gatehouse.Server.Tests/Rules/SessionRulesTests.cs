@@ -222,13 +222,15 @@ public sealed class SessionRulesTests
         var (session, _, _) = Opened();
         var late = Now + Settings.AbsoluteLifetime - TimeSpan.FromDays(1);
 
-        var (row, secret) = SessionRules.Renew(session, late, Settings);
+        var (row, secret) = SessionRules.Renew(session, late, "203.0.113.7", Settings);
 
         var end = Now + Settings.AbsoluteLifetime;
         Assert.Equal(end, session.ExpiresAt);
         Assert.Equal(end, row.ExpiresAt);
         Assert.Equal(Secrets.Digest(secret), row.Digest);
         Assert.Equal(session.Id, row.SessionId);
+        Assert.Equal(late, session.LastRefreshedAt);
+        Assert.Equal("203.0.113.7", session.LastRefreshedFrom);
     }
 
     private static (Session Session, RefreshToken Row, User User) Opened()

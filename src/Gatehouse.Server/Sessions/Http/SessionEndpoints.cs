@@ -116,7 +116,7 @@ internal static class SessionEndpoints
 
         IssuedSession? issued = null;
         if (error is null)
-            (issued, error) = await sessions.RefreshAsync(network, body.Value!.RefreshToken!, ct);
+            (issued, error) = await sessions.RefreshAsync(network, body.Value!.RefreshToken!, http.Origin().ClientAddress, ct);
 
         if (error is not null)
         {
