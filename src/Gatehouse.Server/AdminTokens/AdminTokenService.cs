@@ -55,7 +55,7 @@ internal sealed class AdminTokenService(GatehouseDb db, AuditLog audit, TimeProv
     /// <summary>Why this admin may not hold an admin token for this network, or null if it may.</summary>
     public static Refusal? WhyNoToken(Admin admin, AdminMembership? membership) =>
         admin.IsSuperAdmin ? Errors.SuperAdminHoldsNoToken
-        : membership is null || membership.Disabled ? Errors.TokenNeedsActiveAdmin
+        : admin.DisabledAt is not null || membership is null || membership.Disabled ? Errors.TokenNeedsActiveAdmin
         : membership.Role != ConsoleRole.Admin ? Errors.TokenNeedsAdminRole
         : !membership.CanAccessSecureMode ? Errors.TokenNeedsSecureModeAccess
         : null;

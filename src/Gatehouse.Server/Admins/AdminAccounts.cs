@@ -29,6 +29,12 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
 
     public Task<Admin?> FindAsync(Guid id, CancellationToken ct = default) => db.Admins.FirstOrDefaultAsync(a => a.Id == id, ct);
 
+    public Task<Admin?> FindByEmailAsync(string email, CancellationToken ct = default)
+    {
+        var normalized = email.Trim().ToLowerInvariant();
+        return db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct);
+    }
+
     public Task<List<Admin>> ListAsync(CancellationToken ct = default) => db.Admins.AsNoTracking().OrderBy(a => a.Email).ToListAsync(ct);
 
     /// <summary>Creates an account with a one-time password, returned once, to be changed at first sign-in.</summary>
@@ -140,6 +146,11 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
             .ExecuteUpdateAsync(s => s.SetProperty(l => l.Attempts, l => l.Attempts + 1), ct) == 1;
         if (reserved)
             return null;
+        // A counter filled by attempts that were not all failures (a right password, its code still owed) has no lock
+        // yet: this attempt sets it, so the address waits out the lockout rather than staying refused for good.
+        await db.SignInLocks
+            .Where(l => l.EmailDigest == digest && l.Attempts >= settings.MaxFailedSignIns && (l.LockedUntil == null || l.LockedUntil <= now))
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.LockedUntil, now + settings.LockoutDuration).SetProperty(l => l.Attempts, 0), ct);
         var lockedUntil = await db.SignInLocks.Where(l => l.EmailDigest == digest).Select(l => l.LockedUntil).FirstOrDefaultAsync(ct);
         audit.Record(SecurityEvents.AdminSignInRefused(actor, unknown ? "unknown_account_locked_out" : "locked_out"), origin);
         return Errors.LockedOut(settings.MaxFailedSignIns, lockedUntil ?? now + settings.LockoutDuration);
@@ -292,8 +303,7 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
     public async Task<(string? Password, Refusal? Error)> AddToNetworkAsync(string email, string networkId, ConsoleRole role, bool canAccessSecureMode,
         string actor, CancellationToken ct = default)
     {
-        var normalized = email.Trim().ToLowerInvariant();
-        var admin = await db.Admins.FirstOrDefaultAsync(a => a.Email == normalized, ct);
+        var admin = await FindByEmailAsync(email, ct);
         string? password = null;
         if (admin is null)
         {
@@ -307,7 +317,7 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
         }
         else if (await db.AdminMemberships.AnyAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct))
         {
-            return (null, Errors.AlreadyAdminOfNetwork(normalized));
+            return (null, Errors.AlreadyAdminOfNetwork(admin.Email));
         }
         await SetMembershipAsync(admin!.Id, networkId, role, canAccessSecureMode, actor, disabled: false, ct);
         return (password, null);

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 namespace Gatehouse.Server.Console;
 
 /// <summary>The portal owner creates console accounts and decides what each may do in each network.</summary>
-internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, ConsoleAccess access) : ConsolePage(access)
+internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, OneTimeReveals reveals, ConsoleAccess access) : ConsolePage(access)
 {
     private const string RevealKind = "admins";
 
@@ -30,7 +30,17 @@ internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, 
 
     public Admin? ToReset => Confirm == "reset" ? Admins.FirstOrDefault(a => a.Id == AdminId && !a.IsSuperAdmin) : null;
 
-    public bool DialogOpen => OneTimePassword is not null || ToReset is not null;
+    public Admin? ToDisable => Confirm == "disable" ? Admins.FirstOrDefault(a => a.Id == AdminId && MayDisable(a) && a.DisabledAt is null) : null;
+
+    public Admin? ToResetTwoFactor => Confirm == "reset-two-factor" ? Admins.FirstOrDefault(a => a.Id == AdminId && MayResetTwoFactor(a)) : null;
+
+    public bool DialogOpen => OneTimePassword is not null || ToReset is not null || ToDisable is not null || ToResetTwoFactor is not null;
+
+    /// <summary>Super admins are managed by the operator; nobody disables its own account from under itself.</summary>
+    public bool MayDisable(Admin admin) => !admin.IsSuperAdmin && admin.Id != CurrentAdmin.Id;
+
+    /// <summary>Another admin's lost authenticator; one's own second factor is turned off on its own page, with its password.</summary>
+    public bool MayResetTwoFactor(Admin admin) => admin.HasTwoFactor && admin.Id != CurrentAdmin.Id;
 
     public AdminMembership? MembershipIn(Admin admin, string networkId) => Memberships[admin.Id].FirstOrDefault(m => m.NetworkId == networkId);
     public ILookup<Guid, AdminMembership> Memberships { get; private set; } = Array.Empty<AdminMembership>().ToLookup(m => m.AdminId);
@@ -113,6 +123,47 @@ internal sealed class AdminsModel(AdminAccounts admins, OneTimeReveals reveals, 
         }
         await admins.UnlockAsync(target, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
         Status = $"{target.Email} can sign in again.";
+        return Redirect("/console/admins");
+    }
+
+    public async Task<IActionResult> OnPostDisableAsync(Guid adminId, bool disabled)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { } target || !MayDisable(target))
+        {
+            Problem = "Choose another admin (not a super admin, not yourself).";
+            return Redirect("/console/admins");
+        }
+        await admins.SetDisabledAsync(target, disabled, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
+        Status = disabled ? $"{target.Email} is disabled: signed out everywhere, its admin tokens revoked." : $"{target.Email} can sign in again.";
+        return Redirect("/console/admins");
+    }
+
+    public async Task<IActionResult> OnPostResetTwoFactorAsync(Guid adminId)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { } target || !MayResetTwoFactor(target))
+        {
+            Problem = "Choose another admin whose two-factor sign-in is on.";
+            return Redirect("/console/admins");
+        }
+        await twoFactor.TurnOffAsync(target, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
+        Status = TwoFactorRequired
+            ? $"Two-factor sign-in of {target.Email} removed: it sets up a new authenticator at its next sign-in."
+            : $"Two-factor sign-in of {target.Email} removed: its password alone signs in now.";
+        return Redirect("/console/admins");
+    }
+
+    public async Task<IActionResult> OnPostRequireTwoFactorAsync(bool required)
+    {
+        if (!CurrentAdmin.IsSuperAdmin)
+            return Refused();
+        await twoFactor.SetRequiredAsync(required, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
+        Status = required
+            ? "Two-factor sign-in is required: an admin without it sets it up before anything else."
+            : "Two-factor sign-in is optional again.";
         return Redirect("/console/admins");
     }
 

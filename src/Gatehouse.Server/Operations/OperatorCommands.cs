@@ -1,6 +1,7 @@
 using Gatehouse.Server.Admins;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.KeysAtRest;
 using Gatehouse.Server.Storage;
@@ -41,6 +42,9 @@ internal static class OperatorCommands
           visitor-secret generate <network-id>      the secret a backend signs visitors with in secure mode;
                                                     printed once, never again
           admin create <email> [--super-admin]      create a console admin; prints a one-time password
+          admin two-factor-reset <email>            remove an admin's second factor (a lost authenticator and
+                                                    recovery codes); its console sign-ins end
+          admin enable <email>                      enable an account a super admin disabled
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
           signing-key list                          every signing key, what it does now, until when
@@ -250,6 +254,24 @@ internal static class OperatorCommands
                 }
                 await output.WriteLineAsync($"Admin {admin!.Email} created{(admin.IsSuperAdmin ? " (super admin)" : "")}.");
                 await output.WriteLineAsync($"One-time password: {password}");
+                return 0;
+
+            case ["admin", "two-factor-reset" or "enable", var email]:
+                var accounts = services.GetRequiredService<AdminAccounts>();
+                if (await accounts.FindByEmailAsync(email) is not { } account)
+                {
+                    await error.WriteLineAsync(Errors.AdminNotFound(email).Message);
+                    return 1;
+                }
+                if (args[1] == "enable")
+                {
+                    await accounts.SetDisabledAsync(account, disabled: false, Actor, origin: null);
+                    await output.WriteLineAsync($"{account.Email} can sign in again.");
+                    return 0;
+                }
+                await services.GetRequiredService<TwoFactor>().TurnOffAsync(account, Actor, origin: null);
+                await output.WriteLineAsync($"Two-factor sign-in of {account.Email} removed; its console sign-ins ended. " +
+                    "If the portal requires two-factor, it sets up a new authenticator at its next sign-in.");
                 return 0;
 
             case ["admin-token", "revoke", var id, var email]:

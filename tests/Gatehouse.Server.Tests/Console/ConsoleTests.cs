@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Gatehouse.Server.Admins;
 using Gatehouse.Server.Storage;
@@ -520,7 +522,13 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Server.SetAnonymousModeAsync(network, Users.UserKind.Visitor, true);
         var admin = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Admin);
         var viewer = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
-        var onPhone = (await Server.LoginAsync(network, "alice", "phone", displayName: "Alice"))["accessToken"]!.GetValue<string>();
+        var phoneLogin = await Server.LoginAsync(network, "alice", "phone", displayName: "Alice");
+        string onPhone;
+        using (var refreshed = await Server.RefreshAsync(network, phoneLogin["refreshToken"]!.GetValue<string>()))
+        {
+            Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+            onPhone = (await refreshed.Content.ReadFromJsonAsync<JsonObject>())!["accessToken"]!.GetValue<string>();
+        }
         var onLaptop = (await Server.LoginAsync(network, "alice", "laptop"))["accessToken"]!.GetValue<string>();
         await Server.LoginAsync(network, "bob", "bob-phone");
         using (var visitor = await Server.CreateVisitorSessionAsync(network, "visitor-device"))
@@ -541,6 +549,11 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(page.Locator("#users tbody tr")).ToHaveCountAsync(1);
         await page.ClickAsync("#users >> text=alice");
         await Expect(page.Locator("#sessions tbody tr")).ToHaveCountAsync(2);
+        // Each session: where it was opened from, and when and from where it was last refreshed (or never).
+        var phoneRow = page.Locator("#sessions tbody tr").Filter(new() { HasText = "phone" });
+        await Expect(phoneRow.Locator("td").Nth(1)).ToContainTextAsync("from 127.0.0.1");
+        await Expect(phoneRow.Locator("td").Nth(2)).ToContainTextAsync($"{Server.Clock.GetUtcNow():yyyy-MM-dd HH:mm:ss} UTC from 127.0.0.1");
+        await Expect(page.Locator("#sessions tbody tr").Filter(new() { HasText = "laptop" }).Locator("td").Nth(2)).ToHaveTextAsync("never");
         await ConsoleFixture.ScreenshotAsync(page, "users");
 
         // One session, after a confirmation: the laptop's ends, the phone's stays.
