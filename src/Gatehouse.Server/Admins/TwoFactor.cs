@@ -150,7 +150,7 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
         return used ? SecondFactor.RecoveryCode : null;
     }
 
-    /// <summary>The time step a 6-digit code matches (the current one, or one either side), or null.</summary>
+    /// <summary>The time step a 6-digit code matches (the current one, or one either side), or null. Whether it was used is the caller's check.</summary>
     private long? MatchedStep(Admin admin, string code)
     {
         var digits = new string(code.Where(c => !char.IsWhiteSpace(c)).ToArray());
@@ -167,7 +167,7 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
             return null;
         }
         var totp = new Totp(secret);
-        return totp.VerifyTotp(clock.GetUtcNow().UtcDateTime, digits, out var step, Drift) && step > admin.TwoFactorLastStep ? step : null;
+        return totp.VerifyTotp(clock.GetUtcNow().UtcDateTime, digits, out var step, Drift) ? step : null;
     }
 
     private async Task<IReadOnlyList<string>> ReplaceRecoveryCodesAsync(Admin admin, CancellationToken ct)

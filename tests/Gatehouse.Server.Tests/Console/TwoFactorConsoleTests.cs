@@ -241,6 +241,10 @@ public sealed class TwoFactorConsoleTests(ConsoleFixture console) : IClassFixtur
         await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("disabled");
         using (var after = await Server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", token!))
             Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+        await using (var scope = Server.Services.CreateAsyncScope())
+            holder = (await scope.ServiceProvider.GetRequiredService<AdminAccounts>().FindByEmailAsync(holderEmail))!;
+        var (_, whileDisabled) = await Server.GenerateAdminTokenAsync(holder, network);
+        Assert.Contains("active admin", whileDisabled, StringComparison.Ordinal);
 
         await superPage.GetByRole(AriaRole.Button, new() { Name = $"Enable the account of {holder.Email}" }).ClickAsync();
         await Expect(superPage.GetByRole(AriaRole.Status)).ToContainTextAsync("can sign in again");
@@ -248,6 +252,8 @@ public sealed class TwoFactorConsoleTests(ConsoleFixture console) : IClassFixtur
         await Expect(page.Locator(".who")).ToContainTextAsync(holder.Email);
         using (var enabled = await Server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", token!))
             Assert.Equal(HttpStatusCode.Unauthorized, enabled.StatusCode);
+        await using (var scope = Server.Services.CreateAsyncScope())
+            holder = (await scope.ServiceProvider.GetRequiredService<AdminAccounts>().FindByEmailAsync(holderEmail))!;
         var (renewed, renewError) = await Server.GenerateAdminTokenAsync(holder, network);
         Assert.Null(renewError);
         using (var fresh = await Server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", renewed!))
