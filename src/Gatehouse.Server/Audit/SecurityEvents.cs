@@ -63,15 +63,21 @@ public static class SecurityEvents
     public static SecurityEvent ServerKeyGenerated(string actor, string networkId, Guid keyId, DateTimeOffset previousValidUntil) =>
         new(AuditKinds.ServerKeyGenerated, Outcomes.Success, actor, networkId, Detail: $"key={keyId} previous_valid_until={Time(previousValidUntil)}");
 
-    public static SecurityEvent AuthTokenMinted(string actor, string networkId, string userId) =>
-        new(AuditKinds.AuthTokenMinted, Outcomes.Success, actor, networkId, userId);
+    /// <param name="mtls">Whether the backend called with a verified client certificate (the dashboard's share of calls over mTLS).</param>
+    public static SecurityEvent AuthTokenMinted(string actor, string networkId, string userId, bool mtls) =>
+        new(AuditKinds.AuthTokenMinted, Outcomes.Success, actor, networkId, userId, Detail: Mtls(mtls));
+
+    /// <summary>Last in a detail, so that no value before it (a device id) can pass for it.</summary>
+    private static string Mtls(bool verified) => verified ? "mtls=true" : "mtls=false";
 
     public static SecurityEvent AuthTokenRefused(string actor, string networkId, string? userId, string reason) =>
         new(AuditKinds.AuthTokenRefused, Outcomes.Refused, actor, networkId, userId, reason);
 
     /// <param name="backend">The server key that opened the session for its app, if a backend did.</param>
-    public static SecurityEvent SessionCreated(string userId, string networkId, Guid sessionId, string deviceId, string? backend = null) =>
-        new(AuditKinds.SessionCreated, Outcomes.Success, backend ?? $"user:{userId}", networkId, userId, Detail: $"session={sessionId} device={deviceId}")
+    /// <param name="backendMtls">Whether that backend called with a verified client certificate.</param>
+    public static SecurityEvent SessionCreated(string userId, string networkId, Guid sessionId, string deviceId, string? backend = null, bool backendMtls = false) =>
+        new(AuditKinds.SessionCreated, Outcomes.Success, backend ?? $"user:{userId}", networkId, userId,
+            Detail: backend is null ? $"session={sessionId} device={deviceId}" : $"session={sessionId} device={deviceId} {Mtls(backendMtls)}")
         {
             StoredWithChange = true,
         };

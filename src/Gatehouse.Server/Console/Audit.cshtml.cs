@@ -25,6 +25,9 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
     public string? FilterError { get; private set; }
     public IReadOnlyList<AuditEvent> Events { get; private set; } = [];
 
+    /// <summary>The emails of the admins the page's details name by id (<c>admin=&lt;guid&gt;</c>), read in one query.</summary>
+    public IReadOnlyDictionary<Guid, string> AdminEmails { get; private set; } = new Dictionary<Guid, string>();
+
     /// <summary>The most rows one export writes; a longer period is exported in parts.</summary>
     public const int MaxExportRows = 100_000;
 
@@ -34,6 +37,12 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
         var rows = await query.Skip((PageNumber - 1) * PageSize).Take(PageSize + 1).ToListAsync(HttpContext.RequestAborted);
         HasNext = rows.Count > PageSize;
         Events = rows.Take(PageSize).ToList();
+        var adminIds = AuditDisplay.AdminIds(Events.Select(e => e.Detail)).ToList();
+        if (adminIds.Count > 0)
+        {
+            AdminEmails = await db.Admins.AsNoTracking().Where(a => adminIds.Contains(a.Id))
+                .ToDictionaryAsync(a => a.Id, a => a.Email, HttpContext.RequestAborted);
+        }
     }
 
     /// <summary>

@@ -37,6 +37,13 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
         var refused = refusedByReason.Sum(r => r.Count) - invalidInput - notPermitted;
         var minted = await events.CountAsync(e => e.Kind == AuditKinds.AuthTokenMinted, ct);
         var authFailures = await events.CountAsync(AuthTokenFailure, ct);
+        // Server-to-server calls whose events say whether a verified client certificate came with them (mtls=true, last
+        // in the detail): auth tokens minted and sessions a backend opened. The admin API's calls are left out: most
+        // (its reads) are not audited.
+        var serverCalls = events.Where(e => e.Kind == AuditKinds.AuthTokenMinted
+            || (e.Kind == AuditKinds.SessionCreated && e.Actor.StartsWith("server-key:")));
+        var calls = await serverCalls.CountAsync(ct);
+        var overMtls = calls == 0 ? 0 : await serverCalls.CountAsync(e => e.Detail != null && e.Detail.EndsWith("mtls=true"), ct);
         var newestKey = await db.ServerKeys.AsNoTracking()
             .Where(k => k.NetworkId == networkId && k.ExpiresAt == null)
             .Select(k => (DateTimeOffset?)k.CreatedAt).FirstOrDefaultAsync(ct);
@@ -57,8 +64,12 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
                 keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year.", keyAge >= 300),
             new("Auth token failure rate (24 h)", $"{failureRate:0.0} %", "< 2 %", failureRate >= 2,
                 $"{authFailures} failed of {minted + authFailures} auth token uses and mints.", failureRate >= 1),
-            new("mTLS coverage of auth endpoints", mtls ? "100 %" : "0 %", "100 %", !mtls,
-                mtls ? "The auth-token endpoints and the admin API require a client certificate." : "Turn mTLS on in Settings → Security."),
+            new("Server-to-server calls over mTLS (24 h)", calls == 0 ? "no calls" : $"{Math.Floor(100.0 * overMtls / calls):0} %", "100 %",
+                calls > 0 && overMtls == 0,
+                (calls == 0 ? "No auth token was minted and no backend session opened in the last 24 hours. "
+                    : $"{overMtls} of {calls} auth token mints and backend sessions came with a verified client certificate. ")
+                + (mtls ? "mTLS is on: every such call needs one." : "mTLS is off: turn it on in Settings → Security once every backend calls with its certificate."),
+                overMtls > 0 && overMtls < calls),
             new("Certificate expiry lead", expiryLead is { } lead ? $"{lead:0} days" : "no certificate", "> 30 days", expiryLead is null or <= 30,
                 "Days until the first active client certificate expires; renew at least 30 days ahead.", expiryLead <= 60),
             new("Admin tokens expiring within 30 days", expiringTokens.ToString(System.Globalization.CultureInfo.InvariantCulture), "0", false,

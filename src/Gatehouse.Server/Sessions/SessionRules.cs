@@ -26,7 +26,7 @@ internal static class RevokeReasons
 /// opens the next session).
 /// </param>
 internal sealed record Login(string UserId, string DeviceId, string? DisplayName, string? DeviceKind, string? DeviceModel, string? SdkVersion,
-    UserKind Kind = UserKind.SignedIn, string? Backend = null);
+    UserKind Kind = UserKind.SignedIn, string? Backend = null, bool BackendMtls = false);
 
 /// <summary>A session opened or renewed, with the refresh token only the client will hold.</summary>
 /// <param name="Raised">For a new session, its <c>session.created</c> event, stored in the same transaction.</param>
@@ -172,7 +172,7 @@ internal static class SessionRules
             (var refreshRow, refreshToken) = NewRefreshToken(opened, now, settings);
             created.RefreshTokens.Add(refreshRow);
         }
-        var raised = SecurityEvents.SessionCreated(user.UserId, network.Id, opened.Id, deviceId, login.Backend);
+        var raised = SecurityEvents.SessionCreated(user.UserId, network.Id, opened.Id, deviceId, login.Backend, login.BackendMtls);
         created.AuditEvents.Add(AuditLog.Row(raised, now, clientAddress));
         return (new Opened(opened, user, refreshToken, now, raised), null);
     }

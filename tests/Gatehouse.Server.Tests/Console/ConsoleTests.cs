@@ -358,7 +358,7 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(log).ToContainTextAsync("server_key.generated");
         await Expect(log).ToContainTextAsync("auth_token.minted");
         await Expect(log).ToContainTextAsync("server_key_expired");
-        await Expect(log).ToContainTextAsync($"admin:{email}");
+        await Expect(log).ToContainTextAsync(email);
         await ConsoleFixture.ScreenshotAsync(page, "audit");
         await page.SelectOptionAsync("#kind", "server_key.generated");
         await page.ClickAsync("text=Filter");
@@ -457,8 +457,8 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
 
         await superPage.GotoAsync(audit);
         var everyone = superPage.Locator("table.audit");
-        await Expect(everyone).ToContainTextAsync($"admin:{admin}");
-        await Expect(everyone).ToContainTextAsync($"admin:{super}");
+        await Expect(everyone).ToContainTextAsync(admin);
+        await Expect(everyone).ToContainTextAsync(super);
         await Expect(everyone).ToContainTextAsync("admin.sign_in_refused");
         await Expect(everyone.Locator("td").First).ToContainTextAsync(" UTC");
         await adminPage.GotoAsync(audit);
@@ -672,6 +672,55 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         await Expect(expiring).ToContainTextAsync("near its limit");
         await Expect(page.Locator(".metric").Filter(new() { HasText = "Unauthorized attempts" })).ToHaveClassAsync(new Regex("on-target"));
         await Expect(page.Locator(".metric").Filter(new() { HasText = "Server key age" })).ToHaveClassAsync(new Regex("off-target"));
+    }
+
+    [Fact]
+    public async Task The_dashboard_shows_the_share_of_server_to_server_calls_made_with_a_verified_client_certificate()
+    {
+        var network = await Server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await Server.GenerateServerKeyAsync(network);
+        using var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var csr = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=shop-backend", key,
+            System.Security.Cryptography.HashAlgorithmName.SHA256).CreateSigningRequestPem();
+        using var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(
+            await Server.IssueClientCertificateAsync(network, "shop-backend", csr, mtlsOn: false), key.ExportPkcs8PrivateKeyPem());
+        var email = await console.CreateAdminAsync(Password, network: network, role: ConsoleRole.Viewer);
+        var page = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(page, email, Password);
+        var dashboard = $"/console/n/{network.Id}/dashboard";
+        var share = page.Locator(".metric").Filter(new() { HasText = "Server-to-server calls over mTLS" });
+
+        await page.GotoAsync(dashboard);
+        await Expect(share.Locator(".metric-value")).ToHaveTextAsync("no calls");
+
+        // mTLS off, two mints without a certificate: none of the calls used one.
+        await Server.MintAsync(serverKey, "alice");
+        await Server.MintAsync(serverKey, "bob");
+        await Server.FlushAuditAsync();
+        await page.ReloadAsync();
+        await Expect(share.Locator(".metric-value")).ToHaveTextAsync("0 %");
+        await Expect(share).ToHaveClassAsync(new Regex("off-target"));
+
+        // A mint and a backend session with the network's certificate: half the calls.
+        using var withCertificate = Server.HttpsClient(certificate);
+        using (var request = new HttpRequestMessage(HttpMethod.Get, "/api/v3/authentication/token?userId=carol"))
+        {
+            request.Headers.Add("x-server-key", serverKey);
+            using var minted = await withCertificate.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+        }
+        using (var request = new HttpRequestMessage(HttpMethod.Post, "/api/v5/server/sessions")
+               { Content = System.Net.Http.Json.JsonContent.Create(new { userId = "carol" }) })
+        {
+            request.Headers.Add("x-server-key", serverKey);
+            using var opened = await withCertificate.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, opened.StatusCode);
+        }
+        await Server.FlushAuditAsync();
+        await page.ReloadAsync();
+        await Expect(share.Locator(".metric-value")).ToHaveTextAsync("50 %");
+        await Expect(share).ToHaveClassAsync(new Regex("near-limit"));
+        await Expect(share).ToContainTextAsync("2 of 4");
     }
 
     [Fact]

@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates.Http;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.RateLimits;
@@ -78,7 +79,7 @@ internal static class AuthTokenEndpoints
         }
 
         var (token, expiresAt) = authTokens.Mint(key.NetworkId, userId!, key.Id);
-        audit.Record(SecurityEvents.AuthTokenMinted(actor, key.NetworkId, userId!), http.Origin());
+        audit.Record(SecurityEvents.AuthTokenMinted(actor, key.NetworkId, userId!, http.Features.Get<ClientCertificateVerdict>()?.Verified == true), http.Origin());
         return (token, expiresAt, null);
     }
 }

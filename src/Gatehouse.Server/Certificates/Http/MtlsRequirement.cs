@@ -18,6 +18,13 @@ internal sealed class MtlsRequirement : IAuthorizationRequirement;
 internal sealed class UsableCredentialRequirement : IAuthorizationRequirement;
 
 /// <summary>
+/// Whether a server-to-server call that passed came with a verified client certificate of its network: always under
+/// mTLS, and when mTLS is off only if it presented one that would pass. Its audit event says so (<c>mtls=true</c>),
+/// which the dashboard's share of calls over mTLS counts.
+/// </summary>
+internal sealed record ClientCertificateVerdict(bool Verified);
+
+/// <summary>
 /// Judges the server-to-server requirements in their order: the certificate first, then the credential's own
 /// refusal. The first refusal is audited and answered; nothing after it is judged.
 /// </summary>
@@ -38,10 +45,19 @@ internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog 
 
         if (mtls is not null)
         {
-            if (subject.MtlsRequired && await MtlsRefusalAsync(http, subject) is { } refused)
+            if (subject.MtlsRequired)
             {
-                Refuse(context, http, SecurityEvents.MtlsRefused(subject.Actor, subject.NetworkId, subject.UserId, refused.Reason), refused);
-                return;
+                if (await MtlsRefusalAsync(http, subject, onlyPresented: false) is { } refused)
+                {
+                    Refuse(context, http, SecurityEvents.MtlsRefused(subject.Actor, subject.NetworkId, subject.UserId, refused.Reason), refused);
+                    return;
+                }
+                http.Features.Set(new ClientCertificateVerdict(true));
+            }
+            else if (subject.NetworkId is not null)
+            {
+                // mTLS off: a certificate is judged only when one was presented, and never refuses the call.
+                http.Features.Set(new ClientCertificateVerdict(await MtlsRefusalAsync(http, subject, onlyPresented: true) is null));
             }
             context.Succeed(mtls);
         }
@@ -56,9 +72,12 @@ internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog 
         }
     }
 
-    private async Task<Refusal?> MtlsRefusalAsync(HttpContext http, CredentialSubject subject)
+    /// <param name="onlyPresented">Without a certificate, answer at once that there is none (no check to make).</param>
+    private async Task<Refusal?> MtlsRefusalAsync(HttpContext http, CredentialSubject subject, bool onlyPresented)
     {
         using var presented = await PresentedCertificates.OfAsync(http, options.Value.Mtls);
+        if (onlyPresented && presented.Certificate is null)
+            return Errors.MtlsNoCertificate;
         return await gate.CheckAsync(presented.Certificate, presented.OverTls, subject.NetworkId!, http.RequestAborted);
     }
 

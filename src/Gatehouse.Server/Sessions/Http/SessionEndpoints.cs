@@ -3,6 +3,7 @@ using Gatehouse.Server.AdminTokens.Http;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Certificates.Http;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.Observability;
@@ -212,7 +213,8 @@ internal static class SessionEndpoints
         if (error is null)
         {
             var deviceId = string.IsNullOrWhiteSpace(request!.DeviceId) ? BackendDevicePrefix + Tokens.Secrets.Digest(request.UserId!)[..32] : request.DeviceId;
-            var login = new Login(request.UserId!, deviceId, request.DisplayName, "backend", null, null, Backend: actor);
+            var login = new Login(request.UserId!, deviceId, request.DisplayName, "backend", null, null, Backend: actor,
+                BackendMtls: http.Features.Get<ClientCertificateVerdict>()?.Verified == true);
             (issued, error) = await sessions.OpenAsync(network!, login, http.Connection.RemoteIpAddress?.ToString(), ct);
         }
 
