@@ -80,6 +80,15 @@ public sealed class RateLimitTests : IAsyncLifetime
         await AssertLimitedAsync(mintRefused);
         await AssertLimitedAsync(adminRefused);
         Assert.Equal(HttpStatusCode.OK, otherKeyStillServed.StatusCode);
+
+        // Audited as what they are, the mint under its key's network, so the dashboard counts them apart from bad
+        // credentials.
+        await _server.FlushAuditAsync();
+        await using var scope = _server.Services.CreateAsyncScope();
+        var limited = await scope.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().AuditEvents
+            .Where(e => e.Kind == "request.rate_limited").ToListAsync();
+        Assert.Contains(limited, e => e.NetworkId == network.Id && e.Detail == "limit=auth_token_mint" && e.Reason == "rate_limited");
+        Assert.Contains(limited, e => e.NetworkId == null && e.Detail == "limit=admin_api");
     }
 
     [Fact]

@@ -39,7 +39,7 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
     private static readonly FrozenSet<string> Floodable = new[]
     {
         AuditKinds.AccessRefused, AuditKinds.ServerKeyRefused, AuditKinds.AdminTokenRefused, AuditKinds.MtlsRefused,
-        AuditKinds.SessionRefused, AuditKinds.AuthTokenRefused, AuditKinds.AdminSignInRefused,
+        AuditKinds.SessionRefused, AuditKinds.AuthTokenRefused, AuditKinds.AdminSignInRefused, AuditKinds.RateLimited,
     }.ToFrozenSet(StringComparer.Ordinal);
 
     public const int RefusalsWrittenPerMinute = 10;
@@ -271,6 +271,7 @@ internal static class AuditKinds
     public const string SessionRevoked = "session.revoked";
     public const string RefreshReuse = "session.refresh_reuse";
     public const string AccessRefused = "access.refused";
+    public const string RateLimited = "request.rate_limited";
     public const string AdminCreated = "admin.created";
     public const string AdminSignedIn = "admin.signed_in";
     public const string AdminSignInRefused = "admin.sign_in_refused";

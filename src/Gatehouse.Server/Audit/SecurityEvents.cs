@@ -25,6 +25,10 @@ public static class SecurityEvents
     public static SecurityEvent CredentialRefused(string kind, string actor, string? networkId, string? userId, string reason) =>
         new(kind, Outcomes.Refused, actor, networkId, userId, reason);
 
+    /// <summary>A request over one of the abuse limits (<c>limit</c>: client_login, auth_token_mint, console_sign_in, admin_api).</summary>
+    public static SecurityEvent RateLimited(string limit, string actor, string? networkId) =>
+        new(AuditKinds.RateLimited, Outcomes.Refused, actor, networkId, Reason: "rate_limited", Detail: $"limit={limit}");
+
     public static SecurityEvent MtlsRefused(string actor, string? networkId, string? userId, string reason) =>
         new(AuditKinds.MtlsRefused, Outcomes.Refused, actor, networkId, userId, reason);
 

@@ -63,6 +63,7 @@ internal static partial class AuditDisplay
         [AuditKinds.SessionRevoked] = "Session ended",
         [AuditKinds.RefreshReuse] = "Refresh token reused",
         [AuditKinds.AccessRefused] = "Access refused",
+        [AuditKinds.RateLimited] = "Over a rate limit",
         [AuditKinds.AdminCreated] = "Admin created",
         [AuditKinds.AdminSignedIn] = "Admin signed in",
         [AuditKinds.AdminSignInRefused] = "Admin sign-in refused",

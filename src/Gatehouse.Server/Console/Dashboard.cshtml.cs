@@ -34,7 +34,8 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
             .GroupBy(e => e.Reason).Select(g => new { Reason = g.Key, Count = g.Count() }).ToListAsync(ct);
         var invalidInput = refusedByReason.Where(r => IsInvalidInput(r.Reason)).Sum(r => r.Count);
         var notPermitted = refusedByReason.Where(r => r.Reason == "not_permitted").Sum(r => r.Count);
-        var refused = refusedByReason.Sum(r => r.Count) - invalidInput - notPermitted;
+        var rateLimited = refusedByReason.Where(r => r.Reason == "rate_limited").Sum(r => r.Count);
+        var refused = refusedByReason.Sum(r => r.Count) - invalidInput - notPermitted - rateLimited;
         var minted = await events.CountAsync(e => e.Kind == AuditKinds.AuthTokenMinted, ct);
         var authFailures = await events.CountAsync(AuthTokenFailure, ct);
         // Server-to-server calls whose events say whether a verified client certificate came with them (mtls=true, last
@@ -59,7 +60,7 @@ internal sealed class DashboardModel(GatehouseDb db, AdminTokenService adminToke
         [
             new("Unauthorized attempts (24 h)", refused.ToString(System.Globalization.CultureInfo.InvariantCulture), "0", refused > 0,
                 $"Requests refused for a missing, wrong, expired or revoked credential. Apart: {invalidInput} refused for invalid input, " +
-                $"{notPermitted} console action(s) an admin's role did not allow."),
+                $"{rateLimited} over a rate limit, {notPermitted} console action(s) an admin's role did not allow."),
             new("Server key age", keyAge is { } days ? $"{days:0} days" : "no key", "< 365 days", keyAge is null or >= 365,
                 keyAge is null ? "Generate a server key once secure mode is on." : "Rotate the server key at least once a year.", keyAge >= 300),
             new("Auth token failure rate (24 h)", $"{failureRate:0.0} %", "< 2 %", failureRate >= 2,

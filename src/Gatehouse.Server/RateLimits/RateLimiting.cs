@@ -1,6 +1,9 @@
 using System.Threading.RateLimiting;
 using Gatehouse.Server.AdminTokens.Http;
 using Gatehouse.Server.Api;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Networks.Http;
 using Gatehouse.Server.Refusals;
@@ -84,10 +87,27 @@ internal static class RateLimiting
 
     private static string? Digest(string secret) => secret.Length == 0 ? null : Secrets.Digest(secret);
 
+    /// <summary>
+    /// 429 with Retry-After, and a refusal in the audit log under the network whose credential was limited (when the
+    /// credential names one), so the dashboard counts rate limits apart from bad credentials. A flood of them is
+    /// summed up by the audit log like any other refusal.
+    /// </summary>
     private static async ValueTask RejectAsync(OnRejectedContext context, CancellationToken ct)
     {
+        var http = context.HttpContext;
         var retryAfter = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var wait) ? wait : TimeSpan.FromSeconds(60);
-        await Errors.TooManyRequests(Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))).ExecuteAsync(context.HttpContext);
+        var headers = http.Request.Headers;
+        var (limit, actor, networkId) = Kind(http) switch
+        {
+            LimitedAs.ClientLogin => ("client_login", "api-key",
+                (await http.RequestServices.GetRequiredService<ApiKeys>().ResolveAsync(headers[ApiKeyHandler.HeaderName].ToString(), ct)).Network?.Id),
+            LimitedAs.Mint => ("auth_token_mint", "server-key",
+                await http.RequestServices.GetRequiredService<ServerKeyService>().NetworkOfAsync(headers[ServerKeyHandler.HeaderName].ToString(), ct)),
+            LimitedAs.ConsoleSignIn => ("console_sign_in", "anonymous", null),
+            _ => ("admin_api", "admin-token", null),
+        };
+        http.RequestServices.GetRequiredService<AuditLog>().Record(SecurityEvents.RateLimited(limit, actor, networkId), http.Origin());
+        await Errors.TooManyRequests(Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds))).ExecuteAsync(http);
     }
 }
 

@@ -1,3 +1,4 @@
+using Microsoft.Playwright;
 using System.Text.Json;
 
 namespace Gatehouse.Server.Tests.Console;
@@ -29,15 +30,24 @@ public sealed class ConsoleAccessibilityTests(ConsoleFixture console) : IClassFi
                  {
                      "dashboard", "integrations", "integrations?confirm=visitor-secret", "security", "admin-users", "users", "users?userId=alice",
                      "audit",
-                 }.Select(p => $"/console/n/{network.Id}/{p}").Concat(["/console/networks", "/console/admins", "/console/keys", "/console/account/password"]))
+                 }.Select(p => $"/console/n/{network.Id}/{p}").Concat(["/console/networks", "/console/admins", "/console/keys", "/console/account/password",
+                     "/console/account/two-factor"]))
         {
             await page.GotoAsync(path);
+            await CheckAsync(path);
+        }
+        // The two-factor set-up, with its QR code and key.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Set up two-factor sign-in" }).ClickAsync();
+        await CheckAsync("/console/account/two-factor (set-up)");
+
+        async Task CheckAsync(string shown)
+        {
             await page.AddScriptTagAsync(new() { Path = axe });
             var violations = await page.EvaluateAsync<JsonElement>(
                 "async () => (await axe.run(document, { resultTypes: ['violations'] })).violations" +
                 ".filter(v => v.impact === 'serious' || v.impact === 'critical')" +
                 ".map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')}`)");
-            problems.AddRange(violations.EnumerateArray().Select(v => $"{path}: {v.GetString()}"));
+            problems.AddRange(violations.EnumerateArray().Select(v => $"{shown}: {v.GetString()}"));
         }
 
         Assert.True(problems.Count == 0, string.Join('\n', problems));
