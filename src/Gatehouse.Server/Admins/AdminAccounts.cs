@@ -127,7 +127,7 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
             audit.Record(SecurityEvents.AdminSignInRefused(actor, "account_disabled"), origin);
             return Errors.AccountDisabled;
         }
-        if (await twoFactor.VerifyAsync(admin, code, ct) is not { } factor)
+        if (await twoFactor.VerifyAsync(admin, code, origin, ct) is not { } factor)
             return await FailAttemptAsync(digest, actor, unknown: false, "wrong_code", Errors.SecondFactorWrong, origin, ct);
 
         await ClearSignInLockAsync(admin, ct);
@@ -197,14 +197,29 @@ internal sealed class AdminAccounts(GatehouseDb db, AuditLog audit, TimeProvider
         }
     }
 
-    /// <summary>Whether this is the admin's password: asked again before a change that weakens the account.</summary>
-    public static bool PasswordMatches(Admin admin, string password) =>
+    private static bool PasswordMatches(Admin admin, string password) =>
         password.Length <= MaxPasswordLength && Hasher.VerifyHashedPassword(admin, admin.PasswordHash, password) != PasswordVerificationResult.Failed;
+
+    /// <summary>
+    /// Asks a signed-in admin for its password again before a change to how it signs in (a stolen session alone must
+    /// not make that change): counted in the sign-in lockout and audited like a sign-in's password.
+    /// </summary>
+    public async Task<Refusal?> ReauthenticateAsync(Admin admin, string password, RequestOrigin? origin, CancellationToken ct = default)
+    {
+        var digest = SignInDigest(admin.Email);
+        var actor = Actor(admin);
+        if (await ReserveAttemptAsync(digest, actor, unknown: false, origin, ct) is { } lockedOut)
+            return lockedOut;
+        if (!PasswordMatches(admin, password))
+            return await FailAttemptAsync(digest, actor, unknown: false, "wrong_password", Errors.CurrentPasswordWrong, origin, ct);
+        await ClearSignInLockAsync(admin, ct);
+        return null;
+    }
 
     public async Task<Refusal?> ChangePasswordAsync(Admin admin, string current, string replacement, RequestOrigin? origin, CancellationToken ct = default)
     {
-        if (!PasswordMatches(admin, current))
-            return Errors.CurrentPasswordWrong;
+        if (await ReauthenticateAsync(admin, current, origin, ct) is { } refused)
+            return refused;
         if (replacement.Length is < MinPasswordLength or > MaxPasswordLength)
             return Errors.PasswordLength(MinPasswordLength, MaxPasswordLength);
         if (replacement == current)

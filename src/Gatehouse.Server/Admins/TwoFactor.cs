@@ -31,6 +31,7 @@ internal enum SecondFactor
 internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clock, IDataProtectionProvider dataProtection)
 {
     public const int RecoveryCodeCount = 10;
+    private const int RecoveryCodeLength = 16;
     private const string Issuer = "Gatehouse";
     private static readonly VerificationWindow Drift = new(previous: 1, future: 1);
     private readonly IDataProtector _protector = dataProtection.CreateProtector("Gatehouse.Admins.TwoFactor.v1");
@@ -38,14 +39,21 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
     /// <summary>A super admin's switch: whether every admin must sign in with a second factor.</summary>
     public async Task SetRequiredAsync(bool required, string actor, RequestOrigin? origin, CancellationToken ct = default)
     {
-        var settings = await db.PortalSettings.FirstOrDefaultAsync(ct);
-        if (settings is null)
+        // The one row is made by the first switch; two first switches at once: one insert wins, the other updates.
+        if (await db.PortalSettings.ExecuteUpdateAsync(s => s.SetProperty(p => p.TwoFactorRequired, required), ct) == 0)
         {
-            settings = new PortalSettings();
-            db.PortalSettings.Add(settings);
+            var row = new PortalSettings { TwoFactorRequired = required };
+            db.PortalSettings.Add(row);
+            try
+            {
+                await db.SaveChangesAsync(ct);
+            }
+            catch (DbUpdateException)
+            {
+                db.Entry(row).State = EntityState.Detached;
+                await db.PortalSettings.ExecuteUpdateAsync(s => s.SetProperty(p => p.TwoFactorRequired, required), ct);
+            }
         }
-        settings.TwoFactorRequired = required;
-        await db.SaveChangesAsync(ct);
         audit.Record(SecurityEvents.TwoFactorRequirementChanged(actor, required), origin);
     }
 
@@ -57,17 +65,19 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
     {
         if (admin.HasTwoFactor)
             return null;
-        if (admin.TwoFactorSecret is null)
+        var secret = admin.TwoFactorSecret is null ? null : Unprotected(admin.TwoFactorSecret);
+        if (secret is null)
         {
-            admin.TwoFactorSecret = _protector.Protect(Base32Encoding.ToString(KeyGeneration.GenerateRandomKey(20)));
+            // None yet, or one the key ring can no longer open (a lost key ring): a new one, so the set-up can go on.
+            secret = Base32Encoding.ToString(KeyGeneration.GenerateRandomKey(20));
+            admin.TwoFactorSecret = _protector.Protect(secret);
             await db.SaveChangesAsync(ct);
         }
-        var secret = _protector.Unprotect(admin.TwoFactorSecret);
         var uri = $"otpauth://totp/{Uri.EscapeDataString(Issuer)}:{Uri.EscapeDataString(admin.Email)}" +
             $"?secret={secret}&issuer={Uri.EscapeDataString(Issuer)}&algorithm=SHA1&digits=6&period=30";
         using var generator = new QRCodeGenerator();
         using var data = generator.CreateQrCode(uri, QRCodeGenerator.ECCLevel.M);
-        return new TwoFactorEnrolment(Grouped(secret), uri, new SvgQRCode(data).GetGraphic(6));
+        return new TwoFactorEnrolment(Grouped(secret, 5, ' '), uri, new SvgQRCode(data).GetGraphic(6));
     }
 
     /// <summary>Turns two-factor on with a first code from the authenticator; the recovery codes come back, to be shown once.</summary>
@@ -82,6 +92,8 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
             return (null, Errors.TwoFactorCodeWrong);
         admin.TwoFactorEnabledAt = clock.GetUtcNow();
         admin.TwoFactorLastStep = step;
+        // Every sign-in made with the password alone ends: a session taken before stays no longer than the password.
+        admin.SecurityStamp = AdminAccounts.NewStamp();
         var codes = await ReplaceRecoveryCodesAsync(admin, ct);
         audit.Record(SecurityEvents.TwoFactorEnabled(AdminAccounts.Actor(admin)), origin);
         return (codes, null);
@@ -96,11 +108,12 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
         await db.SaveChangesAsync(ct);
     }
 
-    /// <summary>A fresh set of recovery codes; the old ones stop working.</summary>
+    /// <summary>A fresh set of recovery codes; the old ones stop working, and so does every other sign-in of the account.</summary>
     public async Task<IReadOnlyList<string>?> RegenerateRecoveryCodesAsync(Admin admin, RequestOrigin? origin, CancellationToken ct = default)
     {
         if (!admin.HasTwoFactor)
             return null;
+        admin.SecurityStamp = AdminAccounts.NewStamp();
         var codes = await ReplaceRecoveryCodesAsync(admin, ct);
         audit.Record(SecurityEvents.RecoveryCodesGenerated(AdminAccounts.Actor(admin)), origin);
         return codes;
@@ -119,8 +132,12 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
         target.TwoFactorEnabledAt = null;
         target.TwoFactorLastStep = 0;
         target.SecurityStamp = AdminAccounts.NewStamp();
-        await db.RecoveryCodes.Where(c => c.AdminId == target.Id).ExecuteDeleteAsync(ct);
-        await db.SaveChangesAsync(ct);
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            await db.RecoveryCodes.Where(c => c.AdminId == target.Id).ExecuteDeleteAsync(ct);
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+        }
         audit.Record(SecurityEvents.TwoFactorDisabled(actor, target.Email), origin);
     }
 
@@ -128,7 +145,7 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
     /// Checks a code given at sign-in: a 6-digit code from the authenticator, or one of the recovery codes (each used
     /// once). Null when it is wrong, already used, or the account has no second factor.
     /// </summary>
-    public async Task<SecondFactor?> VerifyAsync(Admin admin, string code, CancellationToken ct = default)
+    public async Task<SecondFactor?> VerifyAsync(Admin admin, string code, RequestOrigin? origin, CancellationToken ct = default)
     {
         if (!admin.HasTwoFactor || code.Length > 64)
             return null;
@@ -146,7 +163,7 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
         var used = await db.RecoveryCodes.Where(c => c.AdminId == admin.Id && c.Digest == digest && c.UsedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(c => c.UsedAt, now), ct) == 1;
         if (used)
-            audit.Record(SecurityEvents.RecoveryCodeUsed(AdminAccounts.Actor(admin)));
+            audit.Record(SecurityEvents.RecoveryCodeUsed(AdminAccounts.Actor(admin)), origin);
         return used ? SecondFactor.RecoveryCode : null;
     }
 
@@ -156,40 +173,49 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
         var digits = new string(code.Where(c => !char.IsWhiteSpace(c)).ToArray());
         if (admin.TwoFactorSecret is null || digits.Length != 6 || !digits.All(char.IsAsciiDigit))
             return null;
-        byte[] secret;
-        try
-        {
-            secret = Base32Encoding.ToBytes(_protector.Unprotect(admin.TwoFactorSecret));
-        }
-        catch (CryptographicException)
-        {
-            // A secret the key ring can no longer open (a lost key ring): no code can match it.
+        // A secret the key ring can no longer open (a lost key ring) matches no code.
+        if (Unprotected(admin.TwoFactorSecret) is not { } text)
             return null;
-        }
+        var secret = Base32Encoding.ToBytes(text);
         var totp = new Totp(secret);
         return totp.VerifyTotp(clock.GetUtcNow().UtcDateTime, digits, out var step, Drift) ? step : null;
     }
 
+    private string? Unprotected(string protectedSecret)
+    {
+        try
+        {
+            return _protector.Unprotect(protectedSecret);
+        }
+        catch (CryptographicException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>New codes replacing the old, with the admin's pending changes, in one transaction.</summary>
     private async Task<IReadOnlyList<string>> ReplaceRecoveryCodesAsync(Admin admin, CancellationToken ct)
     {
-        await db.RecoveryCodes.Where(c => c.AdminId == admin.Id).ExecuteDeleteAsync(ct);
         var codes = new List<string>(RecoveryCodeCount);
         var now = clock.GetUtcNow();
         for (var i = 0; i < RecoveryCodeCount; i++)
         {
-            // 50 bits each, written as two groups of five base32 letters: easy to type from paper, not to guess.
-            var code = Grouped(Base32Encoding.ToString(RandomNumberGenerator.GetBytes(10))[..10].ToLowerInvariant());
+            // 80 bits each (too many to search even with the digests in hand), as four groups of four base32 letters.
+            var code = Grouped(Base32Encoding.ToString(RandomNumberGenerator.GetBytes(10)).ToLowerInvariant(), 4, '-');
             codes.Add(code);
             db.RecoveryCodes.Add(new RecoveryCode { Id = Guid.CreateVersion7(now), AdminId = admin.Id, Digest = RecoveryDigest(admin.Id, code)! });
         }
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await db.RecoveryCodes.Where(c => c.AdminId == admin.Id).ExecuteDeleteAsync(ct);
         await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
         return codes;
     }
 
     /// <summary>The digest of a recovery code as typed (case, spaces and dashes ignored), or null if it cannot be one.</summary>
     private static string? RecoveryDigest(Guid adminId, string code)
     {
-        var letters = new StringBuilder(10);
+        var letters = new StringBuilder(RecoveryCodeLength);
         foreach (var c in code)
         {
             if (char.IsAsciiLetterOrDigit(c))
@@ -197,10 +223,10 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
             else if (c is not ('-' or ' '))
                 return null;
         }
-        return letters.Length == 10 ? Secrets.Digest($"recovery-code:{adminId}:{letters}") : null;
+        return letters.Length == RecoveryCodeLength ? Secrets.Digest($"recovery-code:{adminId}:{letters}") : null;
     }
 
-    /// <summary>Groups of five, as authenticator apps and paper show them.</summary>
-    private static string Grouped(string text) =>
-        string.Join(text.Length == 10 ? "-" : " ", Enumerable.Range(0, (text.Length + 4) / 5).Select(i => text.Substring(i * 5, Math.Min(5, text.Length - i * 5))));
+    /// <summary>Short groups, as authenticator apps and paper show them.</summary>
+    private static string Grouped(string text, int size, char separator) =>
+        string.Join(separator, text.Chunk(size).Select(group => new string(group)));
 }

@@ -79,9 +79,11 @@ public static class SecurityEvents
 
     /// <param name="backend">The server key that opened the session for its app, if a backend did.</param>
     /// <param name="backendMtls">Whether that backend called with a verified client certificate.</param>
+    /// <param name="deviceId">The app's own text: stored percent-encoded, so a space or "=" in it cannot read as another field.</param>
     public static SecurityEvent SessionCreated(string userId, string networkId, Guid sessionId, string deviceId, string? backend = null, bool backendMtls = false) =>
         new(AuditKinds.SessionCreated, Outcomes.Success, backend ?? $"user:{userId}", networkId, userId,
-            Detail: backend is null ? $"session={sessionId} device={deviceId}" : $"session={sessionId} device={deviceId} {Mtls(backendMtls)}")
+            Detail: backend is null ? $"session={sessionId} device={Uri.EscapeDataString(deviceId)}"
+                : $"session={sessionId} device={Uri.EscapeDataString(deviceId)} {Mtls(backendMtls)}")
         {
             StoredWithChange = true,
         };

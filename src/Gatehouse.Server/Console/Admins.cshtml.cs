@@ -9,6 +9,8 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 {
     private const string RevealKind = "admins";
 
+    protected override bool SuperAdminsOnly => true;
+
     /// <summary>The one-time slot (<see cref="OneTimeReveals"/>) a creation redirected here with.</summary>
     [BindProperty(SupportsGet = true)]
     public Guid? Reveal { get; set; }
@@ -39,8 +41,11 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
     /// <summary>Super admins are managed by the operator; nobody disables its own account from under itself.</summary>
     public bool MayDisable(Admin admin) => !admin.IsSuperAdmin && admin.Id != CurrentAdmin.Id;
 
-    /// <summary>Another admin's lost authenticator; one's own second factor is turned off on its own page, with its password.</summary>
-    public bool MayResetTwoFactor(Admin admin) => admin.HasTwoFactor && admin.Id != CurrentAdmin.Id;
+    /// <summary>
+    /// Another admin's lost authenticator; one's own second factor is turned off on its own page, with its password,
+    /// and a super admin's by the operator (<c>admin two-factor-reset</c>), as super admins are managed there.
+    /// </summary>
+    public bool MayResetTwoFactor(Admin admin) => admin.HasTwoFactor && !admin.IsSuperAdmin && admin.Id != CurrentAdmin.Id;
 
     public AdminMembership? MembershipIn(Admin admin, string networkId) => Memberships[admin.Id].FirstOrDefault(m => m.NetworkId == networkId);
     public ILookup<Guid, AdminMembership> Memberships { get; private set; } = Array.Empty<AdminMembership>().ToLookup(m => m.AdminId);
@@ -50,8 +55,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnGetAsync()
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         if (Reveal is { } slot)
         {
             var values = await reveals.TakeAsync(slot, CurrentAdmin.Id, RevealKind, HttpContext.RequestAborted);
@@ -66,8 +69,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostCreateAsync(string? email)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         var (admin, password, error) = await admins.CreateAsync(email ?? "", superAdmin: false, Actor, HttpContext.RequestAborted);
         if (error is not null)
         {
@@ -82,8 +83,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostRoleAsync(Guid adminId, string? networkId, string? role, bool accessSecureMode)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         var target = await admins.FindAsync(adminId, HttpContext.RequestAborted);
         if (target is null || target.IsSuperAdmin || Nav.Networks.All(n => n.Id != networkId))
         {
@@ -99,8 +98,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostResetPasswordAsync(Guid adminId)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { IsSuperAdmin: false } target)
         {
             Problem = "Choose an admin (not a super admin).";
@@ -114,8 +111,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostUnlockAsync(Guid adminId)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { } target)
         {
             Problem = "There is no such admin.";
@@ -128,8 +123,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostDisableAsync(Guid adminId, bool disabled)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { } target || !MayDisable(target))
         {
             Problem = "Choose another admin (not a super admin, not yourself).";
@@ -142,8 +135,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostResetTwoFactorAsync(Guid adminId)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         if (await admins.FindAsync(adminId, HttpContext.RequestAborted) is not { } target || !MayResetTwoFactor(target))
         {
             Problem = "Choose another admin whose two-factor sign-in is on.";
@@ -158,8 +149,6 @@ internal sealed class AdminsModel(AdminAccounts admins, TwoFactor twoFactor, One
 
     public async Task<IActionResult> OnPostRequireTwoFactorAsync(bool required)
     {
-        if (!CurrentAdmin.IsSuperAdmin)
-            return Refused();
         await twoFactor.SetRequiredAsync(required, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
         Status = required
             ? "Two-factor sign-in is required: an admin without it sets it up before anything else."

@@ -146,7 +146,8 @@ internal static partial class AuditDisplay
                 ? new DetailField(label, email, value)
                 : new DetailField(label, value);
         }
-        return new DetailField(label, Value(value));
+        // Device ids are the app's own text, stored percent-encoded (SecurityEvents.SessionCreated).
+        return new DetailField(label, key == "device" ? Uri.UnescapeDataString(value) : Value(value));
     }
 
     /// <summary>A stored value as read: a time to the second in UTC, a boolean as yes or no.</summary>

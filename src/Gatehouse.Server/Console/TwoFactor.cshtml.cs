@@ -8,9 +8,10 @@ namespace Gatehouse.Server.Console;
 
 /// <summary>
 /// The signed-in admin's own second factor: set up an authenticator app (QR code, then a first code), new recovery
-/// codes (shown once), or turn it off with the password (not while the portal requires it).
+/// codes (shown once), or turn it off (not while the portal requires it). Each of these asks for the password again,
+/// so a stolen session alone cannot change how the account signs in, and each ends the account's other sign-ins.
 /// </summary>
-internal sealed class TwoFactorModel(TwoFactor twoFactor, OneTimeReveals reveals, ConsoleAccess access) : ConsolePage(access)
+internal sealed class TwoFactorModel(TwoFactor twoFactor, AdminAccounts admins, OneTimeReveals reveals, ConsoleAccess access) : ConsolePage(access)
 {
     public const string Here = "/console/account/two-factor";
     private const string RevealKind = "recovery-codes";
@@ -59,25 +60,24 @@ internal sealed class TwoFactorModel(TwoFactor twoFactor, OneTimeReveals reveals
         return Redirect(Here);
     }
 
-    public async Task<IActionResult> OnPostConfirmAsync(string? code)
+    public async Task<IActionResult> OnPostConfirmAsync(string? code, string? password)
     {
+        if (await admins.ReauthenticateAsync(CurrentAdmin, password ?? "", HttpContext.Origin(), HttpContext.RequestAborted) is { } refused)
+            return Refuse(refused, "Two-factor sign-in is still off.");
         var (codes, error) = await twoFactor.ConfirmAsync(CurrentAdmin, code ?? "", HttpContext.Origin(), HttpContext.RequestAborted);
         if (error is not null)
-        {
-            Problem = error.Message;
-            return Redirect(Here);
-        }
-        Status = "Two-factor sign-in is on: every sign-in now asks for a code.";
+            return Refuse(error, "");
+        Status = "Two-factor sign-in is on: every sign-in now asks for a code, and your other sign-ins have ended.";
         return await RevealAsync(codes!);
     }
 
-    public async Task<IActionResult> OnPostRegenerateAsync()
+    public async Task<IActionResult> OnPostRegenerateAsync(string? password)
     {
-        if (await twoFactor.RegenerateRecoveryCodesAsync(CurrentAdmin, HttpContext.Origin(), HttpContext.RequestAborted) is not { } codes)
-        {
-            Problem = "Turn two-factor sign-in on first.";
-            return Redirect(Here);
-        }
+        if (!CurrentAdmin.HasTwoFactor)
+            return Refuse(Errors.TwoFactorNotStarted, "");
+        if (await admins.ReauthenticateAsync(CurrentAdmin, password ?? "", HttpContext.Origin(), HttpContext.RequestAborted) is { } refused)
+            return Refuse(refused, "Your recovery codes are unchanged.");
+        var codes = (await twoFactor.RegenerateRecoveryCodesAsync(CurrentAdmin, HttpContext.Origin(), HttpContext.RequestAborted))!;
         Status = "New recovery codes made: the old ones no longer work.";
         return await RevealAsync(codes);
     }
@@ -91,20 +91,26 @@ internal sealed class TwoFactorModel(TwoFactor twoFactor, OneTimeReveals reveals
         }
         if (!CurrentAdmin.HasTwoFactor)
             return Redirect(Here);
-        if (!AdminAccounts.PasswordMatches(CurrentAdmin, password ?? ""))
-        {
-            Problem = Errors.CurrentPasswordWrong.Message + " Two-factor sign-in is still on.";
-            return Redirect(Here);
-        }
+        if (await admins.ReauthenticateAsync(CurrentAdmin, password ?? "", HttpContext.Origin(), HttpContext.RequestAborted) is { } refused)
+            return Refuse(refused, "Two-factor sign-in is still on.");
         await twoFactor.TurnOffAsync(CurrentAdmin, Actor, HttpContext.Origin(), HttpContext.RequestAborted);
-        // Turning it off ended every sign-in of the account (a stolen cookie included); this one gets a new cookie.
-        await HttpContext.SignInAsync(ConsoleSetup.Scheme, ConsoleSetup.PrincipalFor(CurrentAdmin));
+        await KeepThisSignInAsync();
         Status = "Two-factor sign-in is off.";
         return Redirect(Here);
     }
 
+    private RedirectResult Refuse(Refusal refusal, string consequence)
+    {
+        Problem = (refusal.Message + " " + consequence).Trim();
+        return Redirect(Here);
+    }
+
+    /// <summary>The change ended every sign-in of the account (a stolen cookie included); this one gets a new cookie.</summary>
+    private Task KeepThisSignInAsync() => HttpContext.SignInAsync(ConsoleSetup.Scheme, ConsoleSetup.PrincipalFor(CurrentAdmin));
+
     private async Task<IActionResult> RevealAsync(IReadOnlyList<string> codes)
     {
+        await KeepThisSignInAsync();
         var values = codes.Select((code, i) => (Key: i.ToString("00", System.Globalization.CultureInfo.InvariantCulture), code))
             .ToDictionary(v => v.Key, v => v.code);
         var slot = await reveals.PutAsync(CurrentAdmin.Id, RevealKind, values, HttpContext.RequestAborted);

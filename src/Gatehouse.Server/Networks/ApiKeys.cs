@@ -49,5 +49,8 @@ internal sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrite
         return await ByApiKey.RunAsync(db, key, ct);
     }
 
+    /// <summary>The network of a key already kept, without a database read (see <see cref="CommittedRowCache{TKey,TValue}.Peek"/>).</summary>
+    public Network? Peek(string key) => key.Length is > 0 and <= 80 ? _known.Peek(key) : null;
+
     public void Dispose() => _known.Dispose();
 }

@@ -88,9 +88,10 @@ internal static class RateLimiting
     private static string? Digest(string secret) => secret.Length == 0 ? null : Secrets.Digest(secret);
 
     /// <summary>
-    /// 429 with Retry-After, and a refusal in the audit log under the network whose credential was limited (when the
-    /// credential names one), so the dashboard counts rate limits apart from bad credentials. A flood of them is
-    /// summed up by the audit log like any other refusal.
+    /// 429 with Retry-After, and a refusal in the audit log, so the dashboard counts rate limits apart from bad
+    /// credentials; a flood of them is summed up by the audit log like any other refusal. The network is named when the
+    /// limited credential is one this node already keeps in memory: a rejection never reads the database, or a flood
+    /// of 429s would cost what the limit is there to spare (with PostgreSQL, which keeps none, it is never named).
     /// </summary>
     private static async ValueTask RejectAsync(OnRejectedContext context, CancellationToken ct)
     {
@@ -100,9 +101,9 @@ internal static class RateLimiting
         var (limit, actor, networkId) = Kind(http) switch
         {
             LimitedAs.ClientLogin => ("client_login", "api-key",
-                (await http.RequestServices.GetRequiredService<ApiKeys>().ResolveAsync(headers[ApiKeyHandler.HeaderName].ToString(), ct)).Network?.Id),
+                http.RequestServices.GetRequiredService<ApiKeys>().Peek(headers[ApiKeyHandler.HeaderName].ToString())?.Id),
             LimitedAs.Mint => ("auth_token_mint", "server-key",
-                await http.RequestServices.GetRequiredService<ServerKeyService>().NetworkOfAsync(headers[ServerKeyHandler.HeaderName].ToString(), ct)),
+                http.RequestServices.GetRequiredService<ServerKeyCache>().NetworkOf(headers[ServerKeyHandler.HeaderName].ToString())),
             LimitedAs.ConsoleSignIn => ("console_sign_in", "anonymous", null),
             _ => ("admin_api", "admin-token", null),
         };

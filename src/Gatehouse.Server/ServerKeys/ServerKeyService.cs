@@ -24,6 +24,10 @@ internal sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseO
 
     public Task<KnownServerKey?> GetAsync(string digest, Func<Task<KnownServerKey?>> read) => _rows.GetAsync(digest, read);
 
+    /// <summary>The network of a key already kept, without a database read (see <see cref="CommittedRowCache{TKey,TValue}.Peek"/>).</summary>
+    public string? NetworkOf(string presented) =>
+        presented.Length is > 0 and <= 128 && _rows.Peek(Secrets.Digest(presented)) is { } known ? known.Key.NetworkId : null;
+
     public void Dispose() => _rows.Dispose();
 }
 
@@ -87,16 +91,6 @@ internal sealed class ServerKeyService(IServiceProvider requestServices, ServerK
 
     public Task<List<ServerKey>> ListAsync(string networkId, CancellationToken ct = default) =>
         Db.ServerKeys.AsNoTracking().Where(k => k.NetworkId == networkId).OrderByDescending(k => k.CreatedAt).ToListAsync(ct);
-
-    /// <summary>The network a presented key belongs to, valid or not, for a refusal's audit row; null when it is no key.</summary>
-    public async Task<string?> NetworkOfAsync(string presented, CancellationToken ct)
-    {
-        if (string.IsNullOrWhiteSpace(presented) || presented.Length > MaxPresentedLength)
-            return null;
-        var digest = Secrets.Digest(presented);
-        var found = await known.GetAsync(digest, () => KeyByDigest.RunAsync(Db, digest, ct));
-        return found is not null && Secrets.DigestsEqual(found.Key.Digest, digest) ? found.Key.NetworkId : null;
-    }
 
     /// <summary>
     /// The key presented, whether it is valid now, and whether its network requires mTLS: read in the same query

@@ -326,6 +326,10 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
         return value;
     }
 
+    /// <summary>The kept row if it is still current; never reads (for a path that must stay cheap, such as a 429).</summary>
+    public TValue? Peek(TKey key) =>
+        _entries is not null && _entries.TryGetValue(key, out Entry? entry) && entry!.Version == _writes.VersionOf(_tables) ? entry.Value : null;
+
     public void Dispose() => _entries?.Dispose();
 
     private sealed record Entry(TValue Value, long Version);

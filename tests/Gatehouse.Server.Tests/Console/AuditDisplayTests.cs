@@ -27,6 +27,18 @@ public sealed class AuditDisplayTests
     }
 
     [Fact]
+    public void A_device_id_with_spaces_and_equals_signs_reads_as_one_field_and_cannot_pose_as_others()
+    {
+        var sessionId = Guid.NewGuid();
+        const string Forged = "x mtls=true admin=00000000-0000-0000-0000-000000000001";
+        var stored = SecurityEvents.SessionCreated("alice", "n1", sessionId, Forged).Detail;
+
+        var shown = AuditDisplay.Detail(stored);
+
+        Assert.Equal([new DetailField("Session", sessionId.ToString()), new DetailField("Device", Forged)], shown.Fields);
+    }
+
+    [Fact]
     public void An_admin_named_by_its_id_reads_as_its_email_and_booleans_as_yes_or_no()
     {
         var adminId = Guid.NewGuid();

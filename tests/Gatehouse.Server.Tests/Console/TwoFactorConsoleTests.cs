@@ -36,6 +36,8 @@ public sealed class TwoFactorConsoleTests(ConsoleFixture console) : IClassFixtur
         var email = await console.CreateAdminAsync(Password);
         var page = await console.NewPageAsync();
         await ConsoleFixture.SignInAsync(page, email, Password);
+        var earlier = await console.NewPageAsync();
+        await ConsoleFixture.SignInAsync(earlier, email, Password);
 
         await page.GetByRole(AriaRole.Link, new() { Name = "Two-factor sign-in" }).ClickAsync();
         await Expect(page.Locator("#two-factor")).ToContainTextAsync("Off");
@@ -56,18 +58,28 @@ public sealed class TwoFactorConsoleTests(ConsoleFixture console) : IClassFixtur
             Assert.DoesNotContain(key.Replace(" ", "", StringComparison.Ordinal), stored.TwoFactorSecret, StringComparison.OrdinalIgnoreCase);
         }
 
+        // A wrong code, or the right one without the password (a stolen session), turns nothing on.
         await page.FillAsync("#code", "000000" == Code(key) ? "111111" : "000000");
+        await page.FillAsync("#confirm-password", Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Turn on two-factor sign-in" }).ClickAsync();
         await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("does not match");
+        await page.FillAsync("#code", Code(key));
+        await page.FillAsync("#confirm-password", "not the password at all");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Turn on two-factor sign-in" }).ClickAsync();
+        await Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("password is wrong");
         var enrolmentCode = Code(key);
         await page.FillAsync("#code", enrolmentCode);
+        await page.FillAsync("#confirm-password", Password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Turn on two-factor sign-in" }).ClickAsync();
         var codes = (await page.Locator("#recovery-codes").TextContentAsync())!.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(TwoFactor.RecoveryCodeCount, codes.Length);
-        Assert.All(codes, c => Assert.Matches("^[a-z2-7]{5}-[a-z2-7]{5}$", c));
+        Assert.All(codes, c => Assert.Matches("^[a-z2-7]{4}(-[a-z2-7]{4}){3}$", c));
         await ConsoleFixture.ScreenshotAsync(page, "two-factor-recovery-codes");
         await page.ReloadAsync();
         Assert.DoesNotContain(codes[0], await page.ContentAsync(), StringComparison.Ordinal);
+        // A sign-in made with the password alone (a session someone may have taken) ended; this one goes on.
+        await earlier.ReloadAsync();
+        await Expect(earlier).ToHaveURLAsync(new Regex("/console/signin"));
         await Expect(page.Locator("#recovery-left")).ToContainTextAsync($"{TwoFactor.RecoveryCodeCount} of {TwoFactor.RecoveryCodeCount}");
         await using (var scope = Server.Services.CreateAsyncScope())
         {
@@ -169,6 +181,7 @@ public sealed class TwoFactorConsoleTests(ConsoleFixture console) : IClassFixtur
             await ConsoleFixture.ScreenshotAsync(page, "two-factor-setup-phone");
             var key = (await page.Locator("#manual-key").TextContentAsync())!;
             await page.FillAsync("#code", Code(key));
+            await page.FillAsync("#confirm-password", Password);
             await page.GetByRole(AriaRole.Button, new() { Name = "Turn on two-factor sign-in" }).ClickAsync();
             await page.GetByRole(AriaRole.Link, new() { Name = "Done" }).ClickAsync();
             await page.GotoAsync($"/console/n/{network.Id}/dashboard");
