@@ -7,6 +7,7 @@ using Gatehouse.Server.Console;
 using Gatehouse.Server.Observability;
 using Gatehouse.Server.Operations;
 using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.ResourceServers;
 using Gatehouse.Server.Sessions.Http;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -55,11 +56,16 @@ internal static class GatehouseApp
         builder.Services.AddSingleton<Retention.RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
         builder.Services.AddHostedService<SigningKeyWatch>();
+        builder.Services.AddSingleton<ResourceServers.IntrospectionTally>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<ResourceServers.IntrospectionTally>());
         // Each feature's own source-generated contracts, for the OpenAPI document's schemas; endpoints name their type info.
         builder.Services.ConfigureHttpJsonOptions(json =>
         {
             foreach (var contracts in new System.Text.Json.Serialization.Metadata.IJsonTypeInfoResolver[]
-                     { ApiJson.Default, SessionJson.Default, AuthTokenJson.Default, AdminApiJson.Default, UserJson.Default, JwksJson.Default, ObservabilityJson.Default })
+                     {
+                         ApiJson.Default, SessionJson.Default, AuthTokenJson.Default, AdminApiJson.Default, UserJson.Default, JwksJson.Default,
+                         ObservabilityJson.Default, ResourceServerJson.Default,
+                     })
             {
                 json.SerializerOptions.TypeInfoResolverChain.Add(contracts);
             }
@@ -96,6 +102,7 @@ internal static class GatehouseApp
         app.MapAuthTokenEndpoints();
         app.MapBackendSessionEndpoints();
         app.MapAdminApiEndpoints();
+        app.MapResourceServerEndpoints(SdkCors);
         var wellKnown = app.MapGroup("/.well-known").WithTags("Public keys");
         wellKnown.MapGet("/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, JwksJson.Default.JsonWebKeySetResponse))
             .WithSummary("The ES256 public keys that verify access and auth tokens (RFC 7517)")

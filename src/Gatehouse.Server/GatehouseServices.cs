@@ -49,6 +49,7 @@ internal static class GatehouseServices
         services.AddSingleton<SigningKeys>();
         services.AddSingleton<CertificateAuthority>();
         services.AddSingleton<ServerCertificate>();
+        services.AddSingleton<TokenIssuer>();
         services.AddSingleton<Jwt>();
         services.AddSingleton<AuthTokens.AuthTokens>();
         services.AddSingleton<AccessTokens>();

@@ -272,6 +272,7 @@ internal static class AuditKinds
     public const string RefreshReuse = "session.refresh_reuse";
     public const string AccessRefused = "access.refused";
     public const string RateLimited = "request.rate_limited";
+    public const string TokensIntrospected = "token.introspected";
     public const string AdminCreated = "admin.created";
     public const string AdminSignedIn = "admin.signed_in";
     public const string AdminSignInRefused = "admin.sign_in_refused";

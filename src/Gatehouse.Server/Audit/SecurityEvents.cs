@@ -25,6 +25,10 @@ public static class SecurityEvents
     public static SecurityEvent CredentialRefused(string kind, string actor, string? networkId, string? userId, string reason) =>
         new(kind, Outcomes.Refused, actor, networkId, userId, reason);
 
+    /// <summary>A minute's introspections of one network's tokens, summed up (a resource server may ask on every request).</summary>
+    public static SecurityEvent TokensIntrospected(string networkId, long active, long inactive) =>
+        new(AuditKinds.TokensIntrospected, Outcomes.Success, "server-key", networkId, Detail: $"active={active} inactive={inactive}");
+
     /// <summary>A request over one of the abuse limits (<c>limit</c>: client_login, auth_token_mint, console_sign_in, admin_api).</summary>
     public static SecurityEvent RateLimited(string limit, string actor, string? networkId) =>
         new(AuditKinds.RateLimited, Outcomes.Refused, actor, networkId, Reason: "rate_limited", Detail: $"limit={limit}");

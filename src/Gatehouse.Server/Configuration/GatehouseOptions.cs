@@ -59,7 +59,14 @@ internal sealed class GatehouseOptions
 
     public VisitorOptions Visitors { get; set; } = new();
 
-    /// <summary>The <c>iss</c> of every token this deployment signs.</summary>
+    /// <summary>
+    /// The deployment's public base URL (say <c>https://auth.example.com</c>): the <c>iss</c> of every token and the base
+    /// of the discovery document's URLs. Unset: the first HTTP(S) address the server listens on (SQLite), or
+    /// <see cref="Issuer"/> (PostgreSQL, whose nodes must all name the same issuer).
+    /// </summary>
+    public string? PublicUrl { get; set; }
+
+    /// <summary>The fixed issuer of releases before 0.2.0: tokens carrying it are still accepted until they expire.</summary>
     public string Issuer { get; set; } = "gatehouse";
 }
 
@@ -186,6 +193,9 @@ internal sealed class RateLimitOptions
     public int RefreshesPerSessionPerMinute { get; set; } = 30;
     public int AuthTokensPerServerKeyPerMinute { get; set; } = 60_000;
     public int AdminCallsPerTokenPerMinute { get; set; } = 600;
+
+    /// <summary>Token introspections per server key: a resource server checks each token at most once per its cache window.</summary>
+    public int IntrospectionsPerServerKeyPerMinute { get; set; } = 60_000;
     public int ConsoleSignInsPerAddressPerMinute { get; set; } = 30;
 
     /// <summary>Refused credentials (bearer, server key, admin token, API key) from one client address; past it, 429 before any check.</summary>
@@ -330,6 +340,7 @@ internal sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOpti
             ("RefreshesPerSessionPerMinute", options.RateLimits.RefreshesPerSessionPerMinute),
             ("AuthTokensPerServerKeyPerMinute", options.RateLimits.AuthTokensPerServerKeyPerMinute),
             ("AdminCallsPerTokenPerMinute", options.RateLimits.AdminCallsPerTokenPerMinute),
+            ("IntrospectionsPerServerKeyPerMinute", options.RateLimits.IntrospectionsPerServerKeyPerMinute),
             ("ConsoleSignInsPerAddressPerMinute", options.RateLimits.ConsoleSignInsPerAddressPerMinute),
             ("FailedCredentialsPerAddressPerMinute", options.RateLimits.FailedCredentialsPerAddressPerMinute),
             ("FailuresPerCredentialPerMinute", options.RateLimits.FailuresPerCredentialPerMinute),
@@ -363,6 +374,13 @@ internal sealed class GatehouseOptionsValidator : IValidateOptions<GatehouseOpti
         CheckKeyEncryption(failures, options);
         if (string.IsNullOrWhiteSpace(options.Issuer))
             failures.Add($"{p}:Issuer must not be empty.");
+        if (options.PublicUrl is { } publicUrl
+            && !(Uri.TryCreate(publicUrl, UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"
+                 && string.IsNullOrEmpty(parsed.Query) && string.IsNullOrEmpty(parsed.Fragment) && string.IsNullOrEmpty(parsed.UserInfo)))
+        {
+            failures.Add($"{p}:PublicUrl is '{publicUrl}'; it must be an absolute http or https URL without query, fragment or user name " +
+                "(the address clients and resource servers reach this deployment at, such as https://auth.example.com).");
+        }
 
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

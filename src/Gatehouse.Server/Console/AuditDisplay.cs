@@ -64,6 +64,7 @@ internal static partial class AuditDisplay
         [AuditKinds.RefreshReuse] = "Refresh token reused",
         [AuditKinds.AccessRefused] = "Access refused",
         [AuditKinds.RateLimited] = "Over a rate limit",
+        [AuditKinds.TokensIntrospected] = "Tokens introspected (a minute's count)",
         [AuditKinds.AdminCreated] = "Admin created",
         [AuditKinds.AdminSignedIn] = "Admin signed in",
         [AuditKinds.AdminSignInRefused] = "Admin sign-in refused",

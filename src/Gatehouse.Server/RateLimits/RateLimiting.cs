@@ -25,6 +25,9 @@ internal enum LimitedAs
 
     /// <summary>The console's sign-in form (its POST): limited per client address.</summary>
     ConsoleSignIn,
+
+    /// <summary>Token introspection by a resource server: limited per server key.</summary>
+    Introspection,
 }
 
 /// <summary>Endpoint metadata naming the limits an endpoint is under (on a Razor page, an attribute of its model).</summary>
@@ -63,6 +66,8 @@ internal static class RateLimiting
                     http => Kind(http) == LimitedAs.ClientLogin ? Address(http) : null),
                 PerMinute("server-key", limits.AuthTokensPerServerKeyPerMinute,
                     http => Kind(http) == LimitedAs.Mint ? Digest(http.Request.Headers[ServerKeyHandler.HeaderName].ToString()) : null),
+                PerMinute("introspection", limits.IntrospectionsPerServerKeyPerMinute,
+                    http => Kind(http) == LimitedAs.Introspection ? Digest(http.Request.Headers[ServerKeyHandler.HeaderName].ToString()) : null),
                 PerMinute("admin-token", limits.AdminCallsPerTokenPerMinute,
                     http => http.Request.Headers.TryGetValue(AdminTokenHandler.HeaderName, out var token) ? Digest(token.ToString()) : null),
                 PerMinute("sign-in", limits.ConsoleSignInsPerAddressPerMinute,
@@ -102,6 +107,8 @@ internal static class RateLimiting
         {
             LimitedAs.ClientLogin => ("client_login", "api-key",
                 http.RequestServices.GetRequiredService<ApiKeys>().Peek(headers[ApiKeyHandler.HeaderName].ToString())?.Id),
+            LimitedAs.Introspection => ("introspection", "server-key",
+                http.RequestServices.GetRequiredService<ServerKeyCache>().NetworkOf(headers[ServerKeyHandler.HeaderName].ToString())),
             LimitedAs.Mint => ("auth_token_mint", "server-key",
                 http.RequestServices.GetRequiredService<ServerKeyCache>().NetworkOf(headers[ServerKeyHandler.HeaderName].ToString())),
             LimitedAs.ConsoleSignIn => ("console_sign_in", "anonymous", null),

@@ -10,7 +10,10 @@ namespace Gatehouse.Server.Sessions;
 internal sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
 {
     /// <summary>ES256, so a customer's own backend can check one with the published JWKS.</summary>
-    private static readonly JwtKind Kind = new("at+jwt", "gatehouse:api", SecurityAlgorithms.EcdsaSha256);
+    public const string Type = "at+jwt";
+    public const string Audience = "gatehouse:api";
+    public const string Algorithm = SecurityAlgorithms.EcdsaSha256;
+    private static readonly JwtKind Kind = new(Type, Audience, Algorithm);
     private const int MaxLength = 4096;
 
     public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;

@@ -12,6 +12,9 @@ internal static class RevokeReasons
     public const string DeviceRebound = "device_rebound";
     public const string SessionCap = "session_cap";
     public const string Logout = "logout";
+
+    /// <summary>The app revoked one of the session's tokens (RFC 7009).</summary>
+    public const string ClientRevoked = "revoked";
     public const string RefreshReuse = "refresh_reuse";
     public const string Banned = "banned";
     public const string SecureModeOn = "secure_mode_on";

@@ -29,7 +29,7 @@ internal sealed record JwtKind(string Type, string Audience, string Algorithm);
 /// set and of the kind's algorithm, and time from the injected clock. No clock skew: the verifier is the issuer,
 /// on the same clock.
 /// </summary>
-internal sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
+internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clock, IOptions<GatehouseOptions> options) : IDisposable
 {
     private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
 
@@ -65,7 +65,7 @@ internal sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehou
             foreach (var (name, value) in claims)
                 json.WriteString(name, value);
             writeObjectClaims?.Invoke(json);
-            json.WriteString("iss", options.Value.Issuer);
+            json.WriteString("iss", issuer.Current);
             json.WriteString("aud", kind.Audience);
             json.WriteNumber("iat", issuedAt.ToUnixTimeSeconds());
             json.WriteNumber("nbf", issuedAt.ToUnixTimeSeconds());
@@ -133,7 +133,7 @@ internal sealed class Jwt(SigningKeys keys, TimeProvider clock, IOptions<Gatehou
         {
             ValidTypes = [kind.Type],
             ValidAlgorithms = [kind.Algorithm],
-            ValidIssuer = options.Value.Issuer,
+            ValidIssuers = issuer.Accepted,
             ValidAudience = kind.Audience,
             RequireSignedTokens = true,
             RequireExpirationTime = true,

@@ -1,0 +1,197 @@
+using System.Text.Json.Serialization;
+using Gatehouse.Server.Api;
+using Gatehouse.Server.Api.Authentication;
+using Gatehouse.Server.Audit;
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.RateLimits;
+using Gatehouse.Server.Refusals;
+using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Gatehouse.Server.ResourceServers;
+
+/// <summary>Authorization server metadata (RFC 8414 §2), served as OpenID Connect discovery too.</summary>
+internal sealed record AuthorizationServerMetadata(
+    string Issuer,
+    string JwksUri,
+    string IntrospectionEndpoint,
+    string RevocationEndpoint,
+    IReadOnlyList<string> IntrospectionEndpointAuthMethodsSupported,
+    IReadOnlyList<string> RevocationEndpointAuthMethodsSupported,
+    IReadOnlyList<string> AccessTokenSigningAlgValuesSupported,
+    IReadOnlyList<string> IdTokenSigningAlgValuesSupported,
+    IReadOnlyList<string> SubjectTypesSupported,
+    IReadOnlyList<string> AccessTokenTypesSupported,
+    string AccessTokenAudience,
+    IReadOnlyList<string> IntrospectionTokenTypesSupported,
+    IReadOnlyList<string> RevocationTokenTypesSupported);
+
+/// <summary>An introspection answer (RFC 7662 §2.2): only <c>active</c> when the token may not be used.</summary>
+internal sealed record IntrospectionResponse(
+    bool Active,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sub = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? NetworkId = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? SessionId = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? UserType = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TokenType = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Iss = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Aud = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? Exp = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? Iat = null);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(AuthorizationServerMetadata))]
+[JsonSerializable(typeof(IntrospectionResponse))]
+internal sealed partial class ResourceServerJson : JsonSerializerContext;
+
+/// <summary>
+/// What a customer's own API needs to trust Gatehouse's access tokens the way it trusts any provider's: the metadata
+/// that names the issuer and its keys (RFC 8414), introspection for whether a token may still be used right now
+/// (RFC 7662), and revocation by the app holding a token (RFC 7009). Each endpoint parses the form, validates, and
+/// answers; introspection is counted per network and audited a minute at a time.
+/// </summary>
+internal static class ResourceServerEndpoints
+{
+    public const string IntrospectionPath = "/oauth/introspect";
+    public const string RevocationPath = "/oauth/revoke";
+    private const int MaxTokenLength = 4096;
+
+    public static void MapResourceServerEndpoints(this IEndpointRouteBuilder app, string sdkCors)
+    {
+        var wellKnown = app.MapGroup("/.well-known").WithTags("Resource servers");
+        foreach (var path in new[] { "/oauth-authorization-server", "/openid-configuration" })
+        {
+            wellKnown.MapGet(path, Metadata)
+                .WithSummary("Authorization server metadata (RFC 8414): the issuer, its keys, introspection and revocation")
+                .Produces<AuthorizationServerMetadata>(200);
+        }
+
+        // Server to server, like a mint: a server key (and the network's client certificate when mTLS is on), no CORS.
+        app.MapPost(IntrospectionPath, IntrospectAsync).WithTags("Resource servers")
+            .RequireAuthorization(Credentials.Policies.ServerToServer)
+            .RateLimited(LimitedAs.Introspection)
+            .DisableAntiforgery()
+            .WithSummary("Token introspection (RFC 7662): whether an access token may be used now, and whose it is")
+            // No Accepts metadata: routing would answer another content type with a bare 415; the handler says what to send.
+            .WithDescription("Header x-server-key; form (application/x-www-form-urlencoded) field token. Inactive for a token that is expired, revoked, logged out, banned, " +
+                "rebound to another user's device, malformed, or another network's.")
+            .Produces<IntrospectionResponse>(200);
+
+        // By the app holding the token (a public client): its API key, as for a refresh, and CORS like the sessions.
+        app.MapPost(RevocationPath, RevokeAsync).WithTags("Resource servers")
+            .RequireCors(sdkCors)
+            .RequireAuthorization(Credentials.Policies.App)
+            .RateLimited(LimitedAs.ClientLogin)
+            .DisableAntiforgery()
+            .WithSummary("Token revocation (RFC 7009): an access or refresh token ends its session, like a secure logout")
+            .WithDescription("Header x-api-key; form (application/x-www-form-urlencoded) fields token and optional token_type_hint. Answers 200 whether or not the token was known.")
+            .Produces(200);
+    }
+
+    private static JsonHttpResult<AuthorizationServerMetadata> Metadata(TokenIssuer issuer) =>
+        TypedResults.Json(new AuthorizationServerMetadata(
+            Issuer: issuer.Current,
+            JwksUri: issuer.Current + "/.well-known/jwks.json",
+            IntrospectionEndpoint: issuer.Current + IntrospectionPath,
+            RevocationEndpoint: issuer.Current + RevocationPath,
+            IntrospectionEndpointAuthMethodsSupported: ["x-server-key"],
+            RevocationEndpointAuthMethodsSupported: ["x-api-key"],
+            AccessTokenSigningAlgValuesSupported: [AccessTokens.Algorithm],
+            IdTokenSigningAlgValuesSupported: [AccessTokens.Algorithm],
+            SubjectTypesSupported: ["public"],
+            AccessTokenTypesSupported: [AccessTokens.Type],
+            AccessTokenAudience: AccessTokens.Audience,
+            IntrospectionTokenTypesSupported: ["access_token"],
+            RevocationTokenTypesSupported: ["access_token", "refresh_token"]), ResourceServerJson.Default.AuthorizationServerMetadata);
+
+    private static async Task<Results<JsonHttpResult<IntrospectionResponse>, ApiError>> IntrospectAsync(HttpContext http, AccessTokens accessTokens,
+        SessionAccess access, IntrospectionTally tally, TokenIssuer issuer)
+    {
+        var key = http.CallerOf<ServerKey>();
+        var (token, error) = await ReadTokenAsync(http);
+        if (error is not null)
+            return error.AsResult();
+
+        var (caller, refusal) = await access.CheckAsync(token, http.RequestAborted);
+        // A token of another network is no more this backend's to learn about than a forged one.
+        var active = caller is not null && refusal is null && caller.NetworkId == key.NetworkId;
+        tally.Count(key.NetworkId, active);
+        if (!active)
+            return TypedResults.Json(new IntrospectionResponse(false), ResourceServerJson.Default.IntrospectionResponse);
+
+        // Verified a moment ago by the session check, so this is the verified-token cache's answer.
+        var verified = (await accessTokens.CheckAsync(token!)).Token!;
+        return TypedResults.Json(new IntrospectionResponse(true, caller!.User.UserId, caller.NetworkId, caller.SessionId.ToString(),
+            caller.User.Kind.WireName(), "access_token", verified.Issuer, AccessTokens.Audience,
+            new DateTimeOffset(verified.ValidTo).ToUnixTimeSeconds(), new DateTimeOffset(verified.IssuedAt).ToUnixTimeSeconds()),
+            ResourceServerJson.Default.IntrospectionResponse);
+    }
+
+    /// <summary>
+    /// Ends the session an access or refresh token of this network belongs to. Unknown, malformed, expired and other
+    /// networks' tokens change nothing and get the same 200 (RFC 7009 §2.2), so the answer tells nothing about them.
+    /// </summary>
+    private static async Task<Results<Ok, ApiError>> RevokeAsync(HttpContext http, SessionAccess access, SessionService sessions,
+        IDbContextFactory<GatehouseDb> dbs, AuditLog audit)
+    {
+        var network = http.CallerOf<Network>();
+        var (token, error) = await ReadTokenAsync(http);
+        if (error is not null)
+            return error.AsResult();
+        var ct = http.RequestAborted;
+
+        var (sessionId, userId) = await SessionOfAccessTokenAsync(access, token!, network.Id, ct) ?? await SessionOfRefreshTokenAsync(dbs, token!, network.Id, ct)
+            ?? (Guid.Empty, null);
+        if (userId is not null && await sessions.RevokeAsync(sessionId, RevokeReasons.ClientRevoked, ct))
+            audit.Record(SecurityEvents.LoggedOut(userId, network.Id, sessionId, RevokeReasons.ClientRevoked), http.Origin());
+        return TypedResults.Ok();
+    }
+
+    private static async Task<(Guid, string?)?> SessionOfAccessTokenAsync(SessionAccess access, string token, string networkId, CancellationToken ct)
+    {
+        var (caller, _) = await access.CheckAsync(token, ct);
+        return caller is not null && caller.NetworkId == networkId ? (caller.SessionId, caller.User.UserId) : null;
+    }
+
+    private static async Task<(Guid, string?)?> SessionOfRefreshTokenAsync(IDbContextFactory<GatehouseDb> dbs, string token, string networkId,
+        CancellationToken ct)
+    {
+        var digest = Secrets.Digest(token);
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var found = await db.RefreshTokens.AsNoTracking().Where(r => r.Digest == digest)
+            .Join(db.Sessions, r => r.SessionId, s => s.Id, (r, s) => new { r.Digest, s.Id, s.NetworkId, s.UserRef })
+            .Join(db.Users, x => x.UserRef, u => u.Id, (x, u) => new { x.Digest, x.Id, x.NetworkId, u.UserId })
+            .FirstOrDefaultAsync(ct);
+        return found is not null && found.NetworkId == networkId && Secrets.DigestsEqual(found.Digest, digest) ? (found.Id, found.UserId) : null;
+    }
+
+    /// <summary>The form's <c>token</c> (RFC 7662 §2.1, RFC 7009 §2.1): a form body, the field once, of a token's length.</summary>
+    private static async Task<(string? Token, Refusal? Error)> ReadTokenAsync(HttpContext http)
+    {
+        if (!http.Request.HasFormContentType)
+            return (null, Errors.BadRequest("content_type", "Send the token as application/x-www-form-urlencoded, in the field token."));
+        IFormCollection form;
+        try
+        {
+            form = await http.Request.ReadFormAsync(http.RequestAborted);
+        }
+        catch (InvalidDataException)
+        {
+            return (null, Errors.BadRequest("body_invalid", "The form could not be read."));
+        }
+        var tokens = form["token"];
+        if (tokens.Count > 1)
+            return (null, Errors.BadRequest("field_repeated", "token must be given once."));
+        var token = tokens.ToString();
+        if (string.IsNullOrEmpty(token))
+            return (null, Errors.BadRequest("field_required", "token is required."));
+        return token.Length > MaxTokenLength
+            ? (null, Errors.BadRequest("field_too_long", $"token must be at most {MaxTokenLength} characters."))
+            : (token, null);
+    }
+}
