@@ -133,7 +133,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
         {
             ValidTypes = [kind.Type],
             ValidAlgorithms = [kind.Algorithm],
-            ValidIssuers = issuer.Accepted,
+            IssuerValidator = (iss, _, _) => issuer.Accepts(iss) ? iss : throw new SecurityTokenInvalidIssuerException($"Issuer {iss} is not this deployment's."),
             ValidAudience = kind.Audience,
             RequireSignedTokens = true,
             RequireExpirationTime = true,

@@ -19,8 +19,14 @@ internal sealed class TokenIssuer(IServiceProvider services, IOptions<GatehouseO
     /// <summary>The issuer new tokens carry, without a trailing slash; read once the server listens.</summary>
     public string Current => _current ?? Resolve();
 
-    /// <summary>Every issuer a token of ours may carry: the current one and the fixed one of releases before 0.2.0.</summary>
-    public IReadOnlyList<string> Accepted => Current == options.Value.Issuer ? [Current] : [Current, options.Value.Issuer];
+    /// <summary>
+    /// Whether a token of ours (its signature already ours) may carry this issuer: the current one, the fixed one of
+    /// releases before 0.2.0, and, while no <c>PublicUrl</c> is set, any http(s) URL, since the issuer then follows the
+    /// address the server listens on and a restart on another port must not sign everyone out.
+    /// </summary>
+    public bool Accepts(string? issuer) =>
+        issuer is not null && (issuer == Current || issuer == options.Value.Issuer
+            || (string.IsNullOrWhiteSpace(options.Value.PublicUrl) && Uri.TryCreate(issuer, UriKind.Absolute, out var url) && url.Scheme is "http" or "https"));
 
     /// <summary>The discovery document's base: the issuer when it is a URL.</summary>
     public bool IsUrl => Uri.TryCreate(Current, UriKind.Absolute, out var url) && url.Scheme is "http" or "https";
