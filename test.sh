@@ -29,6 +29,8 @@ trap 'stop_postgres; rm -rf "$results"' EXIT
 npm ci --prefix tests/websdk --no-audit --no-fund --loglevel=error
 # The newest official SDK line (@amityco/ts-sdk-react-native 7.x), pinned by tests/rnsdk/package-lock.json, run in Node.
 npm ci --prefix tests/rnsdk --no-audit --no-fund --loglevel=error
+# jose (pinned by tests/jose/package-lock.json), as a customer's Node API verifies access tokens.
+npm ci --prefix tests/jose --no-audit --no-fund --loglevel=error
 dotnet build Gatehouse.slnx -c Release -warnaserror -v quiet -nologo
 
 suite_status=0
