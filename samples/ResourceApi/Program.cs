@@ -1,0 +1,1 @@
+await Gatehouse.Samples.ResourceApi.ResourceApiApp.Build(args).RunAsync();
