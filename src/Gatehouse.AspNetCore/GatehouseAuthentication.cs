@@ -65,8 +65,9 @@ public static class GatehouseAuthentication
             {
                 OnTokenValidated = async context =>
                 {
-                    if (context.SecurityToken is JsonWebToken token
-                        && !await IsActiveAsync(gatehouse, services, scheme, token.EncodedToken, context.HttpContext.RequestAborted).ConfigureAwait(false))
+                    // Without its text a token cannot be introspected: refused rather than let through unchecked.
+                    if (gatehouse.ServerKey is not null && (context.SecurityToken is not JsonWebToken token
+                        || !await IsActiveAsync(gatehouse, services, scheme, token.EncodedToken, context.HttpContext.RequestAborted).ConfigureAwait(false)))
                     {
                         context.Fail(Revoked);
                     }
@@ -76,16 +77,25 @@ public static class GatehouseAuthentication
                 OnAuthenticationFailed = async context =>
                 {
                     if (context.Exception is not SecurityTokenSignatureKeyNotFoundException || context.Options.ConfigurationManager is not { } keys
-                        || !AuthenticationHeaderValue.TryParse(context.Request.Headers.Authorization, out var header) || header.Parameter is not { } presented)
+                        || !AuthenticationHeaderValue.TryParse(context.Request.Headers.Authorization, out var header)
+                        || !string.Equals(header.Scheme, "Bearer", StringComparison.OrdinalIgnoreCase) || header.Parameter is not { } presented)
                     {
                         return;
                     }
                     var ct = context.HttpContext.RequestAborted;
-                    var configuration = await keys.GetConfigurationAsync(ct).ConfigureAwait(false);
                     var parameters = context.Options.TokenValidationParameters.Clone();
-                    parameters.ValidIssuer = configuration.Issuer;
-                    parameters.IssuerSigningKeys = await services.GetRequiredKeyedService<GatehouseBackchannel>(scheme)
-                        .SigningKeysAsync(configuration.JwksUri, ct).ConfigureAwait(false);
+                    try
+                    {
+                        var configuration = await keys.GetConfigurationAsync(ct).ConfigureAwait(false);
+                        parameters.ValidIssuer = configuration.Issuer;
+                        parameters.IssuerSigningKeys = await services.GetRequiredKeyedService<GatehouseBackchannel>(scheme)
+                            .SigningKeysAsync(configuration.JwksUri, ct).ConfigureAwait(false);
+                    }
+                    catch (HttpRequestException)
+                    {
+                        // Gatehouse could not be asked for its keys: the request stays refused.
+                        return;
+                    }
                     var result = await new JsonWebTokenHandler { MapInboundClaims = false }.ValidateTokenAsync(presented, parameters).ConfigureAwait(false);
                     if (!result.IsValid)
                         return;
