@@ -12,7 +12,7 @@ using QRCoder;
 namespace Gatehouse.Server.Admins;
 
 /// <summary>What an authenticator app needs to be set up: the secret, as text and as a QR code drawn on the server.</summary>
-internal sealed record TwoFactorEnrolment(string Secret, string OtpAuthUri, string QrCodeSvg);
+internal sealed record TwoFactorEnrolment(string Secret, string QrCodeSvg);
 
 /// <summary>How a second factor was proven at sign-in.</summary>
 internal enum SecondFactor
@@ -77,7 +77,7 @@ internal sealed class TwoFactor(GatehouseDb db, AuditLog audit, TimeProvider clo
             $"?secret={secret}&issuer={Uri.EscapeDataString(Issuer)}&algorithm=SHA1&digits=6&period=30";
         using var generator = new QRCodeGenerator();
         using var data = generator.CreateQrCode(uri, QRCodeGenerator.ECCLevel.M);
-        return new TwoFactorEnrolment(Grouped(secret, 5, ' '), uri, new SvgQRCode(data).GetGraphic(6));
+        return new TwoFactorEnrolment(Grouped(secret, 5, ' '), new SvgQRCode(data).GetGraphic(6));
     }
 
     /// <summary>Turns two-factor on with a first code from the authenticator; the recovery codes come back, to be shown once.</summary>

@@ -35,22 +35,12 @@ internal static class ConsoleSetup
         services.AddScoped<ConsoleCookieEvents>();
         services.AddAuthentication().AddCookie(Scheme, cookie =>
         {
-            cookie.Cookie.Name = "gatehouse_console";
-            cookie.Cookie.Path = "/console";
-            cookie.Cookie.HttpOnly = true;
-            cookie.Cookie.SameSite = SameSiteMode.Strict;
-            cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
-            cookie.LoginPath = "/console/signin";
+            ConsoleCookie(cookie, "gatehouse_console", "/console");
             cookie.SlidingExpiration = true;
             cookie.EventsType = typeof(ConsoleCookieEvents);
         }).AddCookie(SecondFactorScheme, cookie =>
         {
-            cookie.Cookie.Name = "gatehouse_console_2fa";
-            cookie.Cookie.Path = "/console/signin";
-            cookie.Cookie.HttpOnly = true;
-            cookie.Cookie.SameSite = SameSiteMode.Strict;
-            cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
-            cookie.LoginPath = "/console/signin";
+            ConsoleCookie(cookie, "gatehouse_console_2fa", "/console/signin");
             cookie.ExpireTimeSpan = TimeSpan.FromMinutes(5);
             cookie.SlidingExpiration = false;
         });
@@ -65,6 +55,17 @@ internal static class ConsoleSetup
             antiforgery.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
         });
         return services;
+    }
+
+    /// <summary>What every console cookie is: unreadable by scripts, never sent by another site, Secure over HTTPS.</summary>
+    private static void ConsoleCookie(CookieAuthenticationOptions cookie, string name, string path)
+    {
+        cookie.Cookie.Name = name;
+        cookie.Cookie.Path = path;
+        cookie.Cookie.HttpOnly = true;
+        cookie.Cookie.SameSite = SameSiteMode.Strict;
+        cookie.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+        cookie.LoginPath = "/console/signin";
     }
 
     public static void UseGatehouseConsole(this WebApplication app)
