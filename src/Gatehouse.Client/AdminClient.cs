@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Globalization;
 
 namespace Gatehouse.Client;
@@ -12,12 +13,16 @@ public sealed class AdminClient
     private readonly AdminClientOptions _options;
 
     /// <summary>Creates a client over an <see cref="HttpClient"/> made with <see cref="ServerClientOptions.CreateHandler"/>
-    /// (or registered with <see cref="GatehouseServiceCollectionExtensions.AddGatehouseAdminClient"/>).</summary>
+    /// (or registered with <see cref="GatehouseServiceCollectionExtensions.AddGatehouseAdminClient(Microsoft.Extensions.DependencyInjection.IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration)"/>).</summary>
     /// <exception cref="ArgumentException">The endpoint or admin token is missing.</exception>
-    public AdminClient(HttpClient http, AdminClientOptions options, TimeProvider? time = null)
+    /// <param name="http">Sends the calls; its <see cref="HttpClient.BaseAddress"/> is neither read nor changed.</param>
+    /// <param name="options">The settings; checked here.</param>
+    /// <param name="time">The clock retries wait on (default the system's).</param>
+    /// <param name="logger">Where calls, retries and failures are logged (never a credential or token).</param>
+    public AdminClient(HttpClient http, AdminClientOptions options, TimeProvider? time = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _transport = options.CreateTransport(http, nameof(options.AdminToken), options.AdminToken, time);
+        _transport = options.CreateTransport(http, time, logger);
         _options = options;
     }
 
@@ -25,24 +30,25 @@ public sealed class AdminClient
     public Task RevokeSessionsAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(userId);
-        return SendAsync(() => Transport.WithJson(HttpMethod.Delete, "api/v4/sessions", new { userId }), cancellationToken);
+        return SendAsync("admin.revoke_sessions", () => Transport.WithJson(HttpMethod.Delete, "api/v4/sessions", new { userId }), cancellationToken);
     }
 
     /// <summary>Bans a user from the network: its sessions end and it cannot open new ones.</summary>
     /// <exception cref="GatehouseNotFoundException">No such user in the network.</exception>
     public Task BanAsync(string userId, CancellationToken cancellationToken = default) =>
-        SendAsync(() => new HttpRequestMessage(HttpMethod.Post, UserPath(userId) + "/ban"), cancellationToken);
+        SendAsync("admin.ban", HttpMethod.Post, UserPath(userId) + "/ban", cancellationToken);
 
     /// <summary>Lifts a ban; the user's old tokens stay ended.</summary>
     /// <exception cref="GatehouseNotFoundException">No such user in the network.</exception>
     public Task UnbanAsync(string userId, CancellationToken cancellationToken = default) =>
-        SendAsync(() => new HttpRequestMessage(HttpMethod.Post, UserPath(userId) + "/unban"), cancellationToken);
+        SendAsync("admin.unban", HttpMethod.Post, UserPath(userId) + "/unban", cancellationToken);
 
     /// <summary>One user.</summary>
     /// <exception cref="GatehouseNotFoundException">No such user in the network.</exception>
     public async Task<GatehouseUser> GetUserAsync(string userId, CancellationToken cancellationToken = default)
     {
-        var answer = await _transport.SendAsync<UsersAnswer>(() => WithToken(new HttpRequestMessage(HttpMethod.Get, UserPath(userId))), cancellationToken)
+        var path = UserPath(userId);
+        var answer = await _transport.SendAsync<UsersAnswer>("admin.get_user", () => WithToken(Transport.Without(HttpMethod.Get, path)), cancellationToken)
             .ConfigureAwait(false);
         return answer.Users[0];
     }
@@ -52,7 +58,7 @@ public sealed class AdminClient
     {
         var path = string.Create(CultureInfo.InvariantCulture, $"api/v4/admin/users?page={page}&limit={limit}")
             + (string.IsNullOrEmpty(search) ? "" : "&search=" + Uri.EscapeDataString(search));
-        var answer = await _transport.SendAsync<UserPageAnswer>(() => WithToken(new HttpRequestMessage(HttpMethod.Get, path)), cancellationToken)
+        var answer = await _transport.SendAsync<UserPageAnswer>("admin.search_users", () => WithToken(Transport.Without(HttpMethod.Get, path)), cancellationToken)
             .ConfigureAwait(false);
         return new UserPage(answer.Users, answer.Paging.Page, answer.Paging.Limit, answer.Paging.Total);
     }
@@ -71,14 +77,14 @@ public sealed class AdminClient
         if (query.From is { } from) parts.Add("from=" + Uri.EscapeDataString(from.ToString("O", CultureInfo.InvariantCulture)));
         if (query.To is { } to) parts.Add("to=" + Uri.EscapeDataString(to.ToString("O", CultureInfo.InvariantCulture)));
         var path = "api/v4/admin/audit?" + string.Join('&', parts);
-        var answer = await _transport.SendAsync<AuditPageAnswer>(() => WithToken(new HttpRequestMessage(HttpMethod.Get, path)), cancellationToken)
+        var answer = await _transport.SendAsync<AuditPageAnswer>("admin.audit", () => WithToken(Transport.Without(HttpMethod.Get, path)), cancellationToken)
             .ConfigureAwait(false);
         return new AuditPage(answer.Events, answer.Paging.Page, answer.Paging.Limit, answer.Paging.Total);
     }
 
     /// <summary>Revokes the admin token this client calls with; every later call is refused.</summary>
     public Task RevokeOwnTokenAsync(CancellationToken cancellationToken = default) =>
-        SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, "api/v4/admin/token"), cancellationToken);
+        SendAsync("admin.revoke_own_token", HttpMethod.Delete, "api/v4/admin/token", cancellationToken);
 
     private static string UserPath(string userId)
     {
@@ -86,10 +92,11 @@ public sealed class AdminClient
         return "api/v4/admin/users/" + Uri.EscapeDataString(userId);
     }
 
-    private async Task SendAsync(Func<HttpRequestMessage> request, CancellationToken cancellationToken)
-    {
-        using var _ = await _transport.SendForResponseAsync(() => WithToken(request()), cancellationToken).ConfigureAwait(false);
-    }
+    private Task SendAsync(string operation, HttpMethod method, string path, CancellationToken cancellationToken) =>
+        SendAsync(operation, () => Transport.Without(method, path), cancellationToken);
+
+    private Task SendAsync(string operation, Func<HttpRequestMessage> request, CancellationToken cancellationToken) =>
+        _transport.SendAsync(operation, () => WithToken(request()), cancellationToken);
 
     private HttpRequestMessage WithToken(HttpRequestMessage request)
     {

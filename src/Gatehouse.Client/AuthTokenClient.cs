@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -14,12 +15,16 @@ public sealed class AuthTokenClient
     private readonly AuthTokenClientOptions _options;
 
     /// <summary>Creates a client over an <see cref="HttpClient"/> made with <see cref="ServerClientOptions.CreateHandler"/>
-    /// (or registered with <see cref="GatehouseServiceCollectionExtensions.AddGatehouseAuthTokenClient"/>).</summary>
+    /// (or registered with <see cref="GatehouseServiceCollectionExtensions.AddGatehouseAuthTokenClient(Microsoft.Extensions.DependencyInjection.IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration)"/>).</summary>
     /// <exception cref="ArgumentException">The endpoint or server key is missing.</exception>
-    public AuthTokenClient(HttpClient http, AuthTokenClientOptions options, TimeProvider? time = null)
+    /// <param name="http">Sends the calls; its <see cref="HttpClient.BaseAddress"/> is neither read nor changed.</param>
+    /// <param name="options">The settings; checked here.</param>
+    /// <param name="time">The clock retries wait on (default the system's).</param>
+    /// <param name="logger">Where calls, retries and failures are logged (never a credential or token).</param>
+    public AuthTokenClient(HttpClient http, AuthTokenClientOptions options, TimeProvider? time = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        _transport = options.CreateTransport(http, nameof(options.ServerKey), options.ServerKey, time);
+        _transport = options.CreateTransport(http, time, logger);
         _options = options;
     }
 
@@ -31,12 +36,12 @@ public sealed class AuthTokenClient
         ArgumentException.ThrowIfNullOrWhiteSpace(userId);
         if (_options.Version == AuthTokenEndpoint.V3)
         {
-            var token = await _transport.SendAsync<string>(
-                () => WithServerKey(new HttpRequestMessage(HttpMethod.Get, "api/v3/authentication/token?userId=" + Uri.EscapeDataString(userId))),
+            var token = await _transport.SendAsync<string>("auth_token.mint",
+                () => WithServerKey(Transport.Without(HttpMethod.Get, "api/v3/authentication/token?userId=" + Uri.EscapeDataString(userId))),
                 cancellationToken).ConfigureAwait(false);
             return new AuthToken(token, null);
         }
-        var answer = await _transport.SendAsync<AuthTokenAnswer>(
+        var answer = await _transport.SendAsync<AuthTokenAnswer>("auth_token.mint",
             () => WithServerKey(Transport.WithJson(HttpMethod.Post, "api/v4/authentication/token", new { userId })),
             cancellationToken).ConfigureAwait(false);
         return new AuthToken(answer.AuthToken, answer.ExpiresAt);
@@ -57,7 +62,7 @@ public sealed class AuthTokenClient
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(userId);
-        var answer = await _transport.SendAsync<BackendSessionAnswer>(
+        var answer = await _transport.SendAsync<BackendSessionAnswer>("server_session.open",
             () => WithServerKey(Transport.WithJson(HttpMethod.Post, "api/v5/server/sessions", new { userId, displayName, deviceId })),
             cancellationToken).ConfigureAwait(false);
         return new BackendSession(userId, answer.UserType, answer.AccessToken, answer.IssuedAt, answer.ExpiresAt);

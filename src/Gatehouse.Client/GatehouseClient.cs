@@ -1,79 +1,72 @@
 using System.Net.Http.Headers;
 using System.Reflection;
 using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Gatehouse.Client;
-
-/// <summary>Settings of <see cref="GatehouseClient"/>.</summary>
-public sealed class GatehouseClientOptions
-{
-    /// <summary>The network's API key (public; it ships in apps).</summary>
-    public string? ApiKey { get; set; }
-
-    /// <summary>The region whose host to call (default Singapore), unless <see cref="Endpoint"/> is set.</summary>
-    public GatehouseRegion Region { get; set; } = GatehouseRegion.Sg;
-
-    /// <summary>A custom endpoint, such as a self-hosted Gatehouse; overrides <see cref="Region"/>.</summary>
-    public Uri? Endpoint { get; set; }
-
-    /// <summary>
-    /// This device's identifier. Keep it across restarts: when another user logs in with the same device identifier,
-    /// the previous user's sessions on it end. Default: a new <c>dotnetSdk#&lt;uuid&gt;</c> for each client.
-    /// </summary>
-    public string? DeviceId { get; set; }
-
-    /// <summary>Where the session is kept (default in memory).</summary>
-    public ITokenStore TokenStore { get; set; } = new InMemoryTokenStore();
-
-    /// <summary>How often the access token's age is checked for renewal (default 10 minutes, as the official SDKs; at most 49 days).</summary>
-    public TimeSpan RenewalCheckInterval { get; set; } = TimeSpan.FromMinutes(10);
-
-    /// <summary>The clock (default the system's); tests move a fake one.</summary>
-    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
-}
 
 /// <summary>
 /// A user's connection to Gatehouse from an app: login, the session's states, renewal before expiry and secure
 /// logout, as the official social.plus SDKs do them.
 /// </summary>
-public sealed class GatehouseClient : IAsyncDisposable
+public sealed partial class GatehouseClient : IAsyncDisposable
 {
     /// <summary>Renewal is offered once this share of the access token's life has passed.</summary>
     private const double RenewalPoint = 0.8;
-
-    /// <summary>The longest period a timer takes (2^32 − 2 ms).</summary>
-    private static readonly TimeSpan MaxCheckInterval = TimeSpan.FromDays(49);
 
     private static readonly string SdkVersion =
         typeof(GatehouseClient).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
 
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
-    private readonly GatehouseClientOptions _options;
+    private readonly string _apiKey;
+    private readonly ITokenStore _store;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _checkInterval;
     private readonly Transport _transport;
-    private readonly SemaphoreSlim _checking = new(1, 1);
-    private readonly CancellationTokenSource _disposed = new();
+    private readonly ILogger _logger;
+
+    /// <summary>
+    /// One change of the session at a time: logins, logouts, resumes and renewals wait for each other, so that a
+    /// refresh token is never spent twice (Gatehouse ends a session whose refresh token comes back) and parallel
+    /// logins leave the session the server kept.
+    /// </summary>
+    private readonly SemaphoreSlim _changing = new(1, 1);
+
+    private readonly CancellationTokenSource _disposing = new();
     private readonly Lock _stateLock = new();
     private ITimer? _timer;
     private ISessionHandler? _handler;
     private GatehouseSession? _session;
     private SessionState _state = SessionState.NotLoggedIn;
+    private int _disposed;
 
-    /// <summary>Creates a client. Pass an <see cref="HttpClient"/> to control its handler (proxy, TLS trust); its
-    /// base address is set to the endpoint if empty.</summary>
-    /// <exception cref="ArgumentException">The API key is missing.</exception>
-    public GatehouseClient(GatehouseClientOptions options, HttpClient? http = null)
+    /// <summary>Creates a client. The settings are checked here.</summary>
+    /// <param name="options">The settings; read once, here.</param>
+    /// <param name="http">
+    /// Sends the calls, to control the handler (proxy, TLS trust); default a client of its own. Its
+    /// <see cref="HttpClient.BaseAddress"/> is neither read nor changed, so several clients may share it.
+    /// </param>
+    /// <param name="logger">Where calls, retries, renewals and state changes are logged (never a token).</param>
+    /// <exception cref="ArgumentException">The settings cannot work; the message says each problem.</exception>
+    public GatehouseClient(GatehouseClientOptions options, HttpClient? http = null, ILogger? logger = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (string.IsNullOrWhiteSpace(options.ApiKey))
-            throw new ArgumentException("ApiKey is required: the network's API key from the console.", nameof(options));
-        if (options.RenewalCheckInterval <= TimeSpan.Zero || options.RenewalCheckInterval > MaxCheckInterval)
-            throw new ArgumentException("RenewalCheckInterval must be more than zero and at most 49 days.", nameof(options));
-        _options = options;
+        if (options.Problems() is [_, ..] problems)
+            throw new ArgumentException(string.Join(" ", problems), nameof(options));
+        _apiKey = options.ApiKey!;
+        _store = options.TokenStore;
+        _time = options.TimeProvider;
+        _checkInterval = options.RenewalCheckInterval;
+        _logger = logger ?? NullLogger.Instance;
         _ownsHttp = http is null;
-        _http = http ?? new HttpClient();
-        _http.BaseAddress ??= options.Endpoint ?? GatehouseEndpoints.ForRegion(options.Region);
-        _transport = new Transport(_http, retry: null, options.TimeProvider);
+        // The client's Timeout bounds each call; HttpClient's own 100 s would otherwise cut in first.
+        _http = http ?? new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+        {
+            Timeout = System.Threading.Timeout.InfiniteTimeSpan,
+        };
+        _transport = new Transport(_http, options.BaseAddress(), retry: null, options.Timeout, _time, _logger);
         DeviceId = options.DeviceId ?? "dotnetSdk#" + Guid.NewGuid();
     }
 
@@ -97,27 +90,40 @@ public sealed class GatehouseClient : IAsyncDisposable
 
     /// <summary>
     /// Opens a session for a user. In secure mode pass an auth token minted by the app's backend. The handler is
-    /// asked to renew the access token when 80 % of its life has passed.
+    /// asked to renew the access token when 80 % of its life has passed. Logins, logouts and renewals of one client
+    /// run one after another; the last login's session is the one kept.
     /// </summary>
     /// <returns>The user as the server knows it.</returns>
-    /// <exception cref="GatehouseUnauthorizedException">The API key or auth token was refused; the state goes back to not logged in.</exception>
+    /// <exception cref="GatehouseUnauthorizedException">The API key or auth token was refused; the state goes back to what it was.</exception>
     /// <exception cref="GatehouseBannedException">The user is banned.</exception>
+    /// <exception cref="GatehouseUnreachableException">No answer (including <see cref="GatehouseTimeoutException"/>).</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     public async Task<GatehouseUser> LoginAsync(string userId, string? displayName = null, string? authToken = null,
         ISessionHandler? sessionHandler = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(userId);
-        SetState(SessionState.Establishing, null);
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var (session, user) = await OpenSessionAsync(userId, displayName, authToken, cancellationToken).ConfigureAwait(false);
-            _handler = sessionHandler;
-            await EstablishAsync(session, cancellationToken).ConfigureAwait(false);
-            return user;
+            var before = State;
+            SetState(SessionState.Establishing, null);
+            try
+            {
+                var (session, user) = await OpenSessionAsync(userId, displayName, authToken, cancellationToken).ConfigureAwait(false);
+                _handler = sessionHandler;
+                await EstablishAsync(session, cancellationToken).ConfigureAwait(false);
+                return user;
+            }
+            catch (Exception e) when (e is GatehouseException or OperationCanceledException)
+            {
+                // A session this client already had is still there: the failed login leaves it as it was.
+                SetState(Session is null ? SessionState.NotLoggedIn : before, e as GatehouseException);
+                throw;
+            }
         }
-        catch (Exception e) when (e is GatehouseException or OperationCanceledException)
+        finally
         {
-            SetState(SessionState.NotLoggedIn, e as GatehouseException);
-            throw;
+            _changing.Release();
         }
     }
 
@@ -125,102 +131,143 @@ public sealed class GatehouseClient : IAsyncDisposable
     /// Takes up the session kept in the token store, without a call to the server (the next call checks it).
     /// </summary>
     /// <returns>Whether a session was found.</returns>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     public async Task<bool> ResumeAsync(ISessionHandler? sessionHandler = null, CancellationToken cancellationToken = default)
     {
-        var session = await _options.TokenStore.LoadAsync(cancellationToken).ConfigureAwait(false);
-        if (session is null || session.DeviceId != DeviceId)
-            return false;
-        _handler = sessionHandler;
-        await EstablishAsync(session, cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var session = await _store.LoadAsync(cancellationToken).ConfigureAwait(false);
+            if (session is null || session.DeviceId != DeviceId)
+                return false;
+            _handler = sessionHandler;
+            await EstablishAsync(session, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _changing.Release();
+        }
         await CheckSessionAsync(cancellationToken).ConfigureAwait(false);
         return true;
     }
 
-    /// <summary>The logged-in user, read from the server; a refusal that ends the session moves the state to terminated.</summary>
+    /// <summary>
+    /// The logged-in user, read from the server. An expired access token is renewed first (see
+    /// <see cref="CheckSessionAsync"/>); a refusal that ends the session moves the state to terminated.
+    /// </summary>
     /// <exception cref="InvalidOperationException">No session.</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     public async Task<GatehouseUser> GetCurrentUserAsync(CancellationToken cancellationToken = default)
     {
-        var answer = await WithSessionAsync(HttpMethod.Get, "api/v3/users/me",
-            request => _transport.SendAsync<UsersAnswer>(request, cancellationToken), cancellationToken).ConfigureAwait(false);
+        var answer = await WithSessionAsync(session => _transport.SendAsync<UsersAnswer>("users.me",
+            () => Bearer(HttpMethod.Get, "api/v3/users/me", session), cancellationToken), cancellationToken).ConfigureAwait(false);
         return answer.Users[0];
     }
 
     /// <summary>
     /// Secure logout: the server revokes the session's tokens, and only then is the local session forgotten. If the
-    /// server cannot be reached the session stays, and the call throws.
+    /// server cannot be reached the session stays, and the call throws. Without a session (never logged in, logged out,
+    /// terminated) it does nothing; a session the server had already ended is simply forgotten.
     /// </summary>
+    /// <exception cref="GatehouseUnreachableException">No answer; the session stays.</exception>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     public async Task LogoutAsync(CancellationToken cancellationToken = default)
     {
-        using (await WithSessionAsync(HttpMethod.Delete, "api/v4/sessions",
-            request => _transport.SendForResponseAsync(request, cancellationToken), cancellationToken).ConfigureAwait(false))
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
+            var session = Session;
+            if (session is null)
+                return;
+            try
+            {
+                if (IsExpired(session))
+                {
+                    // The access token cannot end the session; the refresh token still can, through a renewal. Without
+                    // one, nothing that could open the session is left to revoke.
+                    session = await RenewLockedAsync(session, askHandler: false, cancellationToken).ConfigureAwait(false);
+                }
+                if (session is not null)
+                    await EndOnServerAsync(session, cancellationToken).ConfigureAwait(false);
+            }
+            catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
+            {
+                // Refused for good: the server has already ended the session, which is what a logout asks.
+            }
+            await EndAsync(SessionState.NotLoggedIn, null, cancellationToken).ConfigureAwait(false);
         }
-        await EndAsync(SessionState.NotLoggedIn, null, cancellationToken).ConfigureAwait(false);
+        finally
+        {
+            _changing.Release();
+        }
     }
 
     /// <summary>
     /// Checks the access token's age now (the client also does it every <see cref="GatehouseClientOptions.RenewalCheckInterval"/>):
-    /// marks it expired when it is, and past 80 % of its life asks the session handler and renews as it answers.
+    /// marks it expired when it is, and past 80 % of its life renews it: as the session handler answers when there is
+    /// one, else with the refresh token. A renewal refused for good (400100, 400312) terminates the session; one that
+    /// fails for a passing reason is tried again at the next check.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">The client was disposed.</exception>
     public async Task CheckSessionAsync(CancellationToken cancellationToken = default)
     {
-        await _checking.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             var session = Session;
             if (session is null || State is not (SessionState.Established or SessionState.TokenExpired))
                 return;
-            var now = _options.TimeProvider.GetUtcNow();
+            var now = _time.GetUtcNow();
             if (now >= session.ExpiresAt)
                 SetState(SessionState.TokenExpired, null);
-            if (now < session.IssuedAt + (session.ExpiresAt - session.IssuedAt) * RenewalPoint || _handler is null)
-                return;
-
-            var renewal = new AccessTokenRenewal(session);
-            try
-            {
-                await _handler.SessionWillRenewAccessTokenAsync(renewal, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // The app's handler failed (its backend is down, say): as if it were unable; it is asked again later.
-                return;
-            }
-            if (!renewal.Renewing)
+            if (now < session.IssuedAt + (session.ExpiresAt - session.IssuedAt) * RenewalPoint)
                 return;
             try
             {
-                var renewed = renewal.AuthToken is null && session.RefreshToken is not null
-                    ? await RefreshAsync(session, cancellationToken).ConfigureAwait(false)
-                    : (await OpenSessionAsync(session.UserId, null, renewal.AuthToken, cancellationToken).ConfigureAwait(false)).Session;
-                await EstablishAsync(renewed, cancellationToken).ConfigureAwait(false);
+                await RenewLockedAsync(session, askHandler: true, cancellationToken).ConfigureAwait(false);
             }
             catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
             {
                 await EndAsync(SessionState.Terminated, e, cancellationToken).ConfigureAwait(false);
             }
-            catch (GatehouseException)
+            catch (GatehouseException e)
             {
-                // Unreachable or refused for a passing reason: the session stays and the handler is asked again.
+                LogRenewalPostponed(_logger, e.GetType().Name, e.Message);
             }
         }
         finally
         {
-            _checking.Release();
+            _changing.Release();
         }
     }
 
-    /// <summary>Stops the renewal checks; the session stays in the token store.</summary>
+    /// <summary>
+    /// Stops the renewal checks and releases the connection (when the client made its own); the session stays in the
+    /// token store. Calling it again does nothing; any other call afterwards throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _disposed.CancelAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+            return;
+        await _disposing.CancelAsync().ConfigureAwait(false);
         if (_timer is not null)
             await _timer.DisposeAsync().ConfigureAwait(false);
         if (_ownsHttp)
             _http.Dispose();
-        _checking.Dispose();
-        _disposed.Dispose();
     }
+
+    private async Task EnterAsync(CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
+        await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (Volatile.Read(ref _disposed) == 1)
+        {
+            _changing.Release();
+            ObjectDisposedException.ThrowIf(true, this);
+        }
+    }
+
+    private bool IsExpired(GatehouseSession session) => _time.GetUtcNow() >= session.ExpiresAt;
 
     private async Task<(GatehouseSession Session, GatehouseUser User)> OpenSessionAsync(string userId, string? displayName, string? authToken,
         CancellationToken cancellationToken)
@@ -233,7 +280,7 @@ public sealed class GatehouseClient : IAsyncDisposable
             authToken,
             deviceInfo = new { kind = "dotnet", model = RuntimeInformation.OSDescription, sdkVersion = SdkVersion },
         };
-        var answer = await _transport.SendAsync<SessionAnswer>(() => WithApiKey(Transport.WithJson(HttpMethod.Post, "api/v5/sessions", body)),
+        var answer = await _transport.SendAsync<SessionAnswer>("login", () => WithApiKey(Transport.WithJson(HttpMethod.Post, "api/v5/sessions", body)),
             cancellationToken).ConfigureAwait(false);
         var user = answer.Users[0];
         if (user.IsGlobalBanned || user.IsDeleted)
@@ -243,48 +290,170 @@ public sealed class GatehouseClient : IAsyncDisposable
 
     private async Task<GatehouseSession> RefreshAsync(GatehouseSession session, CancellationToken cancellationToken)
     {
-        var answer = await _transport.SendAsync<SessionAnswer>(
+        var answer = await _transport.SendAsync<SessionAnswer>("refresh",
             () => WithApiKey(Transport.WithJson(HttpMethod.Post, "api/v4/sessions/refresh", new { refreshToken = session.RefreshToken })),
             cancellationToken).ConfigureAwait(false);
         return session with { AccessToken = answer.AccessToken, RefreshToken = answer.RefreshToken, IssuedAt = answer.IssuedAt, ExpiresAt = answer.ExpiresAt };
     }
 
-    /// <summary>Sends with the session's bearer token; a refusal that ends the session moves the state to terminated.</summary>
-    private async Task<T> WithSessionAsync<T>(HttpMethod method, string path, Func<Func<HttpRequestMessage>, Task<T>> send,
-        CancellationToken cancellationToken)
+    private Task EndOnServerAsync(GatehouseSession session, CancellationToken cancellationToken) =>
+        _transport.SendAsync("logout", () => Bearer(HttpMethod.Delete, "api/v4/sessions", session), cancellationToken);
+
+    /// <summary>
+    /// Renews the session and establishes the result, with the session change already entered. With
+    /// <paramref name="askHandler"/> the session handler decides (null: it cannot now); without a handler, or without
+    /// asking it, the refresh token renews (null: there is none). A refusal is thrown for the caller to decide.
+    /// </summary>
+    private async Task<GatehouseSession?> RenewLockedAsync(GatehouseSession session, bool askHandler, CancellationToken cancellationToken)
     {
-        var session = Session ?? throw new InvalidOperationException("No session: log in first.");
-        HttpRequestMessage Request()
+        string? authToken = null;
+        if (askHandler && _handler is { } handler)
         {
-            var request = new HttpRequestMessage(method, path);
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", session.AccessToken);
-            return request;
+            var renewal = new AccessTokenRenewal(session);
+            try
+            {
+                await handler.SessionWillRenewAccessTokenAsync(renewal, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The app's handler failed (its backend is down, say): as if it were unable; it is asked again later.
+                LogHandlerFailed(_logger, e.GetType().Name, e.Message);
+                return null;
+            }
+            if (!renewal.Renewing)
+                return null;
+            authToken = renewal.AuthToken;
         }
+        else if (session.RefreshToken is null)
+        {
+            return null;
+        }
+
+        var renewed = authToken is null && session.RefreshToken is not null
+            ? await RefreshAsync(session, cancellationToken).ConfigureAwait(false)
+            : (await OpenSessionAsync(session.UserId, null, authToken, cancellationToken).ConfigureAwait(false)).Session;
+        await EstablishAsync(renewed, cancellationToken).ConfigureAwait(false);
+        return renewed;
+    }
+
+    /// <summary>
+    /// Sends with the session's bearer token, renewing it first when it has expired, and once more when the server
+    /// refuses a token this client thought valid (its clock ahead of ours): a revoked session fails that renewal too.
+    /// A refusal that ends the session moves the state to terminated.
+    /// </summary>
+    private async Task<T> WithSessionAsync<T>(Func<GatehouseSession, Task<T>> send, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
+        var session = Session ?? throw new InvalidOperationException("No session: log in first.");
+        if (IsExpired(session))
+            session = await RecoverAsync(session, refusal: null, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await send(Request).ConfigureAwait(false);
+            return await send(session).ConfigureAwait(false);
+        }
+        catch (GatehouseUnauthorizedException refused)
+        {
+            session = await RecoverAsync(session, refused, cancellationToken).ConfigureAwait(false);
+        }
+        catch (GatehouseBannedException banned)
+        {
+            await EndIfCurrentAsync(session, banned, cancellationToken).ConfigureAwait(false);
+            throw;
+        }
+
+        try
+        {
+            return await send(session).ConfigureAwait(false);
         }
         catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
         {
-            await EndAsync(SessionState.Terminated, e, cancellationToken).ConfigureAwait(false);
+            await EndIfCurrentAsync(session, e, cancellationToken).ConfigureAwait(false);
             throw;
         }
     }
 
+    /// <summary>
+    /// The session to send with after <paramref name="failed"/> expired or was refused: renewed here, or already by
+    /// another call while this one waited.
+    /// </summary>
+    private async Task<GatehouseSession> RecoverAsync(GatehouseSession failed, GatehouseUnauthorizedException? refusal, CancellationToken cancellationToken)
+    {
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var current = Session;
+            if (current is null)
+                throw (Exception?)refusal ?? new InvalidOperationException("No session: log in first.");
+            if (!ReferenceEquals(current, failed) && !IsExpired(current))
+                return current;
+            if (refusal is null)
+                SetState(SessionState.TokenExpired, null);
+
+            GatehouseSession? renewed;
+            try
+            {
+                renewed = await RenewLockedAsync(current, askHandler: true, cancellationToken).ConfigureAwait(false);
+            }
+            catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
+            {
+                await EndAsync(SessionState.Terminated, e, cancellationToken).ConfigureAwait(false);
+                throw;
+            }
+            if (renewed is not null)
+                return renewed;
+            if (refusal is not null && current.RefreshToken is null && _handler is null)
+            {
+                // Nothing can ever renew it: the server's refusal ends it, as it did before renewals existed.
+                await EndAsync(SessionState.Terminated, refusal, cancellationToken).ConfigureAwait(false);
+                throw refusal;
+            }
+            // The handler cannot renew now: the session waits, expired, for the next check to try again.
+            SetState(SessionState.TokenExpired, refusal);
+            throw refusal ?? new GatehouseUnauthorizedException(
+                "The access token has expired and could not be renewed now; the session handler is asked again at the next check.", statusCode: null);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    private async Task EndIfCurrentAsync(GatehouseSession session, GatehouseException cause, CancellationToken cancellationToken)
+    {
+        await EnterAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (ReferenceEquals(Session, session))
+                await EndAsync(SessionState.Terminated, cause, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _changing.Release();
+        }
+    }
+
+    private static HttpRequestMessage Bearer(HttpMethod method, string path, GatehouseSession session)
+    {
+        var request = Transport.Without(method, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", session.AccessToken);
+        return request;
+    }
+
     private async Task EstablishAsync(GatehouseSession session, CancellationToken cancellationToken)
     {
-        await _options.TokenStore.SaveAsync(session, cancellationToken).ConfigureAwait(false);
+        await _store.SaveAsync(session, cancellationToken).ConfigureAwait(false);
         lock (_stateLock)
             _session = session;
-        _timer ??= _options.TimeProvider.CreateTimer(_ => _ = CheckInBackgroundAsync(), null, _options.RenewalCheckInterval, _options.RenewalCheckInterval);
-        SetState(session.ExpiresAt <= _options.TimeProvider.GetUtcNow() ? SessionState.TokenExpired : SessionState.Established, null);
+        if (Volatile.Read(ref _disposed) == 0)
+            _timer ??= _time.CreateTimer(_ => _ = CheckInBackgroundAsync(), null, _checkInterval, _checkInterval);
+        SetState(IsExpired(session) ? SessionState.TokenExpired : SessionState.Established, null);
     }
 
     private async Task EndAsync(SessionState state, GatehouseException? cause, CancellationToken cancellationToken)
     {
         lock (_stateLock)
             _session = null;
-        await _options.TokenStore.ClearAsync(cancellationToken).ConfigureAwait(false);
+        await _store.ClearAsync(cancellationToken).ConfigureAwait(false);
         SetState(state, cause);
     }
 
@@ -292,7 +461,7 @@ public sealed class GatehouseClient : IAsyncDisposable
     {
         try
         {
-            await CheckSessionAsync(_disposed.Token).ConfigureAwait(false);
+            await CheckSessionAsync(_disposing.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or GatehouseException)
         {
@@ -308,13 +477,24 @@ public sealed class GatehouseClient : IAsyncDisposable
             previous = _state;
             _state = state;
         }
-        if (previous != state)
-            SessionStateChanged?.Invoke(this, new SessionStateChangedEventArgs(previous, state, cause));
+        if (previous == state)
+            return;
+        LogStateChanged(_logger, previous, state, cause?.Code ?? 0);
+        SessionStateChanged?.Invoke(this, new SessionStateChangedEventArgs(previous, state, cause));
     }
 
     private HttpRequestMessage WithApiKey(HttpRequestMessage request)
     {
-        request.Headers.Add("x-api-key", _options.ApiKey);
+        request.Headers.Add("x-api-key", _apiKey);
         return request;
     }
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Gatehouse session {Previous} -> {Current} (code {Code})")]
+    private static partial void LogStateChanged(ILogger logger, SessionState previous, SessionState current, int code);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "The session handler failed with {ErrorType}: {Reason}; it is asked again at the next check")]
+    private static partial void LogHandlerFailed(ILogger logger, string errorType, string reason);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Renewal postponed to the next check: {ErrorType}: {Reason}")]
+    private static partial void LogRenewalPostponed(ILogger logger, string errorType, string reason);
 }

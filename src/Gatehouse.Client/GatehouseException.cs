@@ -5,11 +5,14 @@ namespace Gatehouse.Client;
 
 /// <summary>
 /// An error answered by Gatehouse in its envelope (<c>{"status":"error","code":…,"message":…}</c>), or a failure to
-/// reach it. <see cref="Code"/> is the server's code; the subclasses name the codes an app reacts to.
+/// reach it. <see cref="Code"/> is the server's code; the subclasses name the codes an app reacts to. Without an
+/// envelope the type says why: <see cref="GatehouseUnreachableException"/> (no answer at all, including
+/// <see cref="GatehouseTimeoutException"/>) or <see cref="GatehouseUnexpectedResponseException"/> (an answer that is not
+/// Gatehouse's, such as a proxy's page or a plain 404).
 /// </summary>
 public class GatehouseException : Exception
 {
-    /// <summary>The envelope's code (for example 400100); 0 when no envelope was received.</summary>
+    /// <summary>The envelope's code (for example 400100); 0 when no envelope was received (see the exception's type).</summary>
     public int Code { get; }
 
     /// <summary>The HTTP status of the answer; null when the server could not be reached.</summary>
@@ -35,7 +38,11 @@ public class GatehouseException : Exception
     internal static async Task<GatehouseException> FromResponseAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var status = response.StatusCode;
-        var (code, message) = await ReadEnvelopeAsync(response, cancellationToken).ConfigureAwait(false);
+        if (await ReadEnvelopeAsync(response, cancellationToken).ConfigureAwait(false) is not var (code, message))
+        {
+            return new GatehouseUnexpectedResponseException(
+                $"{Describe(response)} answered {(int)status} without Gatehouse's error envelope: not Gatehouse, or a proxy in front of it.", status);
+        }
         return code switch
         {
             ErrorCodes.Unauthorized => new GatehouseUnauthorizedException(message, status),
@@ -48,9 +55,12 @@ public class GatehouseException : Exception
         };
     }
 
-    private static async Task<(int Code, string Message)> ReadEnvelopeAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>The address that answered, without its query (which may carry a user id).</summary>
+    internal static string Describe(HttpResponseMessage response) =>
+        response.RequestMessage?.RequestUri?.GetLeftPart(UriPartial.Path) ?? "The server";
+
+    private static async Task<(int Code, string Message)?> ReadEnvelopeAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
-        var fallback = ((int)response.StatusCode >= 500 ? ErrorCodes.Internal : 0, $"Gatehouse answered {(int)response.StatusCode} without an error envelope.");
         try
         {
             var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
@@ -60,11 +70,11 @@ public class GatehouseException : Exception
                 && root.TryGetProperty("code", out var code) && code.TryGetInt32(out var value)
                 && root.TryGetProperty("message", out var message) && message.ValueKind == JsonValueKind.String
                 ? (value, message.GetString()!)
-                : fallback;
+                : null;
         }
         catch (JsonException)
         {
-            return fallback;
+            return null;
         }
     }
 }
@@ -117,3 +127,23 @@ public sealed class GatehouseRateLimitedException(string message, HttpStatusCode
     /// <summary>How long the server asked to wait, when it said.</summary>
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
+
+/// <summary>
+/// No answer came: the connection was refused or dropped, the name did not resolve, TLS failed (an untrusted
+/// certificate, a client certificate refused in the handshake), or the call timed out. The message names the innermost
+/// cause; <see cref="Exception.InnerException"/> keeps the transport's exception.
+/// </summary>
+public class GatehouseUnreachableException(string message, Exception? innerException = null)
+    : GatehouseException(0, message, null, innerException);
+
+/// <summary>The call did not finish within the client's <c>Timeout</c> (or the <see cref="HttpClient"/>'s own, if shorter).</summary>
+public sealed class GatehouseTimeoutException(string message, Exception? innerException = null)
+    : GatehouseUnreachableException(message, innerException);
+
+/// <summary>
+/// An answer came, but not in Gatehouse's form: an error status without the envelope, or a success whose body is not
+/// what Gatehouse sends. Usually the endpoint is wrong (a plain 404) or a proxy answered. <see cref="GatehouseException.StatusCode"/>
+/// is the status it answered; <see cref="GatehouseException.Code"/> is 0.
+/// </summary>
+public sealed class GatehouseUnexpectedResponseException(string message, HttpStatusCode statusCode, Exception? innerException = null)
+    : GatehouseException(0, message, statusCode, innerException);

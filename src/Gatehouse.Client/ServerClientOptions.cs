@@ -1,4 +1,6 @@
 using System.Net.Security;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using System.Security.Cryptography.X509Certificates;
 
 namespace Gatehouse.Client;
@@ -24,23 +26,41 @@ public abstract class ServerClientOptions
     /// <summary>Retries on transient failures (network errors, timeouts, 500/502/503/504); never on a 4xx.</summary>
     public RetryOptions Retry { get; set; } = new();
 
-    /// <summary>Checks the settings and readies <paramref name="http"/>: what both backend clients do first.</summary>
-    internal Transport CreateTransport(HttpClient http, string credentialName, string? credential, TimeProvider? time)
+    /// <summary>The longest a call may take, its retries and their waits included (default 30 s).</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>What is wrong with these settings, each said so that it can be fixed; empty when they are usable.</summary>
+    public IReadOnlyList<string> Problems()
     {
-        ArgumentNullException.ThrowIfNull(http);
-        Validate(credentialName, credential);
-        http.BaseAddress ??= Endpoint;
-        return new Transport(http, Retry, time ?? TimeProvider.System);
+        var problems = new List<string>();
+        if (Endpoints.Check(Endpoint, nameof(Endpoint)).Problem is { } endpoint)
+            problems.Add(endpoint);
+        if (string.IsNullOrWhiteSpace(Credential))
+            problems.Add($"{CredentialName} is required: {CredentialHint}");
+        if (Retry is null || Retry.MaxRetries < 0 || Retry.BaseDelay < TimeSpan.Zero || Retry.MaxDelay < TimeSpan.Zero)
+            problems.Add("Retry counts and delays cannot be negative.");
+        if (Timeout <= TimeSpan.Zero || Timeout > MaxTimeout)
+            problems.Add($"Timeout must be more than zero and at most {MaxTimeout.TotalMinutes:0} minutes.");
+        return problems;
     }
 
-    private void Validate(string credentialName, string? credential)
+    /// <summary>The longest timeout a cancellation timer takes without turning it into "never".</summary>
+    internal static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(30);
+
+    private protected abstract string CredentialName { get; }
+
+    private protected abstract string? Credential { get; }
+
+    private protected abstract string CredentialHint { get; }
+
+    /// <summary>Checks the settings and makes the transport both backend clients send through.</summary>
+    internal Transport CreateTransport(HttpClient http, TimeProvider? time, ILogger? logger)
     {
-        if (Endpoint is null || !Endpoint.IsAbsoluteUri)
-            throw new ArgumentException("Endpoint must be Gatehouse's absolute address, for example https://gatehouse.example:5443/.");
-        if (string.IsNullOrWhiteSpace(credential))
-            throw new ArgumentException($"{credentialName} is required.");
-        if (Retry.MaxRetries < 0 || Retry.BaseDelay < TimeSpan.Zero || Retry.MaxDelay < TimeSpan.Zero)
-            throw new ArgumentException("Retry counts and delays cannot be negative.");
+        ArgumentNullException.ThrowIfNull(http);
+        if (Problems() is [_, ..] problems)
+            throw new ArgumentException(string.Join(" ", problems));
+        return new Transport(http, Endpoints.Check(Endpoint, nameof(Endpoint)).Endpoint!, Retry, Timeout, time ?? TimeProvider.System,
+            logger ?? NullLogger.Instance);
     }
 
     /// <summary>The handler a backend client needs: the client certificate presented in the TLS handshake, connections reused.</summary>
@@ -70,6 +90,12 @@ public sealed class AuthTokenClientOptions : ServerClientOptions
     /// <summary>The network's server key (<c>gsk_…</c>). Keep it in a secret store, never in an app.</summary>
     public string? ServerKey { get; set; }
 
+    private protected override string CredentialName => nameof(ServerKey);
+
+    private protected override string? Credential => ServerKey;
+
+    private protected override string CredentialHint => "the network's server key (gsk_…), from the console or `server-key generate`.";
+
     /// <summary>The endpoint version (default v4).</summary>
     public AuthTokenEndpoint Version { get; set; } = AuthTokenEndpoint.V4;
 
@@ -85,4 +111,10 @@ public sealed class AdminClientOptions : ServerClientOptions
 {
     /// <summary>An admin token (<c>gat_…</c>) generated in the console's Admin Users page.</summary>
     public string? AdminToken { get; set; }
+
+    private protected override string CredentialName => nameof(AdminToken);
+
+    private protected override string? Credential => AdminToken;
+
+    private protected override string CredentialHint => "an admin token (gat_…), from the console's Admin Users page or `admin-token generate`.";
 }

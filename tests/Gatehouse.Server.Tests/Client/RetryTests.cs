@@ -97,9 +97,22 @@ public sealed class RetryTests : IAsyncLifetime
     {
         _answers.Enqueue((200, "<html>a proxy's login page</html>"));
 
-        var error = await Assert.ThrowsAsync<GatehouseException>(() => Client().MintAsync("alice"));
+        var error = await Assert.ThrowsAsync<GatehouseUnexpectedResponseException>(() => Client().MintAsync("alice"));
 
         Assert.Contains("is not what Gatehouse sends", error.Message, StringComparison.Ordinal);
+        Assert.Equal((0, HttpStatusCode.OK), (error.Code, error.StatusCode));
+    }
+
+    [Fact]
+    public async Task A_plain_404_is_an_answer_without_the_envelope_not_an_unreachable_server()
+    {
+        _answers.Enqueue((404, "Not Found"));
+
+        var error = await Assert.ThrowsAsync<GatehouseUnexpectedResponseException>(() => Client().MintAsync("alice"));
+
+        Assert.Equal((0, HttpStatusCode.NotFound), (error.Code, error.StatusCode));
+        Assert.Contains("answered 404 without Gatehouse's error envelope", error.Message, StringComparison.Ordinal);
+        Assert.Equal(1, _calls);
     }
 
     [Fact]
@@ -110,8 +123,10 @@ public sealed class RetryTests : IAsyncLifetime
         var closedPort = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
 
-        var error = await Assert.ThrowsAsync<GatehouseException>(() => Client(new Uri($"http://127.0.0.1:{closedPort}/")).MintAsync("alice"));
+        var error = await Assert.ThrowsAsync<GatehouseUnreachableException>(() => Client(new Uri($"http://127.0.0.1:{closedPort}/")).MintAsync("alice"));
 
+        // The cause itself, not HttpClient's "see inner exception".
+        Assert.EndsWith("could not be reached: Connection refused", error.Message, StringComparison.Ordinal);
         Assert.Equal(0, error.Code);
         Assert.Null(error.StatusCode);
         Assert.IsType<HttpRequestException>(error.InnerException);

@@ -192,7 +192,7 @@ public sealed class SdkTests(GatehouseServer server) : IClassFixture<GatehouseSe
         // The same stored session, from a client whose server is gone.
         var unreachable = Client(network, store, new Uri("http://127.0.0.1:9/"), client.DeviceId);
         Assert.True(await unreachable.ResumeAsync());
-        await Assert.ThrowsAsync<GatehouseException>(() => unreachable.LogoutAsync());
+        await Assert.ThrowsAsync<GatehouseUnreachableException>(() => unreachable.LogoutAsync());
         Assert.Equal(SessionState.Established, unreachable.State);
         Assert.Equal(session, await store.LoadAsync(default));
 
