@@ -11,16 +11,29 @@ public static class LoginSample
 
     private sealed record AuthTokenAnswer(string AuthToken);
 
-    public static async Task<int> RunAsync(Uri backend, Uri gatehouse, string apiKey, string username, string password, TextWriter output)
+    /// <summary>Exit code 0 when it logged in and out; 1, with one line on <paramref name="error"/>, when it could not.</summary>
+    /// <param name="error">Where a failure is told (standard error); <paramref name="output"/> when not given.</param>
+    public static async Task<int> RunAsync(Uri backend, Uri gatehouse, string apiKey, string username, string password, TextWriter output,
+        TextWriter? error = null)
     {
+        error ??= output;
         using var backendHttp = new HttpClient { BaseAddress = backend };
-        using var signIn = await backendHttp.PostAsJsonAsync("login", new { username, password });
-        if (!signIn.IsSuccessStatusCode)
+        LoginAnswer login;
+        try
         {
-            await output.WriteLineAsync($"The backend refused the sign-in ({(int)signIn.StatusCode}).");
+            using var signIn = await backendHttp.PostAsJsonAsync("login", new { username, password });
+            if (!signIn.IsSuccessStatusCode)
+            {
+                await error.WriteLineAsync($"The backend refused the sign-in ({(int)signIn.StatusCode}).");
+                return 1;
+            }
+            login = (await signIn.Content.ReadFromJsonAsync<LoginAnswer>())!;
+        }
+        catch (HttpRequestException e)
+        {
+            await error.WriteLineAsync($"The backend at {backend} cannot be reached: {e.Message}");
             return 1;
         }
-        var login = (await signIn.Content.ReadFromJsonAsync<LoginAnswer>())!;
 
         await using var client = new GatehouseClient(new GatehouseClientOptions { ApiKey = apiKey, Endpoint = gatehouse });
         client.SessionStateChanged += (_, change) => output.WriteLine($"session: {change.Current}");
@@ -36,7 +49,15 @@ public static class LoginSample
         }
         catch (GatehouseException e)
         {
-            await output.WriteLineAsync($"Gatehouse refused: {e.Code} {e.Message}");
+            // No status: Gatehouse never answered (the SDK's own word for an outage), which is no refusal.
+            await error.WriteLineAsync(e.StatusCode is null
+                ? $"Gatehouse at {gatehouse} did not answer: {e.Message}"
+                : $"Gatehouse refused: {e.Code} {e.Message}");
+            return 1;
+        }
+        catch (HttpRequestException e)
+        {
+            await error.WriteLineAsync($"Gatehouse at {gatehouse} cannot be reached: {e.Message}");
             return 1;
         }
     }

@@ -1,8 +1,8 @@
 using Gatehouse.Samples.ConsoleApp;
 
-if (args.Length != 5)
+if (args.Length != 5 || !Uri.TryCreate(args[0], UriKind.Absolute, out var backend) || !Uri.TryCreate(args[1], UriKind.Absolute, out var gatehouse))
 {
     Console.Error.WriteLine("Usage: dotnet run --project samples/ConsoleApp -- <backend url> <gatehouse url> <api key> <username> <password>");
     return 2;
 }
-return await LoginSample.RunAsync(new Uri(args[0]), new Uri(args[1]), args[2], args[3], args[4], Console.Out);
+return await LoginSample.RunAsync(backend, gatehouse, args[2], args[3], args[4], Console.Out, Console.Error);

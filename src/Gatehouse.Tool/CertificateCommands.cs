@@ -18,6 +18,8 @@ internal static class CertificateCommands
           gatehouse certificate save <downloaded.pem> --key <name>.key [--out <name>.pem]
               Checks the certificate the console issued against the key and saves it as <name>.pem, the form
               ClientCertificates.Load("<name>.pem", "<name>.key") of the Gatehouse SDK loads.
+          gatehouse --help
+              Prints this.
         """;
 
     private const string NetworkUriPrefix = "urn:gatehouse:network:";
@@ -30,6 +32,8 @@ internal static class CertificateCommands
         {
             return args switch
             {
+                ["help" or "--help" or "-h"] or ["certificate", "help" or "--help" or "-h"] => Help(output),
+                [var command, ..] when command != "certificate" => Fail(errors, $"Unknown command '{command}'.\n\n{Usage}"),
                 ["certificate", "request", var name, .. var rest] when !name.StartsWith('-') => await RequestAsync(name, Options(rest), output).ConfigureAwait(false),
                 ["certificate", "save", var downloaded, .. var rest] when !downloaded.StartsWith('-') => await SaveAsync(downloaded, Options(rest), output).ConfigureAwait(false),
                 _ => Fail(errors, Usage),
@@ -80,6 +84,17 @@ internal static class CertificateCommands
         var outPath = options.GetValueOrDefault("--out") ?? Path.ChangeExtension(keyPath, ".pem");
         var chainPem = await File.ReadAllTextAsync(downloaded).ConfigureAwait(false);
         var keyPem = await File.ReadAllTextAsync(keyPath).ConfigureAwait(false);
+        var labels = PemLabels(chainPem);
+        if (!labels.Contains("CERTIFICATE"))
+        {
+            throw new UsageException(labels.Count == 0
+                ? $"{downloaded} is not a PEM file (no -----BEGIN CERTIFICATE----- line): give the certificate file the console's Download button saves."
+                : labels.Any(label => label.EndsWith("CERTIFICATE REQUEST", StringComparison.Ordinal))
+                ? $"{downloaded} is the signing request (CSR), not the certificate the console issued: paste it in the console (Settings > Security > + Create Certificate), then give the certificate the console's Download button saves."
+                : $"{downloaded} holds no certificate ({string.Join(", ", labels)}): give the certificate file the console's Download button saves.");
+        }
+        if (!PemLabels(keyPem).Any(label => label.EndsWith("PRIVATE KEY", StringComparison.Ordinal)))
+            throw new UsageException($"{keyPath} holds no private key: give the <name>.key that `gatehouse certificate request` wrote.");
 
         using var certificate = TryPair(chainPem, keyPem)
             ?? throw new UsageException($"{downloaded} was not issued for the key in {keyPath}: download the certificate made from this key's request.");
@@ -116,6 +131,19 @@ internal static class CertificateCommands
         }
     }
 
+    /// <summary>The labels of the PEM blocks in a text (CERTIFICATE, CERTIFICATE REQUEST, PRIVATE KEY, ...), in order.</summary>
+    private static List<string> PemLabels(string text)
+    {
+        var labels = new List<string>();
+        var rest = text.AsSpan();
+        while (PemEncoding.TryFind(rest, out var found))
+        {
+            labels.Add(rest[found.Label].ToString());
+            rest = rest[found.Location.End..];
+        }
+        return labels;
+    }
+
     /// <summary>Written with owner-only permissions from the start, so the key is never readable by others, even briefly.</summary>
     private static async Task WriteSecretAsync(string path, string content)
     {
@@ -142,6 +170,12 @@ internal static class CertificateCommands
         var unknown = options.Keys.Except(known).ToArray();
         if (unknown.Length > 0)
             throw new UsageException($"Unknown option {unknown[0]}.");
+    }
+
+    private static int Help(TextWriter output)
+    {
+        output.WriteLine(Usage);
+        return 0;
     }
 
     private static int Fail(TextWriter errors, string message)

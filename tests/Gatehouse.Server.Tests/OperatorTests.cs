@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Gatehouse.Server.Operations;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Tests;
@@ -212,6 +213,150 @@ public sealed class OperatorTests : IDisposable
         Assert.Contains("No network with id", missingError, StringComparison.Ordinal);
         Assert.Equal(2, unknown);
         Assert.Contains("server-key generate", usage, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Admin_token_generate_prints_a_token_the_admin_api_takes_and_the_audit_names_the_operator_and_the_admin()
+    {
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        await server.InitializeAsync();
+        try
+        {
+            var network = await server.CreateNetworkAsync();
+            var admin = await server.CreateAdminAsync(network);
+
+            var (exit, output, _) = await RunAsync("admin-token", "generate", network.Id, admin.Email, "--days", "30");
+            var token = Line(output, "Admin token:");
+            var (second, secondOutput, _) = await RunAsync("admin-token", "generate", network.Id, admin.Email);
+
+            Assert.Equal(0, exit);
+            Assert.StartsWith("gat_", token, StringComparison.Ordinal);
+            Assert.Contains("shown only once", output, StringComparison.Ordinal);
+            Assert.Contains($"It expires {DateTimeOffset.UtcNow.AddDays(30):yyyy-MM-dd}", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("previous token", output, StringComparison.Ordinal);
+            Assert.Equal(0, second);
+            Assert.Contains($"It expires {DateTimeOffset.UtcNow.AddDays(365):yyyy-MM-dd}", secondOutput, StringComparison.Ordinal);
+            Assert.Contains($"The previous token of {admin.Email} keeps working for the grace period", secondOutput, StringComparison.Ordinal);
+            // The first token is in its grace: both work, as after a replacement in the console.
+            foreach (var each in new[] { token, Line(secondOutput, "Admin token:") })
+            {
+                using var users = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", each);
+                Assert.Equal(HttpStatusCode.OK, users.StatusCode);
+            }
+
+            await using var scope = server.Services.CreateAsyncScope();
+            var generated = await scope.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().AuditEvents
+                .Where(e => e.NetworkId == network.Id && e.Kind == Audit.AuditKinds.AdminTokenGenerated).ToListAsync();
+            Assert.Equal(2, generated.Count);
+            Assert.All(generated, e => Assert.Equal("operator", e.Actor));
+            Assert.All(generated, e => Assert.StartsWith($"admin={admin.Email} token=", e.Detail, StringComparison.Ordinal));
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Admin_token_generate_refuses_what_the_console_refuses_and_says_why()
+    {
+        var server = new GatehouseServer { DataDirectory = _dataDirectory };
+        await server.InitializeAsync();
+        TestNetwork network;
+        Admins.Admin superAdmin, viewer, withoutSecureMode, disabled;
+        try
+        {
+            network = await server.CreateNetworkAsync();
+            superAdmin = await server.CreateAdminAsync(network, superAdmin: true);
+            viewer = await server.CreateAdminAsync(network, Admins.ConsoleRole.Viewer);
+            withoutSecureMode = await server.CreateAdminAsync(network, accessSecureMode: false);
+            disabled = await server.CreateAdminAsync(network);
+            await using var scope = server.Services.CreateAsyncScope();
+            var accounts = scope.ServiceProvider.GetRequiredService<Admins.AdminAccounts>();
+            await accounts.SetDisabledAsync((await accounts.FindByEmailAsync(disabled.Email))!, disabled: true, "test", origin: null);
+        }
+        finally
+        {
+            await server.StopAsync();
+        }
+
+        var (super, _, superError) = await RunAsync("admin-token", "generate", network.Id, superAdmin.Email);
+        var (asViewer, _, viewerError) = await RunAsync("admin-token", "generate", network.Id, viewer.Email);
+        var (noSecureMode, _, secureModeError) = await RunAsync("admin-token", "generate", network.Id, withoutSecureMode.Email);
+        var (whenDisabled, _, disabledError) = await RunAsync("admin-token", "generate", network.Id, disabled.Email);
+        var (unknownAdmin, _, unknownAdminError) = await RunAsync("admin-token", "generate", network.Id, "ghost@example.com");
+        var (unknownNetwork, _, unknownNetworkError) = await RunAsync("admin-token", "generate", "000000000000000000000000", viewer.Email);
+        var (tooLong, tooLongOutput, tooLongError) = await RunAsync("admin-token", "generate", network.Id, viewer.Email, "--days", "366");
+
+        Assert.Equal(1, super);
+        Assert.Contains($"No admin token for {superAdmin.Email}: A super admin cannot generate admin tokens.", superError, StringComparison.Ordinal);
+        Assert.Equal(1, asViewer);
+        Assert.Contains("not a Viewer", viewerError, StringComparison.Ordinal);
+        Assert.Equal(1, noSecureMode);
+        Assert.Contains("Access Secure Mode", secureModeError, StringComparison.Ordinal);
+        Assert.Equal(1, whenDisabled);
+        Assert.Contains($"Run: admin enable {disabled.Email}", disabledError, StringComparison.Ordinal);
+        Assert.Equal(1, unknownAdmin);
+        Assert.Contains("No admin with the email 'ghost@example.com'", unknownAdminError, StringComparison.Ordinal);
+        Assert.Equal(1, unknownNetwork);
+        Assert.Contains("No network with id", unknownNetworkError, StringComparison.Ordinal);
+        Assert.Equal(2, tooLong);
+        Assert.Equal("", tooLongOutput);
+        Assert.Contains("--days takes a whole number of days from 1 to 365", tooLongError, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_unknown_command_prints_the_usage_to_standard_error_and_opens_no_database()
+    {
+        var (unknown, unknownOutput, unknownError) = await RunAsync("foo");
+        var (misspelt, _, misspeltError) = await RunAsync("visitor-modes", "x", "on");
+        var (help, helpOutput, helpError) = await RunAsync("-h");
+
+        Assert.Equal(2, unknown);
+        Assert.Equal("", unknownOutput);
+        Assert.StartsWith("Unknown command 'foo'.", unknownError, StringComparison.Ordinal);
+        Assert.Contains("admin-token generate <network-id> <email> [--days N]", unknownError, StringComparison.Ordinal);
+        Assert.Equal(2, misspelt);
+        Assert.Contains("Unknown command 'visitor-modes'.", misspeltError, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dataDirectory), "An unknown command must not create or migrate a database.");
+        Assert.Equal(0, help);
+        Assert.Contains("Usage: Gatehouse.Server", helpOutput, StringComparison.Ordinal);
+        Assert.Equal("", helpError);
+        Assert.False(OperatorCommands.IsCommand(["--urls", "http://127.0.0.1:0"]));
+    }
+
+    [Fact]
+    public async Task The_server_executable_refuses_an_unknown_command_and_still_takes_settings_as_options()
+    {
+        var serverAssembly = typeof(GatehouseApp).Assembly.Location;
+        var environment = new Dictionary<string, string>
+        {
+            ["Gatehouse__DataDirectory"] = _dataDirectory,
+            // Were the word taken for configuration, the server would listen here and the run would time out.
+            ["Urls"] = "http://127.0.0.1:0",
+        };
+        foreach (var args in new[] { new[] { "foo" }, ["visitor-modes", "x", "on"] })
+        {
+            var (exit, output, error) = await ExecutableRun.RunAsync(serverAssembly, args, environment, TimeSpan.FromMinutes(1));
+            Assert.Equal(2, exit);
+            Assert.Equal("", output);
+            Assert.Contains($"Unknown command '{args[0]}'.", error, StringComparison.Ordinal);
+            Assert.Contains("Usage: Gatehouse.Server", error, StringComparison.Ordinal);
+        }
+        Assert.False(Directory.Exists(_dataDirectory));
+        foreach (var help in new[] { "--help", "-h", "help" })
+        {
+            var (exit, output, error) = await ExecutableRun.RunAsync(serverAssembly, [help], environment, TimeSpan.FromMinutes(1));
+            Assert.Equal(0, exit);
+            Assert.Contains("Usage: Gatehouse.Server", output, StringComparison.Ordinal);
+            Assert.Equal("", error);
+        }
+
+        var data = Path.Combine(_dataDirectory, "data");
+        await using var node = await ServerProcess.StartAsync(new ServerStart(serverAssembly, Path.Combine(_dataDirectory, "work"),
+            new Dictionary<string, string>(), Arguments: ["--urls", "http://127.0.0.2:0", $"--Gatehouse:DataDirectory={data}"]));
+        Assert.Equal("127.0.0.2", node.BaseAddress.Host);
+        Assert.True(File.Exists(Path.Combine(data, "gatehouse.db")), node.Output);
     }
 
     [Fact]

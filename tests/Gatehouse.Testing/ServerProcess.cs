@@ -16,10 +16,10 @@ public enum StartedWhen
     Ready,
 }
 
-/// <summary>What to run: <c>dotnet &lt;Assembly&gt;</c> in <paramref name="WorkingDirectory"/>, with these environment settings.</summary>
+/// <summary>What to run: <c>dotnet &lt;Assembly&gt; [Arguments]</c> in <paramref name="WorkingDirectory"/>, with these environment settings.</summary>
 /// <param name="ReadyPath">Polled until it answers with a success status, for <see cref="StartedWhen.Ready"/>.</param>
 public sealed record ServerStart(string Assembly, string WorkingDirectory, IReadOnlyDictionary<string, string> Environment,
-    bool Https = false, string ReadyPath = "/readyz");
+    bool Https = false, string ReadyPath = "/readyz", IReadOnlyList<string>? Arguments = null);
 
 /// <summary>
 /// An ASP.NET Core server (Gatehouse, another release of it, or the bench's baseline) as its own process on 127.0.0.1,
@@ -66,7 +66,7 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(start);
         Directory.CreateDirectory(start.WorkingDirectory);
-        var info = new ProcessStartInfo("dotnet", [start.Assembly])
+        var info = new ProcessStartInfo("dotnet", [start.Assembly, .. start.Arguments ?? []])
         {
             WorkingDirectory = start.WorkingDirectory,
             RedirectStandardOutput = true,

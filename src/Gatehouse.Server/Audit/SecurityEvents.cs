@@ -65,8 +65,9 @@ public static class SecurityEvents
         new(AuditKinds.ChatSettingsChanged, Outcomes.Success, actor, networkId, Detail: settings);
 
     /// <summary>A console action the admin's rights do not allow (its kind is the action's).</summary>
-    public static SecurityEvent NotPermitted(string kind, string actor, string? networkId) =>
-        new(kind, Outcomes.Refused, actor, networkId, Reason: "not_permitted");
+    /// <param name="forAdmin">The admin the refused change was for, when the actor is someone else (the operator).</param>
+    public static SecurityEvent NotPermitted(string kind, string actor, string? networkId, string? forAdmin = null) =>
+        new(kind, Outcomes.Refused, actor, networkId, Reason: "not_permitted", Detail: forAdmin is null ? null : $"admin={forAdmin}");
 
     public static SecurityEvent ServerKeyGenerated(string actor, string networkId, Guid keyId, DateTimeOffset previousValidUntil) =>
         new(AuditKinds.ServerKeyGenerated, Outcomes.Success, actor, networkId, Detail: $"key={keyId} previous_valid_until={Time(previousValidUntil)}");
@@ -163,9 +164,12 @@ public static class SecurityEvents
         new(AuditKinds.AdminRoleChanged, Outcomes.Success, actor, networkId,
             Detail: $"admin={adminId} role={role ?? "none"} access_secure_mode={canAccessSecureMode} disabled={disabled}");
 
-    public static SecurityEvent AdminTokenGenerated(string actor, string networkId, Guid tokenId, DateTimeOffset expires, DateTimeOffset? previousValidUntil) =>
+    /// <param name="forAdmin">The admin holding the token, when the actor is not that admin (the operator generated it).</param>
+    public static SecurityEvent AdminTokenGenerated(string actor, string networkId, Guid tokenId, DateTimeOffset expires, DateTimeOffset? previousValidUntil,
+        string? forAdmin = null) =>
         new(AuditKinds.AdminTokenGenerated, Outcomes.Success, actor, networkId,
-            Detail: $"token={tokenId} expires={Time(expires)} previous={(previousValidUntil is { } until ? $"valid_until_{Time(until)}" : "revoked")}");
+            Detail: (forAdmin is null ? "" : $"admin={forAdmin} ")
+                + $"token={tokenId} expires={Time(expires)} previous={(previousValidUntil is { } until ? $"valid_until_{Time(until)}" : "revoked")}");
 
     public static SecurityEvent AdminTokenRevoked(string actor, string networkId, Guid tokenId, string? reason = null) =>
         new(AuditKinds.AdminTokenRevoked, Outcomes.Success, actor, networkId, Reason: reason, Detail: $"token={tokenId}");

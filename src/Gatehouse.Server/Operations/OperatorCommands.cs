@@ -6,6 +6,7 @@ using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.KeysAtRest;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Operations;
@@ -21,7 +22,9 @@ internal static class OperatorCommands
 
     public const string Usage = """
         Usage: Gatehouse.Server [command]
-          (no command)                              run the server
+          (no command) [--setting value ...]        run the server; --urls, --Gatehouse:DataDirectory=... and
+                                                    other --settings configure it
+          help, --help, -h                          print this
           migrate                                   apply database migrations and exit
           migrate --script                          print the SQL that migrate would run; change nothing
           backup <folder>                           SQLite: a consistent copy of the database, its key ring and
@@ -45,6 +48,10 @@ internal static class OperatorCommands
           admin two-factor-reset <email>            remove an admin's second factor (a lost authenticator and
                                                     recovery codes); its console sign-ins end
           admin enable <email>                      enable an account a super admin disabled
+          admin-token generate <network-id> <email> [--days N]
+                                                    an admin token for that admin (N days, 1 to 365, default
+                                                    365); printed once, never again. A previous token of the
+                                                    admin keeps working for the grace period
           admin-token revoke <network-id> <email>   revoke every admin token that admin holds in the network
           signing-key rotate                        sign new tokens with a new key (live tokens stay valid)
           signing-key list                          every signing key, what it does now, until when
@@ -53,16 +60,30 @@ internal static class OperatorCommands
                                                     (0600); give the same one to every PostgreSQL node
         """;
 
-    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "visitor-mode", "bot-mode", "visitor-secret", "admin", "admin-token", "signing-key", "key-encryption-key", "help", "--help"];
+    private static readonly string[] Commands = ["migrate", "backup", "restore", "network", "secure-mode", "auth-tokens", "server-key", "visitor-mode", "bot-mode", "visitor-secret", "admin", "admin-token", "signing-key", "key-encryption-key"];
 
-    public static bool IsCommand(string[] args) => args.Length > 0 && Commands.Contains(args[0]);
+    private static bool IsHelp(string argument) => argument is "help" or "--help" or "-h";
+
+    /// <summary>
+    /// Whether the arguments are for <see cref="RunAsync"/> rather than the server: any first word that is not an
+    /// option, so that a mistyped command is refused instead of starting a server that would take the word for
+    /// configuration and listen.
+    /// </summary>
+    public static bool IsCommand(string[] args) => args.Length > 0 && (!args[0].StartsWith('-') || IsHelp(args[0]));
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, Action<HostApplicationBuilder>? configure = null)
     {
-        if (args[0] is "help" or "--help")
+        if (IsHelp(args[0]))
         {
             await output.WriteLineAsync(Usage);
             return 0;
+        }
+        // Refused before the database is opened: a typo changes nothing, not even a pending migration.
+        if (!Commands.Contains(args[0]))
+        {
+            await error.WriteLineAsync($"Unknown command '{args[0]}'.");
+            await error.WriteLineAsync(Usage);
+            return 2;
         }
 
         // Needs no configuration: it is how a PostgreSQL deployment gets the key its configuration must name.
@@ -274,6 +295,9 @@ internal static class OperatorCommands
                     "If the portal requires two-factor, it sets up a new authenticator at its next sign-in.");
                 return 0;
 
+            case ["admin-token", "generate", var id, var email, .. var lifetime] when lifetime is [] or ["--days", _]:
+                return await GenerateAdminTokenAsync(services, networks, id, email, lifetime, output, error);
+
             case ["admin-token", "revoke", var id, var email]:
                 if (await FindAsync(networks, id, error) is not { } tokenNetwork)
                     return 1;
@@ -331,6 +355,52 @@ internal static class OperatorCommands
                 await error.WriteLineAsync(Usage);
                 return 2;
         }
+    }
+
+    private static async Task<int> GenerateAdminTokenAsync(IServiceProvider services, NetworkAdministration networks, string id, string email,
+        string[] lifetime, TextWriter output, TextWriter error)
+    {
+        var maxDays = (int)AdminTokens.AdminTokenService.MaxLifetime.TotalDays;
+        var days = maxDays;
+        if (lifetime is [_, var text] && (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out days)
+            || days < 1 || days > maxDays))
+        {
+            await error.WriteLineAsync($"--days takes a whole number of days from 1 to {maxDays} (got '{text}').");
+            return 2;
+        }
+        if (await FindAsync(networks, id, error) is not { } network)
+            return 1;
+        if (await services.GetRequiredService<AdminAccounts>().FindByEmailAsync(email) is not { } admin)
+        {
+            await error.WriteLineAsync(Errors.AdminNotFound(email).Message);
+            return 1;
+        }
+
+        var clock = services.GetRequiredService<TimeProvider>();
+        var now = clock.GetUtcNow();
+        var hadToken = await services.GetRequiredService<GatehouseDb>().AdminTokens
+            .AnyAsync(t => t.AdminId == admin.Id && t.NetworkId == network.Id && t.RevokedAt == null && t.ExpiresAt > now);
+        var (token, refusal) = await services.GetRequiredService<AdminTokens.AdminTokenService>()
+            .GenerateAsync(Actor, admin, network.Id, TimeSpan.FromDays(days), revokePrevious: false, origin: null);
+        if (refusal is not null)
+        {
+            var remedy = admin.IsSuperAdmin ? " Generate it for an Admin of the network instead."
+                : admin.DisabledAt is not null ? $" Run: admin enable {admin.Email}"
+                : " Give the admin that role and permission in the console (Settings > Admin Users).";
+            await error.WriteLineAsync($"No admin token for {admin.Email}: {refusal.Message}{remedy}");
+            return 1;
+        }
+
+        await output.WriteLineAsync($"Admin token: {token}");
+        await output.WriteLineAsync($"Store it in the backend now: it is shown only once. It expires {now.AddDays(days):yyyy-MM-dd HH:mm} UTC.");
+        if (hadToken)
+        {
+            var grace = services.GetRequiredService<IOptions<GatehouseOptions>>().Value.AdminTokenGracePeriod;
+            await output.WriteLineAsync($"The previous token of {admin.Email} keeps working for the grace period (at most {grace}) while its backend switches over; " +
+                "to end it now, revoke it in the console (Settings > Admin Users): admin-token revoke would end this one too.");
+        }
+
+        return 0;
     }
 
     private static async Task<Network?> FindAsync(NetworkAdministration networks, string id, TextWriter error)

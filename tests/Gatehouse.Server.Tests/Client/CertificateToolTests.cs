@@ -66,6 +66,50 @@ public sealed class CertificateToolTests(GatehouseServer server) : IClassFixture
         Assert.Equal(2, (await RunAsync("nonsense")).Exit);
     }
 
+    [Fact]
+    public async Task Help_goes_to_standard_output_and_a_missing_or_unknown_command_to_standard_error()
+    {
+        foreach (var help in new[] { "--help", "-h", "help" })
+        {
+            var (exit, output, errors) = await RunAsync(help);
+            Assert.Equal(0, exit);
+            Assert.Contains("gatehouse certificate request <name>", output, StringComparison.Ordinal);
+            Assert.Equal("", errors);
+        }
+
+        var (none, noneOutput, noneErrors) = await RunAsync();
+        Assert.Equal(2, none);
+        Assert.Equal("", noneOutput);
+        Assert.Contains("gatehouse certificate request <name>", noneErrors, StringComparison.Ordinal);
+
+        var (unknown, unknownOutput, unknownErrors) = await RunAsync("certficate", "request", "backend");
+        Assert.Equal(2, unknown);
+        Assert.Equal("", unknownOutput);
+        Assert.StartsWith("Unknown command 'certficate'.", unknownErrors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Saving_the_signing_request_or_a_file_that_is_not_pem_says_what_the_file_is()
+    {
+        Assert.Equal(0, (await RunAsync("certificate", "request", "backend", "--dir", _work)).Exit);
+        var key = Path.Combine(_work, "backend.key");
+
+        var (csr, _, csrErrors) = await RunAsync("certificate", "save", Path.Combine(_work, "backend.csr"), "--key", key);
+        var notPem = Path.Combine(_work, "page.html");
+        await File.WriteAllTextAsync(notPem, "<html><body>Sign in</body></html>");
+        var (html, _, htmlErrors) = await RunAsync("certificate", "save", notPem, "--key", key);
+        var (swapped, _, swappedErrors) = await RunAsync("certificate", "save", key, "--key", key);
+
+        Assert.Equal(2, csr);
+        Assert.Contains("backend.csr is the signing request (CSR), not the certificate the console issued", csrErrors, StringComparison.Ordinal);
+        Assert.DoesNotContain("not issued for the key", csrErrors, StringComparison.Ordinal);
+        Assert.Equal(2, html);
+        Assert.Contains("page.html is not a PEM file", htmlErrors, StringComparison.Ordinal);
+        Assert.Equal(2, swapped);
+        Assert.Contains("backend.key holds no certificate (PRIVATE KEY)", swappedErrors, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_work, "backend.pem")));
+    }
+
     private static async Task<(int Exit, string Output, string Errors)> RunAsync(params string[] args)
     {
         using var output = new StringWriter();

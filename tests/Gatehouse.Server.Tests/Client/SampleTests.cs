@@ -51,10 +51,41 @@ public sealed class SampleTests(GatehouseServer server) : IClassFixture<Gatehous
         Assert.Equal(1, await LoginSample.RunAsync(backendAddress, server.BaseAddress, network.ApiKey, "alice", "guess", wrongPassword));
         Assert.Contains("refused the sign-in (401)", wrongPassword.ToString(), StringComparison.Ordinal);
 
+        using var gatehouseDown = new StringWriter();
+        using var gatehouseDownErrors = new StringWriter();
+        Assert.Equal(1, await LoginSample.RunAsync(backendAddress, new Uri($"http://127.0.0.1:{UnusedPort()}/"), network.ApiKey, "alice", "wonderland",
+            gatehouseDown, gatehouseDownErrors));
+        Assert.Matches(@"^Gatehouse at http://127\.0\.0\.1:\d+/ (did not answer|cannot be reached): [^\n]+\n$", gatehouseDownErrors.ToString());
+
         // The network has mTLS on, so the login above proves the backend presented its certificate; the logout ended the session.
         await server.FlushAuditAsync();
         await using var audit = server.Services.CreateAsyncScope();
         var db = audit.ServiceProvider.GetRequiredService<Storage.GatehouseDb>();
         Assert.True(await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.AnyAsync(db.Sessions, s => s.RevokedAt != null));
+    }
+
+    [Fact]
+    public async Task The_console_app_says_in_one_line_on_standard_error_that_its_backend_cannot_be_reached_and_exits_1()
+    {
+        var backend = new Uri($"http://127.0.0.1:{UnusedPort()}/");
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+
+        var exit = await LoginSample.RunAsync(backend, server.BaseAddress, "any-api-key", "alice", "wonderland", output, errors);
+
+        Assert.Equal(1, exit);
+        Assert.Equal("", output.ToString());
+        Assert.StartsWith($"The backend at {backend} cannot be reached: ", errors.ToString(), StringComparison.Ordinal);
+        Assert.Single(errors.ToString().TrimEnd().Split('\n'));
+    }
+
+    /// <summary>A port of 127.0.0.1 that was just free: nothing listens on it.</summary>
+    private static int UnusedPort()
+    {
+        var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return port;
     }
 }
