@@ -15,6 +15,7 @@ public sealed class RetryTests : IAsyncLifetime
 {
     private WebApplication _flaky = null!;
     private readonly Queue<(int Status, string Body)> _answers = new();
+    private readonly List<string> _paths = [];
     private int _calls;
 
     public async Task InitializeAsync()
@@ -26,6 +27,8 @@ public sealed class RetryTests : IAsyncLifetime
         _flaky.Run(async context =>
         {
             Interlocked.Increment(ref _calls);
+            lock (_paths)
+                _paths.Add(context.Request.Path + context.Request.QueryString);
             var (status, body) = _answers.Count > 0 ? _answers.Dequeue() : (500, "");
             context.Response.StatusCode = status;
             if (status == 429)
@@ -40,12 +43,12 @@ public sealed class RetryTests : IAsyncLifetime
 
     private Uri Address => new(_flaky.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.Single());
 
-    private AuthTokenClient Client(Uri? endpoint = null) => new(new HttpClient(), new AuthTokenClientOptions
+    private AuthTokenClient Client(Uri? endpoint = null, Microsoft.Extensions.Logging.ILogger? logger = null) => new(new HttpClient(), new AuthTokenClientOptions
     {
         Endpoint = endpoint ?? Address,
         ServerKey = "gsk_test",
         Retry = new RetryOptions { MaxRetries = 3, BaseDelay = TimeSpan.FromMilliseconds(10) },
-    });
+    }, logger: logger);
 
     private const string Minted = """{"authToken":"eyJ.test","expiresAt":"2026-11-24T10:10:00Z"}""";
     private const string Unavailable = """{"status":"error","code":500000,"message":"The database cannot be reached."}""";
@@ -130,5 +133,76 @@ public sealed class RetryTests : IAsyncLifetime
         Assert.Equal(0, error.Code);
         Assert.Null(error.StatusCode);
         Assert.IsType<HttpRequestException>(error.InnerException);
+    }
+
+    [Fact]
+    public async Task An_endpoint_with_a_path_keeps_it_with_or_without_the_trailing_slash()
+    {
+        _answers.Enqueue((200, Minted));
+        _answers.Enqueue((200, Minted));
+
+        await Client(new Uri(Address, "gatehouse")).MintAsync("alice");
+        await Client(new Uri(Address, "gatehouse/")).MintAsync("alice");
+
+        Assert.Equal(["/gatehouse/api/v4/authentication/token", "/gatehouse/api/v4/authentication/token"], _paths);
+    }
+
+    [Fact]
+    public async Task Retries_are_logged_with_their_cause_and_never_the_server_key()
+    {
+        _answers.Enqueue((503, Unavailable));
+        _answers.Enqueue((200, Minted));
+        var logs = new Recorder();
+
+        await Client(logger: logs).MintAsync("alice");
+
+        Assert.Contains(logs.Lines, line => line.StartsWith("Warning: Gatehouse auth_token.mint: answered 503; retry 1 of 3 in ", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs.Lines, line => line.Contains("gsk_test", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(null, null, "Endpoint is required: the address of your Gatehouse")]
+    [InlineData("ftp://gatehouse.example/", null, "Endpoint must be an absolute http or https address")]
+    [InlineData("https://gatehouse.example/", GatehouseRegion.Eu, "Set Endpoint (your Gatehouse) or Region (the hosted social.plus service), not both.")]
+    public void The_app_client_refuses_settings_that_would_send_its_key_nowhere_or_to_a_third_party_unasked(string? endpoint, GatehouseRegion? region,
+        string expected)
+    {
+        var refused = Assert.Throws<ArgumentException>(() => new GatehouseClient(new GatehouseClientOptions
+        {
+            ApiKey = "sg_key",
+            Endpoint = endpoint is null ? null : new Uri(endpoint),
+            Region = region,
+        }));
+
+        Assert.Contains(expected, refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_hosted_service_is_called_only_when_its_region_is_chosen()
+    {
+        var options = new GatehouseClientOptions { ApiKey = "sg_key", Region = GatehouseRegion.Eu };
+        Assert.Empty(options.Problems());
+        await using var client = new GatehouseClient(options);
+        Assert.Equal(SessionState.NotLoggedIn, client.State);
+    }
+
+    private sealed class Recorder : Microsoft.Extensions.Logging.ILogger
+    {
+        private readonly List<string> _lines = [];
+
+        public IReadOnlyList<string> Lines
+        {
+            get { lock (_lines) return [.. _lines]; }
+        }
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_lines)
+                _lines.Add($"{logLevel}: {formatter(state, exception)}");
+        }
     }
 }
