@@ -223,6 +223,9 @@ internal static class Processes
         // The test host's MSBuild settings would point another build at this one's SDK state.
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("MSBuild", StringComparison.OrdinalIgnoreCase)).ToList())
             start.Environment.Remove(name);
+        // No MSBuild node or compiler server outlives the build on a machine the suite shares.
+        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        start.Environment["UseSharedCompilation"] = "false";
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
         // An installed tool's launcher finds the runtime this test runs on.
