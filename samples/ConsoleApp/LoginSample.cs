@@ -47,17 +47,15 @@ public static class LoginSample
             await output.WriteLineAsync("Logged out.");
             return 0;
         }
-        catch (GatehouseException e)
+        catch (GatehouseUnreachableException e)
         {
-            // No status: Gatehouse never answered (the SDK's own word for an outage), which is no refusal.
-            await error.WriteLineAsync(e.StatusCode is null
-                ? $"Gatehouse at {gatehouse} did not answer: {e.Message}"
-                : $"Gatehouse refused: {e.Code} {e.Message}");
+            // Gatehouse never answered (the message names why): an outage, which is no refusal.
+            await error.WriteLineAsync($"Gatehouse at {gatehouse} did not answer: {e.Message}");
             return 1;
         }
-        catch (HttpRequestException e)
+        catch (GatehouseException e)
         {
-            await error.WriteLineAsync($"Gatehouse at {gatehouse} cannot be reached: {e.Message}");
+            await error.WriteLineAsync($"Gatehouse refused: {e.Code} {e.Message}");
             return 1;
         }
     }
