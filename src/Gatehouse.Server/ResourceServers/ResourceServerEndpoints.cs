@@ -147,8 +147,12 @@ internal static class ResourceServerEndpoints
 
         var (sessionId, userId) = await SessionOfAccessTokenAsync(access, token!, network.Id, ct) ?? await SessionOfRefreshTokenAsync(dbs, token!, network.Id, ct)
             ?? (Guid.Empty, null);
-        if (userId is not null && await sessions.RevokeAsync(sessionId, RevokeReasons.ClientRevoked, ct))
-            audit.Record(SecurityEvents.LoggedOut(userId, network.Id, sessionId, RevokeReasons.ClientRevoked), http.Origin());
+        var origin = http.Origin();
+        if (userId is not null && await sessions.RevokeAsync(sessionId, RevokeReasons.ClientRevoked,
+                SecurityEvents.LoggedOut(userId, network.Id, sessionId, RevokeReasons.ClientRevoked), origin.ClientAddress, ct) is { } revoked)
+        {
+            audit.Record(revoked, origin);
+        }
         return TypedResults.Ok();
     }
 

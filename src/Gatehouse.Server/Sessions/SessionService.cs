@@ -61,20 +61,35 @@ internal sealed class SessionService : BackgroundService
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
-    /// <summary>Trades a refresh token for new tokens; a second use of one ends the session.</summary>
+    /// <summary>
+    /// Trades a refresh token for new tokens; a second use of one ends the session. A success's
+    /// <c>session.refreshed</c> event is stored in the same transaction (<see cref="IssuedSession.Raised"/>).
+    /// </summary>
     public async Task<(IssuedSession? Issued, Refusal? Error)> RefreshAsync(Network network, string presented, string? clientAddress, CancellationToken ct)
     {
-        var (opened, error) = await _writer.SubmitAsync(new Change<(Opened?, Refusal?)>(db => RefreshAsync(db, network, presented, clientAddress), ct));
+        var (opened, error) = await _writer.SubmitAsync(new Change<(Opened?, Refusal?)>(
+            (db, stored) => RefreshAsync(db, stored, network, presented, clientAddress), ct));
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
-    /// <summary>Ends a session at once: its access and refresh tokens are refused from now on.</summary>
-    public Task<bool> RevokeAsync(Guid sessionId, string reason, CancellationToken ct)
+    /// <summary>
+    /// Ends a session at once: its access and refresh tokens are refused from now on. When this call ended it,
+    /// <paramref name="raised"/> is stored in the same transaction and returned, ready to record; null when the
+    /// session was already ended.
+    /// </summary>
+    public Task<SecurityEvent?> RevokeAsync(Guid sessionId, string reason, SecurityEvent raised, string? clientAddress, CancellationToken ct)
     {
         var now = _clock.GetUtcNow();
-        return _writer.SubmitAsync(new Change<bool>(async db => await db.Sessions
-            .Where(s => s.Id == sessionId && s.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason)) == 1, ct));
+        return _writer.SubmitAsync(new Change<SecurityEvent?>(async (db, stored) =>
+        {
+            if (await db.Sessions.Where(s => s.Id == sessionId && s.RevokedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason)) != 1)
+            {
+                return null;
+            }
+            stored.Add(AuditLog.Row(raised, now, clientAddress));
+            return raised with { StoredWithChange = true };
+        }, ct));
     }
 
     /// <summary>Signed here, on the request's own thread, so the single writer only ever waits for the database.</summary>
@@ -115,25 +130,36 @@ internal sealed class SessionService : BackgroundService
             await db.SaveChangesAsync();
             db.ChangeTracker.Clear();
         }
+        // Their audit rows go in with them: written apart, by the audit log's own writer, they took SQLite's one
+        // write lock turn about with this writer's transactions, and each waited for the other (docs/benchmarks.md).
+        var stored = new List<AuditEvent>();
         foreach (var change in group.OfType<IChange>())
         {
-            await change.ApplyAsync(db);
+            await change.ApplyAsync(db, stored);
             db.ChangeTracker.Clear();
         }
+        await BulkInsert.InsertAsync(db, stored);
     }
 
-    private async Task<(Opened?, Refusal?)> RefreshAsync(GatehouseDb db, Network network, string presented, string? clientAddress)
+    private static readonly CompiledQuery<string, RefreshToken?> RefreshTokenByDigest =
+        new((db, digest, ct) => db.RefreshTokens.AsNoTracking().FirstOrDefault(r => r.Digest == digest));
+
+    private static readonly CompiledQuery<Guid, Session?> SessionById = new((db, id, ct) => db.Sessions.FirstOrDefault(s => s.Id == id));
+
+    private static readonly CompiledQuery<string, User> UserByRef = new((db, id, ct) => db.Users.AsNoTracking().First(u => u.Id == id));
+
+    private async Task<(Opened?, Refusal?)> RefreshAsync(GatehouseDb db, List<AuditEvent> stored, Network network, string presented, string? clientAddress)
     {
         var now = _clock.GetUtcNow();
         var digest = Secrets.Digest(presented);
-        var row = await db.RefreshTokens.AsNoTracking().FirstOrDefaultAsync(r => r.Digest == digest);
-        var session = row is null ? null : await db.Sessions.FirstOrDefaultAsync(s => s.Id == row.SessionId);
+        var row = await RefreshTokenByDigest.RunAsync(db, digest, CancellationToken.None);
+        var session = row is null ? null : await SessionById.RunAsync(db, row.SessionId, CancellationToken.None);
         if (!SessionRules.IsKnown(row, session, network.Id, digest))
             return (null, Errors.RefreshTokenInvalid);
         if (!_refreshLimiter.TryAcquire(session!.Id))
             // The window is a minute, so a minute is the longest wait.
             return (null, Errors.TooManyRequests(60));
-        var user = await db.Users.FirstAsync(u => u.Id == session.UserRef);
+        var user = await UserByRef.RunAsync(db, session.UserRef, CancellationToken.None);
         if (SessionRules.RenewalRefusal(row!, session, user, network, now, Settings) is { } refused)
             return (null, refused);
 
@@ -151,7 +177,9 @@ internal sealed class SessionService : BackgroundService
         var (refreshRow, refreshToken) = SessionRules.Renew(session, now, clientAddress, Settings);
         db.RefreshTokens.Add(refreshRow);
         await db.SaveChangesAsync();
-        return (new Opened(session, user, refreshToken, now), null);
+        var raised = SecurityEvents.SessionRefreshed(user.UserId, network.Id, session.Id);
+        stored.Add(AuditLog.Row(raised, now, clientAddress));
+        return (new Opened(session, user, refreshToken, now, raised with { StoredWithChange = true }), null);
     }
 
     // Compiled, and each list of keys is one parameter (StorageSetup): the SQL is then the same for every group,
@@ -218,12 +246,13 @@ internal sealed class SessionService : BackgroundService
 
     private interface IChange
     {
-        Task ApplyAsync(GatehouseDb db);
+        Task ApplyAsync(GatehouseDb db, List<AuditEvent> stored);
     }
 
-    /// <summary>A refresh or a logout: its own reads and writes, inside the group's transaction.</summary>
-    private sealed class Change<T>(Func<GatehouseDb, Task<T>> apply, CancellationToken requestAborted) : GroupWork<T>(requestAborted), IChange
+    /// <summary>A refresh or a logout: its own reads and writes, and the audit rows to store, inside the group's transaction.</summary>
+    private sealed class Change<T>(Func<GatehouseDb, List<AuditEvent>, Task<T>> apply, CancellationToken requestAborted)
+        : GroupWork<T>(requestAborted), IChange
     {
-        public async Task ApplyAsync(GatehouseDb db) => Result = await apply(db);
+        public async Task ApplyAsync(GatehouseDb db, List<AuditEvent> stored) => Result = await apply(db, stored);
     }
 }

@@ -126,15 +126,20 @@ internal static class SessionEndpoints
                 : SecurityEvents.SessionRefused(network.Id, null, error.Reason), http.Origin());
             return error.AsResult();
         }
-        audit.Record(SecurityEvents.SessionRefreshed(issued!.User.UserId, network.Id, issued.Session.Id), http.Origin());
+        audit.Record(issued!.Raised!, http.Origin());
         return TypedResults.Json(SessionResponse.Of(issued), SessionJson.Default.SessionResponse);
     }
 
     /// <summary>Secure logout: the SDK keeps its local session unless this succeeds.</summary>
     private static async Task<JsonHttpResult<SuccessResponse>> LogoutAsync(HttpContext http, Caller caller, SessionService sessions, AuditLog audit)
     {
-        await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout, http.RequestAborted);
-        audit.Record(SecurityEvents.LoggedOut(caller.User.UserId, caller.NetworkId, caller.SessionId, RevokeReasons.Logout), http.Origin());
+        var origin = http.Origin();
+        if (await sessions.RevokeAsync(caller.SessionId, RevokeReasons.Logout,
+                SecurityEvents.LoggedOut(caller.User.UserId, caller.NetworkId, caller.SessionId, RevokeReasons.Logout), origin.ClientAddress,
+                http.RequestAborted) is { } loggedOut)
+        {
+            audit.Record(loggedOut, origin);
+        }
         return TypedResults.Json(new SuccessResponse(true), AdminApiJson.Default.SuccessResponse);
     }
 
