@@ -10,7 +10,7 @@ namespace Gatehouse.Client;
 public sealed class AdminClient
 {
     private readonly Transport _transport;
-    private readonly AdminClientOptions _options;
+    private readonly string _adminToken;
 
     /// <summary>Creates a client over an <see cref="HttpClient"/> made with <see cref="ServerClientOptions.CreateHandler"/>
     /// (or registered with <see cref="GatehouseServiceCollectionExtensions.AddGatehouseAdminClient(Microsoft.Extensions.DependencyInjection.IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration)"/>).</summary>
@@ -23,7 +23,7 @@ public sealed class AdminClient
     {
         ArgumentNullException.ThrowIfNull(options);
         _transport = options.CreateTransport(http, time, logger);
-        _options = options;
+        _adminToken = options.AdminToken!;
     }
 
     /// <summary>Ends every session of a user (its access and refresh tokens stop working at once).</summary>
@@ -89,6 +89,9 @@ public sealed class AdminClient
     private static string UserPath(string userId)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(userId);
+        // Escaping leaves these as they are, and a URL resolver would then climb out of the user's path.
+        if (userId is "." or "..")
+            throw new ArgumentException($"'{userId}' cannot be a user id in a path.", nameof(userId));
         return "api/v4/admin/users/" + Uri.EscapeDataString(userId);
     }
 
@@ -100,7 +103,7 @@ public sealed class AdminClient
 
     private HttpRequestMessage WithToken(HttpRequestMessage request)
     {
-        request.Headers.Add("x-admin-token", _options.AdminToken);
+        request.Headers.Add("x-admin-token", _adminToken);
         return request;
     }
 }

@@ -12,7 +12,9 @@ namespace Gatehouse.Client;
 public sealed class AuthTokenClient
 {
     private readonly Transport _transport;
-    private readonly AuthTokenClientOptions _options;
+    private readonly string _serverKey;
+    private readonly AuthTokenEndpoint _version;
+    private readonly string? _visitorSecret;
 
     /// <summary>Creates a client over an <see cref="HttpClient"/> made with <see cref="ServerClientOptions.CreateHandler"/>
     /// (or registered with <see cref="GatehouseServiceCollectionExtensions.AddGatehouseAuthTokenClient(Microsoft.Extensions.DependencyInjection.IServiceCollection, Microsoft.Extensions.Configuration.IConfiguration)"/>).</summary>
@@ -25,7 +27,9 @@ public sealed class AuthTokenClient
     {
         ArgumentNullException.ThrowIfNull(options);
         _transport = options.CreateTransport(http, time, logger);
-        _options = options;
+        _serverKey = options.ServerKey!;
+        _version = options.Version;
+        _visitorSecret = options.VisitorSecret;
     }
 
     /// <summary>Mints an auth token for one user of the server key's network.</summary>
@@ -34,7 +38,7 @@ public sealed class AuthTokenClient
     public async Task<AuthToken> MintAsync(string userId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(userId);
-        if (_options.Version == AuthTokenEndpoint.V3)
+        if (_version == AuthTokenEndpoint.V3)
         {
             var token = await _transport.SendAsync<string>("auth_token.mint",
                 () => WithServerKey(Transport.Without(HttpMethod.Get, "api/v3/authentication/token?userId=" + Uri.EscapeDataString(userId))),
@@ -78,18 +82,18 @@ public sealed class AuthTokenClient
     public VisitorSignature SignVisitor(string deviceId, DateTimeOffset expiresAt)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(deviceId);
-        if (string.IsNullOrWhiteSpace(_options.VisitorSecret))
+        if (string.IsNullOrWhiteSpace(_visitorSecret))
             throw new InvalidOperationException("VisitorSecret is required to sign visitors: set AuthTokenClientOptions.VisitorSecret.");
         // As JavaScript's toISOString writes it, the form apps and the hosted docs use.
         var until = expiresAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
-        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(_options.VisitorSecret),
+        var mac = HMACSHA256.HashData(Encoding.UTF8.GetBytes(_visitorSecret),
             Encoding.UTF8.GetBytes($"deviceId={deviceId}&authSignatureExpiresAt={until}"));
         return new VisitorSignature(Convert.ToHexStringLower(mac), until);
     }
 
     private HttpRequestMessage WithServerKey(HttpRequestMessage request)
     {
-        request.Headers.Add("x-server-key", _options.ServerKey);
+        request.Headers.Add("x-server-key", _serverKey);
         return request;
     }
 }

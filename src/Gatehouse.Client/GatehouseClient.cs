@@ -10,7 +10,7 @@ namespace Gatehouse.Client;
 /// A user's connection to Gatehouse from an app: login, the session's states, renewal before expiry and secure
 /// logout, as the official social.plus SDKs do them.
 /// </summary>
-public sealed partial class GatehouseClient : IAsyncDisposable
+public sealed partial class GatehouseClient : IAsyncDisposable, IDisposable
 {
     /// <summary>Renewal is offered once this share of the access token's life has passed.</summary>
     private const double RenewalPoint = 0.8;
@@ -25,7 +25,11 @@ public sealed partial class GatehouseClient : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly TimeSpan _checkInterval;
     private readonly Transport _transport;
+    private readonly TimeSpan _timeout;
     private readonly ILogger _logger;
+
+    /// <summary>Set while the client runs the app's session handler, which must not wait for the client's turn it holds.</summary>
+    private static readonly AsyncLocal<GatehouseClient?> RunningHandlerOf = new();
 
     /// <summary>
     /// One change of the session at a time: logins, logouts, resumes and renewals wait for each other, so that a
@@ -59,6 +63,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
         _store = options.TokenStore;
         _time = options.TimeProvider;
         _checkInterval = options.RenewalCheckInterval;
+        _timeout = options.Timeout;
         _logger = logger ?? NullLogger.Instance;
         _ownsHttp = http is null;
         // The client's Timeout bounds each call; HttpClient's own 100 s would otherwise cut in first.
@@ -110,14 +115,25 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             try
             {
                 var (session, user) = await OpenSessionAsync(userId, displayName, authToken, cancellationToken).ConfigureAwait(false);
+                var previousHandler = _handler;
                 _handler = sessionHandler;
-                await EstablishAsync(session, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await EstablishAsync(session).ConfigureAwait(false);
+                }
+                catch
+                {
+                    _handler = previousHandler;
+                    throw;
+                }
                 return user;
             }
-            catch (Exception e) when (e is GatehouseException or OperationCanceledException)
+            catch (Exception e) when (State == SessionState.Establishing)
             {
                 // A session this client already had is still there: the failed login leaves it as it was.
                 SetState(Session is null ? SessionState.NotLoggedIn : before, e as GatehouseException);
+                if (WhenDisposed(e) is ObjectDisposedException disposed && disposed != e)
+                    throw disposed;
                 throw;
             }
         }
@@ -141,7 +157,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             if (session is null || session.DeviceId != DeviceId)
                 return false;
             _handler = sessionHandler;
-            await EstablishAsync(session, cancellationToken).ConfigureAwait(false);
+            await EstablishAsync(session).ConfigureAwait(false);
         }
         finally
         {
@@ -194,7 +210,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             {
                 // Refused for good: the server has already ended the session, which is what a logout asks.
             }
-            await EndAsync(SessionState.NotLoggedIn, null, cancellationToken).ConfigureAwait(false);
+            await EndAsync(SessionState.NotLoggedIn, null).ConfigureAwait(false);
         }
         finally
         {
@@ -228,7 +244,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             }
             catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
             {
-                await EndAsync(SessionState.Terminated, e, cancellationToken).ConfigureAwait(false);
+                await EndAsync(SessionState.Terminated, e).ConfigureAwait(false);
             }
             catch (GatehouseException e)
             {
@@ -247,18 +263,59 @@ public sealed partial class GatehouseClient : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        if (!BeginDisposal())
             return;
-        await _disposing.CancelAsync().ConfigureAwait(false);
-        if (_timer is not null)
-            await _timer.DisposeAsync().ConfigureAwait(false);
+        // A login, logout or renewal already sent finishes first (within the call's timeout), so that the tokens it
+        // brings are kept: a refresh token spent on the server but lost here would end the session at the next one.
+        var turnTaken = await _changing.WaitAsync(_timeout).ConfigureAwait(false);
+        if (turnTaken)
+            _changing.Release();
         if (_ownsHttp)
             _http.Dispose();
     }
 
+    /// <summary>
+    /// Like <see cref="DisposeAsync"/>, for containers that dispose synchronously; a login, logout or renewal under
+    /// way is not waited for.
+    /// </summary>
+    public void Dispose()
+    {
+        if (!BeginDisposal())
+            return;
+        if (_ownsHttp)
+            _http.Dispose();
+    }
+
+    /// <summary>Marks the client disposed and stops its checks; false when it already was.</summary>
+    private bool BeginDisposal()
+    {
+        ITimer? timer;
+        lock (_stateLock)
+        {
+            if (_disposed == 1)
+                return false;
+            _disposed = 1;
+            timer = _timer;
+        }
+        _disposing.Cancel();
+        timer?.Dispose();
+        return true;
+    }
+
+    /// <summary>What a call sees when the client was disposed under it: the client named, not its HttpClient.</summary>
+    private Exception WhenDisposed(Exception e) =>
+        Volatile.Read(ref _disposed) == 1 && e is not ObjectDisposedException { ObjectName: "Gatehouse.Client.GatehouseClient" }
+            ? new ObjectDisposedException(typeof(GatehouseClient).FullName, e)
+            : e;
+
     private async Task EnterAsync(CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
+        if (RunningHandlerOf.Value == this)
+        {
+            throw new InvalidOperationException(
+                "The session handler called the client that is asking it to renew; it must answer through the renewal alone.");
+        }
         await _changing.WaitAsync(cancellationToken).ConfigureAwait(false);
         if (Volatile.Read(ref _disposed) == 1)
         {
@@ -310,6 +367,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
         if (askHandler && _handler is { } handler)
         {
             var renewal = new AccessTokenRenewal(session);
+            RunningHandlerOf.Value = this;
             try
             {
                 await handler.SessionWillRenewAccessTokenAsync(renewal, cancellationToken).ConfigureAwait(false);
@@ -320,6 +378,10 @@ public sealed partial class GatehouseClient : IAsyncDisposable
                 LogHandlerFailed(_logger, e.GetType().Name, e.Message);
                 return null;
             }
+            finally
+            {
+                RunningHandlerOf.Value = null;
+            }
             if (!renewal.Renewing)
                 return null;
             authToken = renewal.AuthToken;
@@ -329,10 +391,13 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             return null;
         }
 
+        // Once sent, a renewal is not cancelled by the caller (or a disposal): a refresh token the server spent but
+        // whose successor was dropped here would, on its next use, end the session as stolen. The call's Timeout
+        // still bounds it.
         var renewed = authToken is null && session.RefreshToken is not null
-            ? await RefreshAsync(session, cancellationToken).ConfigureAwait(false)
-            : (await OpenSessionAsync(session.UserId, null, authToken, cancellationToken).ConfigureAwait(false)).Session;
-        await EstablishAsync(renewed, cancellationToken).ConfigureAwait(false);
+            ? await RefreshAsync(session, CancellationToken.None).ConfigureAwait(false)
+            : (await OpenSessionAsync(session.UserId, null, authToken, CancellationToken.None).ConfigureAwait(false)).Session;
+        await EstablishAsync(renewed).ConfigureAwait(false);
         return renewed;
     }
 
@@ -342,6 +407,18 @@ public sealed partial class GatehouseClient : IAsyncDisposable
     /// A refusal that ends the session moves the state to terminated.
     /// </summary>
     private async Task<T> WithSessionAsync<T>(Func<GatehouseSession, Task<T>> send, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await SendWithSessionAsync(send, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (WhenDisposed(e) is ObjectDisposedException disposed && disposed != e)
+        {
+            throw disposed;
+        }
+    }
+
+    private async Task<T> SendWithSessionAsync<T>(Func<GatehouseSession, Task<T>> send, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         var session = Session ?? throw new InvalidOperationException("No session: log in first.");
@@ -396,7 +473,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             }
             catch (GatehouseException e) when (e is GatehouseUnauthorizedException or GatehouseBannedException)
             {
-                await EndAsync(SessionState.Terminated, e, cancellationToken).ConfigureAwait(false);
+                await EndAsync(SessionState.Terminated, e).ConfigureAwait(false);
                 throw;
             }
             if (renewed is not null)
@@ -404,7 +481,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
             if (refusal is not null && current.RefreshToken is null && _handler is null)
             {
                 // Nothing can ever renew it: the server's refusal ends it, as it did before renewals existed.
-                await EndAsync(SessionState.Terminated, refusal, cancellationToken).ConfigureAwait(false);
+                await EndAsync(SessionState.Terminated, refusal).ConfigureAwait(false);
                 throw refusal;
             }
             // The handler cannot renew now: the session waits, expired, for the next check to try again.
@@ -424,7 +501,7 @@ public sealed partial class GatehouseClient : IAsyncDisposable
         try
         {
             if (ReferenceEquals(Session, session))
-                await EndAsync(SessionState.Terminated, cause, cancellationToken).ConfigureAwait(false);
+                await EndAsync(SessionState.Terminated, cause).ConfigureAwait(false);
         }
         finally
         {
@@ -439,22 +516,44 @@ public sealed partial class GatehouseClient : IAsyncDisposable
         return request;
     }
 
-    private async Task EstablishAsync(GatehouseSession session, CancellationToken cancellationToken)
+    /// <summary>
+    /// Keeps the session: in memory first, which is what the next renewal spends, then in the store. A store that
+    /// fails is logged, not thrown: the session the server just made (and the refresh token it just spent) must not
+    /// be dropped for it.
+    /// </summary>
+    private async Task EstablishAsync(GatehouseSession session)
     {
-        await _store.SaveAsync(session, cancellationToken).ConfigureAwait(false);
         lock (_stateLock)
+        {
             _session = session;
-        if (Volatile.Read(ref _disposed) == 0)
-            _timer ??= _time.CreateTimer(_ => _ = CheckInBackgroundAsync(), null, _checkInterval, _checkInterval);
+            if (_disposed == 0)
+                _timer ??= _time.CreateTimer(_ => _ = CheckInBackgroundAsync(), null, _checkInterval, _checkInterval);
+        }
         SetState(IsExpired(session) ? SessionState.TokenExpired : SessionState.Established, null);
+        try
+        {
+            await _store.SaveAsync(session, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogStoreFailed(_logger, "save", e.GetType().Name, e.Message);
+        }
     }
 
-    private async Task EndAsync(SessionState state, GatehouseException? cause, CancellationToken cancellationToken)
+    /// <summary>Ends the session here; the state changes whatever the store does.</summary>
+    private async Task EndAsync(SessionState state, GatehouseException? cause)
     {
         lock (_stateLock)
             _session = null;
-        await _store.ClearAsync(cancellationToken).ConfigureAwait(false);
         SetState(state, cause);
+        try
+        {
+            await _store.ClearAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogStoreFailed(_logger, "clear", e.GetType().Name, e.Message);
+        }
     }
 
     private async Task CheckInBackgroundAsync()
@@ -480,7 +579,15 @@ public sealed partial class GatehouseClient : IAsyncDisposable
         if (previous == state)
             return;
         LogStateChanged(_logger, previous, state, cause?.Code ?? 0);
-        SessionStateChanged?.Invoke(this, new SessionStateChangedEventArgs(previous, state, cause));
+        try
+        {
+            SessionStateChanged?.Invoke(this, new SessionStateChangedEventArgs(previous, state, cause));
+        }
+        catch (Exception e)
+        {
+            // An app's subscriber that fails must not leave the client half-way between two states.
+            LogSubscriberFailed(_logger, e.GetType().Name, e.Message);
+        }
     }
 
     private HttpRequestMessage WithApiKey(HttpRequestMessage request)
@@ -497,4 +604,10 @@ public sealed partial class GatehouseClient : IAsyncDisposable
 
     [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Renewal postponed to the next check: {ErrorType}: {Reason}")]
     private static partial void LogRenewalPostponed(ILogger logger, string errorType, string reason);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Error, Message = "The token store failed to {Action} the session ({ErrorType}: {Reason}); the client goes on with it in memory")]
+    private static partial void LogStoreFailed(ILogger logger, string action, string errorType, string reason);
+
+    [LoggerMessage(EventId = 14, Level = LogLevel.Error, Message = "A SessionStateChanged subscriber failed ({ErrorType}: {Reason})")]
+    private static partial void LogSubscriberFailed(ILogger logger, string errorType, string reason);
 }

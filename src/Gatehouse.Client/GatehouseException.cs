@@ -55,9 +55,19 @@ public class GatehouseException : Exception
         };
     }
 
-    /// <summary>The address that answered, without its query (which may carry a user id).</summary>
-    internal static string Describe(HttpResponseMessage response) =>
-        response.RequestMessage?.RequestUri?.GetLeftPart(UriPartial.Path) ?? "The server";
+    /// <summary>
+    /// The server that answered and the API it was asked (<c>https://host/…/api/v4</c>), without the rest of the path
+    /// or the query, which may carry a user id.
+    /// </summary>
+    internal static string Describe(HttpResponseMessage response)
+    {
+        if (response.RequestMessage?.RequestUri is not { } uri)
+            return "The server";
+        var path = uri.AbsolutePath;
+        var api = path.IndexOf("/api/", StringComparison.Ordinal);
+        var version = api < 0 ? -1 : path.IndexOf('/', api + 5);
+        return Endpoints.Display(uri) + (version < 0 ? path : path[..version] + "/…");
+    }
 
     private static async Task<(int Code, string Message)?> ReadEnvelopeAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
@@ -72,7 +82,7 @@ public class GatehouseException : Exception
                 ? (value, message.GetString()!)
                 : null;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             return null;
         }

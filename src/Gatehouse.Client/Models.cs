@@ -104,16 +104,42 @@ public sealed record BackendSession(string UserId, string UserType, string Acces
 /// <param name="AuthSignatureExpiresAt">The expiry exactly as signed (ISO 8601, UTC).</param>
 public sealed record VisitorSignature(string AuthSignature, string AuthSignatureExpiresAt);
 
-internal sealed record BackendSessionAnswer(string AccessToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string UserType, IReadOnlyList<GatehouseUser> Users);
+/// <summary>An answer whose body parsed; whether it has what Gatehouse always sends (a proxy's <c>{}</c> parses too).</summary>
+internal interface IAnswer
+{
+    bool IsComplete { get; }
+}
 
-internal sealed record SessionAnswer(string AccessToken, string? RefreshToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, IReadOnlyList<GatehouseUser> Users);
+internal sealed record BackendSessionAnswer(string AccessToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string UserType, IReadOnlyList<GatehouseUser> Users)
+    : IAnswer
+{
+    public bool IsComplete => AccessToken is not null && UserType is not null;
+}
 
-internal sealed record UsersAnswer(IReadOnlyList<GatehouseUser> Users);
+internal sealed record SessionAnswer(string AccessToken, string? RefreshToken, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, IReadOnlyList<GatehouseUser> Users)
+    : IAnswer
+{
+    public bool IsComplete => AccessToken is not null && Users is [{ UserId: not null }, ..];
+}
+
+internal sealed record UsersAnswer(IReadOnlyList<GatehouseUser> Users) : IAnswer
+{
+    public bool IsComplete => Users is [{ UserId: not null }, ..];
+}
 
 internal sealed record Paging(int Page, int Limit, int Total);
 
-internal sealed record UserPageAnswer(IReadOnlyList<GatehouseUser> Users, Paging Paging);
+internal sealed record UserPageAnswer(IReadOnlyList<GatehouseUser> Users, Paging Paging) : IAnswer
+{
+    public bool IsComplete => Users is not null && Paging is not null;
+}
 
-internal sealed record AuditPageAnswer(IReadOnlyList<AuditEvent> Events, Paging Paging);
+internal sealed record AuditPageAnswer(IReadOnlyList<AuditEvent> Events, Paging Paging) : IAnswer
+{
+    public bool IsComplete => Events is not null && Paging is not null;
+}
 
-internal sealed record AuthTokenAnswer(string AuthToken, DateTimeOffset ExpiresAt);
+internal sealed record AuthTokenAnswer(string AuthToken, DateTimeOffset ExpiresAt) : IAnswer
+{
+    public bool IsComplete => AuthToken is not null;
+}

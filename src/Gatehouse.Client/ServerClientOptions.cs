@@ -59,7 +59,9 @@ public abstract class ServerClientOptions
         ArgumentNullException.ThrowIfNull(http);
         if (Problems() is [_, ..] problems)
             throw new ArgumentException(string.Join(" ", problems));
-        return new Transport(http, Endpoints.Check(Endpoint, nameof(Endpoint)).Endpoint!, Retry, Timeout, time ?? TimeProvider.System,
+        // A copy: settings changed after construction must not reach a client that checked the old ones.
+        var retry = new RetryOptions { MaxRetries = Retry.MaxRetries, BaseDelay = Retry.BaseDelay, MaxDelay = Retry.MaxDelay };
+        return new Transport(http, Endpoints.Check(Endpoint, nameof(Endpoint)).Endpoint!, retry, Timeout, time ?? TimeProvider.System,
             logger ?? NullLogger.Instance);
     }
 

@@ -34,17 +34,21 @@ internal sealed partial class Transport(HttpClient http, Uri endpoint, RetryOpti
         try
         {
             using var response = await SendWithRetriesAsync(operation, request, activity, deadline.Token).ConfigureAwait(false);
+            T? answer;
             try
             {
-                return await response.Content.ReadFromJsonAsync<T>(Json, deadline.Token).ConfigureAwait(false)
-                    ?? throw new GatehouseUnexpectedResponseException($"{GatehouseException.Describe(response)} answered an empty body.", response.StatusCode);
+                answer = await response.Content.ReadFromJsonAsync<T>(Json, deadline.Token).ConfigureAwait(false);
             }
-            catch (JsonException e)
+            catch (Exception e) when (e is JsonException or InvalidOperationException)
             {
-                // Not Gatehouse, or a proxy's page: the caller gets the SDK's own error type, not a parser's.
+                // Not Gatehouse, or a proxy's page (or a charset nobody knows): the SDK's own error type, not a parser's.
                 throw new GatehouseUnexpectedResponseException(
                     $"The answer from {GatehouseException.Describe(response)} is not what Gatehouse sends.", response.StatusCode, e);
             }
+            return answer is null or IAnswer { IsComplete: false }
+                ? throw new GatehouseUnexpectedResponseException(
+                    $"The answer from {GatehouseException.Describe(response)} lacks what Gatehouse sends.", response.StatusCode)
+                : answer;
         }
         catch (Exception e) when (Failed(operation, activity, e, deadline, cancellationToken) is { } translated)
         {
@@ -75,13 +79,22 @@ internal sealed partial class Transport(HttpClient http, Uri endpoint, RetryOpti
 
     /// <summary>
     /// Records the failure on the activity and says what the caller sees: the SDK's timeout for a deadline that passed,
-    /// the exception itself otherwise (null rethrows it unchanged, stack and all).
+    /// a cancellation that carries the caller's token for the caller's, the exception itself otherwise (null rethrows it
+    /// unchanged, stack and all).
     /// </summary>
-    private GatehouseException? Failed(string operation, Activity? activity, Exception e, CancellationTokenSource deadline, CancellationToken cancellationToken)
+    private Exception? Failed(string operation, Activity? activity, Exception e, CancellationTokenSource deadline, CancellationToken cancellationToken)
     {
-        GatehouseException? translated = null;
-        if (e is OperationCanceledException && deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-            translated = new GatehouseTimeoutException($"Gatehouse at {endpoint.GetLeftPart(UriPartial.Authority)} did not answer within {timeout.TotalSeconds:0.###} s (the client's Timeout).", e);
+        Exception? translated = null;
+        if (e is OperationCanceledException cancelled && cancellationToken.IsCancellationRequested)
+        {
+            // Carrying the caller's own token, which a caller compares, not the linked one the deadline made.
+            translated = cancelled.CancellationToken == cancellationToken ? null : new OperationCanceledException(e.Message, e, cancellationToken);
+        }
+        else if (e is OperationCanceledException && deadline.IsCancellationRequested)
+        {
+            translated = new GatehouseTimeoutException(
+                $"Gatehouse at {Endpoints.Display(endpoint)} did not answer within {timeout.TotalSeconds:0.###} s (the client's Timeout).", e);
+        }
         var seen = translated ?? e;
         var errorType = seen.GetType().Name;
         activity?.SetStatus(ActivityStatusCode.Error, seen.Message);
@@ -116,7 +129,7 @@ internal sealed partial class Transport(HttpClient http, Uri endpoint, RetryOpti
             }
             catch (HttpRequestException e)
             {
-                throw new GatehouseUnreachableException($"Gatehouse at {endpoint.GetLeftPart(UriPartial.Authority)} could not be reached: {Innermost(e)}", e);
+                throw new GatehouseUnreachableException($"Gatehouse at {Endpoints.Display(endpoint)} could not be reached: {Innermost(e)}", e);
             }
             catch (TaskCanceledException e) when (!cancellationToken.IsCancellationRequested)
             {
@@ -126,7 +139,7 @@ internal sealed partial class Transport(HttpClient http, Uri endpoint, RetryOpti
                     await RetryAsync(operation, attempt, "the HttpClient's timeout", null, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
-                throw new GatehouseTimeoutException($"Gatehouse at {endpoint.GetLeftPart(UriPartial.Authority)} did not answer within the HttpClient's timeout.", e);
+                throw new GatehouseTimeoutException($"Gatehouse at {Endpoints.Display(endpoint)} did not answer within the HttpClient's timeout.", e);
             }
 
             var elapsed = time.GetElapsedTime(started);
@@ -210,11 +223,15 @@ internal static class Endpoints
         if (endpoint is null)
             return (null, $"{what} is required: the address of your Gatehouse, for example https://gatehouse.example/.");
         if (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https"))
-            return (null, $"{what} must be an absolute http or https address, for example https://gatehouse.example/ (was '{endpoint}').");
+            return (null, $"{what} must be an absolute http or https address, for example https://gatehouse.example/.");
+        // A password in the address would be repeated in every error, log line and trace that names the endpoint.
+        if (endpoint.UserInfo.Length > 0)
+            return (null, $"{what} cannot carry a user name or password; Gatehouse's credentials go in their own settings.");
         if (endpoint.Query.Length > 0 || endpoint.Fragment.Length > 0)
-            return (null, $"{what} cannot have a query or a fragment (was '{endpoint}').");
-        return endpoint.AbsolutePath.EndsWith('/')
-            ? (endpoint, null)
-            : (new UriBuilder(endpoint) { Path = endpoint.AbsolutePath + "/" }.Uri, null);
+            return (null, $"{what} cannot have a query or a fragment.");
+        return endpoint.AbsolutePath.EndsWith('/') ? (endpoint, null) : (new Uri(endpoint.AbsoluteUri + "/"), null);
     }
+
+    /// <summary>How an endpoint is named in messages: its scheme, host and port.</summary>
+    public static string Display(Uri endpoint) => $"{endpoint.Scheme}://{endpoint.Authority}";
 }

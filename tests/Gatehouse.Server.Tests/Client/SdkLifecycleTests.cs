@@ -138,12 +138,81 @@ public sealed class SdkLifecycleTests(GatehouseServer server) : IClassFixture<Ga
         var network = await server.CreateNetworkAsync();
         var client = Client(network);
 
-        await Task.WhenAll(Enumerable.Range(0, 5).Select(_ => client.LoginAsync("fay")));
+        // One device holds one user at a time: each login signs the one before out, so only the last one lives.
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(i => client.LoginAsync($"fay-{i}")));
 
         Assert.Equal(SessionState.Established, client.State);
         using var me = await server.GetWithBearerAsync("/api/v3/users/me", client.Session!.AccessToken);
         Assert.Equal(HttpStatusCode.OK, me.StatusCode);
-        Assert.Equal("fay", (await client.GetCurrentUserAsync()).UserId);
+        Assert.Equal(client.Session.UserId, (await client.GetCurrentUserAsync()).UserId);
+    }
+
+    [Fact]
+    public async Task A_store_that_fails_loses_nothing_the_server_issued()
+    {
+        var network = await server.CreateNetworkAsync();
+        var logs = new ListLogger();
+        var client = Client(network, new FailingStore(), logger: logs);
+        await client.LoginAsync("fritz");
+
+        // Two renewals in a row: the second spends the refresh token the first brought, kept in memory only.
+        for (var i = 0; i < 2; i++)
+        {
+            server.Clock.Advance(TimeSpan.FromDays(31));
+            Assert.Equal("fritz", (await client.GetCurrentUserAsync()).UserId);
+        }
+        Assert.Equal(SessionState.Established, client.State);
+        Assert.Contains(logs.Lines, line => line.StartsWith("Error: The token store failed to save the session", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_handler_that_calls_the_client_is_told_so_instead_of_hanging()
+    {
+        var network = await server.CreateNetworkAsync();
+        GatehouseClient? client = null;
+        Exception? seen = null;
+        var handler = new Handler(renewal =>
+        {
+            seen = Record(() => client!.LogoutAsync());
+            renewal.Renew();
+        });
+        client = Client(network);
+        await client.LoginAsync("gert", sessionHandler: handler);
+        server.Clock.Advance(TimeSpan.FromDays(31));
+
+        Assert.Equal("gert", (await client.GetCurrentUserAsync().WaitAsync(TimeSpan.FromSeconds(20))).UserId);
+        var refused = Assert.IsType<InvalidOperationException>(seen);
+        Assert.Contains("must answer through the renewal", refused.Message, StringComparison.Ordinal);
+
+        static Exception? Record(Func<Task> call)
+        {
+            try
+            {
+                call().Wait(TimeSpan.FromSeconds(20));
+                return null;
+            }
+            catch (AggregateException e)
+            {
+                return e.InnerException;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_cancelled_call_is_cancelled_not_timed_out()
+    {
+        var network = await server.CreateNetworkAsync();
+        using var silent = new TcpListener(IPAddress.Loopback, 0);
+        silent.Start();
+        var accepting = silent.AcceptTcpClientAsync();
+        var client = Client(network, endpoint: new Uri($"http://127.0.0.1:{((IPEndPoint)silent.LocalEndpoint).Port}/"));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+
+        var cancelled = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.LoginAsync("hedy", cancellationToken: cancel.Token));
+
+        Assert.Equal(cancel.Token, cancelled.CancellationToken);
+        Assert.Equal(SessionState.NotLoggedIn, client.State);
+        (await accepting).Dispose();
     }
 
     [Fact]
@@ -240,26 +309,38 @@ public sealed class SdkLifecycleTests(GatehouseServer server) : IClassFixture<Ga
         var network = await server.CreateNetworkAsync();
         var logs = new ListLogger();
         var activities = new List<Activity>();
+        using var test = new ActivitySource("Gatehouse.Server.Tests.Sdk");
         using var listener = new ActivityListener
         {
-            ShouldListenTo = source => source.Name == GatehouseTelemetry.ActivitySourceName,
+            ShouldListenTo = source => source.Name == GatehouseTelemetry.ActivitySourceName || source == test,
             Sample = (ref _) => ActivitySamplingResult.AllDataAndRecorded,
             ActivityStopped = activity => { lock (activities) activities.Add(activity); },
         };
         ActivitySource.AddActivityListener(listener);
         var client = Client(network, logger: logs);
 
-        await client.LoginAsync("lou");
-        await client.GetCurrentUserAsync();
-        await client.LogoutAsync();
+        string? refreshToken;
+        ActivityTraceId trace;
+        using (var parent = test.StartActivity("this test")!)
+        {
+            trace = parent.TraceId;
+            await client.LoginAsync("lou");
+            refreshToken = client.Session!.RefreshToken;
+            await client.GetCurrentUserAsync();
+            await client.LogoutAsync();
+        }
 
-        string[] names;
+        // Other test classes call Gatehouse at the same time: only this test's trace is read.
+        Activity[] calls;
         lock (activities)
-            names = activities.Where(a => a.GetTagItem("gatehouse.attempts") is not null).Select(a => a.DisplayName).ToArray();
-        Assert.Equal(["gatehouse login", "gatehouse users.me", "gatehouse logout"], names);
+            calls = activities.Where(a => a.TraceId == trace && a.Source.Name == GatehouseTelemetry.ActivitySourceName).ToArray();
+        Assert.Equal(["gatehouse login", "gatehouse users.me", "gatehouse logout"], calls.Select(a => a.DisplayName));
+        Assert.All(calls, call => Assert.Equal(1, call.GetTagItem("gatehouse.attempts")));
         Assert.Contains(logs.Lines, line => line.Contains("Gatehouse login answered 200", StringComparison.Ordinal));
         Assert.Contains(logs.Lines, line => line.Contains("Gatehouse session Establishing -> Established", StringComparison.Ordinal));
-        Assert.DoesNotContain(logs.Lines, line => line.Contains(network.ApiKey, StringComparison.Ordinal) || line.Contains("eyJ", StringComparison.Ordinal));
+        string[] secrets = [network.ApiKey, refreshToken!, "eyJ"];
+        var written = logs.Lines.Concat(calls.SelectMany(a => a.TagObjects.Select(t => $"{t.Key}={t.Value}")).Concat(calls.Select(a => a.StatusDescription ?? "")));
+        Assert.DoesNotContain(written, line => secrets.Any(secret => line.Contains(secret, StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -382,6 +463,16 @@ public sealed class SdkLifecycleTests(GatehouseServer server) : IClassFixture<Ga
             answer(renewal);
             return Task.CompletedTask;
         }
+    }
+
+    /// <summary>A store whose disk is full: it keeps nothing and says so.</summary>
+    private sealed class FailingStore : ITokenStore
+    {
+        public ValueTask SaveAsync(GatehouseSession session, CancellationToken cancellationToken) => throw new IOException("No space left on device");
+
+        public ValueTask<GatehouseSession?> LoadAsync(CancellationToken cancellationToken) => ValueTask.FromResult<GatehouseSession?>(null);
+
+        public ValueTask ClearAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 
     private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
