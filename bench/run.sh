@@ -3,10 +3,21 @@
 # on 127.0.0.1, driven by the same closed-loop generator; prints one table with ratios to the baseline.
 # Usage: bench/run.sh [seconds per run, default 10] [connections, default 1,64] [only workloads whose name contains this]
 #        bench/run.sh scale [seconds per run]   (validation with 10,000 and 1,000,000 live sessions, memory, start time)
+#        bench/run.sh wrk [seconds per run, default 8] [connections, default 64] [only workloads whose name contains this]
+#                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = wrk ] && ! command -v wrk >/dev/null; then
+  echo "Installing wrk"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+fi
 dotnet build bench/Gatehouse.Bench -c Release -v quiet -nologo
 if [ "${1:-}" = scale ]; then
   exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- scale "${2:-10}"
+fi
+if [ "${1:-}" = wrk ]; then
+  exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- wrk "${2:-8}" "${3:-64}" "${4:-}"
 fi
 exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- "${1:-10}" "${2:-1,64}" "${3:-}"

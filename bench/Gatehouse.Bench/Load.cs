@@ -27,6 +27,10 @@ public sealed record Result(string Name, int Connections, double RequestsPerSeco
 
     public string Row(Result baseline) => string.Create(CultureInfo.InvariantCulture,
         $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {ServerCpuPerRequest:0} | {baseline.RequestsPerSecond:0} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");
+
+    /// <summary>A row for a workload with no figure, saying why.</summary>
+    public static string Unmeasured(string name, int connections, string reason) => string.Create(CultureInfo.InvariantCulture,
+        $"| {name} | {connections} | {reason} | | | | | | |");
 }
 
 /// <summary>

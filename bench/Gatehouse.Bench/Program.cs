@@ -18,14 +18,19 @@ using Microsoft.Extensions.Logging;
 
 // Usage: dotnet run -c Release --project bench/Gatehouse.Bench -- [seconds per run] [connections,…] [only workloads whose name contains this]
 //        dotnet run -c Release --project bench/Gatehouse.Bench -- scale [seconds per run]
+//        dotnet run -c Release --project bench/Gatehouse.Bench -- wrk [seconds per run] [connections] [only workloads whose name contains this]
 var scale = args.Length > 0 && args[0] == "scale";
 if (scale)
     args = [args.Length > 1 ? args[1] : "10", "64", "Bearer"];
+// The same servers, seeding and workloads, each driven by wrk (bench/wrk/*.lua) instead of the C# generator.
+var withWrk = args.Length > 0 && args[0] == "wrk";
+if (withWrk)
+    args = [args.Length > 1 ? args[1] : "8", args.Length > 2 ? args[2] : "64", args.Length > 3 ? args[3] : ""];
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5;
 var connectionCounts = args.Length > 1 ? args[1].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray() : [1, 64];
 var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
-Console.WriteLine($"Gatehouse bench: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
+Console.WriteLine($"Gatehouse bench{(withWrk ? " with wrk" : "")}: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
 await using var gatehouse = await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
 await using var baseline = await BenchServer.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
@@ -232,6 +237,11 @@ var workloads = new List<Workload>
 };
 
 var rows = new List<string>();
+if (withWrk)
+{
+    await RunWithWrkAsync();
+    return;
+}
 var baselineWorkload = new Workload("Baseline (fixed JSON)", baseline, (client, _, timing) => client.GetAsync("/baseline"));
 if (scale)
 {
@@ -283,3 +293,71 @@ rows.ForEach(Console.WriteLine);
 Console.WriteLine();
 Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB; baseline: {baseline.ResidentMegabytes():0} MiB");
 Directory.Delete(work, recursive: true);
+
+// The wrk mode: for each workload, the baseline with wrk and then the workload with wrk, as above. What the
+// scripts need comes in environment variables, and the per-worker tokens in files in the temp work dir.
+async Task RunWithWrkAsync()
+{
+    // wrk gives each thread connections / threads: the row shows the connections it really opened.
+    var connections = connectionCounts[0] / Wrk.Threads(connectionCounts[0]) * Wrk.Threads(connectionCounts[0]);
+    await File.WriteAllLinesAsync(Path.Combine(work, "bearer.txt"), bearer);
+    // Each wrk run (the warm-up and the timed run) starts with fresh refresh chains, one per worker: a run's
+    // last rotations are lost when wrk stops with requests in flight.
+    async Task FreshRefreshChainsAsync()
+    {
+        var chains = new string[connections];
+        for (var w = 0; w < connections; w++)
+            chains[w] = (await LoginAsync($"refresher-{w}", $"refresher-device-{w}"))["refreshToken"]!.GetValue<string>();
+        await File.WriteAllLinesAsync(Path.Combine(work, "refresh.txt"), chains);
+    }
+    var environment = new Dictionary<string, string>
+    {
+        ["GATEHOUSE_WRK_FILES"] = work,
+        ["GATEHOUSE_API_KEY"] = openKey,
+        ["GATEHOUSE_SERVER_KEY"] = serverKey,
+        ["GATEHOUSE_ADMIN_TOKEN"] = adminToken,
+    };
+    var reference = new WrkWorkload("Baseline (fixed JSON)", baseline, "baseline.lua");
+    // The names are the C# generator's, so that a filter picks the same rows in both modes.
+    var measured = new List<WrkWorkload>
+    {
+        new("Gatehouse pipeline only (GET /healthz)", gatehouse, "healthz.lua"),
+        new("Auth-token mint (v3, server key)", gatehouse, "mint.lua"),
+        new("Auth-token mint over mTLS (v3, client certificate, TLS connections reused)", gatehouse, "mint-mtls.lua",
+            NotMeasurable: "not measurable with wrk: no client-certificate support"),
+        new("Admin API: one user (x-admin-token)", gatehouse, "admin.lua"),
+        new("Session creation, new users (durable)", gatehouse, "login-new.lua"),
+        new("Session creation, returning users", gatehouse, "login-returning.lua"),
+        new("Bearer validation (GET /api/v3/users/me)", gatehouse, "bearer.lua"),
+        new("Refresh (rotating)", gatehouse, "refresh.lua", FreshRefreshChainsAsync),
+        new("Secure logout (login+logout pairs; requests/s = pairs/s, latency over both)", gatehouse, "logout.lua", CountedBy: "logouts"),
+    };
+    var listed = false;
+    foreach (var workload in measured.Where(w => w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))
+    {
+        if (workload.NotMeasurable is { } reason)
+        {
+            rows.Add(Result.Unmeasured(workload.Name, connections, reason));
+            continue;
+        }
+        // The baseline again just before each workload, as in the C# generator's table.
+        var (before, failed) = await Wrk.RunAsync(reference, environment, connections, seconds);
+        if (before is null)
+            throw new InvalidOperationException($"the baseline failed its check: {failed}");
+        if (!listed)
+            rows.Add(before.Row(before));
+        listed = true;
+        var (result, failure) = await Wrk.RunAsync(workload, environment, connections, seconds);
+        rows.Add(result?.Row(before) ?? Result.Unmeasured(workload.Name, connections,
+            $"not measured: {failure?.Replace("|", "\\|", StringComparison.Ordinal)}"));
+    }
+
+    Console.WriteLine();
+    Console.WriteLine($"wrk -t{Wrk.Threads(connections)} -c{connections} -d{seconds}s --latency, each workload after a baseline run just before it:");
+    Console.WriteLine();
+    Console.WriteLine(Result.Header);
+    rows.ForEach(Console.WriteLine);
+    Console.WriteLine();
+    Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB; baseline: {baseline.ResidentMegabytes():0} MiB");
+    Directory.Delete(work, recursive: true);
+}

@@ -1,0 +1,157 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Gatehouse.Testing;
+
+namespace Gatehouse.Bench;
+
+/// <summary>
+/// One workload driven by <c>wrk</c>: its Lua script in bench/wrk/, what to write before each wrk run (fresh
+/// refresh chains, say), and whether the figure is the script's own count (<c>logouts:</c>) rather than wrk's
+/// requests. <paramref name="NotMeasurable"/> says why the workload has no wrk row (it is printed instead).
+/// </summary>
+public sealed record WrkWorkload(string Name, ServerProcess Target, string Script, Func<Task>? Prepare = null,
+    string? CountedBy = null, string? NotMeasurable = null);
+
+/// <summary>
+/// Drives a workload with <c>wrk</c> (an open-source C load generator on an event loop, far cheaper per request
+/// than the C# generator): a 2 s warm-up in which each wrk thread prints its first response, checked to be 2xx,
+/// then the timed run, with the server process's CPU read before and after it.
+/// </summary>
+public static partial class Wrk
+{
+    private static int _runs;
+
+    /// <summary>The Lua scripts, copied next to the harness from bench/wrk at build time.</summary>
+    public static string Scripts => Path.Combine(AppContext.BaseDirectory, "wrk");
+
+    /// <summary>wrk's threads for a connection count: 2 (the machine's cores), or 1 for one connection.</summary>
+    public static int Threads(int connections) => Math.Max(1, Math.Min(2, connections));
+
+    /// <summary>The result, or why there is none (the warm-up's first response was not 2xx).</summary>
+    public static async Task<(Result? Result, string? Failure)> RunAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment,
+        int connections, int seconds)
+    {
+        var threads = Threads(connections);
+        connections = connections / threads * threads;
+
+        if (workload.Prepare is not null)
+            await workload.Prepare();
+        var warmUp = await RunWrkAsync(workload, environment, threads, connections, 2, check: true);
+        var first = FirstResponse().Matches(warmUp).Select(m => m.Groups[1].Value + " " + m.Groups[2].Value).ToList();
+        Console.Error.WriteLine($"  {workload.Name}: warm-up, first response per thread: {string.Join(" | ", first.Select(f => Shorten(f)))}");
+        if (first.Count == 0 || first.Any(f => f[0] != '2'))
+            return (null, first.Count == 0 ? "no answer in the warm-up" : $"first response {Shorten(first.First(f => f[0] != '2'))}");
+
+        if (workload.Prepare is not null)
+            await workload.Prepare();
+        var cpuBefore = workload.Target.ProcessorTime();
+        var output = await RunWrkAsync(workload, environment, threads, connections, seconds, check: false);
+        var cpu = workload.Target.ProcessorTime() - cpuBefore;
+
+        var total = Requests().Match(output);
+        if (!total.Success)
+            throw new InvalidOperationException($"wrk's output has no request count:\n{output}");
+        var requests = long.Parse(total.Groups[1].Value, CultureInfo.InvariantCulture);
+        var elapsed = Time(total.Groups[2].Value, total.Groups[3].Value) / 1000;
+        var nonSuccess = Number(NonSuccess(), output);
+        var socket = SocketErrors().Match(output);
+        var socketErrors = socket.Success ? Enumerable.Range(1, 4).Sum(g => long.Parse(socket.Groups[g].Value, CultureInfo.InvariantCulture)) : 0;
+        var counted = requests;
+        if (workload.CountedBy is { } label)
+        {
+            var own = new Regex($@"^{Regex.Escape(label)}:\s+(\d+)", RegexOptions.Multiline).Match(output);
+            counted = own.Success ? long.Parse(own.Groups[1].Value, CultureInfo.InvariantCulture)
+                : throw new InvalidOperationException($"{workload.Script} printed no \"{label}:\" line:\n{output}");
+        }
+        Console.Error.WriteLine($"  {workload.Name}, {connections} connection(s), wrk -t{threads}: {requests} requests{(counted != requests ? $" ({counted} {workload.CountedBy})" : "")}, " +
+            $"non-2xx {nonSuccess}, socket errors {(socket.Success ? socket.Value["Socket errors: ".Length..] : "none")}");
+        return (new Result(workload.Name, connections, counted / elapsed, Percentile(output, "50"), Percentile(output, "99"),
+            nonSuccess + socketErrors, cpu.TotalMicroseconds / Math.Max(1, counted)), null);
+    }
+
+    private static async Task<string> RunWrkAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment, int threads,
+        int connections, int seconds, bool check)
+    {
+        var info = new ProcessStartInfo("wrk")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[]
+        {
+            $"-t{threads}", $"-c{connections}", $"-d{seconds}s", "--timeout", "30s", "--latency",
+            "-s", Path.Combine(Scripts, workload.Script), workload.Target.BaseAddress.ToString(),
+        })
+        {
+            info.ArgumentList.Add(argument);
+        }
+        foreach (var (name, value) in environment)
+            info.Environment[name] = value;
+        info.Environment["GATEHOUSE_WRK_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
+        info.Environment["GATEHOUSE_WRK_CONNECTIONS"] = connections.ToString(CultureInfo.InvariantCulture);
+        info.Environment["GATEHOUSE_WRK_RUN"] = Interlocked.Increment(ref _runs).ToString(CultureInfo.InvariantCulture);
+        if (check)
+            info.Environment["GATEHOUSE_WRK_CHECK"] = "1";
+
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("wrk did not start");
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(seconds + 60));
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill();
+            throw new InvalidOperationException($"wrk ran past {seconds + 60} s on {workload.Script}");
+        }
+        var text = await output;
+        var errorText = await errors;
+        // GATEHOUSE_WRK_VERBOSE=1 shows wrk's own output for every run (what the scripts print included).
+        if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable("GATEHOUSE_WRK_VERBOSE")))
+            Console.Error.WriteLine($"  $ wrk {string.Join(' ', info.ArgumentList)}\n{text}");
+        if (process.ExitCode != 0 || errorText.Length > 0)
+            throw new InvalidOperationException($"wrk with {workload.Script} failed (exit {process.ExitCode}):\n{errorText}\n{text}");
+        return text;
+    }
+
+    private static string Shorten(string text) => text.Length <= 100 ? text : text[..100] + "…";
+
+    private static long Number(Regex pattern, string output)
+    {
+        var match = pattern.Match(output);
+        return match.Success ? long.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
+    }
+
+    private static double Percentile(string output, string percent)
+    {
+        var match = new Regex($@"^\s+{percent}%\s+([\d.]+)(us|ms|s|m|h)\s*$", RegexOptions.Multiline).Match(output);
+        return match.Success ? Time(match.Groups[1].Value, match.Groups[2].Value) : double.NaN;
+    }
+
+    /// <summary>One of wrk's printed times, in ms.</summary>
+    private static double Time(string value, string unit) => double.Parse(value, CultureInfo.InvariantCulture) * unit switch
+    {
+        "us" => 0.001,
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => throw new InvalidOperationException($"wrk printed a time in {unit}"),
+    };
+
+    [GeneratedRegex(@"^first response: (\d+) ?(.*)$", RegexOptions.Multiline)]
+    private static partial Regex FirstResponse();
+
+    [GeneratedRegex(@"^\s+(\d+) requests in ([\d.]+)(us|ms|s|m|h),", RegexOptions.Multiline)]
+    private static partial Regex Requests();
+
+    [GeneratedRegex(@"^\s+Non-2xx or 3xx responses: (\d+)", RegexOptions.Multiline)]
+    private static partial Regex NonSuccess();
+
+    [GeneratedRegex(@"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")]
+    private static partial Regex SocketErrors();
+}
