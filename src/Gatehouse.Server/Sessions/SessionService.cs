@@ -67,8 +67,7 @@ internal sealed class SessionService : BackgroundService
     /// </summary>
     public async Task<(IssuedSession? Issued, Refusal? Error)> RefreshAsync(Network network, string presented, string? clientAddress, CancellationToken ct)
     {
-        var (opened, error) = await _writer.SubmitAsync(new Change<(Opened?, Refusal?)>(
-            (db, stored) => RefreshAsync(db, stored, network, presented, clientAddress), ct));
+        var (opened, error) = await _writer.SubmitAsync(new RefreshWork(network, presented, clientAddress, ct));
         return error is null ? (Issue(opened!), null) : (null, error);
     }
 
@@ -77,20 +76,8 @@ internal sealed class SessionService : BackgroundService
     /// <paramref name="raised"/> is stored in the same transaction and returned, ready to record; null when the
     /// session was already ended.
     /// </summary>
-    public Task<SecurityEvent?> RevokeAsync(Guid sessionId, string reason, SecurityEvent raised, string? clientAddress, CancellationToken ct)
-    {
-        var now = _clock.GetUtcNow();
-        return _writer.SubmitAsync(new Change<SecurityEvent?>(async (db, stored) =>
-        {
-            if (await db.Sessions.Where(s => s.Id == sessionId && s.RevokedAt == null)
-                .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason)) != 1)
-            {
-                return null;
-            }
-            stored.Add(AuditLog.Row(raised, now, clientAddress));
-            return raised with { StoredWithChange = true };
-        }, ct));
-    }
+    public Task<SecurityEvent?> RevokeAsync(Guid sessionId, string reason, SecurityEvent raised, string? clientAddress, CancellationToken ct) =>
+        _writer.SubmitAsync(new RevokeWork(sessionId, reason, raised, clientAddress, ct));
 
     /// <summary>Signed here, on the request's own thread, so the single writer only ever waits for the database.</summary>
     private IssuedSession Issue(Opened opened) =>
@@ -133,54 +120,123 @@ internal sealed class SessionService : BackgroundService
         // Their audit rows go in with them: written apart, by the audit log's own writer, they took SQLite's one
         // write lock turn about with this writer's transactions, and each waited for the other (docs/benchmarks.md).
         var stored = new List<AuditEvent>();
-        foreach (var change in group.OfType<IChange>())
-        {
-            await change.ApplyAsync(db, stored);
-            db.ChangeTracker.Clear();
-        }
+        var refreshes = group.OfType<RefreshWork>().ToList();
+        if (refreshes.Count > 0)
+            await RefreshAllAsync(db, refreshes, stored);
+        var revocations = group.OfType<RevokeWork>().ToList();
+        if (revocations.Count > 0)
+            await RevokeAllAsync(db, revocations, stored);
         await BulkInsert.InsertAsync(db, stored);
     }
 
-    private static readonly CompiledQuery<string, RefreshToken?> RefreshTokenByDigest =
-        new((db, digest, ct) => db.RefreshTokens.AsNoTracking().FirstOrDefault(r => r.Digest == digest));
-
-    private static readonly CompiledQuery<Guid, Session?> SessionById = new((db, id, ct) => db.Sessions.FirstOrDefault(s => s.Id == id));
-
-    private static readonly CompiledQuery<string, User> UserByRef = new((db, id, ct) => db.Users.AsNoTracking().First(u => u.Id == id));
-
-    private async Task<(Opened?, Refusal?)> RefreshAsync(GatehouseDb db, List<AuditEvent> stored, Network network, string presented, string? clientAddress)
+    /// <summary>
+    /// The group's refreshes, each judged in arrival order on rows read once for all (three queries, not three per
+    /// refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
+    /// unused, a node on the same database took one in between, and the group fails to be written again one change
+    /// at a time, where that refresh reads the claim and is refused as a reuse.
+    /// </summary>
+    private async Task RefreshAllAsync(GatehouseDb db, List<RefreshWork> refreshes, List<AuditEvent> stored)
     {
         var now = _clock.GetUtcNow();
-        var digest = Secrets.Digest(presented);
-        var row = await RefreshTokenByDigest.RunAsync(db, digest, CancellationToken.None);
-        var session = row is null ? null : await SessionById.RunAsync(db, row.SessionId, CancellationToken.None);
-        if (!SessionRules.IsKnown(row, session, network.Id, digest))
+        foreach (var refresh in refreshes)
+            refresh.Digest = Secrets.Digest(refresh.Presented);
+        var rows = new Dictionary<string, RefreshToken>(StringComparer.Ordinal);
+        await foreach (var row in RefreshTokensByDigest.Run(db, refreshes.Select(r => r.Digest).Distinct(StringComparer.Ordinal).ToList()))
+            rows[row.Digest] = row;
+        var sessions = new Dictionary<Guid, Session>();
+        await foreach (var session in SessionsById.Run(db, rows.Values.Select(r => r.SessionId).Distinct().ToList()))
+            sessions[session.Id] = session;
+        var users = new Dictionary<string, User>(StringComparer.Ordinal);
+        await foreach (var user in UsersByRef.Run(db, sessions.Values.Select(s => s.UserRef).Distinct(StringComparer.Ordinal).ToList()))
+            users[user.Id] = user;
+
+        var claimed = new List<string>();
+        var issued = new List<RefreshToken>();
+        foreach (var refresh in refreshes)
+        {
+            var row = rows.GetValueOrDefault(refresh.Digest);
+            var session = row is null ? null : sessions.GetValueOrDefault(row.SessionId);
+            refresh.Result = Refresh(refresh, row, session, session is null ? null : users[session.UserRef], now, claimed, issued, stored);
+        }
+
+        if (claimed.Count > 0 && await db.RefreshTokens.Where(r => claimed.Contains(r.Digest) && r.UsedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(r => r.UsedAt, now)) != claimed.Count)
+        {
+            throw new DbUpdateConcurrencyException("A refresh token of the group was claimed by another node; each refresh is written again alone.");
+        }
+        await BulkInsert.InsertAsync(db, issued);
+        await db.SaveChangesAsync();
+        db.ChangeTracker.Clear();
+    }
+
+    /// <summary>One refresh of a group, as <see cref="SessionRules"/> judge it; a token used before (or earlier in the group) ends its session.</summary>
+    private (Opened?, Refusal?) Refresh(RefreshWork refresh, RefreshToken? row, Session? session, User? user, DateTimeOffset now,
+        List<string> claimed, List<RefreshToken> issued, List<AuditEvent> stored)
+    {
+        if (!SessionRules.IsKnown(row, session, refresh.Network.Id, refresh.Digest))
             return (null, Errors.RefreshTokenInvalid);
         if (!_refreshLimiter.TryAcquire(session!.Id))
             // The window is a minute, so a minute is the longest wait.
             return (null, Errors.TooManyRequests(60));
-        var user = await UserByRef.RunAsync(db, session.UserRef, CancellationToken.None);
-        if (SessionRules.RenewalRefusal(row!, session, user, network, now, Settings) is { } refused)
+        if (SessionRules.RenewalRefusal(row!, session, user!, refresh.Network, now, Settings) is { } refused)
             return (null, refused);
-
-        // Claimed with a conditional update, so of many concurrent uses exactly one wins, on any node.
-        var claimed = row!.UsedAt is null && await db.RefreshTokens
-            .Where(r => r.Digest == digest && r.UsedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(r => r.UsedAt, now)) == 1;
-        if (!claimed)
+        if (row!.UsedAt is not null)
         {
             SessionRules.Revoke(session, now, RevokeReasons.RefreshReuse);
-            await db.SaveChangesAsync();
             return (null, Errors.RefreshTokenReused);
         }
 
-        var (refreshRow, refreshToken) = SessionRules.Renew(session, now, clientAddress, Settings);
-        db.RefreshTokens.Add(refreshRow);
-        await db.SaveChangesAsync();
-        var raised = SecurityEvents.SessionRefreshed(user.UserId, network.Id, session.Id);
-        stored.Add(AuditLog.Row(raised, now, clientAddress));
+        row.UsedAt = now;
+        claimed.Add(row.Digest);
+        var (refreshRow, refreshToken) = SessionRules.Renew(session, now, refresh.ClientAddress, Settings);
+        issued.Add(refreshRow);
+        var raised = SecurityEvents.SessionRefreshed(user!.UserId, refresh.Network.Id, session.Id);
+        stored.Add(AuditLog.Row(raised, now, refresh.ClientAddress));
         return (new Opened(session, user, refreshToken, now, raised with { StoredWithChange = true }), null);
     }
+
+    /// <summary>
+    /// The group's revocations: which of their sessions are still live (one query), then one conditional update per
+    /// reason. Fewer rows updated than read means a node on the same database ended one in between: the group is
+    /// written again one change at a time.
+    /// </summary>
+    private async Task RevokeAllAsync(GatehouseDb db, List<RevokeWork> revocations, List<AuditEvent> stored)
+    {
+        var now = _clock.GetUtcNow();
+        var live = new HashSet<Guid>();
+        await foreach (var id in LiveSessionIds.Run(db, revocations.Select(r => r.SessionId).Distinct().ToList()))
+            live.Add(id);
+        foreach (var byReason in revocations.Where(r => live.Contains(r.SessionId)).GroupBy(r => r.Reason, StringComparer.Ordinal))
+        {
+            var reason = byReason.Key;
+            var ids = new List<Guid>();
+            foreach (var revocation in byReason)
+            {
+                // Two revocations of one session in a group: the first one ends it.
+                if (!live.Remove(revocation.SessionId))
+                    continue;
+                ids.Add(revocation.SessionId);
+                stored.Add(AuditLog.Row(revocation.Raised, now, revocation.ClientAddress));
+                revocation.Result = revocation.Raised with { StoredWithChange = true };
+            }
+            if (await db.Sessions.Where(s => ids.Contains(s.Id) && s.RevokedAt == null)
+                    .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason)) != ids.Count)
+            {
+                throw new DbUpdateConcurrencyException("A session of the group was ended by another node; each revocation is written again alone.");
+            }
+        }
+    }
+
+    private static readonly CompiledListQuery<List<string>, RefreshToken> RefreshTokensByDigest =
+        new((db, digests) => db.RefreshTokens.AsNoTracking().Where(r => digests.Contains(r.Digest)));
+
+    private static readonly CompiledListQuery<List<Guid>, Session> SessionsById = new((db, ids) => db.Sessions.Where(s => ids.Contains(s.Id)));
+
+    private static readonly CompiledListQuery<List<string>, User> UsersByRef =
+        new((db, ids) => db.Users.AsNoTracking().Where(u => ids.Contains(u.Id)));
+
+    private static readonly CompiledListQuery<List<Guid>, Guid> LiveSessionIds =
+        new((db, ids) => db.Sessions.Where(s => ids.Contains(s.Id) && s.RevokedAt == null).Select(s => s.Id));
 
     // Compiled, and each list of keys is one parameter (StorageSetup): the SQL is then the same for every group,
     // so EF neither translates the query nor rewrites its SQL per group (docs/benchmarks.md).
@@ -244,15 +300,21 @@ internal sealed class SessionService : BackgroundService
         public string? ClientAddress { get; } = clientAddress;
     }
 
-    private interface IChange
+    private sealed class RefreshWork(Network network, string presented, string? clientAddress, CancellationToken requestAborted)
+        : GroupWork<(Opened?, Refusal?)>(requestAborted)
     {
-        Task ApplyAsync(GatehouseDb db, List<AuditEvent> stored);
+        public Network Network { get; } = network;
+        public string Presented { get; } = presented;
+        public string? ClientAddress { get; } = clientAddress;
+        public string Digest { get; set; } = "";
     }
 
-    /// <summary>A refresh or a logout: its own reads and writes, and the audit rows to store, inside the group's transaction.</summary>
-    private sealed class Change<T>(Func<GatehouseDb, List<AuditEvent>, Task<T>> apply, CancellationToken requestAborted)
-        : GroupWork<T>(requestAborted), IChange
+    private sealed class RevokeWork(Guid sessionId, string reason, SecurityEvent raised, string? clientAddress, CancellationToken requestAborted)
+        : GroupWork<SecurityEvent?>(requestAborted)
     {
-        public async Task ApplyAsync(GatehouseDb db, List<AuditEvent> stored) => Result = await apply(db, stored);
+        public Guid SessionId { get; } = sessionId;
+        public string Reason { get; } = reason;
+        public SecurityEvent Raised { get; } = raised;
+        public string? ClientAddress { get; } = clientAddress;
     }
 }

@@ -34,3 +34,12 @@ internal sealed class CompiledListQuery<TParam1, TParam2, TResult>(Expression<Fu
     public IAsyncEnumerable<TResult> Run(GatehouseDb db, TParam1 first, TParam2 second) =>
         _byContext.GetOrAdd(db.GetType(), _ => EF.CompileAsyncQuery(query))(db, first, second);
 }
+
+/// <summary>The same for a query of many rows with one parameter (a list of keys).</summary>
+internal sealed class CompiledListQuery<TParam, TResult>(Expression<Func<GatehouseDb, TParam, IQueryable<TResult>>> query)
+{
+    private readonly ConcurrentDictionary<Type, Func<GatehouseDb, TParam, IAsyncEnumerable<TResult>>> _byContext = new();
+
+    public IAsyncEnumerable<TResult> Run(GatehouseDb db, TParam parameter) =>
+        _byContext.GetOrAdd(db.GetType(), _ => EF.CompileAsyncQuery(query))(db, parameter);
+}
