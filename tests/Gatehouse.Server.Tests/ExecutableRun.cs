@@ -2,7 +2,10 @@ using System.Diagnostics;
 
 namespace Gatehouse.Server.Tests;
 
-/// <summary>One of the solution's executables run as a user runs it: <c>dotnet &lt;assembly&gt; args…</c>, as its own process.</summary>
+/// <summary>
+/// One of the solution's executables run as a user runs it: <c>dotnet &lt;assembly&gt; args…</c>, as its own process; an
+/// <c>assembly</c> that is not a <c>.dll</c> is an executable run itself (a single-file publish).
+/// </summary>
 public static class ExecutableRun
 {
     /// <summary>
@@ -12,11 +15,11 @@ public static class ExecutableRun
     public static async Task<(int Exit, string Output, string Error)> RunAsync(string assembly, IEnumerable<string> args,
         IReadOnlyDictionary<string, string> environment, TimeSpan timeout)
     {
-        var start = new ProcessStartInfo("dotnet", [assembly, .. args])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
+        var start = assembly.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+            ? new ProcessStartInfo("dotnet", [assembly, .. args])
+            : new ProcessStartInfo(assembly, args);
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
         foreach (var (name, value) in environment)
             start.Environment[name] = value;
         using var process = Process.Start(start)!;
@@ -31,7 +34,7 @@ public static class ExecutableRun
         {
             process.Kill(entireProcessTree: true);
             await process.WaitForExitAsync();
-            Assert.Fail($"dotnet {assembly} {string.Join(' ', args)} still ran after {timeout}:\n{await output}\n{await error}");
+            Assert.Fail($"{start.FileName} {string.Join(' ', start.ArgumentList)} still ran after {timeout}:\n{await output}\n{await error}");
         }
         return (process.ExitCode, await output, await error);
     }

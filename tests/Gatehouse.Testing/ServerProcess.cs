@@ -16,7 +16,10 @@ public enum StartedWhen
     Ready,
 }
 
-/// <summary>What to run: <c>dotnet &lt;Assembly&gt; [Arguments]</c> in <paramref name="WorkingDirectory"/>, with these environment settings.</summary>
+/// <summary>
+/// What to run: <c>dotnet &lt;Assembly&gt; [Arguments]</c> in <paramref name="WorkingDirectory"/>, with these environment
+/// settings; an <paramref name="Assembly"/> that is not a <c>.dll</c> is an executable run itself (a single-file publish).
+/// </summary>
 /// <param name="ReadyPath">Polled until it answers with a success status, for <see cref="StartedWhen.Ready"/>.</param>
 public sealed record ServerStart(string Assembly, string WorkingDirectory, IReadOnlyDictionary<string, string> Environment,
     bool Https = false, string ReadyPath = "/readyz", IReadOnlyList<string>? Arguments = null);
@@ -66,12 +69,12 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(start);
         Directory.CreateDirectory(start.WorkingDirectory);
-        var info = new ProcessStartInfo("dotnet", [start.Assembly, .. start.Arguments ?? []])
-        {
-            WorkingDirectory = start.WorkingDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
+        var info = start.Assembly.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+            ? new ProcessStartInfo("dotnet", [start.Assembly, .. start.Arguments ?? []])
+            : new ProcessStartInfo(start.Assembly, start.Arguments ?? []);
+        info.WorkingDirectory = start.WorkingDirectory;
+        info.RedirectStandardOutput = true;
+        info.RedirectStandardError = true;
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         foreach (var (name, value) in start.Environment)
             info.Environment[name] = value;
@@ -177,6 +180,21 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         _process.Refresh();
         return _process.TotalProcessorTime;
+    }
+
+    /// <summary>
+    /// SIGTERM, as a service manager or a container engine stops it: its exit code once it has shut down; killed, and
+    /// null, if it still runs after <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<int?> StopAsync(TimeSpan timeout)
+    {
+        if (!_process.HasExited)
+        {
+            // .NET sends no signal but SIGKILL; kill(1) sends the one a service manager sends.
+            using var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))!;
+            await kill.WaitForExitAsync();
+        }
+        return await WaitForExitAsync(timeout);
     }
 
     /// <summary>SIGKILL: no shutdown, no flush, as a power cut or an OOM kill would leave it.</summary>
