@@ -154,7 +154,7 @@ public sealed class RetryTests : IAsyncLifetime
         _answers.Enqueue((200, Minted));
         var logs = new Recorder();
 
-        await Client(logger: logs).MintAsync("alice");
+        await Client(logger: logs.Logger).MintAsync("alice");
 
         Assert.Contains(logs.Lines, line => line.StartsWith("Warning: Gatehouse auth_token.mint: answered 503; retry 1 of 3 in ", StringComparison.Ordinal));
         Assert.DoesNotContain(logs.Lines, line => line.Contains("gsk_test", StringComparison.Ordinal));
@@ -186,23 +186,15 @@ public sealed class RetryTests : IAsyncLifetime
         Assert.Equal(SessionState.NotLoggedIn, client.State);
     }
 
-    private sealed class Recorder : Microsoft.Extensions.Logging.ILogger
+    /// <summary>The suite's <see cref="LogRecorder"/>, its lines as "Level: message".</summary>
+    private sealed class Recorder
     {
-        private readonly List<string> _lines = [];
+        private readonly System.Collections.Concurrent.ConcurrentQueue<LogLine> _lines = new();
 
-        public IReadOnlyList<string> Lines
-        {
-            get { lock (_lines) return [.. _lines]; }
-        }
+        public Recorder() => Logger = new LogRecorder(_lines).CreateLogger("Gatehouse.Client");
 
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public Microsoft.Extensions.Logging.ILogger Logger { get; }
 
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_lines)
-                _lines.Add($"{logLevel}: {formatter(state, exception)}");
-        }
+        public IReadOnlyList<string> Lines => [.. _lines.Select(line => $"{line.Level}: {line.Message}")];
     }
 }

@@ -152,7 +152,7 @@ public sealed class SdkLifecycleTests(GatehouseServer server) : IClassFixture<Ga
     {
         var network = await server.CreateNetworkAsync();
         var logs = new ListLogger();
-        var client = Client(network, new FailingStore(), logger: logs);
+        var client = Client(network, new FailingStore(), logger: logs.Logger);
         await client.LoginAsync("fritz");
 
         // Two renewals in a row: the second spends the refresh token the first brought, kept in memory only.
@@ -317,7 +317,7 @@ public sealed class SdkLifecycleTests(GatehouseServer server) : IClassFixture<Ga
             ActivityStopped = activity => { lock (activities) activities.Add(activity); },
         };
         ActivitySource.AddActivityListener(listener);
-        var client = Client(network, logger: logs);
+        var client = Client(network, logger: logs.Logger);
 
         string? refreshToken;
         ActivityTraceId trace;
@@ -475,23 +475,15 @@ public sealed class SdkLifecycleTests(GatehouseServer server) : IClassFixture<Ga
         public ValueTask ClearAsync(CancellationToken cancellationToken) => ValueTask.CompletedTask;
     }
 
-    private sealed class ListLogger : Microsoft.Extensions.Logging.ILogger
+    /// <summary>The suite's <see cref="LogRecorder"/>, its lines as "Level: message".</summary>
+    private sealed class ListLogger
     {
-        private readonly List<string> _lines = [];
+        private readonly System.Collections.Concurrent.ConcurrentQueue<LogLine> _lines = new();
 
-        public IReadOnlyList<string> Lines
-        {
-            get { lock (_lines) return [.. _lines]; }
-        }
+        public ListLogger() => Logger = new LogRecorder(_lines).CreateLogger("Gatehouse.Client");
 
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public Microsoft.Extensions.Logging.ILogger Logger { get; }
 
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            lock (_lines)
-                _lines.Add($"{logLevel}: {formatter(state, exception)}");
-        }
+        public IReadOnlyList<string> Lines => [.. _lines.Select(line => $"{line.Level}: {line.Message}")];
     }
 }
