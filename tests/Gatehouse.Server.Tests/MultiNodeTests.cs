@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
 using Npgsql;
+using Xunit.Abstractions;
 
 namespace Gatehouse.Server.Tests;
 
@@ -9,7 +11,7 @@ namespace Gatehouse.Server.Tests;
 [Collection(RunsAlone.Name)]
 [Trait(Category.Name, Category.Slow)]
 [Trait(Category.Name, Category.Postgres)]
-public sealed class MultiNodeTests : IAsyncLifetime
+public sealed class MultiNodeTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly string _database = "gatehouse_nodes_" + Guid.NewGuid().ToString("n");
     private readonly string _work = Directory.CreateTempSubdirectory("gatehouse-nodes").FullName;
@@ -121,6 +123,194 @@ public sealed class MultiNodeTests : IAsyncLifetime
                 lost++;
         }
         Assert.Equal(0, lost);
+    }
+
+    /// <summary>
+    /// Each kind of revocation is made through node A (its API) or an operator command (the database), while node B
+    /// holds the revoked thing in its caches; the delay is from the change's answer to B's first refusal, B asked
+    /// back to back. The bound is the issue's: 100 ms at p99 (docs/deployment.md quotes the figures).
+    /// </summary>
+    [SkippableFact]
+    public async Task Every_revocation_made_on_one_node_is_refused_by_the_other_within_100_ms_at_p99()
+    {
+        var (networkId, apiKey) = await CreateNetworkAsync();
+        await OperatorAsync("admin", "create", "ops@example.com");
+        // The console grants network roles; no operator command does, so the row is written as the console would.
+        await using (var connection = new NpgsqlConnection(_connectionString))
+        {
+            await connection.OpenAsync();
+            await using var grant = new NpgsqlCommand("""
+                INSERT INTO "AdminMemberships" ("AdminId", "NetworkId", "Role", "CanAccessSecureMode", "Disabled")
+                SELECT "Id", @network, 'Admin', true, false FROM "Admins" WHERE "Email" = 'ops@example.com'
+                """, connection);
+            grant.Parameters.AddWithValue("network", networkId);
+            Assert.Equal(1, await grant.ExecuteNonQueryAsync());
+        }
+        var adminToken = Line(await OperatorAsync("admin-token", "generate", networkId, "ops@example.com"), "Admin token:");
+        Assert.Equal(1, await CachesTrustedAsync(_b));
+        var delays = new List<(string Kind, TimeSpan Delay)>();
+
+        for (var i = 0; i < 15; i++)
+        {
+            var token = await SignedInAndKnownToBAsync(apiKey, $"leaving-{i}");
+            using (var logout = new HttpRequestMessage(HttpMethod.Delete, "/api/v4/sessions"))
+            {
+                logout.Headers.Authorization = new("Bearer", token);
+                using var loggedOut = await _a.Http.SendAsync(logout);
+                Assert.Equal(HttpStatusCode.OK, loggedOut.StatusCode);
+            }
+            delays.Add(("logout", await UntilRefusedAsync(() => MeAsync(_b, token))));
+        }
+
+        for (var i = 0; i < 15; i++)
+        {
+            var token = await SignedInAndKnownToBAsync(apiKey, $"banned-{i}");
+            using (var ban = new HttpRequestMessage(HttpMethod.Post, $"/api/v4/admin/users/banned-{i}/ban"))
+            {
+                ban.Headers.Add("x-admin-token", adminToken);
+                using var banned = await _a.Http.SendAsync(ban);
+                Assert.Equal(HttpStatusCode.OK, banned.StatusCode);
+            }
+            delays.Add(("ban", await UntilRefusedAsync(() => MeAsync(_b, token))));
+        }
+
+        for (var i = 0; i < 6; i++)
+        {
+            var oldKey = apiKey;
+            Assert.NotNull(await LoginAsync(_b, oldKey, $"rekeyed-{i}", $"device-rekeyed-{i}"));
+            apiKey = Line(await OperatorAsync("network", "regenerate-api-key", networkId), "API key:");
+            delays.Add(("API key regenerated", await UntilRefusedAsync(async () =>
+                await LoginAsync(_b, oldKey, $"rekeyed-{i}", $"device-rekeyed-{i}") is null ? HttpStatusCode.Unauthorized : HttpStatusCode.OK)));
+        }
+
+        for (var i = 0; i < 6; i++)
+        {
+            await OperatorAsync("secure-mode", networkId, "off");
+            var token = await SignedInAndKnownToBAsync(apiKey, $"switched-{i}");
+            await OperatorAsync("secure-mode", networkId, "on");
+            delays.Add(("secure mode on (ends sessions)", await UntilRefusedAsync(() => MeAsync(_b, token))));
+            delays.Add(("secure mode on (logins need an auth token)", await UntilRefusedAsync(async () =>
+                await LoginAsync(_b, apiKey, $"switched-{i}", $"device-switched-{i}") is null ? HttpStatusCode.Unauthorized : HttpStatusCode.OK)));
+        }
+
+        // A network never has more than two valid keys: a new key ends the one already in its grace period at once.
+        var keys = new List<string>
+        {
+            Line(await OperatorAsync("server-key", "generate", networkId), "Server key:"),
+            Line(await OperatorAsync("server-key", "generate", networkId), "Server key:"),
+        };
+        for (var i = 0; i < 6; i++)
+        {
+            var inGrace = keys[^2];
+            Assert.Equal(HttpStatusCode.OK, await MintAsync(_b, inGrace));
+            keys.Add(Line(await OperatorAsync("server-key", "generate", networkId), "Server key:"));
+            delays.Add(("server key replaced", await UntilRefusedAsync(() => MintAsync(_b, inGrace))));
+        }
+
+        foreach (var kind in delays.GroupBy(d => d.Kind))
+        {
+            var sorted = kind.Select(d => d.Delay.TotalMilliseconds).Order().ToList();
+            output.WriteLine($"{kind.Key}: {sorted.Count} revocations, median {sorted[sorted.Count / 2]:0.0} ms, max {sorted[^1]:0.0} ms");
+        }
+        var all = delays.Select(d => d.Delay.TotalMilliseconds).Order().ToList();
+        var p99 = all[(int)Math.Ceiling(all.Count * 0.99) - 1];
+        output.WriteLine($"all: {all.Count} revocations, p99 {p99:0.0} ms");
+        Assert.True(p99 < 100, $"p99 {p99:0.0} ms: {string.Join(", ", delays.Where(d => d.Delay.TotalMilliseconds >= 100).Select(d => $"{d.Kind} {d.Delay.TotalMilliseconds:0} ms"))}");
+        Assert.Equal(1, await CachesTrustedAsync(_b));
+    }
+
+    /// <summary>
+    /// The listening connection is ended by the database (as a restart or a network cut would). While node B does not
+    /// listen it reads every lookup, so a logout on A is refused by B at once; once it listens again it counts what it
+    /// kept as stale, so a session logged out while it was deaf, and kept by B from before, is refused too.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_node_that_stops_hearing_other_nodes_writes_reads_through_and_then_serves_nothing_kept_from_before()
+    {
+        var (_, apiKey) = await CreateNetworkAsync();
+        var askedWhileDeaf = await SignedInAndKnownToBAsync(apiKey, "asked-while-deaf");
+        var askedAfterwards = await SignedInAndKnownToBAsync(apiKey, "asked-afterwards");
+        Assert.Equal(1, await CachesTrustedAsync(_b));
+
+        await using (var admin = new NpgsqlConnection(PostgresServer.AdminConnectionString))
+        {
+            await admin.OpenAsync();
+            await using var kill = new NpgsqlCommand(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = @database AND application_name = 'gatehouse-listener'", admin);
+            kill.Parameters.AddWithValue("database", _database);
+            Assert.Equal(2L, await kill.ExecuteScalarAsync());
+        }
+        var deafSince = Stopwatch.StartNew();
+        while (await CachesTrustedAsync(_b) != 0)
+        {
+            Assert.True(deafSince.Elapsed < TimeSpan.FromSeconds(2), "node B still trusts its caches after its listening connection was ended");
+            await Task.Delay(10);
+        }
+
+        await LogoutAsync(_a, askedWhileDeaf);
+        await LogoutAsync(_a, askedAfterwards);
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync(_b, askedWhileDeaf));
+        // Still deaf when it answered: the refusal came from reading through, not from listening again.
+        Assert.Equal(0, await CachesTrustedAsync(_b));
+        Assert.Contains("Stopped hearing other nodes' writes", _b.Output, StringComparison.Ordinal);
+
+        var listeningAgain = Stopwatch.StartNew();
+        while (await CachesTrustedAsync(_b) != 1)
+        {
+            Assert.True(listeningAgain.Elapsed < TimeSpan.FromSeconds(10), "node B did not listen again");
+            await Task.Delay(50);
+        }
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync(_b, askedAfterwards));
+        Assert.Equal(HttpStatusCode.Unauthorized, await MeAsync(_b, askedWhileDeaf));
+        var kept = await SignedInAndKnownToBAsync(apiKey, "after");
+        await LogoutAsync(_a, kept);
+        Assert.True(await UntilRefusedAsync(() => MeAsync(_b, kept)) < TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>A session opened on A and answered by B twice, so B keeps it.</summary>
+    private async Task<string> SignedInAndKnownToBAsync(string apiKey, string userId)
+    {
+        var session = await LoginAsync(_a, apiKey, userId, "device-" + userId);
+        Assert.NotNull(session);
+        var token = session!["accessToken"]!.GetValue<string>();
+        Assert.Equal(HttpStatusCode.OK, await MeAsync(_b, token));
+        Assert.Equal(HttpStatusCode.OK, await MeAsync(_b, token));
+        return token;
+    }
+
+    private static async Task LogoutAsync(ServerProcess node, string accessToken)
+    {
+        using var logout = new HttpRequestMessage(HttpMethod.Delete, "/api/v4/sessions");
+        logout.Headers.Authorization = new("Bearer", accessToken);
+        using var loggedOut = await node.Http.SendAsync(logout);
+        Assert.Equal(HttpStatusCode.OK, loggedOut.StatusCode);
+    }
+
+    private static async Task<HttpStatusCode> MintAsync(ServerProcess node, string serverKey)
+    {
+        using var mint = new HttpRequestMessage(HttpMethod.Get, "/api/v3/authentication/token?userId=alice");
+        mint.Headers.Add("x-server-key", serverKey);
+        using var minted = await node.Http.SendAsync(mint);
+        return minted.StatusCode;
+    }
+
+    /// <summary>From now until <paramref name="probe"/> first answers anything but 200 (asked back to back, at most 5 s).</summary>
+    private static async Task<TimeSpan> UntilRefusedAsync(Func<Task<HttpStatusCode>> probe)
+    {
+        var clock = Stopwatch.StartNew();
+        while (await probe() == HttpStatusCode.OK)
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), "still accepted 5 s after its revocation");
+        return clock.Elapsed;
+    }
+
+    /// <summary>The node's <c>gatehouse_caches_trusted</c> gauge as /metrics serves it.</summary>
+    private static async Task<int> CachesTrustedAsync(ServerProcess node)
+    {
+        var metrics = await node.Http.GetStringAsync("/metrics");
+        var line = metrics.Split('\n').Single(l => l.StartsWith("gatehouse_caches_trusted", StringComparison.Ordinal));
+        // name{labels} value [timestamp]
+        var sample = line.Contains('}', StringComparison.Ordinal) ? line[(line.IndexOf('}', StringComparison.Ordinal) + 1)..] : line[line.IndexOf(' ', StringComparison.Ordinal)..];
+        return (int)double.Parse(sample.Trim().Split(' ')[0], CultureInfo.InvariantCulture);
     }
 
     private async Task<(string NetworkId, string ApiKey)> CreateNetworkAsync()

@@ -1,9 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
-using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Microsoft.Extensions.Caching.Memory;
-using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Certificates;
 
@@ -11,8 +9,8 @@ namespace Gatehouse.Server.Certificates;
 /// What the mTLS gate learned about client certificates it has seen, so a backend's next call with the same
 /// certificate costs neither a chain build nor a database read (docs/benchmarks.md). Two parts: the certificate's
 /// verdict against the authority (chain, usage, network), which depends only on the two certificates and is kept a
-/// few minutes; and its row (network, revocation), kept until any committed change to the certificates table
-/// (SQLite only, like <see cref="CommittedRowCache{TKey,TValue}"/>). Validity dates are checked on every request.
+/// few minutes; and its row (network, revocation), kept until any committed change to the certificates table, on
+/// this node or another (<see cref="CommittedRowCache{TKey,TValue}"/>). Validity dates are checked on every request.
 /// </summary>
 internal sealed class KnownClientCertificates : IDisposable
 {
@@ -22,8 +20,8 @@ internal sealed class KnownClientCertificates : IDisposable
     private readonly MemoryCache _verdicts = new(new MemoryCacheOptions { SizeLimit = Entries });
     private readonly CommittedRowCache<string, ClientCertificate> _rows;
 
-    public KnownClientCertificates(CommittedWrites writes, IOptions<GatehouseOptions> options) =>
-        _rows = new CommittedRowCache<string, ClientCertificate>(writes, options, Entries, "ClientCertificates");
+    public KnownClientCertificates(CommittedWrites writes) =>
+        _rows = new CommittedRowCache<string, ClientCertificate>(writes, Entries, "ClientCertificates");
 
     /// <summary>The kept verdict for this certificate, network and authority, or <paramref name="judge"/>'s (then kept).</summary>
     public Refusal? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<Refusal?> judge)

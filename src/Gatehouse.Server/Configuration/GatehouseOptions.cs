@@ -27,8 +27,8 @@ internal sealed class GatehouseOptions
     public TimeSpan ServerKeyGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
-    /// Server keys kept in memory for the mint path, by digest (about 1 KB each; 0 turns the cache off). SQLite only:
-    /// any committed change to a key or a network makes them stale at once; with PostgreSQL every mint reads the key.
+    /// Server keys kept in memory for the mint path, by digest (about 1 KB each; 0 turns the cache off). Any
+    /// committed change to a key or a network makes them stale, on other nodes too (docs/deployment.md, "Node caches").
     /// </summary>
     public int ServerKeyCacheEntries { get; set; } = 10_000;
 
@@ -149,8 +149,8 @@ internal sealed class SessionOptions
     public int VerifiedTokenCacheEntries { get; set; } = 10_000;
 
     /// <summary>
-    /// Sessions kept in memory for the bearer check (about 1 KB each; 0 turns the cache off). SQLite only: any
-    /// committed change to a session or user empties it at once; with PostgreSQL every request reads the session.
+    /// Sessions kept in memory for the bearer check (about 1 KB each; 0 turns the cache off). Any
+    /// committed change to a session or user makes them stale, on other nodes too (docs/deployment.md, "Node caches").
     /// </summary>
     public int LiveSessionCacheEntries { get; set; } = 50_000;
 

@@ -16,10 +16,11 @@ internal sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrite
     private const int KnownNetworks = 10_000;
 
     /// <summary>
-    /// Networks found by API key, so a login or refresh costs no read for it (SQLite only; any committed change to
-    /// a network, such as a regenerated key or secure mode, makes them stale at once). Unknown keys are never kept.
+    /// Networks found by API key, so a login or refresh costs no read for it (any committed change to a network, such
+    /// as a regenerated key or secure mode, makes them stale: <see cref="CommittedRowCache{TKey,TValue}"/>). Unknown
+    /// keys are never kept.
     /// </summary>
-    private readonly CommittedRowCache<string, Network> _known = new(writes, options, KnownNetworks, "Networks");
+    private readonly CommittedRowCache<string, Network> _known = new(writes, KnownNetworks, "Networks");
 
     private static readonly CompiledQuery<string, Network?> ByApiKey =
         new((db, key, ct) => db.Networks.AsNoTracking().FirstOrDefault(n => n.ApiKey == key));

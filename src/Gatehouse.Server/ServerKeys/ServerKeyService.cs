@@ -15,12 +15,12 @@ internal sealed record KnownServerKey(ServerKey Key, bool MtlsEnabled);
 /// <summary>
 /// Server keys the mint path found, by digest, so the next mint with the same key costs no database read. Any
 /// committed change to a key or a network (a new key ending the previous one's grace, an expiry, the mTLS or
-/// secure-mode switch) makes every entry stale at once. Unknown keys are never kept. SQLite only, like
-/// <see cref="CommittedRowCache{TKey,TValue}"/>.
+/// secure-mode switch), on this node or another, makes every entry stale (<see cref="CommittedRowCache{TKey,TValue}"/>).
+/// Unknown keys are never kept.
 /// </summary>
 internal sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOptions> options) : IDisposable
 {
-    private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options, options.Value.ServerKeyCacheEntries, "ServerKeys", "Networks");
+    private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options.Value.ServerKeyCacheEntries, "ServerKeys", "Networks");
 
     public Task<KnownServerKey?> GetAsync(string digest, Func<Task<KnownServerKey?>> read) => _rows.GetAsync(digest, read);
 

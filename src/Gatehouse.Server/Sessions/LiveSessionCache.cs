@@ -11,14 +11,14 @@ internal sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt,
 /// <summary>
 /// The sessions bearer requests read, kept so a token already seen costs no database read. Any committed change to
 /// a session or user row (logout, rebinding, the cap, refresh, ban, revocations, display names) makes every entry
-/// stale at once, so a revocation is seen by the very next request. SQLite only: with PostgreSQL other nodes write
-/// too and no node could know at once, so there every request reads the session.
+/// stale at once: on this node for the very next request, on the others once the database's notification arrives
+/// (<see cref="CommittedRowCache{TKey,TValue}"/>).
 /// </summary>
 internal sealed class LiveSessionCache(CommittedWrites writes, IOptions<GatehouseOptions> options)
     : IDisposable
 {
     private readonly CommittedRowCache<Guid, SessionState> _rows =
-        new(writes, options, options.Value.Sessions.LiveSessionCacheEntries, "Sessions", "Users");
+        new(writes, options.Value.Sessions.LiveSessionCacheEntries, "Sessions", "Users");
 
     public Task<SessionState?> GetAsync(Guid sessionId, Func<Task<SessionState?>> read) => _rows.GetAsync(sessionId, read);
 

@@ -12,12 +12,13 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Storage;
 
 /// <summary>
-/// Counts, per table, the committed writes that update or delete its rows, as this process makes them. Caches of
-/// rows (<see cref="CommittedRowCache{TKey,TValue}"/>) use it to know that what they hold may be out of date. Only
-/// exact on SQLite, where the server is the only long-running writer. The one other writer there is an operator
-/// command (<c>network regenerate-api-key</c>, <c>secure-mode</c>, ...) run beside the server: it moves the
-/// modification time of a signal file in the data folder after each commit, and a change of that time counts as a
-/// write to every table. With PostgreSQL other nodes write too, so the caches are off there.
+/// Counts, per table, the committed writes that update or delete its rows. Caches of rows
+/// (<see cref="CommittedRowCache{TKey,TValue}"/>) use it to know that what they hold may be out of date. This process's
+/// own writes count as they commit (<see cref="Watcher"/>). Other writers count as they are heard of: on PostgreSQL,
+/// other nodes and operator commands, through the notifications the database sends in the writing transaction
+/// (<see cref="WriteNotifications"/>); on SQLite, an operator command run beside the server, which moves the
+/// modification time of a signal file in the data folder after each commit (a change of that time counts as a write
+/// to every table). On PostgreSQL nothing is trusted while this node does not listen: every lookup reads.
 /// </summary>
 internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
 {
@@ -27,17 +28,53 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
     private long _signalSeenTicks;
     private long _otherProcessWrites;
 
+    /// <summary>
+    /// Whether writes made elsewhere reach this process: always on SQLite (the signal file), on PostgreSQL only while
+    /// <see cref="WriteNotifications"/> listens.
+    /// </summary>
+    private volatile bool _hearsOtherWriters = !StorageSetup.UsesPostgreSql(options.Value);
+
+    /// <summary>What <see cref="VersionOf"/> gives while other writers' changes may go unheard: no kept row is current.</summary>
+    public const long Unknown = -1;
+
     /// <summary>Set by the operator commands: their writes must reach the server's caches through the signal file.</summary>
     public bool SignalsTheServer { get; set; }
 
     /// <summary>Moves whenever a write to any of <paramref name="tables"/> commits; compare, never interpret.</summary>
     public long VersionOf(IReadOnlyList<string> tables)
     {
+        if (!_hearsOtherWriters)
+            return Unknown;
         var version = OtherProcessWrites() + _byTable.GetOrAdd(Watcher.AnyTable, _ => new Counter()).Value;
         foreach (var table in tables)
             version += _byTable.GetOrAdd(table, _ => new Counter()).Value;
         return version;
     }
+
+    /// <summary>Whether kept rows may be trusted now (for the metric and the tests).</summary>
+    public bool HearsOtherWriters => _hearsOtherWriters;
+
+    /// <summary>Other writers' changes may go unheard from now on; true if they were heard until now.</summary>
+    internal bool StopTrusting()
+    {
+        var was = _hearsOtherWriters;
+        _hearsOtherWriters = false;
+        return was;
+    }
+
+    /// <summary>
+    /// Other writers are heard again: everything kept before counts as stale (what was missed is unknown), then kept
+    /// rows count again. In that order, so no reader sees the old version as current in between.
+    /// </summary>
+    internal void TrustAgain()
+    {
+        _byTable.GetOrAdd(Watcher.AnyTable, _ => new Counter()).Increment();
+        _hearsOtherWriters = true;
+    }
+
+    /// <summary>A write another process committed, by the table its notification names (an unknown name counts for every table).</summary>
+    internal void CommittedElsewhere(string table) =>
+        _byTable.GetOrAdd(WriteNotifications.Tables.Contains(table) ? table : Watcher.AnyTable, _ => new Counter()).Increment();
 
     internal void Committed(string table)
     {
@@ -290,8 +327,9 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
 
 /// <summary>
 /// Rows read on hot paths, kept in memory so the next request for the same key costs no database read. An entry
-/// counts only while no write to its tables has committed since it was read, so a change is seen by the very next
-/// request. SQLite only (<see cref="CommittedWrites"/>); with PostgreSQL it holds nothing and every request reads.
+/// counts only while no write to its tables has committed since it was read (<see cref="CommittedWrites"/>), so this
+/// node's own change is seen by its very next request, another node's once its notification arrives (milliseconds,
+/// docs/deployment.md), and while this node cannot hear other writers every request reads.
 /// </summary>
 internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
     where TKey : notnull
@@ -301,11 +339,14 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
     private readonly IReadOnlyList<string> _tables;
     private readonly MemoryCache? _entries;
 
-    public CommittedRowCache(CommittedWrites writes, IOptions<GatehouseOptions> options, int entries, params string[] tables)
+    public CommittedRowCache(CommittedWrites writes, int entries, params string[] tables)
     {
+        // Another node's write to a table without the trigger would never reach this cache.
+        if (tables.FirstOrDefault(t => !WriteNotifications.Tables.Contains(t)) is { } unheard)
+            throw new ArgumentException($"Writes to {unheard} are not notified to other nodes (WriteNotifications.Tables)", nameof(tables));
         _writes = writes;
         _tables = tables;
-        if (!StorageSetup.UsesPostgreSql(options.Value) && entries > 0)
+        if (entries > 0)
             _entries = new MemoryCache(new MemoryCacheOptions { SizeLimit = entries });
     }
 
@@ -318,6 +359,8 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
         if (_entries is null)
             return await read();
         var version = _writes.VersionOf(_tables);
+        if (version == CommittedWrites.Unknown)
+            return await read();
         if (_entries.TryGetValue(key, out Entry? entry) && entry!.Version == version)
             return entry.Value;
         var value = await read();

@@ -253,7 +253,8 @@ internal static partial class StorageSetup
             var settings = options.Value;
             if (UsesPostgreSql(settings))
             {
-                var pool = new PooledDbContextFactory<PostgresGatehouseDb>(ForPostgreSql(PostgreSqlConnectionString(settings)).LoggingTo(logs).Options);
+                var pool = new PooledDbContextFactory<PostgresGatehouseDb>(ForPostgreSql(PostgreSqlConnectionString(settings))
+                    .AddInterceptors(new CommittedWrites.Watcher(writes)).LoggingTo(logs).Options);
                 return pool.CreateDbContext;
             }
             var sqlite = new PooledDbContextFactory<SqliteGatehouseDb>(ForSqlite(SqliteConnectionString(settings))

@@ -1,0 +1,116 @@
+using System.Diagnostics.Metrics;
+using Gatehouse.Server.Configuration;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Gatehouse.Server.Storage;
+
+/// <summary>
+/// Keeps this node's caches true on PostgreSQL, where other nodes and operator commands write too. Triggers on the
+/// cached tables (migration <c>WriteNotifications</c>) send <c>NOTIFY gatehouse_writes, '&lt;table&gt;'</c> in the
+/// transaction that updates or deletes their rows, so PostgreSQL delivers it once that transaction commits, and
+/// never for one rolled back. This node listens on a connection of its own, outside the pool; each notification makes
+/// that table's kept rows stale (<see cref="CommittedWrites"/>). The payload is the table alone: the caches count
+/// writes per table, and a statement-level trigger costs one notification per statement instead of one per row.
+/// While the connection is down nothing kept is trusted and every lookup reads; once it listens again, everything
+/// kept before counts as stale, since what was missed is unknown (docs/deployment.md, "Node caches").
+/// </summary>
+internal sealed partial class WriteNotifications(CommittedWrites writes, IOptions<GatehouseOptions> options, IMeterFactory meters,
+    ILogger<WriteNotifications> log) : BackgroundService
+{
+    public const string Channel = "gatehouse_writes";
+
+    /// <summary>The tables whose rows a node keeps: the ones the migration puts the trigger on.</summary>
+    public static readonly IReadOnlySet<string> Tables = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "Networks", "ServerKeys", "Sessions", "Users", "ClientCertificates",
+    };
+
+    /// <summary>
+    /// How long the connection may stay silent before a round trip proves it still delivers: a connection that died
+    /// without a word (a network cut, a host that vanished) would otherwise leave the caches trusted. With the
+    /// command timeout (2 s unless the connection string says otherwise) this bounds such a silent failure.
+    /// </summary>
+    private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(1);
+
+    /// <summary>Between attempts to listen again: the database may be restarting, and each attempt is a new connection.</summary>
+    internal static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>Names the connection in pg_stat_activity, so an operator (or a test) can tell it from the pool's.</summary>
+    public const string ApplicationName = "gatehouse-listener";
+
+    private bool _toldNotListening;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        if (!StorageSetup.UsesPostgreSql(options.Value))
+            return;
+        meters.Create(Observability.SecurityMetrics.MeterName).CreateObservableGauge("gatehouse.caches.trusted", () => writes.HearsOtherWriters ? 1 : 0,
+            "{state}", "1 while this node hears other nodes' writes and keeps rows in memory; 0 while every lookup reads the database.");
+        var connectionString = new NpgsqlConnectionStringBuilder(StorageSetup.PostgreSqlConnectionString(options.Value))
+        {
+            Pooling = false,
+            Multiplexing = false,
+            ApplicationName = ApplicationName,
+        }.ConnectionString;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await ListenAsync(connectionString, stoppingToken);
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Said once per outage, not every second: the node serves on, only slower.
+                if (writes.StopTrusting())
+                    LogStopped(log, e.Message);
+                else if (!_toldNotListening)
+                    LogStillNot(log, e.Message);
+                _toldNotListening = true;
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            try
+            {
+                await Task.Delay(RetryDelay, stoppingToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task ListenAsync(string connectionString, CancellationToken stoppingToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        connection.Notification += (_, notification) => writes.CommittedElsewhere(notification.Payload);
+        await connection.OpenAsync(stoppingToken);
+        await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
+            await listen.ExecuteNonQueryAsync(stoppingToken);
+        // After LISTEN: a write committed from now on is delivered, one committed before is covered by starting afresh.
+        writes.TrustAgain();
+        LogListening(log);
+        _toldNotListening = false;
+        await using var ping = new NpgsqlCommand("SELECT 1", connection);
+        while (true)
+        {
+            if (!await connection.WaitAsync(Heartbeat, stoppingToken))
+                await ping.ExecuteScalarAsync(stoppingToken);
+        }
+    }
+
+    [LoggerMessage(EventId = 2010, Level = LogLevel.Information,
+        Message = "Listening for other nodes' writes: rows are kept in memory and made stale by the database's notifications")]
+    private static partial void LogListening(ILogger log);
+
+    [LoggerMessage(EventId = 2011, Level = LogLevel.Warning,
+        Message = "Stopped hearing other nodes' writes ({Reason}): every lookup reads the database until listening again")]
+    private static partial void LogStopped(ILogger log, string reason);
+
+    [LoggerMessage(EventId = 2012, Level = LogLevel.Warning,
+        Message = "Cannot listen for other nodes' writes yet ({Reason}): every lookup reads the database; retrying every second")]
+    private static partial void LogStillNot(ILogger log, string reason);
+}
