@@ -31,6 +31,10 @@ npm ci --prefix tests/websdk --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/rnsdk --no-audit --no-fund --loglevel=error
 # jose (pinned by tests/jose/package-lock.json), as a customer's Node API verifies access tokens.
 npm ci --prefix tests/jose --no-audit --no-fund --loglevel=error
+# Redocly CLI (pinned by tests/openapi/package-lock.json), which lints the served OpenAPI document.
+npm ci --prefix tests/openapi --no-audit --no-fund --loglevel=error
+# The repository's local .NET tools (dotnet-tools.json): NSwag generates a client from the served OpenAPI document.
+dotnet tool restore >/dev/null
 dotnet build Gatehouse.slnx -c Release -warnaserror -v quiet -nologo
 
 suite_status=0

@@ -71,6 +71,8 @@ internal static class GatehouseApp
             {
                 json.SerializerOptions.TypeInfoResolverChain.Add(contracts);
             }
+            // The API reads no number and writes every number as one: the document says "integer", not "integer or string".
+            json.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
         });
         // The web SDK calls from the customer's own pages. It sends no cookies, so any origin may call.
         builder.Services.AddCors(cors => cors.AddPolicy(SdkCors, policy => policy
@@ -105,12 +107,14 @@ internal static class GatehouseApp
         app.MapBackendSessionEndpoints();
         app.MapAdminApiEndpoints();
         app.MapResourceServerEndpoints(SdkCors);
-        var wellKnown = app.MapGroup("/.well-known").WithTags("Public keys");
+        var wellKnown = app.MapGroup("/.well-known").WithTags(ApiTags.PublicKeys);
         wellKnown.MapGet("/jwks.json", (SigningKeys keys) => TypedResults.Json(keys.Jwks, JwksJson.Default.JsonWebKeySetResponse))
+            .WithName("getJwks")
             .WithSummary("The ES256 public keys that verify access and auth tokens (RFC 7517)")
             .Produces<JsonWebKeySetResponse>(200);
         wellKnown.MapGet("/gatehouse-client-ca.pem", (CertificateAuthority authority) =>
                 TypedResults.Text(authority.CertificatePem, "application/x-pem-file"))
+            .WithName("getClientCertificateAuthority")
             .WithSummary("The certificate authority that issues client certificates for mTLS")
             .Produces<string>(200, "application/x-pem-file");
         app.MapGatehouseObservability();

@@ -14,7 +14,7 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
     {
         var document = JsonNode.Parse(await server.Http.GetStringAsync("/openapi/v1.json"))!;
         var mapped = server.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
-            .Where(e => e.RoutePattern.RawText is { } path && (path.StartsWith("/api/", StringComparison.Ordinal) || path.StartsWith("/.well-known/", StringComparison.Ordinal)))
+            .Where(e => e.RoutePattern.RawText is { } path && new[] { "/api/", "/.well-known/", "/oauth/" }.Any(prefix => path.StartsWith(prefix, StringComparison.Ordinal)))
             .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()!.HttpMethods.Select(method => (Path: e.RoutePattern.RawText!, Method: method.ToLowerInvariant())))
             .ToList();
 
@@ -23,7 +23,9 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
         foreach (var (path, method) in mapped)
             Assert.True(document["paths"]?[path]?[method] is not null, $"{method.ToUpperInvariant()} {path} is missing from /openapi/v1.json");
         Assert.NotNull(document["components"]!["schemas"]!["ErrorEnvelope"]);
-        var sessionBody = document["paths"]!["/api/v5/sessions"]!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!;
+        var sessionBodyReference = document["paths"]!["/api/v5/sessions"]!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!["$ref"]!;
+        Assert.Equal("#/components/schemas/SessionRequest", sessionBodyReference.GetValue<string>());
+        var sessionBody = document["components"]!["schemas"]!["SessionRequest"]!;
         Assert.Equal("alice", sessionBody["examples"]![0]!["userId"]!.GetValue<string>());
         Assert.Equal(["userId", "deviceId"], sessionBody["required"]!.AsArray().Select(n => n!.GetValue<string>()));
         Assert.NotNull(document["paths"]!["/api/v4/sessions/refresh"]!["post"]!["responses"]!["401"]);
@@ -31,6 +33,39 @@ public sealed partial class ObservabilityTests(GatehouseServer server) : IClassF
         using var reference = await server.Http.GetAsync("/docs");
         Assert.Equal(HttpStatusCode.OK, reference.StatusCode);
         Assert.Contains("scalar", await reference.Content.ReadAsStringAsync(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public async Task Each_operation_called_without_a_credential_answers_as_its_documented_security_says_with_a_documented_refusal()
+    {
+        var document = JsonNode.Parse(await server.Http.GetStringAsync("/openapi/v1.json"))!;
+        var operations = 0;
+        foreach (var (path, item) in document["paths"]!.AsObject())
+        {
+            foreach (var (method, operation) in item!.AsObject())
+            {
+                operations++;
+                var called = $"{method.ToUpperInvariant()} {path}";
+                using var request = new HttpRequestMessage(new HttpMethod(method.ToUpperInvariant()), path.Replace("{userId}", "nobody", StringComparison.Ordinal));
+                using var response = await server.Http.SendAsync(request);
+                // An empty requirement among the alternatives means none is needed.
+                var requirements = operation!["security"]!.AsArray().Select(requirement => requirement!.AsObject().Select(scheme => scheme.Key).ToList()).ToList();
+                Assert.NotEmpty(requirements);
+                if (requirements.Any(schemes => schemes.Count == 0))
+                {
+                    Assert.True(response.StatusCode == HttpStatusCode.OK, $"{called} is documented as public but answered {(int)response.StatusCode}");
+                    continue;
+                }
+
+                Assert.True(requirements.SelectMany(schemes => schemes).All(scheme => document["components"]!["securitySchemes"]![scheme] is not null), called);
+                Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{called} needs a credential but answered {(int)response.StatusCode}");
+                var refusal = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+                var documented = operation["responses"]!["401"]!["content"]!["application/json"]!["examples"]!.AsObject()
+                    .Select(example => example.Value!["value"]!["message"]!.GetValue<string>());
+                Assert.Contains(refusal["message"]!.GetValue<string>(), documented);
+            }
+        }
+        Assert.True(operations >= 20, $"only {operations} operations documented");
     }
 
     [Fact]

@@ -1,15 +1,16 @@
 using System.Globalization;
-using System.Reflection;
 using Gatehouse.Server.Refusals;
-using Microsoft.AspNetCore.Http.Metadata;
 
 namespace Gatehouse.Server.Api;
 
 /// <summary>The contract's error envelope: <c>{"status":"error","code":…,"message":"…"}</c>.</summary>
 internal sealed record ErrorEnvelope(string Status, int Code, string Message);
 
-/// <summary>A <see cref="Refusal"/> written as the SDKs read it: its status, Retry-After where it has one, and the envelope.</summary>
-internal sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult, IEndpointMetadataProvider
+/// <summary>
+/// A <see cref="Refusal"/> written as the SDKs read it: its status, Retry-After where it has one, and the envelope. The
+/// OpenAPI document lists the refusals each endpoint really gives (<c>ApiDocumentation</c>), not every status this could be.
+/// </summary>
+internal sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult
 {
     public Refusal Refusal { get; } = refusal;
 
@@ -23,12 +24,6 @@ internal sealed class ApiError(Refusal refusal) : IResult, IStatusCodeHttpResult
         if (Refusal.Status is StatusCodes.Status429TooManyRequests or StatusCodes.Status503ServiceUnavailable)
             httpContext.Response.Headers.RetryAfter = Refusal.RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
         return httpContext.Response.WriteAsJsonAsync(new ErrorEnvelope("error", Refusal.Code, Refusal.Message), ApiJson.Default.ErrorEnvelope);
-    }
-
-    public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder)
-    {
-        foreach (var status in new[] { 400, 401, 403, 404 })
-            builder.Metadata.Add(new ProducesResponseTypeMetadata(status, typeof(ErrorEnvelope), ["application/json"]));
     }
 
     public override string ToString() => Refusal.ToString();

@@ -3,6 +3,7 @@ using Gatehouse.Server.Api;
 using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.ServerKeys;
@@ -17,34 +18,35 @@ namespace Gatehouse.Server.ResourceServers;
 
 /// <summary>Authorization server metadata (RFC 8414 §2), served as OpenID Connect discovery too.</summary>
 internal sealed record AuthorizationServerMetadata(
-    string Issuer,
-    string JwksUri,
-    string IntrospectionEndpoint,
-    string RevocationEndpoint,
-    IReadOnlyList<string> IntrospectionEndpointAuthMethodsSupported,
-    IReadOnlyList<string> RevocationEndpointAuthMethodsSupported,
-    IReadOnlyList<string> AccessTokenSigningAlgValuesSupported,
-    IReadOnlyList<string> IdTokenSigningAlgValuesSupported,
-    IReadOnlyList<string> SubjectTypesSupported,
-    IReadOnlyList<string> AccessTokenTypesSupported,
-    string AccessTokenAudience,
-    IReadOnlyList<string> IntrospectionTokenTypesSupported,
-    IReadOnlyList<string> RevocationTokenTypesSupported);
+    [property: JsonPropertyName("issuer")] string Issuer,
+    [property: JsonPropertyName("jwks_uri")] string JwksUri,
+    [property: JsonPropertyName("introspection_endpoint")] string IntrospectionEndpoint,
+    [property: JsonPropertyName("revocation_endpoint")] string RevocationEndpoint,
+    [property: JsonPropertyName("introspection_endpoint_auth_methods_supported")] IReadOnlyList<string> IntrospectionEndpointAuthMethodsSupported,
+    [property: JsonPropertyName("revocation_endpoint_auth_methods_supported")] IReadOnlyList<string> RevocationEndpointAuthMethodsSupported,
+    [property: JsonPropertyName("access_token_signing_alg_values_supported")] IReadOnlyList<string> AccessTokenSigningAlgValuesSupported,
+    [property: JsonPropertyName("id_token_signing_alg_values_supported")] IReadOnlyList<string> IdTokenSigningAlgValuesSupported,
+    [property: JsonPropertyName("subject_types_supported")] IReadOnlyList<string> SubjectTypesSupported,
+    [property: JsonPropertyName("access_token_types_supported")] IReadOnlyList<string> AccessTokenTypesSupported,
+    [property: JsonPropertyName("access_token_audience")] string AccessTokenAudience,
+    [property: JsonPropertyName("introspection_token_types_supported")] IReadOnlyList<string> IntrospectionTokenTypesSupported,
+    [property: JsonPropertyName("revocation_token_types_supported")] IReadOnlyList<string> RevocationTokenTypesSupported);
 
 /// <summary>An introspection answer (RFC 7662 §2.2): only <c>active</c> when the token may not be used.</summary>
 internal sealed record IntrospectionResponse(
-    bool Active,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Sub = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? NetworkId = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? SessionId = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? UserType = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TokenType = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Iss = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Aud = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? Exp = null,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? Iat = null);
+    [property: JsonPropertyName("active")] bool Active,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("sub")] string? Sub = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("network_id")] string? NetworkId = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("session_id")] string? SessionId = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("user_type")] string? UserType = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("token_type")] string? TokenType = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("iss")] string? Iss = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("aud")] string? Aud = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("exp")] long? Exp = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull), JsonPropertyName("iat")] long? Iat = null);
 
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+// The RFCs' snake_case names are on each property rather than a naming policy of this context: the OpenAPI document
+// describes these types with the API's shared (camelCase) options, which a context's policy does not reach.
 [JsonSerializable(typeof(AuthorizationServerMetadata))]
 [JsonSerializable(typeof(IntrospectionResponse))]
 internal sealed partial class ResourceServerJson : JsonSerializerContext;
@@ -63,16 +65,17 @@ internal static class ResourceServerEndpoints
 
     public static void MapResourceServerEndpoints(this IEndpointRouteBuilder app, string sdkCors)
     {
-        var wellKnown = app.MapGroup("/.well-known").WithTags("Resource servers");
-        foreach (var path in new[] { "/oauth-authorization-server", "/openid-configuration" })
+        var wellKnown = app.MapGroup("/.well-known").WithTags(ApiTags.ResourceServers);
+        foreach (var (path, name) in new[] { ("/oauth-authorization-server", "getAuthorizationServerMetadata"), ("/openid-configuration", "getOpenIdConfiguration") })
         {
             wellKnown.MapGet(path, Metadata)
+                .WithName(name)
                 .WithSummary("Authorization server metadata (RFC 8414): the issuer, its keys, introspection and revocation")
                 .Produces<AuthorizationServerMetadata>(200);
         }
 
         // Server to server, like a mint: a server key (and the network's client certificate when mTLS is on), no CORS.
-        app.MapPost(IntrospectionPath, IntrospectAsync).WithTags("Resource servers")
+        app.MapPost(IntrospectionPath, IntrospectAsync).WithTags(ApiTags.ResourceServers).WithName("introspectToken")
             .RequireAuthorization(Credentials.Policies.ServerToServer)
             .RateLimited(LimitedAs.Introspection)
             .DisableAntiforgery()
@@ -80,17 +83,21 @@ internal static class ResourceServerEndpoints
             // No Accepts metadata: routing would answer another content type with a bare 415; the handler says what to send.
             .WithDescription("Header x-server-key; form (application/x-www-form-urlencoded) field token. Inactive for a token that is expired, revoked, logged out, banned, " +
                 "rebound to another user's device, malformed, or another network's.")
-            .Produces<IntrospectionResponse>(200);
+            .AcceptsForm("IntrospectionForm", required: ["token"])
+            .Produces<IntrospectionResponse>(200)
+            .Refuses(FormRefusals);
 
         // By the app holding the token (a public client): its API key, as for a refresh, and CORS like the sessions.
-        app.MapPost(RevocationPath, RevokeAsync).WithTags("Resource servers")
+        app.MapPost(RevocationPath, RevokeAsync).WithTags(ApiTags.ResourceServers).WithName("revokeToken")
             .RequireCors(sdkCors)
             .RequireAuthorization(Credentials.Policies.App)
             .RateLimited(LimitedAs.ClientLogin)
             .DisableAntiforgery()
             .WithSummary("Token revocation (RFC 7009): an access or refresh token ends its session, like a secure logout")
             .WithDescription("Header x-api-key; form (application/x-www-form-urlencoded) fields token and optional token_type_hint. Answers 200 whether or not the token was known.")
-            .Produces(200);
+            .AcceptsForm("RevocationForm", required: ["token"], optional: ["token_type_hint"])
+            .Produces(200)
+            .Refuses(FormRefusals);
     }
 
     private static JsonHttpResult<AuthorizationServerMetadata> Metadata(TokenIssuer issuer) =>
@@ -174,11 +181,18 @@ internal static class ResourceServerEndpoints
         return found is not null && found.NetworkId == networkId && Secrets.DigestsEqual(found.Digest, digest) ? (found.Id, found.UserId) : null;
     }
 
+    private static readonly Refusal NotForm = Errors.BadRequest("content_type", "Send the token as application/x-www-form-urlencoded, in the field token.");
+    private static readonly Refusal FormUnreadable = Errors.BadRequest("body_invalid", "The form could not be read.");
+    private static readonly Refusal TokenRepeated = Errors.BadRequest("field_repeated", "token must be given once.");
+    private static readonly Refusal TokenRequired = Errors.BadRequest("field_required", "token is required.");
+    private static readonly Refusal TokenTooLong = Errors.BadRequest("field_too_long", $"token must be at most {MaxTokenLength} characters.");
+    private static readonly Refusal[] FormRefusals = [NotForm, FormUnreadable, TokenRepeated, TokenRequired, TokenTooLong];
+
     /// <summary>The form's <c>token</c> (RFC 7662 §2.1, RFC 7009 §2.1): a form body, the field once, of a token's length.</summary>
     private static async Task<(string? Token, Refusal? Error)> ReadTokenAsync(HttpContext http)
     {
         if (!http.Request.HasFormContentType)
-            return (null, Errors.BadRequest("content_type", "Send the token as application/x-www-form-urlencoded, in the field token."));
+            return (null, NotForm);
         IFormCollection form;
         try
         {
@@ -186,16 +200,14 @@ internal static class ResourceServerEndpoints
         }
         catch (InvalidDataException)
         {
-            return (null, Errors.BadRequest("body_invalid", "The form could not be read."));
+            return (null, FormUnreadable);
         }
         var tokens = form["token"];
         if (tokens.Count > 1)
-            return (null, Errors.BadRequest("field_repeated", "token must be given once."));
+            return (null, TokenRepeated);
         var token = tokens.ToString();
         if (string.IsNullOrEmpty(token))
-            return (null, Errors.BadRequest("field_required", "token is required."));
-        return token.Length > MaxTokenLength
-            ? (null, Errors.BadRequest("field_too_long", $"token must be at most {MaxTokenLength} characters."))
-            : (token, null);
+            return (null, TokenRequired);
+        return token.Length > MaxTokenLength ? (null, TokenTooLong) : (token, null);
     }
 }

@@ -209,10 +209,18 @@ public sealed partial class PackedPackages : IAsyncLifetime
     private static partial Regex WroteRegex();
 }
 
-/// <summary>Other programs (dotnet, git, an installed tool), their output and error together.</summary>
+/// <summary>Other programs (dotnet, git, an installed tool, node), their output and error together or apart.</summary>
 internal static class Processes
 {
     public static async Task<(int Exit, string Output)> RunAsync(string program, IEnumerable<string> arguments, string workingDirectory)
+    {
+        var (exit, output, error) = await RunApartAsync(program, arguments, workingDirectory);
+        return (exit, output + error);
+    }
+
+    /// <summary>Standard output and error apart, for a program whose output is read as data; <paramref name="environment"/> added to ours.</summary>
+    public static async Task<(int Exit, string Output, string Error)> RunApartAsync(string program, IEnumerable<string> arguments, string workingDirectory,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(program, arguments)
         {
@@ -230,6 +238,8 @@ internal static class Processes
         start.Environment["DOTNET_NOLOGO"] = "1";
         // An installed tool's launcher finds the runtime this test runs on.
         start.Environment["DOTNET_ROOT"] = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
@@ -243,6 +253,6 @@ internal static class Processes
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"{program} {string.Join(' ', start.ArgumentList)} ran for more than 4 minutes.");
         }
-        return (process.ExitCode, (await output) + (await error));
+        return (process.ExitCode, await output, await error);
     }
 }

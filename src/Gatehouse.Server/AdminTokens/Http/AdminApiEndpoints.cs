@@ -50,7 +50,7 @@ internal static class AdminApiEndpoints
     public static void MapAdminApiEndpoints(this IEndpointRouteBuilder app)
     {
         var metrics = app.ServiceProvider.GetRequiredService<SecurityMetrics>();
-        var admin = app.MapGroup("/api/v4/admin").WithTags("Admin (x-admin-token)")
+        var admin = app.MapGroup("/api/v4/admin").WithTags(ApiTags.Admin)
             .RequireAuthorization(Credentials.Policies.Admin)
             // Runs only once the token and its mTLS have passed: a refused call is not a use.
             .AddEndpointFilter((context, next) =>
@@ -58,15 +58,22 @@ internal static class AdminApiEndpoints
                 metrics.AdminTokenUsed();
                 return next(context);
             });
-        admin.MapGet("/users", ListUsersAsync).WithSummary("List users (search, userType, page, limit); visitors and bots only when asked for").Produces<AdminUsersResponse>(200);
-        admin.MapGet("/users/{userId}", GetUserAsync).WithSummary("Get one user").Produces<UsersResponse>(200);
+        admin.MapGet("/users", ListUsersAsync).WithName("adminListUsers")
+            .WithSummary("List users (search, userType, page, limit); visitors and bots only when asked for").Produces<AdminUsersResponse>(200)
+            .Refuses(PagingError, UserTypeError, Errors.FieldHasHiddenCharacters("search"));
+        admin.MapGet("/users/{userId}", GetUserAsync).WithName("adminGetUser").WithSummary("Get one user").Produces<UsersResponse>(200)
+            .Refuses(Errors.UserNotFound);
         admin.MapPost("/users/{userId}/ban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, true, users))
-            .WithSummary("Ban a user globally (ends its sessions)").Produces<SuccessResponse>(200);
+            .WithName("adminBanUser").WithSummary("Ban a user globally (ends its sessions)").Produces<SuccessResponse>(200)
+            .Refuses(Errors.UserNotFound);
         admin.MapPost("/users/{userId}/unban", (HttpContext http, string userId, UserAdministration users) => SetBanAsync(http, userId, false, users))
-            .WithSummary("Lift a global ban").Produces<SuccessResponse>(200);
-        admin.MapGet("/audit", ListAuditAsync).WithSummary("Read the network's audit log (kind, userId, from, to, page, limit)").Produces<AuditEventsResponse>(200);
-        admin.MapDelete("/token", RevokeOwnTokenAsync).WithSummary("Revoke the admin token this call is made with")
-            .Produces<SuccessResponse>(200).Produces<ErrorEnvelope>(401);
+            .WithName("adminUnbanUser").WithSummary("Lift a global ban").Produces<SuccessResponse>(200)
+            .Refuses(Errors.UserNotFound);
+        admin.MapGet("/audit", ListAuditAsync).WithName("adminListAudit")
+            .WithSummary("Read the network's audit log (kind, userId, from, to, page, limit)").Produces<AuditEventsResponse>(200)
+            .Refuses(PagingError, AuditKindError, AuditTimeError);
+        admin.MapDelete("/token", RevokeOwnTokenAsync).WithName("adminRevokeOwnToken").WithSummary("Revoke the admin token this call is made with")
+            .Produces<SuccessResponse>(200);
     }
 
     /// <summary><c>DELETE /api/v4/sessions</c> with <c>x-admin-token</c> and <c>{"userId"}</c>: ends every session of that user.</summary>
@@ -96,7 +103,7 @@ internal static class AdminApiEndpoints
         var all = userType == "all";
         var kind = all ? null : string.IsNullOrEmpty(userType) ? UserKind.SignedIn : UserKinds.FromWireName(userType);
         if (kind is null && !all)
-            return Errors.BadRequest("bad_filter", "userType must be one of: signed-in, visitor, bot, all.").AsResult();
+            return UserTypeError.AsResult();
         var found = await users.ListAsync(http.CallerOf<AdminCaller>().NetworkId, search, kind, paging.Page, paging.Limit, http.RequestAborted);
         return TypedResults.Json(new AdminUsersResponse(found.Users.Select(UserView.Of).ToList(), [], paging with { Total = found.Total }),
             AdminApiJson.Default.AdminUsersResponse);
@@ -124,11 +131,11 @@ internal static class AdminApiEndpoints
         if (ParsePaging(page, limit) is not { } paging)
             return PagingError.AsResult();
         if (kind is { Length: > 0 } && !AuditKinds.All.Contains(kind))
-            return Errors.BadRequest("bad_filter", $"kind must be one of: {string.Join(", ", AuditKinds.All)}.").AsResult();
+            return AuditKindError.AsResult();
         var (since, sinceOk) = ParseTime(from);
         var (until, untilOk) = ParseTime(to);
         if (!sinceOk || !untilOk)
-            return Errors.BadRequest("bad_filter", "from and to must be ISO-8601 times, for example 2026-11-24T00:00:00Z.").AsResult();
+            return AuditTimeError.AsResult();
 
         var query = db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == http.CallerOf<AdminCaller>().NetworkId);
         if (kind is { Length: > 0 })
@@ -158,6 +165,9 @@ internal static class AdminApiEndpoints
     }
 
     private static readonly Refusal PagingError = Errors.BadRequest("bad_paging", $"page must be 1 or more and limit between 1 and {MaxLimit}.");
+    private static readonly Refusal UserTypeError = Errors.BadRequest("bad_filter", "userType must be one of: signed-in, visitor, bot, all.");
+    private static readonly Refusal AuditKindError = Errors.BadRequest("bad_filter", $"kind must be one of: {string.Join(", ", AuditKinds.All)}.");
+    private static readonly Refusal AuditTimeError = Errors.BadRequest("bad_filter", "from and to must be ISO-8601 times, for example 2026-11-24T00:00:00Z.");
 
     private static Paging? ParsePaging(string? page, string? limit)
     {

@@ -33,26 +33,32 @@ internal static class AuthTokenEndpoints
 {
     public static void MapAuthTokenEndpoints(this IEndpointRouteBuilder app)
     {
-        var serverToServer = app.MapGroup("").WithTags("Server to server (x-server-key)")
+        var serverToServer = app.MapGroup("").WithTags(ApiTags.ServerToServer)
             .RequireAuthorization(Credentials.Policies.ServerToServer)
             .RateLimited(LimitedAs.Mint);
         serverToServer.MapGet("/api/v3/authentication/token", MintV3Async)
+            .WithName("mintAuthTokenV3")
             .WithSummary("Mint an auth token for a user (answers a JSON string)")
             .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")
-            .Produces<string>(200);
+            .Produces<string>(200)
+            .Refuses(Errors.FieldRequired("userId"), RepeatedUserId);
         serverToServer.MapPost("/api/v4/authentication/token", MintV4Async)
+            .WithName("mintAuthToken")
             .WithSummary("Mint an auth token for a user")
             .WithDescription("Header x-server-key. Valid ten minutes, for that user in that network. With mTLS on, over HTTPS with the network's client certificate.")
             .AcceptsJson<AuthTokenRequest>()
-            .Produces<AuthTokenResponse>(200);
+            .Produces<AuthTokenResponse>(200)
+            .Refuses(Errors.FieldRequired("userId"));
     }
 
-    private static Results<JsonHttpResult<string>, ApiError> MintV3Async(HttpContext http, AuthTokens authTokens, AuditLog audit,
+    private static readonly Refusal RepeatedUserId = Errors.BadRequest("field_repeated", "userId must be given once.");
+
+    /// <param name="userId">Bound so that the document names the parameter; a repeated one is refused, not joined.</param>
+    private static Results<JsonHttpResult<string>, ApiError> MintV3Async(HttpContext http, string? userId, AuthTokens authTokens, AuditLog audit,
         IOptions<GatehouseOptions> options)
     {
-        var userIds = http.Request.Query["userId"];
-        var outcome = Mint(http, userIds.Count > 1 ? Errors.BadRequest("field_repeated", "userId must be given once.") : null,
-            userIds.Count > 1 ? null : userIds.ToString(), authTokens, audit, options.Value.Limits);
+        var repeated = http.Request.Query["userId"].Count > 1;
+        var outcome = Mint(http, repeated ? RepeatedUserId : null, repeated ? null : userId, authTokens, audit, options.Value.Limits);
         return outcome.Refusal is { } refusal ? refusal.AsResult() : TypedResults.Json(outcome.Token!, AuthTokenJson.Default.String);
     }
 

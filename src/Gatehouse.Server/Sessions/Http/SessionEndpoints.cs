@@ -28,32 +28,38 @@ internal static class SessionEndpoints
 
     public static void MapSessionEndpoints(this IEndpointRouteBuilder publicApi)
     {
-        var sessions = publicApi.MapGroup("").WithTags("Client (x-api-key, bearer)");
-        foreach (var version in new[] { "v3", "v4", "v5" })
+        var sessions = publicApi.MapGroup("").WithTags(ApiTags.Client);
+        // The newest version's operation is the plain name; the older paths answer the same.
+        foreach (var (version, name) in new[] { ("v3", "openSessionV3"), ("v4", "openSessionV4"), ("v5", "openSession") })
         {
             sessions.MapPost($"/api/{version}/sessions", CreateAsync)
+                .WithName(name)
                 .WithSummary($"Open a session ({version})")
                 .WithDescription("Header x-api-key. In secure mode authToken is required. Creates the user on first login.")
                 .AcceptsJson<SessionRequest>()
                 .Produces<SessionResponse>(200)
+                .Refuses(Errors.FieldRequired("userId"), Errors.FieldRequired("deviceId"), Errors.AuthTokenRequired, Errors.AuthTokenInvalid,
+                    Errors.AuthTokenExpired, Errors.AuthTokenUsed, Errors.AuthTokenOtherUser, Errors.UserBanned, Errors.VisitorNotPermitted, Errors.BotNotPermitted)
                 .RequireAuthorization(Credentials.Policies.App)
                 .RateLimited(LimitedAs.ClientLogin);
         }
         sessions.MapPost("/api/v4/sessions/refresh", RefreshAsync)
+            .WithName("refreshSession")
             .WithSummary("Trade a refresh token for new tokens")
             .WithDescription("Header x-api-key. Each refresh token works once; a reused one ends the session.")
             .AcceptsJson<RefreshRequest>()
             .Produces<SessionResponse>(200)
+            .Refuses(Errors.FieldRequired("refreshToken"), Errors.RefreshTokenInvalid, Errors.RefreshTokenExpired, Errors.RefreshTokenReused,
+                Errors.SessionEnded, Errors.SessionTooOld, Errors.UserBanned, Errors.TooManyRequests(60))
             .RequireAuthorization(Credentials.Policies.App)
             .RateLimited(LimitedAs.ClientLogin);
         sessions.MapDelete("/api/v4/sessions", DeleteAsync)
+            .WithName("endSessions")
             .WithSummary("Secure logout (bearer), or end every session of a user (x-admin-token with {\"userId\"})")
-            .AcceptsJson<UserIdRequest>()
+            .WithDescription("With a bearer token: ends that session; no body is read. With x-admin-token: the body names the user whose sessions end.")
+            .AcceptsJson<UserIdRequest>(required: false)
             .Produces<SuccessResponse>(200)
-            .Produces<ErrorEnvelope>(400)
-            .Produces<ErrorEnvelope>(401)
-            .Produces<ErrorEnvelope>(403)
-            .Produces<ErrorEnvelope>(404)
+            .Refuses(Errors.FieldRequired("userId"), Errors.UserNotFound)
             .RequireAuthorization(Credentials.Policies.AdminOrUser);
     }
 
@@ -169,12 +175,14 @@ internal static class SessionEndpoints
     /// </summary>
     public static void MapBackendSessionEndpoints(this IEndpointRouteBuilder app) =>
         app.MapPost("/api/v5/server/sessions", OpenForUserAsync)
-            .WithTags("Server to server (x-server-key)")
+            .WithTags(ApiTags.ServerToServer)
+            .WithName("openBackendSession")
             .WithSummary("Open a session for a user and answer its access token (for loginWithAccessToken)")
             .WithDescription("Header x-server-key. No refresh token: the backend opens the next session to renew. deviceId is optional; " +
                 "without it the user's backend sessions share one device, under the per-device session cap.")
             .AcceptsJson<BackendSessionRequest>()
             .Produces<BackendSessionResponse>(200)
+            .Refuses(Errors.FieldRequired("userId"), Errors.UserBanned, Errors.VisitorNotPermitted, Errors.BotNotPermitted, Errors.ItemNotFound("The network"))
             .RequireAuthorization(Credentials.Policies.ServerToServer)
             .RateLimited(LimitedAs.Mint);
 
@@ -186,11 +194,10 @@ internal static class SessionEndpoints
                 return TypedResults.Json(new CurrentSessionResponse(caller.SessionId.ToString(), caller.User.UserId, caller.NetworkId, caller.User.Kind.WireName()),
                     SessionJson.Default.CurrentSessionResponse);
             })
-            .WithTags("Client (x-api-key, bearer)")
+            .WithTags(ApiTags.Client)
+            .WithName("getCurrentSession")
             .WithSummary("The session the bearer token stands for")
-            .Produces<CurrentSessionResponse>(200)
-            .Produces<ErrorEnvelope>(401)
-            .Produces<ErrorEnvelope>(403);
+            .Produces<CurrentSessionResponse>(200);
 
     private static async Task<Results<JsonHttpResult<BackendSessionResponse>, ApiError>> OpenForUserAsync(
         HttpContext http, GatehouseDb db, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)

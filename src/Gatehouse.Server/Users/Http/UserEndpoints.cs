@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Observability;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
@@ -39,21 +40,22 @@ internal static class UserEndpoints
 {
     public static void MapUserEndpoints(this IEndpointRouteBuilder bearerApi)
     {
-        var client = bearerApi.MapGroup("").WithTags("Client (x-api-key, bearer)");
+        var client = bearerApi.MapGroup("").WithTags(ApiTags.Client);
         client.MapGet("/api/v3/users/me", (HttpContext http) =>
                 TypedResults.Json(new UsersResponse([UserView.Of(http.CallerOf<Caller>().User)], []), UserJson.Default.UsersResponse))
+            .WithName("getMe")
             .WithSummary("The signed-in user")
-            .Produces<UsersResponse>(200)
-            .Produces<ErrorEnvelope>(401)
-            .Produces<ErrorEnvelope>(403);
+            .Produces<UsersResponse>(200);
         client.MapGet("/api/v3/users/{userId}", UserAsync)
+            .WithName("getUser")
             .WithSummary("One user of the caller's network (the 7.x SDKs read the signed-in user with it)")
             .Produces<UsersResponse>(200)
-            .Produces<ErrorEnvelope>(401)
-            .Produces<ErrorEnvelope>(404);
+            .Refuses(Errors.UserNotFound);
         client.MapGet("/api/v3/network-settings/chat", ChatSettingsAsync)
+            .WithName("getChatSettings")
             .WithSummary("The network's chat settings (the SDK reads them at login)")
-            .Produces<ChatSettingsResponse>(200);
+            .Produces<ChatSettingsResponse>(200)
+            .Refuses(Errors.ItemNotFound("The network"));
     }
 
     private static readonly CompiledQuery<string, string, User?> UserNamed =

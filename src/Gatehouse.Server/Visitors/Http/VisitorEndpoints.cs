@@ -23,22 +23,27 @@ internal static class VisitorEndpoints
 {
     public static void MapVisitorEndpoints(this IEndpointRouteBuilder publicApi)
     {
-        var sessions = publicApi.MapGroup("/api/v5/sessions").WithTags("Client (x-api-key, bearer)")
+        var sessions = publicApi.MapGroup("/api/v5/sessions").WithTags(ApiTags.Client)
             .RequireAuthorization(Credentials.Policies.App)
             .RateLimited(LimitedAs.ClientLogin);
         sessions.MapPost("/visitor", (HttpContext http, VisitorSecrets secrets, SessionService service, AuditLog audit, TimeProvider clock,
                 IOptions<GatehouseOptions> options) => OpenAsync(http, UserKind.Visitor, secrets, service, audit, clock, options))
+            .WithName("openVisitorSession")
             .WithSummary("Open a visitor's read-only session (loginAsVisitor)")
             .WithDescription("Header x-api-key. Visitor mode must be on. In secure mode authSignature and authSignatureExpiresAt are required " +
                 "(HMAC-SHA256 with the visitor secret, docs/api.md).")
             .AcceptsJson<VisitorSessionRequest>()
-            .Produces<SessionResponse>(200);
+            .Produces<SessionResponse>(200)
+            .Refuses(Errors.FieldRequired("deviceId"), Errors.VisitorModeOff, Errors.VisitorSignatureRequired, Errors.VisitorSignatureInvalid,
+                Errors.VisitorSignatureExpired, Errors.VisitorSignatureTime, Errors.VisitorSecretMissing, Errors.DeviceHasSignedInUser, Errors.UserBanned);
         sessions.MapPost("/bot", (HttpContext http, VisitorSecrets secrets, SessionService service, AuditLog audit, TimeProvider clock,
                 IOptions<GatehouseOptions> options) => OpenAsync(http, UserKind.Bot, secrets, service, audit, clock, options))
+            .WithName("openBotSession")
             .WithSummary("Open a bot's read-only session (loginAsBot)")
             .WithDescription("Header x-api-key. Bot mode must be on.")
             .AcceptsJson<VisitorSessionRequest>()
-            .Produces<SessionResponse>(200);
+            .Produces<SessionResponse>(200)
+            .Refuses(Errors.FieldRequired("deviceId"), Errors.BotModeOff, Errors.DeviceHasSignedInUser, Errors.UserBanned);
     }
 
     private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> OpenAsync(HttpContext http, UserKind kind, VisitorSecrets secrets,
