@@ -5,19 +5,28 @@
 #        bench/run.sh scale [seconds per run]   (validation with 10,000 and 1,000,000 live sessions, memory, start time)
 #        bench/run.sh wrk [seconds per run, default 8] [connections, default 64] [only workloads whose name contains this]
 #                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk)
+# BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+if [ "${BENCH_DATABASE:-sqlite}" = postgres ]; then
+  # shellcheck source=../tests/postgres.sh
+  source tests/postgres.sh
+  trap stop_postgres EXIT
+  "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE gatehouse_bench"
+  export GATEHOUSE_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=gatehouse_bench"
+fi
 if [ "${1:-}" = wrk ] && ! command -v wrk >/dev/null; then
   echo "Installing wrk"
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
 fi
 dotnet build bench/Gatehouse.Bench -c Release -v quiet -nologo
 if [ "${1:-}" = scale ]; then
-  exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- scale "${2:-10}"
+  dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- scale "${2:-10}"; exit
 fi
 if [ "${1:-}" = wrk ]; then
-  exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- wrk "${2:-8}" "${3:-64}" "${4:-}"
+  dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- wrk "${2:-8}" "${3:-64}" "${4:-}"; exit
 fi
-exec dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- "${1:-10}" "${2:-1,64}" "${3:-}"
+# Not exec: the PostgreSQL trap must run when the bench ends.
+dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- "${1:-10}" "${2:-1,64}" "${3:-}"

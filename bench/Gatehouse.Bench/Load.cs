@@ -116,13 +116,34 @@ public static class Load
 /// <summary>A server under test as its own process on 127.0.0.1, so its memory and CPU time can be read.</summary>
 public static class BenchServer
 {
-    public static Task<ServerProcess> StartAsync(string assembly, string work, string readyPath, bool https = false) =>
-        ServerProcess.StartAsync(new ServerStart(assembly, work, new Dictionary<string, string>
+    /// <summary>An empty PostgreSQL database to run on instead of SQLite (bench/run.sh sets it when BENCH_DATABASE=postgres).</summary>
+    private static readonly string? PostgreSql = Environment.GetEnvironmentVariable("GATEHOUSE_BENCH_POSTGRES");
+
+    public static bool OnPostgreSql => !string.IsNullOrEmpty(PostgreSql);
+
+    /// <summary>The bench's own key-encryption key: its databases are thrown away after the run.</summary>
+    private const string KeyEncryptionKey = "m1Wm2Q1Ve1SOq5GfIu9iZk4oW3GnxWl0qkO1L8kUQXc=";
+
+    /// <summary>Gatehouse's settings for the bench's database, keys joined by <paramref name="separator"/> (":" in configuration, "__" in the environment).</summary>
+    public static Dictionary<string, string?> Settings(string work, string separator)
+    {
+        var settings = new Dictionary<string, string?> { [$"Gatehouse{separator}DataDirectory"] = Path.Combine(work, "data") };
+        if (OnPostgreSql)
         {
-            ["Gatehouse__DataDirectory"] = Path.Combine(work, "data"),
-            // One load generator is one client address: the abuse limits would measure themselves, not the server.
-            ["Gatehouse__RateLimits__Enabled"] = "false",
-            ["Logging__LogLevel__Gatehouse"] = "Warning",
-            ["ASPNETCORE_ENVIRONMENT"] = "Production",
-        }, https, readyPath));
+            settings[$"Gatehouse{separator}Database{separator}Provider"] = "PostgreSQL";
+            settings[$"Gatehouse{separator}Database{separator}ConnectionString"] = PostgreSql!;
+            settings[$"Gatehouse{separator}KeyEncryption{separator}Key"] = KeyEncryptionKey;
+        }
+        return settings;
+    }
+
+    public static Task<ServerProcess> StartAsync(string assembly, string work, string readyPath, bool https = false)
+    {
+        var environment = Settings(work, "__").ToDictionary(setting => setting.Key, setting => setting.Value!);
+        // One load generator is one client address: the abuse limits would measure themselves, not the server.
+        environment["Gatehouse__RateLimits__Enabled"] = "false";
+        environment["Logging__LogLevel__Gatehouse"] = "Warning";
+        environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        return ServerProcess.StartAsync(new ServerStart(assembly, work, environment, https, readyPath));
+    }
 }

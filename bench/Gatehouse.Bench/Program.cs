@@ -32,15 +32,16 @@ var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
 Console.WriteLine($"Gatehouse bench{(withWrk ? " with wrk" : "")}: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
+Console.WriteLine(BenchServer.OnPostgreSql ? "Database: PostgreSQL (GATEHOUSE_BENCH_POSTGRES)" : "Database: SQLite (synchronous=FULL)");
 await using var gatehouse = await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
 await using var baseline = await BenchServer.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
 
-// Seeding goes through the operator commands on the same SQLite file, as an operator would.
+// Seeding goes through the operator commands on the same database, as an operator would.
 async Task<string> OperatorAsync(params string[] command)
 {
     using var output = new StringWriter();
     var exit = await OperatorCommands.RunAsync(command, output, Console.Error, builder =>
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(work, "data") }));
+        builder.Configuration.AddInMemoryCollection(BenchServer.Settings(work, ":")));
     return exit == 0 ? output.ToString() : throw new InvalidOperationException($"{string.Join(' ', command)} failed");
 }
 string Field(string text, string label) => text.Split('\n').Select(l => l.Trim()).Single(l => l.StartsWith(label, StringComparison.Ordinal))[label.Length..].Trim();
@@ -71,7 +72,7 @@ async Task<T> WithServicesAsync<T>(Func<IServiceProvider, Task<T>> action)
 {
     var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { ContentRootPath = AppContext.BaseDirectory });
     builder.Logging.ClearProviders();
-    builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Gatehouse:DataDirectory"] = Path.Combine(work, "data") });
+    builder.Configuration.AddInMemoryCollection(BenchServer.Settings(work, ":"));
     builder.Services.AddGatehouseCore();
     using var host = builder.Build();
     await host.StartAsync();
