@@ -56,6 +56,8 @@ internal static class GatehouseApp
         builder.Services.AddSingleton<Retention.RetentionService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<Retention.RetentionService>());
         builder.Services.AddHostedService<SigningKeyWatch>();
+        // The server's alone too: an operator command exports no metrics.
+        builder.Services.AddHostedService<GovernanceMetrics>();
         builder.Services.AddSingleton<ResourceServers.IntrospectionTally>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ResourceServers.IntrospectionTally>());
         // Each feature's own source-generated contracts, for the OpenAPI document's schemas; endpoints name their type info.
