@@ -18,6 +18,15 @@ if [ ${#need_packages[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_packages[@]}" >/dev/null
 fi
+# promtool checks deploy/prometheus's alert rules. Debian ships it only in the Prometheus server's package, whose
+# service must not run here: without its recommends (the node exporter, another service), and on a machine run by
+# systemd the unit it starts is stopped and disabled (it would listen on :9090).
+if ! command -v promtool >/dev/null; then
+  echo "Installing prometheus (for promtool only)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true; fi
+fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 results=$(mktemp -d)

@@ -58,6 +58,8 @@ internal static class GatehouseApp
         builder.Services.AddHostedService<SigningKeyWatch>();
         // The server's alone: an operator command runs for moments, so its caches read through (CommittedWrites).
         builder.Services.AddHostedService<WriteNotifications>();
+        // The server's alone too: an operator command exports no metrics.
+        builder.Services.AddHostedService<GovernanceMetrics>();
         builder.Services.AddSingleton<ResourceServers.IntrospectionTally>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ResourceServers.IntrospectionTally>());
         // Each feature's own source-generated contracts, for the OpenAPI document's schemas; endpoints name their type info.

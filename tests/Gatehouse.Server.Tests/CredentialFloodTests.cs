@@ -153,9 +153,10 @@ public sealed class AuditQueueTests : IAsyncLifetime
     {
         long dropped = 0;
         using var listener = new MeterListener();
+        var meters = _server.Services.GetRequiredService<IMeterFactory>();
         listener.InstrumentPublished = (instrument, l) =>
         {
-            if (instrument.Meter.Name == SecurityMetrics.MeterName && instrument.Name == "gatehouse.audit.dropped")
+            if (instrument.Meter.Scope == meters && instrument.Meter.Name == SecurityMetrics.MeterName && instrument.Name == "gatehouse.audit.dropped")
                 l.EnableMeasurementEvents(instrument);
         };
         listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref dropped, value));
@@ -165,6 +166,8 @@ public sealed class AuditQueueTests : IAsyncLifetime
         // Far faster than any database commits: the queue of sixteen fills within microseconds.
         for (var i = 0; i < 5_000; i++)
             audit.Record(new SecurityEvent(AuditKinds.SessionRefreshed, Outcomes.Success, "test", Detail: $"event {i}"));
+        // An observed counter: one reading gives each kind's total.
+        listener.RecordObservableInstruments();
 
         Assert.True(Interlocked.Read(ref dropped) > 0, $"nothing was counted as dropped; errors logged: {_errors.Count}");
         lock (_errors)

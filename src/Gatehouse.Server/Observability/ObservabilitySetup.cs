@@ -24,7 +24,9 @@ internal static class ObservabilitySetup
     {
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(SecurityMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-            .AddPrometheusExporter());
+            // Each scrape reads the counters as they are: the exporter's default keeps an answer 300 ms, so a scrape
+            // right after a change (an operator checking an alert, a test) showed the value from before it.
+            .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));
         services.AddGatehouseOpenApi();
         return services;
     }

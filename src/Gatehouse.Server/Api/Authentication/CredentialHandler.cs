@@ -16,8 +16,10 @@ internal readonly record struct CredentialCheck<TCaller>(TCaller? Caller, bool M
 /// Who a request's credential names, for the audit log and the server-to-server requirements. <see cref="Pending"/>
 /// holds a refusal of a credential that is known but not usable (expired, revoked), kept until mTLS has been judged:
 /// without the network's certificate a caller learns nothing about the credential, not even that.
+/// <see cref="Credential"/> is the scheme's kind (<see cref="CredentialKinds"/>).
 /// </summary>
-internal sealed record CredentialSubject(string RefusedKind, string Actor, string? NetworkId, string? UserId, bool MtlsRequired, Refusal? Pending);
+internal sealed record CredentialSubject(string Credential, string RefusedKind, string Actor, string? NetworkId, string? UserId, bool MtlsRequired,
+    Refusal? Pending);
 
 /// <summary>The refusal a request is answered with, set by whichever check refused it.</summary>
 internal sealed record CredentialRefusal(Refusal Refusal);
@@ -70,7 +72,7 @@ internal abstract class CredentialHandler<TCaller>(IOptionsMonitor<Authenticatio
             return Refused(refusal);
         }
         Context.Features.Set(caller!);
-        Context.Features.Set(new CredentialSubject(RefusedKind, actor, networkId, userId, mtlsRequired, refusal));
+        Context.Features.Set(new CredentialSubject(CredentialKind, RefusedKind, actor, networkId, userId, mtlsRequired, refusal));
         // Endpoints read the caller itself (CallerOf); the principal only tells authorization who authenticated.
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(Scheme.Name)), Scheme.Name));
     }

@@ -2,6 +2,8 @@ using Gatehouse.Server.Api;
 using Gatehouse.Server.Api.Authentication;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Observability;
+using Gatehouse.Server.RateLimits;
 using Gatehouse.Server.Refusals;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Options;
@@ -20,15 +22,17 @@ internal sealed class UsableCredentialRequirement : IAuthorizationRequirement;
 /// <summary>
 /// Whether a server-to-server call that passed came with a verified client certificate of its network: always under
 /// mTLS, and when mTLS is off only if it presented one that would pass. Its audit event says so (<c>mtls=true</c>),
-/// which the dashboard's share of calls over mTLS counts.
+/// which the dashboard's share of calls over mTLS counts; the metric gatehouse.server_to_server.calls counts it too.
 /// </summary>
 internal sealed record ClientCertificateVerdict(bool Verified);
 
 /// <summary>
 /// Judges the server-to-server requirements in their order: the certificate first, then the credential's own
-/// refusal. The first refusal is audited and answered; nothing after it is judged.
+/// refusal. The first refusal is audited and answered; nothing after it is judged. A server-key or admin-token call that
+/// passes both is counted, with whether it came over mTLS.
 /// </summary>
-internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog audit, IOptions<GatehouseOptions> options) : IAuthorizationHandler
+internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog audit, SecurityMetrics metrics, IOptions<GatehouseOptions> options)
+    : IAuthorizationHandler
 {
     public async Task HandleAsync(AuthorizationHandlerContext context)
     {
@@ -70,7 +74,17 @@ internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog 
             }
             context.Succeed(usable);
         }
+        if (http.Features.Get<ClientCertificateVerdict>() is { } verdict && CountedCredential(subject.Credential) is { } credential)
+            metrics.ServerToServerCall(credential, verdict.Verified);
     }
+
+    /// <summary>A bearer caller may reach an admin-or-user endpoint through these requirements: it is no server-to-server call.</summary>
+    private static string? CountedCredential(string credential) => credential switch
+    {
+        CredentialKinds.ServerKey => ServerToServerCredentials.ServerKey,
+        CredentialKinds.AdminToken => ServerToServerCredentials.AdminToken,
+        _ => null,
+    };
 
     /// <param name="onlyPresented">Without a certificate, answer at once that there is none (no check to make).</param>
     private async Task<Refusal?> MtlsRefusalAsync(HttpContext http, CredentialSubject subject, bool onlyPresented)
