@@ -5,7 +5,8 @@
 #        bench/run.sh scale [seconds per run]   (validation with 10,000 and 1,000,000 live sessions, memory, start time)
 #        bench/run.sh wrk [seconds per run, default 8] [connections, default 64] [only workloads whose name contains this]
 #                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk)
-# BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite.
+# BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite;
+# BENCH_POSTGRES_OPTIONS adds settings to its connection string.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
@@ -14,7 +15,7 @@ if [ "${BENCH_DATABASE:-sqlite}" = postgres ]; then
   source tests/postgres.sh
   trap stop_postgres EXIT
   "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE gatehouse_bench"
-  export GATEHOUSE_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=gatehouse_bench"
+  export GATEHOUSE_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=gatehouse_bench${BENCH_POSTGRES_OPTIONS:+;$BENCH_POSTGRES_OPTIONS}"
 fi
 if [ "${1:-}" = wrk ] && ! command -v wrk >/dev/null; then
   echo "Installing wrk"

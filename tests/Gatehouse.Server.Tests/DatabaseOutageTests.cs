@@ -179,7 +179,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
-    public void Gatehouse_sets_the_timeouts_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
+    public void Gatehouse_sets_the_timeouts_and_pool_size_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
     {
         static NpgsqlConnectionStringBuilder Applied(string connectionString) => new(StorageSetup.PostgreSqlConnectionString(new GatehouseOptions
         {
@@ -187,10 +187,10 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         }));
 
         var defaults = Applied("Host=db;Database=gatehouse;Username=gatehouse;Password=hunter2");
-        var named = Applied("Host=db;Password=hunter2;timeout=10;CommandTimeout=0");
+        var named = Applied("Host=db;Password=hunter2;timeout=10;CommandTimeout=0;maximum pool size=40");
 
-        Assert.Equal((1, 2, "hunter2"), (defaults.Timeout, defaults.CommandTimeout, defaults.Password));
-        Assert.Equal((10, 0, "hunter2"), (named.Timeout, named.CommandTimeout, named.Password));
+        Assert.Equal((1, 2, 16, "hunter2"), (defaults.Timeout, defaults.CommandTimeout, defaults.MaxPoolSize, defaults.Password));
+        Assert.Equal((10, 0, 40, "hunter2"), (named.Timeout, named.CommandTimeout, named.MaxPoolSize, named.Password));
     }
 
     [SkippableFact]

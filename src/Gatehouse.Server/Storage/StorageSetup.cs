@@ -28,7 +28,7 @@ internal static partial class StorageSetup
     public static bool UsesPostgreSql(GatehouseOptions options) => options.Database.Provider == PostgreSql;
 
     /// <summary>
-    /// The operator's connection string with Gatehouse's timeouts wherever it sets none. Npgsql's own (15 s to
+    /// The operator's connection string with Gatehouse's timeouts and pool size wherever it sets none. Npgsql's own (15 s to
     /// connect or wait for a pooled connection, 30 s per command) leave a request on a hung database waiting most of a
     /// minute; with these it answers 503 within 5 s. When a command times out Npgsql also asks the server to cancel it,
     /// through a new connection that may wait the connect timeout twice (once for TLS, once without), so the worst
@@ -43,8 +43,19 @@ internal static partial class StorageSetup
             builder.Timeout = PostgreSqlConnectTimeoutSeconds;
         if (!named.Contains("Command Timeout"))
             builder.CommandTimeout = PostgreSqlCommandTimeoutSeconds;
+        if (!named.Contains("Maximum Pool Size"))
+            builder.MaxPoolSize = PostgreSqlPoolSize;
         return builder.ConnectionString;
     }
+
+    /// <summary>
+    /// Connections a node's pool may open (Npgsql's own default is 100). Measured with the bench at 64 client
+    /// connections on PostgreSQL: pools of 4, 16 and 100 served logins and admin-API calls alike, since session
+    /// writes go through one writer per node and hot reads are kept in memory (docs/benchmarks.md). 16 leaves room
+    /// for reads that miss, and five nodes (with their listening connections) stay under PostgreSQL's default
+    /// max_connections of 100.
+    /// </summary>
+    private const int PostgreSqlPoolSize = 16;
 
     private const int PostgreSqlConnectTimeoutSeconds = 1;
     private const int PostgreSqlCommandTimeoutSeconds = 2;

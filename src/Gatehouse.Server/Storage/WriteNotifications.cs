@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using Gatehouse.Server.Configuration;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -27,11 +28,21 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
     };
 
     /// <summary>
-    /// How long the connection may stay silent before a round trip proves it still delivers: a connection that died
-    /// without a word (a network cut, a host that vanished) would otherwise leave the caches trusted. With the
-    /// command timeout (2 s unless the connection string says otherwise) this bounds such a silent failure.
+    /// How long the connection may stay silent before the node proves it still hears: it notifies the channel itself
+    /// and waits for its own notification to come back (within <see cref="PingTimeout"/>). A connection that died
+    /// without a word (a network cut, a host that vanished) or one that cannot hear at all (behind a pooler in
+    /// transaction mode, where LISTEN does not hold) would otherwise leave the caches trusted.
     /// </summary>
     private static readonly TimeSpan Heartbeat = TimeSpan.FromSeconds(1);
+
+    private static readonly TimeSpan PingTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>Starts the payload of a node's own proof of hearing; every node ignores it, so it makes nothing stale.</summary>
+    private const string PingPrefix = "ping:";
+
+    private readonly string _pingPrefix = PingPrefix + Guid.NewGuid().ToString("n") + ":";
+    private long _pingsSent;
+    private long _pingHeard;
 
     /// <summary>Between attempts to listen again: the database may be restarting, and each attempt is a new connection.</summary>
     internal static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
@@ -86,7 +97,7 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
     private async Task ListenAsync(string connectionString, CancellationToken stoppingToken)
     {
         await using var connection = new NpgsqlConnection(connectionString);
-        connection.Notification += (_, notification) => writes.CommittedElsewhere(notification.Payload);
+        connection.Notification += (_, notification) => Heard(notification.Payload);
         await connection.OpenAsync(stoppingToken);
         await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
             await listen.ExecuteNonQueryAsync(stoppingToken);
@@ -94,12 +105,36 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
         writes.TrustAgain();
         LogListening(log);
         _toldNotListening = false;
-        await using var ping = new NpgsqlCommand("SELECT 1", connection);
+        await using var ping = new NpgsqlCommand("SELECT pg_notify(@channel, @payload)", connection);
+        ping.Parameters.AddWithValue("channel", Channel);
+        var payload = ping.Parameters.AddWithValue("payload", "");
         while (true)
         {
-            if (!await connection.WaitAsync(Heartbeat, stoppingToken))
-                await ping.ExecuteScalarAsync(stoppingToken);
+            if (await connection.WaitAsync(Heartbeat, stoppingToken))
+                continue;
+            var sent = Interlocked.Increment(ref _pingsSent);
+            payload.Value = _pingPrefix + sent.ToString(CultureInfo.InvariantCulture);
+            await ping.ExecuteNonQueryAsync(stoppingToken);
+            var waiting = System.Diagnostics.Stopwatch.StartNew();
+            while (Volatile.Read(ref _pingHeard) < sent)
+            {
+                var left = PingTimeout - waiting.Elapsed;
+                if (left <= TimeSpan.Zero)
+                    throw new TimeoutException($"a notification sent on the listening connection did not come back within {PingTimeout.TotalSeconds:0} s");
+                await connection.WaitAsync(left, stoppingToken);
+            }
         }
+    }
+
+    private void Heard(string payload)
+    {
+        if (!payload.StartsWith(PingPrefix, StringComparison.Ordinal))
+        {
+            writes.CommittedElsewhere(payload);
+            return;
+        }
+        if (payload.StartsWith(_pingPrefix, StringComparison.Ordinal) && long.TryParse(payload.AsSpan(_pingPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var heard))
+            Volatile.Write(ref _pingHeard, heard);
     }
 
     [LoggerMessage(EventId = 2010, Level = LogLevel.Information,
