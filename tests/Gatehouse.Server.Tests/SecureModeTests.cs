@@ -116,10 +116,10 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         var jwt = server.Services.GetRequiredService<Jwt>();
         var now = server.Clock.GetUtcNow();
         var authTokenSignedEs256 = jwt.Sign(new JwtKind("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.EcdsaSha256),
-            new Dictionary<string, string> { ["sub"] = "gail", ["nid"] = network.Id, ["skid"] = Guid.NewGuid().ToString() }, now, now.AddMinutes(10));
+            new Dictionary<string, object> { ["sub"] = "gail", ["nid"] = network.Id, ["skid"] = Guid.NewGuid().ToString() }, now, now.AddMinutes(10));
         var access = Claims(accessToken);
         var accessTokenSignedHs256 = jwt.Sign(new JwtKind("at+jwt", "gatehouse:api", SecurityAlgorithms.HmacSha256),
-            new Dictionary<string, string>
+            new Dictionary<string, object>
             {
                 ["sub"] = access["sub"]!.GetValue<string>(),
                 ["sid"] = access["sid"]!.GetValue<string>(),

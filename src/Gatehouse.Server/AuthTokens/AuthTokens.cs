@@ -31,7 +31,7 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
     {
         var now = clock.GetUtcNow();
         var expiresAt = now + Lifetime;
-        var token = jwt.Sign(Kind, new Dictionary<string, string>
+        var token = jwt.Sign(Kind, new Dictionary<string, object>
         {
             ["sub"] = userId,
             ["nid"] = networkId,

@@ -24,20 +24,19 @@ internal sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
     /// the <c>user</c> object the 7.x SDKs' <c>loginWithAccessToken</c> reads the user from (never anything secret).
     /// </summary>
     public string Issue(Session session, User user, DateTimeOffset issuedAt) =>
-        jwt.Sign(Kind, new Dictionary<string, string>
+        jwt.Sign(Kind, new Dictionary<string, object>
         {
             ["sub"] = user.UserId,
             ["sid"] = session.Id.ToString(),
             ["nid"] = session.NetworkId,
             ["user_type"] = user.Kind.WireName(),
-        }, issuedAt, session.ExpiresAt, json =>
-        {
-            json.WriteStartObject("user");
-            json.WriteString("userId", user.UserId);
-            json.WriteString("publicUserId", user.UserId);
-            json.WriteString("networkId", session.NetworkId);
-            json.WriteEndObject();
-        });
+            ["user"] = new Dictionary<string, object>
+            {
+                ["userId"] = user.UserId,
+                ["publicUserId"] = user.UserId,
+                ["networkId"] = session.NetworkId,
+            },
+        }, issuedAt, session.ExpiresAt);
 
     public Task<JwtCheck> CheckAsync(string token) =>
         token.Length > MaxLength ? Task.FromResult(new JwtCheck(null, JwtFailure.Invalid)) : jwt.CheckAsync(token, Kind);

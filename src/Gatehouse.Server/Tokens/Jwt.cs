@@ -1,8 +1,3 @@
-using System.Buffers;
-using System.Buffers.Text;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using Gatehouse.Server.Configuration;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
@@ -45,88 +40,26 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     public void Dispose() => _verified?.Dispose();
 
     /// <summary>
-    /// Writes the token itself (RFC 7515 compact form) rather than through the handler's token descriptor: the
-    /// descriptor, its claim dictionary and the handler's provider lookups cost more than the HS256 MAC of an auth
-    /// token (docs/benchmarks.md). What it writes is checked by the handler in <see cref="CheckAsync"/>.
+    /// Written by the maintained library, as it is checked in <see cref="CheckAsync"/>. A hand-written writer of the
+    /// same token was 1.8 µs faster per auth token in the microbenchmark, about 1 % of a mint's server CPU: not worth
+    /// a JWS writer of our own (docs/benchmarks.md, change 25).
     /// </summary>
-    /// <param name="writeObjectClaims">Claims that are JSON objects, written after <paramref name="claims"/>.</param>
-    public string Sign(JwtKind kind, IReadOnlyDictionary<string, string> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt,
-        Action<Utf8JsonWriter>? writeObjectClaims = null)
-    {
-        var credentials = keys.Current(kind.Algorithm);
-        var header = JsonObject(json =>
+    /// <param name="claims">Strings, or dictionaries of strings for claims that are JSON objects.</param>
+    public string Sign(JwtKind kind, IDictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
+        Writer.CreateToken(new SecurityTokenDescriptor
         {
-            json.WriteString("alg", kind.Algorithm);
-            json.WriteString("kid", credentials.Key.KeyId);
-            json.WriteString("typ", kind.Type);
-        });
-        var payload = JsonObject(json =>
-        {
-            foreach (var (name, value) in claims)
-                json.WriteString(name, value);
-            writeObjectClaims?.Invoke(json);
-            json.WriteString("iss", issuer.Current);
-            json.WriteString("aud", kind.Audience);
-            json.WriteNumber("iat", issuedAt.ToUnixTimeSeconds());
-            json.WriteNumber("nbf", issuedAt.ToUnixTimeSeconds());
-            json.WriteNumber("exp", expiresAt.ToUnixTimeSeconds());
+            TokenType = kind.Type,
+            SigningCredentials = keys.Current(kind.Algorithm),
+            Claims = claims,
+            Issuer = issuer.Current,
+            Audience = kind.Audience,
+            IssuedAt = issuedAt.UtcDateTime,
+            NotBefore = issuedAt.UtcDateTime,
+            Expires = expiresAt.UtcDateTime,
         });
 
-        var headerLength = Base64Url.GetEncodedLength(header.Length);
-        var signingInput = new byte[headerLength + 1 + Base64Url.GetEncodedLength(payload.Length)];
-        Base64Url.EncodeToUtf8(header, signingInput);
-        signingInput[headerLength] = (byte)'.';
-        Base64Url.EncodeToUtf8(payload, signingInput.AsSpan(headerLength + 1));
-
-        Span<byte> signature = stackalloc byte[64];
-        var signatureLength = credentials.Key switch
-        {
-            SymmetricSecurityKey mac when kind.Algorithm == SecurityAlgorithms.HmacSha256 => Mac(mac, signingInput, signature),
-            ECDsaSecurityKey ec when kind.Algorithm == SecurityAlgorithms.EcdsaSha256 => ec.ECDsa.SignData(signingInput, signature, HashAlgorithmName.SHA256),
-            _ => throw new InvalidOperationException($"No signer for {kind.Algorithm}."),
-        };
-        return string.Concat(Encoding.ASCII.GetString(signingInput), ".", Base64Url.EncodeToString(signature[..signatureLength]));
-    }
-
-    /// <summary>
-    /// One keyed HMAC per thread, reset after each use: setting the key up again on every call cost more than the
-    /// MAC (the microbenchmark's auth-token mint, docs/benchmarks.md). A rotated key replaces it.
-    /// </summary>
-    [ThreadStatic]
-    private static (SymmetricSecurityKey Key, IncrementalHash Hmac)? _threadMac;
-
-    private static int Mac(SymmetricSecurityKey key, ReadOnlySpan<byte> data, Span<byte> destination)
-    {
-        if (_threadMac is not { } cached || !ReferenceEquals(cached.Key, key))
-        {
-            _threadMac?.Hmac.Dispose();
-            _threadMac = cached = (key, IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key.Key));
-        }
-        cached.Hmac.AppendData(data);
-        return cached.Hmac.GetHashAndReset(destination);
-    }
-
-    // A JWT is never HTML: "at+jwt" stays as it is rather than "at\u002Bjwt".
-    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
-    /// <summary>
-    /// Room for any header or payload written here, so the buffer never grows: growing, it grew by Utf8JsonWriter's
-    /// 4 KB step, and with a buffer of 256 bytes a payload a little longer (an issuer that is a URL is enough) made each
-    /// mint allocate half as much again (docs/benchmarks.md, change 23).
-    /// </summary>
-    private const int JsonObjectCapacity = 1024;
-
-    private static ReadOnlySpan<byte> JsonObject(Action<Utf8JsonWriter> write)
-    {
-        var buffer = new ArrayBufferWriter<byte>(JsonObjectCapacity);
-        using (var json = new Utf8JsonWriter(buffer, JsonOptions))
-        {
-            json.WriteStartObject();
-            write(json);
-            json.WriteEndObject();
-        }
-        return buffer.WrittenSpan;
-    }
+    /// <summary>Times come from the injected clock, never the handler's own.</summary>
+    private static readonly JsonWebTokenHandler Writer = new() { SetDefaultTimesOnTokenCreation = false };
 
     public async Task<JwtCheck> CheckAsync(string token, JwtKind kind)
     {
