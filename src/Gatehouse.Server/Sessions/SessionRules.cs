@@ -128,8 +128,12 @@ internal static class SessionRules
         // A device belongs to one user at a time: whoever registered it before is signed out of it.
         if (rows.Bindings.TryGetValue(deviceId, out var binding))
         {
-            binding.UserRef = user.Id;
-            binding.BoundAt = now;
+            // A returning user's device stays as it was bound: no row to write on the most frequent login.
+            if (binding.UserRef != user.Id)
+            {
+                binding.UserRef = user.Id;
+                binding.BoundAt = now;
+            }
         }
         else
         {

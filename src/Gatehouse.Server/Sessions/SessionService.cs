@@ -101,21 +101,23 @@ internal sealed class SessionService : BackgroundService
         var logins = group.OfType<LoginWork>().ToList();
         if (logins.Count > 0)
         {
-            var rows = new Dictionary<string, LoginRows>(StringComparer.Ordinal);
+            var rows = new Dictionary<string, LoadedRows>(StringComparer.Ordinal);
             foreach (var networkId in logins.Select(l => l.Network.Id).Distinct(StringComparer.Ordinal))
                 rows[networkId] = await LoadRowsAsync(db, networkId, logins.Where(l => l.Network.Id == networkId).Select(l => l.Request).ToList());
             var created = new NewRows();
             var now = _clock.GetUtcNow();
             foreach (var login in logins)
-                login.Result = SessionRules.Login(rows[login.Network.Id], created, login.Network, login.Request, login.ClientAddress, now, Settings);
-            // New rows in order of their foreign keys, without change tracking; then the changes to rows read above.
+                login.Result = SessionRules.Login(rows[login.Network.Id].Rows, created, login.Network, login.Request, login.ClientAddress, now, Settings);
+            // New rows in order of their foreign keys; then the changes to rows read above. Neither is change-tracked:
+            // tracking a returning user's sessions to find the one the cap ends made its login dearer than a new
+            // user's (docs/benchmarks.md, change 27).
             await BulkInsert.InsertAsync(db, created.Users);
             await BulkInsert.InsertAsync(db, created.Bindings);
             await BulkInsert.InsertAsync(db, created.Sessions);
             await BulkInsert.InsertAsync(db, created.RefreshTokens);
             await BulkInsert.InsertAsync(db, created.AuditEvents);
-            await db.SaveChangesAsync();
-            db.ChangeTracker.Clear();
+            foreach (var (networkId, loaded) in rows)
+                await WriteChangesAsync(db, networkId, loaded, now);
         }
         // Their audit rows go in with them: written apart, by the audit log's own writer, they took SQLite's one
         // write lock turn about with this writer's transactions, and each waited for the other (docs/benchmarks.md).
@@ -241,17 +243,56 @@ internal sealed class SessionService : BackgroundService
     // Compiled, and each list of keys is one parameter (StorageSetup): the SQL is then the same for every group,
     // so EF neither translates the query nor rewrites its SQL per group (docs/benchmarks.md).
     private static readonly CompiledListQuery<string, List<string>, DeviceBinding> BindingsOn = new((db, networkId, deviceIds) =>
-        db.DeviceBindings.Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId)));
+        db.DeviceBindings.AsNoTracking().Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId)));
 
     private static readonly CompiledListQuery<string, List<string>, User> UsersNamed = new((db, networkId, userIds) =>
-        db.Users.Where(u => u.NetworkId == networkId && userIds.Contains(u.UserId)));
+        db.Users.AsNoTracking().Where(u => u.NetworkId == networkId && userIds.Contains(u.UserId)));
 
     private static readonly CompiledListQuery<string, List<string>, Session> UnrevokedSessionsOnDevices = new((db, networkId, deviceIds) =>
-        db.Sessions.Where(s => s.NetworkId == networkId && deviceIds.Contains(s.DeviceId) && s.RevokedAt == null)
+        db.Sessions.AsNoTracking().Where(s => s.NetworkId == networkId && deviceIds.Contains(s.DeviceId) && s.RevokedAt == null)
             .OrderBy(s => s.CreatedAt));
 
-    /// <summary>The rows of one network that a group's logins read and change, tracked by the group's context.</summary>
-    private static async Task<LoginRows> LoadRowsAsync(GatehouseDb db, string networkId, List<Login> requests)
+    /// <summary>
+    /// The rows of one network that a group's logins read, with what they held when read: the rules change them in
+    /// memory, and <see cref="WriteChangesAsync"/> writes what differs.
+    /// </summary>
+    private sealed class LoadedRows
+    {
+        public LoginRows Rows { get; } = new();
+        public List<Session> Sessions { get; } = [];
+        public Dictionary<DeviceBinding, string> BoundUsers { get; } = new(ReferenceEqualityComparer.Instance);
+        public Dictionary<User, string?> DisplayNames { get; } = new(ReferenceEqualityComparer.Instance);
+    }
+
+    /// <summary>
+    /// The group's changes to rows it read: sessions ended (one statement per reason), devices bound to another user,
+    /// display names changed. A session another node ended in between keeps that node's reason.
+    /// </summary>
+    private static async Task WriteChangesAsync(GatehouseDb db, string networkId, LoadedRows loaded, DateTimeOffset now)
+    {
+        foreach (var byReason in loaded.Sessions.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
+        {
+            var reason = byReason.Key;
+            var ids = byReason.Select(s => s.Id).ToList();
+            await db.Sessions.Where(s => ids.Contains(s.Id) && s.RevokedAt == null)
+                .ExecuteUpdateAsync(set => set.SetProperty(s => s.RevokedAt, now).SetProperty(s => s.RevokedReason, reason));
+        }
+        foreach (var byUser in loaded.BoundUsers.Where(b => b.Key.UserRef != b.Value).GroupBy(b => b.Key.UserRef, StringComparer.Ordinal))
+        {
+            var userRef = byUser.Key;
+            var deviceIds = byUser.Select(b => b.Key.DeviceId).ToList();
+            await db.DeviceBindings.Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId))
+                .ExecuteUpdateAsync(set => set.SetProperty(d => d.UserRef, userRef).SetProperty(d => d.BoundAt, now));
+        }
+        foreach (var user in loaded.DisplayNames.Where(u => u.Key.DisplayName != u.Value).Select(u => u.Key))
+        {
+            await db.Users.Where(u => u.Id == user.Id)
+                .ExecuteUpdateAsync(set => set.SetProperty(u => u.DisplayName, user.DisplayName).SetProperty(u => u.UpdatedAt, user.UpdatedAt));
+        }
+    }
+
+    /// <summary>The rows of one network that a group's logins read and change.</summary>
+    private static async Task<LoadedRows> LoadRowsAsync(GatehouseDb db, string networkId, List<Login> requests)
     {
         var deviceIds = requests.Select(r => r.DeviceId).Distinct(StringComparer.Ordinal).ToList();
         var userIds = requests.Select(r => r.UserId).Distinct(StringComparer.Ordinal).ToList();
@@ -266,16 +307,26 @@ internal sealed class SessionService : BackgroundService
                 .ExecuteUpdateAsync(s => s.SetProperty(d => d.BoundAt, d => d.BoundAt));
         }
 
-        var rows = new LoginRows();
+        var loaded = new LoadedRows();
+        var rows = loaded.Rows;
         if (requests.Any(r => r.Kind != UserKind.SignedIn))
             (rows.VisitorsAllowed, rows.BotsAllowed) = await AnonymousSwitchesAsync(db, networkId);
         await foreach (var binding in BindingsOn.Run(db, networkId, deviceIds))
+        {
             rows.Bindings.Add(binding.DeviceId, binding);
+            loaded.BoundUsers.Add(binding, binding.UserRef);
+        }
         await foreach (var user in UsersNamed.Run(db, networkId, userIds))
+        {
             rows.Users.Add(user.UserId, user);
+            loaded.DisplayNames.Add(user, user.DisplayName);
+        }
         await foreach (var session in UnrevokedSessionsOnDevices.Run(db, networkId, deviceIds))
+        {
             rows.UnrevokedSessionsOn(session.DeviceId).Add(session);
-        return rows;
+            loaded.Sessions.Add(session);
+        }
+        return loaded;
     }
 
     /// <summary>

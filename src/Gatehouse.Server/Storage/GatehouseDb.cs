@@ -70,7 +70,10 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
             e.Property(x => x.DeviceId).HasMaxLength(1024);
             e.Property(x => x.OpenedFrom).HasMaxLength(64);
             e.Property(x => x.LastRefreshedFrom).HasMaxLength(64);
-            e.HasIndex(x => new { x.NetworkId, x.DeviceId });
+            // Only a device's unrevoked sessions are ever looked up by device (each login), and a device keeps every
+            // session it ever opened until retention prunes it: an index of them all made each login on a long-used
+            // device read its whole history (docs/benchmarks.md, change 27).
+            e.HasIndex(x => new { x.NetworkId, x.DeviceId }).HasFilter("\"RevokedAt\" IS NULL");
             e.HasIndex(x => x.UserRef);
             e.HasOne<User>().WithMany().HasForeignKey(x => x.UserRef).OnDelete(DeleteBehavior.Restrict);
         });

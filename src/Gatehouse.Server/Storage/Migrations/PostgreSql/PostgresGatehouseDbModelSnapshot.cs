@@ -631,7 +631,8 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 
                     b.HasIndex("UserRef");
 
-                    b.HasIndex("NetworkId", "DeviceId");
+                    b.HasIndex("NetworkId", "DeviceId")
+                        .HasFilter("\"RevokedAt\" IS NULL");
 
                     b.ToTable("Sessions");
                 });

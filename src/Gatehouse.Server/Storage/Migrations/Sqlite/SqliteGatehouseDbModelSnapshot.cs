@@ -624,7 +624,8 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
 
                     b.HasIndex("UserRef");
 
-                    b.HasIndex("NetworkId", "DeviceId");
+                    b.HasIndex("NetworkId", "DeviceId")
+                        .HasFilter("\"RevokedAt\" IS NULL");
 
                     b.ToTable("Sessions");
                 });
