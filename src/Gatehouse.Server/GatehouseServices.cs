@@ -63,6 +63,7 @@ internal static class GatehouseServices
         services.AddSingleton<SessionAccess>();
         services.AddSingleton<ServerKeyCache>();
         services.AddSingleton<KnownClientCertificates>();
+        services.AddSingleton<KnownAdminTokens>();
         services.AddSingleton<SessionService>();
         services.AddHostedService(sp => sp.GetRequiredService<SessionService>());
 

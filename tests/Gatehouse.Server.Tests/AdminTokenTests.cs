@@ -120,6 +120,12 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         var (expiring, _) = await server.GenerateAdminTokenAsync(shortLived, network, TimeSpan.FromDays(1));
         var (ofDisabled, _) = await server.GenerateAdminTokenAsync(toDisable, network);
         var (ofDemoted, _) = await server.GenerateAdminTokenAsync(toDemote, network);
+        // Each used once first, so the refusals below come after the server has kept them as good.
+        foreach (var token in new[] { ofDisabled, ofDemoted })
+        {
+            using var good = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", token!);
+            Assert.Equal(HttpStatusCode.OK, good.StatusCode);
+        }
         await using (var scope = server.Services.CreateAsyncScope())
         {
             var admins = scope.ServiceProvider.GetRequiredService<AdminAccounts>();

@@ -207,6 +207,16 @@ public sealed class MultiNodeTests(ITestOutputHelper output) : IAsyncLifetime
             delays.Add(("server key replaced", await UntilRefusedAsync(() => MintAsync(_b, inGrace))));
         }
 
+        // Node B keeps each admin token it has checked; the operator's revocation is a write to the database alone.
+        for (var i = 0; i < 6; i++)
+        {
+            var held = Line(await OperatorAsync("admin-token", "generate", networkId, "ops@example.com"), "Admin token:");
+            Assert.Equal(HttpStatusCode.OK, await AdminReadAsync(_b, held));
+            Assert.Equal(HttpStatusCode.OK, await AdminReadAsync(_b, held));
+            await OperatorAsync("admin-token", "revoke", networkId, "ops@example.com");
+            delays.Add(("admin token revoked", await UntilRefusedAsync(() => AdminReadAsync(_b, held))));
+        }
+
         foreach (var kind in delays.GroupBy(d => d.Kind))
         {
             var sorted = kind.Select(d => d.Delay.TotalMilliseconds).Order().ToList();
@@ -337,6 +347,14 @@ public sealed class MultiNodeTests(ITestOutputHelper output) : IAsyncLifetime
         mint.Headers.Add("x-server-key", serverKey);
         using var minted = await node.Http.SendAsync(mint);
         return minted.StatusCode;
+    }
+
+    private static async Task<HttpStatusCode> AdminReadAsync(ServerProcess node, string adminToken)
+    {
+        using var read = new HttpRequestMessage(HttpMethod.Get, "/api/v4/admin/users?limit=1");
+        read.Headers.Add("x-admin-token", adminToken);
+        using var answer = await node.Http.SendAsync(read);
+        return answer.StatusCode;
     }
 
     /// <summary>From now until <paramref name="probe"/> first answers anything but 200 (asked back to back, at most 5 s).</summary>

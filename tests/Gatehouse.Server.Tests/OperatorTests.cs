@@ -243,6 +243,15 @@ public sealed class OperatorTests : IDisposable
                 using var users = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", each);
                 Assert.Equal(HttpStatusCode.OK, users.StatusCode);
             }
+            // The server now keeps both as good; a revocation from another process must still be seen at once.
+            var (revoked, revokedOutput, _) = await RunAsync("admin-token", "revoke", network.Id, admin.Email);
+            Assert.Equal(0, revoked);
+            Assert.Contains("Revoked 2 admin token(s).", revokedOutput, StringComparison.Ordinal);
+            foreach (var each in new[] { token, Line(secondOutput, "Admin token:") })
+            {
+                using var users = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users", each);
+                Assert.Contains("revoked", await Envelope.AssertUnauthorizedAsync(users), StringComparison.Ordinal);
+            }
 
             await using var scope = server.Services.CreateAsyncScope();
             var generated = await scope.ServiceProvider.GetRequiredService<Storage.GatehouseDb>().AuditEvents

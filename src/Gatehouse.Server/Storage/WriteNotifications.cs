@@ -24,7 +24,7 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
     /// <summary>The tables whose rows a node keeps: the ones the migration puts the trigger on.</summary>
     public static readonly IReadOnlySet<string> Tables = new HashSet<string>(StringComparer.Ordinal)
     {
-        "Networks", "ServerKeys", "Sessions", "Users", "ClientCertificates",
+        "Networks", "ServerKeys", "Sessions", "Users", "ClientCertificates", "AdminTokens", "Admins", "AdminMemberships",
     };
 
     /// <summary>

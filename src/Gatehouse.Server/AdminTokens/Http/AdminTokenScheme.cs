@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.AdminTokens.Http;
 
-/// <summary>An admin's token for the admin API, sent with <c>x-admin-token</c>; every use re-reads the token and its admin.</summary>
+/// <summary>An admin's token for the admin API, sent with <c>x-admin-token</c>; every use checks the token and its admin as last committed.</summary>
 internal sealed class AdminTokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
     CredentialFailures failures, AuditLog audit, AdminTokenService adminTokens)
     : CredentialHandler<AdminCaller>(options, logs, encoder, failures, audit)
