@@ -64,6 +64,7 @@ internal static class GatehouseServices
         services.AddSingleton<ServerKeyCache>();
         services.AddSingleton<KnownClientCertificates>();
         services.AddSingleton<KnownAdminTokens>();
+        services.AddSingleton<KnownUsers>();
         services.AddSingleton<SessionService>();
         services.AddHostedService(sp => sp.GetRequiredService<SessionService>());
 

@@ -237,6 +237,9 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         var session = await server.LoginAsync(network, "erin", "device-e", await server.MintAsync(serverKey, "erin"));
         var mintedBeforeBan = await server.MintAsync(serverKey, "erin");
         var (token, _) = await server.GenerateAdminTokenAsync(await server.CreateAdminAsync(network), network);
+        // Read first, so the server keeps the user as not banned before the ban.
+        using (var before = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users/erin", token!))
+            Assert.False(JsonNode.Parse(await before.Content.ReadAsStringAsync())!["users"]![0]!["isGlobalBanned"]!.GetValue<bool>());
 
         using (var ban = await server.AdminAsync(HttpMethod.Post, "/api/v4/admin/users/erin/ban", token!))
             Assert.Equal(HttpStatusCode.OK, ban.StatusCode);
@@ -251,6 +254,8 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
 
         using (var unban = await server.AdminAsync(HttpMethod.Post, "/api/v4/admin/users/erin/unban", token!))
             Assert.Equal(HttpStatusCode.OK, unban.StatusCode);
+        using (var shownAgain = await server.AdminAsync(HttpMethod.Get, "/api/v4/admin/users/erin", token!))
+            Assert.False(JsonNode.Parse(await shownAgain.Content.ReadAsStringAsync())!["users"]![0]!["isGlobalBanned"]!.GetValue<bool>());
         await server.LoginAsync(network, "erin", "device-e", mintedBeforeBan);
         using var oldToken = await server.GetWithBearerAsync("/api/v3/users/me", session["accessToken"]!.GetValue<string>());
         await Envelope.AssertUnauthorizedAsync(oldToken);

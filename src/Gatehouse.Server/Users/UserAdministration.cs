@@ -8,14 +8,21 @@ namespace Gatehouse.Server.Users;
 internal sealed record UserPage(IReadOnlyList<User> Users, int Total);
 
 /// <summary>What an admin does to a network's users: find them, end their sessions, ban and unban them.</summary>
-internal sealed class UserAdministration(GatehouseDb db, AuditLog audit, TimeProvider clock)
+internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, AuditLog audit, TimeProvider clock)
 {
     /// <summary>Every admin-API call on a user starts here: translated once (docs/benchmarks.md).</summary>
     private static readonly CompiledQuery<string, string, User?> ByUserId =
         new((db, networkId, userId, ct) => db.Users.FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId));
 
+    private static readonly CompiledQuery<string, string, User?> ViewByUserId =
+        new((db, networkId, userId, ct) => db.Users.AsNoTracking().FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId));
+
     /// <summary>Tracked: a ban changes the row it returns.</summary>
     public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) => ByUserId.RunAsync(db, networkId, userId, ct);
+
+    /// <summary>The user as last committed, to show, never to change: the row may be shared with other requests.</summary>
+    public Task<User?> ViewAsync(string networkId, string userId, CancellationToken ct) =>
+        known.GetAsync(networkId, userId, () => ViewByUserId.RunAsync(db, networkId, userId, ct));
 
     /// <param name="kind">Only users of this kind; null for every kind.</param>
     public async Task<UserPage> ListAsync(string networkId, string? search, UserKind? kind, int page, int limit, CancellationToken ct)

@@ -111,7 +111,7 @@ internal static class AdminApiEndpoints
 
     private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> GetUserAsync(HttpContext http, string userId, UserAdministration users)
     {
-        var user = await users.FindAsync(http.CallerOf<AdminCaller>().NetworkId, userId, http.RequestAborted);
+        var user = await users.ViewAsync(http.CallerOf<AdminCaller>().NetworkId, userId, http.RequestAborted);
         return user is null ? Errors.UserNotFound.AsResult() : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), UserJson.Default.UsersResponse);
     }
 
