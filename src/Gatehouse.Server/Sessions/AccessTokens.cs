@@ -24,7 +24,7 @@ internal sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
     /// the <c>user</c> object the 7.x SDKs' <c>loginWithAccessToken</c> reads the user from (never anything secret).
     /// </summary>
     public string Issue(Session session, User user, DateTimeOffset issuedAt) =>
-        jwt.Sign(Kind, new Dictionary<string, object>
+        jwt.SignRemembered(Kind, new Dictionary<string, object>
         {
             ["sub"] = user.UserId,
             ["sid"] = session.Id.ToString(),

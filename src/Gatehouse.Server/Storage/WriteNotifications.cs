@@ -41,11 +41,12 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
     private const string PingPrefix = "ping:";
 
     private readonly string _pingPrefix = PingPrefix + Guid.NewGuid().ToString("n") + ":";
+    /// <summary>Written by the listening loop alone; <see cref="_pingHeard"/> is written by the notification handler.</summary>
     private long _pingsSent;
     private long _pingHeard;
 
     /// <summary>Between attempts to listen again: the database may be restarting, and each attempt is a new connection.</summary>
-    internal static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
 
     /// <summary>Names the connection in pg_stat_activity, so an operator (or a test) can tell it from the pool's.</summary>
     public const string ApplicationName = "gatehouse-listener";
@@ -112,7 +113,7 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
         {
             if (await connection.WaitAsync(Heartbeat, stoppingToken))
                 continue;
-            var sent = Interlocked.Increment(ref _pingsSent);
+            var sent = ++_pingsSent;
             payload.Value = _pingPrefix + sent.ToString(CultureInfo.InvariantCulture);
             await ping.ExecuteNonQueryAsync(stoppingToken);
             var waiting = System.Diagnostics.Stopwatch.StartNew();
