@@ -23,8 +23,6 @@ public class TokenBenchmarks
     private IHost _host = null!;
     private string _directory = null!;
     private Jwt _jwt = null!;
-    private SigningKeys _keys = null!;
-    private TokenIssuer _issuer = null!;
     private string _token = null!;
     private Gatehouse.Server.AuthTokens.AuthTokens _authTokens = null!;
     private string _authToken = null!;
@@ -51,8 +49,6 @@ public class TokenBenchmarks
         if (!keys.Loaded)
             await keys.LoadAsync();
         _jwt = _host.Services.GetRequiredService<Jwt>();
-        _keys = keys;
-        _issuer = _host.Services.GetRequiredService<TokenIssuer>();
         _token = Sign();
         _authTokens = _host.Services.GetRequiredService<Gatehouse.Server.AuthTokens.AuthTokens>();
 
@@ -85,35 +81,6 @@ public class TokenBenchmarks
 
     [Benchmark]
     public string MintAuthToken() => _authTokens.Mint(_networkId, "alice", _serverKeyId).Token;
-
-    private static readonly Microsoft.IdentityModel.JsonWebTokens.JsonWebTokenHandler Library = new() { SetDefaultTimesOnTokenCreation = false };
-
-    /// <summary>
-    /// The same auth token (header alg, kid and typ; the same claims) written by Microsoft.IdentityModel.JsonWebTokens
-    /// instead of <see cref="Jwt.Sign"/>: the comparison #23 asks for before keeping the hand-written writer.
-    /// </summary>
-    [Benchmark]
-    public string MintAuthTokenWithJsonWebTokenHandler()
-    {
-        var now = DateTime.UtcNow;
-        return Library.CreateToken(new Microsoft.IdentityModel.Tokens.SecurityTokenDescriptor
-        {
-            TokenType = "gatehouse-auth+jwt",
-            SigningCredentials = _keys.Current(Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256),
-            Claims = new Dictionary<string, object>
-            {
-                ["sub"] = "alice",
-                ["nid"] = _networkId,
-                ["skid"] = _serverKeyId.ToString(),
-                ["jti"] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)),
-            },
-            Issuer = _issuer.Current,
-            Audience = "gatehouse:sessions",
-            IssuedAt = now,
-            NotBefore = now,
-            Expires = now.AddMinutes(10),
-        });
-    }
 
     /// <summary>The signature, the claims, and the minting key's row (read at each check: a replaced key ends its tokens).</summary>
     [Benchmark]
