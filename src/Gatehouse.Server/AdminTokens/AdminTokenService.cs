@@ -27,8 +27,10 @@ internal sealed record AdminTokenMetrics(int Active, double? AverageAgeDays, IRe
 /// (<see cref="KnownAdminTokens"/>), so a revocation, an expiry or a disabled admin is refused on the next call, on
 /// every node.
 /// </summary>
-internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+internal sealed class AdminTokenService(RequestDb requestDb, KnownAdminTokens known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
+    private GatehouseDb Db => requestDb.Context;
+
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(365);
     public static readonly TimeSpan OrphanAfter = TimeSpan.FromDays(30);
     private const string Prefix = "gat_";
@@ -71,7 +73,7 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
         RequestOrigin? origin, CancellationToken ct = default)
     {
         var forAdmin = actor == AdminAccounts.Actor(admin) ? null : admin.Email;
-        var membership = await db.AdminMemberships.AsNoTracking().FirstOrDefaultAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct);
+        var membership = await Db.AdminMemberships.AsNoTracking().FirstOrDefaultAsync(m => m.AdminId == admin.Id && m.NetworkId == networkId, ct);
         var refusal = WhyNoToken(admin, membership)
             ?? (lifetime <= TimeSpan.Zero || lifetime > MaxLifetime ? Errors.AdminTokenLifetime : null);
         if (refusal is not null)
@@ -92,10 +94,10 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
             CreatedAt = now,
             ExpiresAt = now + lifetime,
         };
-        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        await using (var tx = await Db.Database.BeginTransactionAsync(ct))
         {
-            await db.LockNetworkAsync(networkId, ct);
-            var previous = await db.AdminTokens
+            await Db.LockNetworkAsync(networkId, ct);
+            var previous = await Db.AdminTokens
                 .Where(t => t.AdminId == admin.Id && t.NetworkId == networkId && t.RevokedAt == null && t.ExpiresAt > now)
                 .ToListAsync(ct);
             foreach (var old in previous)
@@ -116,8 +118,8 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
                     old.ExpiresAt = old.ExpiresAt < graceEnds ? old.ExpiresAt : graceEnds;
                 }
             }
-            db.AdminTokens.Add(token);
-            await db.SaveChangesAsync(ct);
+            Db.AdminTokens.Add(token);
+            await Db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
         }
         audit.Record(SecurityEvents.AdminTokenGenerated(actor, networkId, token.Id, token.ExpiresAt, revokePrevious ? null : graceEnds, forAdmin),
@@ -128,7 +130,7 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
     /// <summary>An admin revokes its own token; a super admin revokes any admin's.</summary>
     public async Task<Refusal?> RevokeAsync(Admin caller, string networkId, Guid tokenId, RequestOrigin? origin, CancellationToken ct = default)
     {
-        var token = await db.AdminTokens.FirstOrDefaultAsync(t => t.Id == tokenId && t.NetworkId == networkId, ct);
+        var token = await Db.AdminTokens.FirstOrDefaultAsync(t => t.Id == tokenId && t.NetworkId == networkId, ct);
         if (token is null)
             return Errors.AdminTokenNotFound;
         if (!caller.IsSuperAdmin && token.AdminId != caller.Id)
@@ -144,10 +146,10 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
     public async Task<(int Revoked, Refusal? Error)> RevokeAllAsync(string email, string networkId, string actor, CancellationToken ct = default)
     {
         var normalized = email.Trim().ToLowerInvariant();
-        var admin = await db.Admins.AsNoTracking().FirstOrDefaultAsync(a => a.Email == normalized, ct);
+        var admin = await Db.Admins.AsNoTracking().FirstOrDefaultAsync(a => a.Email == normalized, ct);
         if (admin is null)
             return (0, Errors.AdminNotFound(normalized));
-        var tokens = await db.AdminTokens.Where(t => t.AdminId == admin.Id && t.NetworkId == networkId && t.RevokedAt == null).ToListAsync(ct);
+        var tokens = await Db.AdminTokens.Where(t => t.AdminId == admin.Id && t.NetworkId == networkId && t.RevokedAt == null).ToListAsync(ct);
         foreach (var token in tokens)
             await RevokeAsync(token, actor, null, ct);
         return (tokens.Count, null);
@@ -159,13 +161,13 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
             return;
         token.RevokedAt = clock.GetUtcNow();
         token.RevokedBy = actor;
-        await db.SaveChangesAsync(ct);
+        await Db.SaveChangesAsync(ct);
         audit.Record(SecurityEvents.AdminTokenRevoked(actor, token.NetworkId, token.Id), origin);
     }
 
     public Task<List<AdminTokenView>> ListAsync(string networkId, CancellationToken ct = default) =>
-        db.AdminTokens.AsNoTracking().Where(t => t.NetworkId == networkId)
-            .Join(db.Admins, t => t.AdminId, a => a.Id, (t, a) => new { Token = t, a.Email })
+        Db.AdminTokens.AsNoTracking().Where(t => t.NetworkId == networkId)
+            .Join(Db.Admins, t => t.AdminId, a => a.Id, (t, a) => new { Token = t, a.Email })
             .OrderByDescending(v => v.Token.CreatedAt)
             .Select(v => new AdminTokenView(v.Token, v.Email))
             .ToListAsync(ct);
@@ -194,7 +196,7 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
             return (null, false, Errors.AdminTokenInvalid);
 
         var digest = Secrets.Digest(presented);
-        var found = await known.GetAsync(digest, () => TokenByDigest.RunAsync(db, digest, ct));
+        var found = await known.GetAsync(digest, () => TokenByDigest.RunAsync(Db, digest, ct));
         if (found is null || !Secrets.DigestsEqual(found.Token.Digest, digest))
             return (null, false, Errors.AdminTokenInvalid);
 
@@ -211,7 +213,7 @@ internal sealed class AdminTokenService(GatehouseDb db, KnownAdminTokens known, 
         if (token.LastUsedAt is not { } lastUsed || now - lastUsed >= LastUsedResolution)
         {
             var stale = now - LastUsedResolution;
-            await db.AdminTokens.Where(t => t.Id == token.Id && (t.LastUsedAt == null || t.LastUsedAt <= stale))
+            await Db.AdminTokens.Where(t => t.Id == token.Id && (t.LastUsedAt == null || t.LastUsedAt <= stale))
                 .ExecuteUpdateAsync(s => s.SetProperty(t => t.LastUsedAt, now), ct);
         }
         return (caller, found.MtlsRequired, null);

@@ -36,16 +36,13 @@ internal sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseO
 /// puts the previous one on a grace period; a key already in its grace ends at once, so a network
 /// never has more than two valid keys.
 /// </summary>
-internal sealed class ServerKeyService(IServiceProvider requestServices, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
+internal sealed class ServerKeyService(RequestDb requestDb, ServerKeyCache known, AuditLog audit, TimeProvider clock, IOptions<GatehouseOptions> options)
 {
     private const string Prefix = "gsk_";
     private const int MaxPresentedLength = 128;
     private static readonly TimeSpan LastUsedResolution = TimeSpan.FromMinutes(1);
 
-    // The request's context, taken only when a key is not in the cache: renting and resetting a pooled context
-    // cost a mint more than the cached lookup itself (docs/benchmarks.md).
-    private GatehouseDb? _db;
-    private GatehouseDb Db => _db ??= requestServices.GetRequiredService<GatehouseDb>();
+    private GatehouseDb Db => requestDb.Context;
 
     private static readonly CompiledQuery<string, KnownServerKey?> KeyByDigest =
         new((db, digest, ct) => db.ServerKeys.AsNoTracking()

@@ -22,6 +22,7 @@ internal static partial class StorageSetup
         services.AddSingleton<IDbContextFactory<GatehouseDb>, GatehouseDbFactory>();
         services.AddSingleton<CommittedWrites>();
         services.AddScoped(sp => sp.GetRequiredService<IDbContextFactory<GatehouseDb>>().CreateDbContext());
+        services.AddScoped<RequestDb>();
         return services;
     }
 

@@ -8,8 +8,10 @@ namespace Gatehouse.Server.Users;
 internal sealed record UserPage(IReadOnlyList<User> Users, int Total);
 
 /// <summary>What an admin does to a network's users: find them, end their sessions, ban and unban them.</summary>
-internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, AuditLog audit, TimeProvider clock)
+internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, AuditLog audit, TimeProvider clock)
 {
+    private GatehouseDb Db => requestDb.Context;
+
     /// <summary>Every admin-API call on a user starts here: translated once (docs/benchmarks.md).</summary>
     private static readonly CompiledQuery<string, string, User?> ByUserId =
         new((db, networkId, userId, ct) => db.Users.FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId));
@@ -18,16 +20,16 @@ internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, Audit
         new((db, networkId, userId, ct) => db.Users.AsNoTracking().FirstOrDefault(u => u.NetworkId == networkId && u.UserId == userId));
 
     /// <summary>Tracked: a ban changes the row it returns.</summary>
-    public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) => ByUserId.RunAsync(db, networkId, userId, ct);
+    public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) => ByUserId.RunAsync(Db, networkId, userId, ct);
 
     /// <summary>The user as last committed, to show, never to change: the row may be shared with other requests.</summary>
     public Task<User?> ViewAsync(string networkId, string userId, CancellationToken ct) =>
-        known.GetAsync(networkId, userId, () => ViewByUserId.RunAsync(db, networkId, userId, ct));
+        known.GetAsync(networkId, userId, () => ViewByUserId.RunAsync(Db, networkId, userId, ct));
 
     /// <param name="kind">Only users of this kind; null for every kind.</param>
     public async Task<UserPage> ListAsync(string networkId, string? search, UserKind? kind, int page, int limit, CancellationToken ct)
     {
-        var query = db.Users.AsNoTracking().Where(u => u.NetworkId == networkId);
+        var query = Db.Users.AsNoTracking().Where(u => u.NetworkId == networkId);
         if (kind is { } only)
             query = query.Where(u => u.Kind == only);
         if (!string.IsNullOrEmpty(search))
@@ -39,7 +41,7 @@ internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, Audit
 
     /// <summary>How many users of each kind the network has (the console shows visitors and bots apart).</summary>
     public async Task<Dictionary<UserKind, int>> CountByKindAsync(string networkId, CancellationToken ct) =>
-        await db.Users.AsNoTracking().Where(u => u.NetworkId == networkId).GroupBy(u => u.Kind)
+        await Db.Users.AsNoTracking().Where(u => u.NetworkId == networkId).GroupBy(u => u.Kind)
             .Select(g => new { Kind = g.Key, Count = g.Count() })
             .ToDictionaryAsync(g => g.Kind, g => g.Count, ct);
 
@@ -47,7 +49,7 @@ internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, Audit
     public Task<List<Session>> LiveSessionsAsync(User user, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        return db.Sessions.AsNoTracking().Where(s => s.UserRef == user.Id && s.RevokedAt == null && s.ExpiresAt > now)
+        return Db.Sessions.AsNoTracking().Where(s => s.UserRef == user.Id && s.RevokedAt == null && s.ExpiresAt > now)
             .OrderByDescending(s => s.CreatedAt).ToListAsync(ct);
     }
 
@@ -55,7 +57,7 @@ internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, Audit
     public async Task<bool> EndSessionAsync(User user, Guid sessionId, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var ended = await db.Sessions.Where(s => s.Id == sessionId && s.UserRef == user.Id && s.RevokedAt == null)
+        var ended = await Db.Sessions.Where(s => s.Id == sessionId && s.UserRef == user.Id && s.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, "admin_revoked"), ct) == 1;
         if (ended)
             audit.Record(SecurityEvents.SessionEndedByAdmin(actor, user.NetworkId, user.UserId, sessionId), origin);
@@ -66,7 +68,7 @@ internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, Audit
     public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var ended = await db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
+        var ended = await Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
             .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason), ct);
         audit.Record(SecurityEvents.UserSessionsRevoked(actor, user.NetworkId, user.UserId, reason, ended), origin);
         return ended;
@@ -80,13 +82,13 @@ internal sealed class UserAdministration(GatehouseDb db, KnownUsers known, Audit
     public async Task SetBanAsync(User user, bool banned, string actor, RequestOrigin? origin, CancellationToken ct, string? why = null)
     {
         var now = clock.GetUtcNow();
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        await using var tx = await Db.Database.BeginTransactionAsync(ct);
         user.IsGlobalBan = banned;
         user.UpdatedAt = now;
-        await db.SaveChangesAsync(ct);
+        await Db.SaveChangesAsync(ct);
         if (banned)
         {
-            await db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
+            await Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
                 .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.Banned), ct);
         }
         await tx.CommitAsync(ct);

@@ -78,8 +78,9 @@ internal static class SessionEndpoints
         return await LogoutAsync(http, http.CallerOf<Caller>(), sessions, audit);
     }
 
+    /// <param name="db">Read only in secure mode (the auth token's key and, single-use, its spending); the session itself is written by the group writer.</param>
     private static async Task<Results<JsonHttpResult<SessionResponse>, ApiError>> CreateAsync(
-        HttpContext http, GatehouseDb db, AuthTokens.AuthTokens authTokens, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
+        HttpContext http, RequestDb db, AuthTokens.AuthTokens authTokens, SessionService sessions, AuditLog audit, IOptions<GatehouseOptions> options)
     {
         var ct = http.RequestAborted;
         var limits = options.Value.Limits;
@@ -97,7 +98,7 @@ internal static class SessionEndpoints
             // Without secure mode an authToken is not asked for, so one sent anyway is not judged either.
             error = string.IsNullOrEmpty(request!.AuthToken)
                 ? Errors.AuthTokenRequired
-                : await authTokens.CheckAsync(request.AuthToken, network.Id, request.UserId!, network.SingleUseAuthTokens, db, ct);
+                : await authTokens.CheckAsync(request.AuthToken, network.Id, request.UserId!, network.SingleUseAuthTokens, db.Context, ct);
         }
 
         IssuedSession? issued = null;
