@@ -17,16 +17,24 @@ if [ "${BENCH_DATABASE:-sqlite}" = postgres ]; then
   "$pg_bin/psql" -q -h 127.0.0.1 -p "$pg_port" -U postgres -c "CREATE DATABASE gatehouse_bench"
   export GATEHOUSE_BENCH_POSTGRES="Host=127.0.0.1;Port=$pg_port;Username=postgres;Database=gatehouse_bench${BENCH_POSTGRES_OPTIONS:+;$BENCH_POSTGRES_OPTIONS}"
 fi
-if [ "${1:-}" = wrk ] && ! command -v wrk >/dev/null; then
-  echo "Installing wrk"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+if [ "${1:-}" = wrk ]; then
+  if ! command -v wrk >/dev/null || ! command -v gcc >/dev/null; then
+    echo "Installing wrk and gcc"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk gcc libc6-dev >/dev/null
+  fi
+  # wrk presents no client certificate of its own: this shim, preloaded into wrk for the mTLS mint only, gives it one.
+  shim_dir=$(mktemp -d)
+  trap 'rm -rf "$shim_dir"; [ "${BENCH_DATABASE:-sqlite}" != postgres ] || stop_postgres' EXIT
+  gcc -shared -fPIC -O2 -Wall -Wextra -Werror -o "$shim_dir/client-cert.so" bench/wrk/client-cert.c -ldl
+  export GATEHOUSE_WRK_CLIENT_CERT_SHIM="$shim_dir/client-cert.so"
 fi
 dotnet build bench/Gatehouse.Bench -c Release -v quiet -nologo
 if [ "${1:-}" = scale ]; then
   dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- scale "${2:-10}"; exit
 fi
 if [ "${1:-}" = wrk ]; then
+  # Not exec: the traps must run when the bench ends.
   dotnet run -c Release --no-build --project bench/Gatehouse.Bench -- wrk "${2:-8}" "${3:-64}" "${4:-}"; exit
 fi
 # Not exec: the PostgreSQL trap must run when the bench ends.

@@ -56,7 +56,7 @@ var serverKey = Field(await OperatorAsync("server-key", "generate", secureId), "
 
 // An admin token and a client certificate have no operator command (they are the console's), so they are
 // made with the server's own services on the same database, as the console would.
-var (adminToken, mtlsServerKey, clientCertificate) = await SeedWithServicesAsync();
+var (adminToken, mtlsServerKey, clientCertificate, clientKeyPem) = await SeedWithServicesAsync();
 HttpClient MtlsClient(int connections)
 {
     var handler = Load.Handler(connections);
@@ -88,7 +88,7 @@ async Task<T> WithServicesAsync<T>(Func<IServiceProvider, Task<T>> action)
     }
 }
 
-Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWithServicesAsync() => WithServicesAsync(async services =>
+Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate, string KeyPem)> SeedWithServicesAsync() => WithServicesAsync(async services =>
     {
         var networks = services.GetRequiredService<NetworkAdministration>();
         var accounts = services.GetRequiredService<AdminAccounts>();
@@ -107,7 +107,7 @@ Task<(string AdminToken, string ServerKey, X509Certificate2 Certificate)> SeedWi
             throw new InvalidOperationException(certificateError?.Message ?? "mTLS could not be turned on");
         using var ephemeral = X509Certificate2.CreateFromPem(issued.CertificatePem, privateKey.ExportPkcs8PrivateKeyPem());
         var certificate = X509CertificateLoader.LoadPkcs12(ephemeral.Export(X509ContentType.Pkcs12), null);
-        return (token ?? throw new InvalidOperationException(tokenError?.Message), key!, certificate);
+        return (token ?? throw new InvalidOperationException(tokenError?.Message), key!, certificate, privateKey.ExportPkcs8PrivateKeyPem());
     });
 
 /// Live sessions written straight into the database (10 per user, as users with several devices), in batches.
@@ -318,6 +318,27 @@ async Task RunWithWrkAsync()
         ["GATEHOUSE_SERVER_KEY"] = serverKey,
         ["GATEHOUSE_ADMIN_TOKEN"] = adminToken,
     };
+    // wrk cannot present a client certificate of its own; bench/run.sh builds bench/wrk/client-cert.c, which wrk
+    // loads for this workload only and which gives its TLS connections the bench network's certificate.
+    Dictionary<string, string>? MtlsEnvironment()
+    {
+        if (Environment.GetEnvironmentVariable("GATEHOUSE_WRK_CLIENT_CERT_SHIM") is not { Length: > 0 } shim)
+            return null;
+        var certificateFile = Path.Combine(work, "client-certificate.pem");
+        var keyFile = Path.Combine(work, "client-key.pem");
+        if (!File.Exists(keyFile))
+        {
+            File.WriteAllText(certificateFile, clientCertificate.ExportCertificatePem());
+            File.WriteAllText(keyFile, clientKeyPem);
+        }
+        return new()
+        {
+            ["LD_PRELOAD"] = shim,
+            ["GATEHOUSE_WRK_CLIENT_CERT"] = certificateFile,
+            ["GATEHOUSE_WRK_CLIENT_KEY"] = keyFile,
+            ["GATEHOUSE_MTLS_SERVER_KEY"] = mtlsServerKey,
+        };
+    }
     var reference = new WrkWorkload("Baseline (fixed JSON)", baseline, "baseline.lua");
     // The names are the C# generator's, so that a filter picks the same rows in both modes.
     var measured = new List<WrkWorkload>
@@ -325,7 +346,8 @@ async Task RunWithWrkAsync()
         new("Gatehouse pipeline only (GET /healthz)", gatehouse, "healthz.lua"),
         new("Auth-token mint (v3, server key)", gatehouse, "mint.lua"),
         new("Auth-token mint over mTLS (v3, client certificate, TLS connections reused)", gatehouse, "mint-mtls.lua",
-            NotMeasurable: "not measurable with wrk: no client-certificate support"),
+            NotMeasurable: MtlsEnvironment() is null ? "not measured: wrk needs bench/run.sh's client-certificate shim (GATEHOUSE_WRK_CLIENT_CERT_SHIM)" : null,
+            Address: gatehouse.HttpsAddress, Environment: MtlsEnvironment()),
         new("Admin API: one user (x-admin-token)", gatehouse, "admin.lua"),
         new("Session creation, new users (durable)", gatehouse, "login-new.lua"),
         new("Session creation, returning users", gatehouse, "login-returning.lua"),

@@ -9,9 +9,11 @@ namespace Gatehouse.Bench;
 /// One workload driven by <c>wrk</c>: its Lua script in bench/wrk/, what to write before each wrk run (fresh
 /// refresh chains, say), and whether the figure is the script's own count (<c>logouts:</c>) rather than wrk's
 /// requests. <paramref name="NotMeasurable"/> says why the workload has no wrk row (it is printed instead).
+/// <paramref name="Address"/> replaces the target's HTTP address (its HTTPS one, say), and <paramref name="Environment"/>
+/// is added to wrk's for this workload alone (the client-certificate shim of the mTLS mint).
 /// </summary>
 public sealed record WrkWorkload(string Name, ServerProcess Target, string Script, Func<Task>? Prepare = null,
-    string? CountedBy = null, string? NotMeasurable = null);
+    string? CountedBy = null, string? NotMeasurable = null, Uri? Address = null, IReadOnlyDictionary<string, string>? Environment = null);
 
 /// <summary>
 /// Drives a workload with <c>wrk</c> (an open-source C load generator on an event loop, far cheaper per request
@@ -82,12 +84,12 @@ public static partial class Wrk
         foreach (var argument in new[]
         {
             $"-t{threads}", $"-c{connections}", $"-d{seconds}s", "--timeout", "30s", "--latency",
-            "-s", Path.Combine(Scripts, workload.Script), workload.Target.BaseAddress.ToString(),
+            "-s", Path.Combine(Scripts, workload.Script), (workload.Address ?? workload.Target.BaseAddress).ToString(),
         })
         {
             info.ArgumentList.Add(argument);
         }
-        foreach (var (name, value) in environment)
+        foreach (var (name, value) in environment.Concat(workload.Environment ?? new Dictionary<string, string>()))
             info.Environment[name] = value;
         info.Environment["GATEHOUSE_WRK_THREADS"] = threads.ToString(CultureInfo.InvariantCulture);
         info.Environment["GATEHOUSE_WRK_CONNECTIONS"] = connections.ToString(CultureInfo.InvariantCulture);

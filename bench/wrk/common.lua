@@ -4,6 +4,7 @@
 --   GATEHOUSE_WRK_FILES                               the harness's temp work dir (bearer.txt, refresh.txt)
 --   GATEHOUSE_WRK_RUN                                 a number unique to this wrk run (new users stay new)
 --   GATEHOUSE_API_KEY, GATEHOUSE_SERVER_KEY, GATEHOUSE_ADMIN_TOKEN
+--   GATEHOUSE_MTLS_SERVER_KEY                         the mTLS mint only (with the client-certificate shim, mint-mtls.lua)
 --   GATEHOUSE_WRK_CHECK                               set for the warm-up run: print each thread's first response
 local common = {}
 

@@ -1,6 +1,21 @@
--- Auth-token mint over mTLS: NOT measurable with wrk. wrk speaks HTTPS but has no way to present a client
--- certificate, and Gatehouse's mTLS networks refuse a mint without one. The harness prints the row as
--- "not measurable with wrk" and never runs this script; it is here so that every workload has its file and
--- the reason is stated where one would look for it. (A TLS-terminating proxy in front of wrk would put a
--- third process on the same two cores and measure the proxy too, which is what the wrk mode is meant to avoid.)
-error("mTLS is not measurable with wrk: no client-certificate support")
+-- Auth-token mint over mTLS: mint.lua's requests with the mTLS network's server key, sent over HTTPS by a wrk that
+-- presents that network's client certificate. wrk has no option for one: bench/run.sh builds client-cert.c (beside
+-- this script), which the harness preloads into wrk for this workload only. wrk keeps its connections open, so
+-- each TLS handshake is paid once per connection and the figure is the mint's over reused TLS connections.
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
+
+local requests, n = {}, 0
+
+function init(args)
+  local key = common.env("GATEHOUSE_MTLS_SERVER_KEY")
+  for _, w in ipairs(common.workers()) do
+    requests[#requests + 1] = wrk.format("GET", "/api/v3/authentication/token?userId=user-" .. w, { ["x-server-key"] = key })
+  end
+end
+
+function request()
+  n = n % #requests + 1
+  return requests[n]
+end
+
+response = common.checked(nil)
