@@ -109,10 +109,10 @@ internal static class AdminApiEndpoints
             AdminApiJson.Default.AdminUsersResponse);
     }
 
-    private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> GetUserAsync(HttpContext http, string userId, UserAdministration users)
+    private static async Task<Results<UsersAnswer, ApiError>> GetUserAsync(HttpContext http, string userId, UserAdministration users)
     {
         var user = await users.ViewAsync(http.CallerOf<AdminCaller>().NetworkId, userId, http.RequestAborted);
-        return user is null ? Errors.UserNotFound.AsResult() : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), UserJson.Default.UsersResponse);
+        return user is null ? Errors.UserNotFound.AsResult() : new UsersAnswer(UserView.Of(user));
     }
 
     private static async Task<Results<JsonHttpResult<SuccessResponse>, ApiError>> SetBanAsync(HttpContext http, string userId, bool banned, UserAdministration users)

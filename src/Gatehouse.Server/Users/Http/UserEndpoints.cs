@@ -41,8 +41,7 @@ internal static class UserEndpoints
     public static void MapUserEndpoints(this IEndpointRouteBuilder bearerApi)
     {
         var client = bearerApi.MapGroup("").WithTags(ApiTags.Client);
-        client.MapGet("/api/v3/users/me", (HttpContext http) =>
-                TypedResults.Json(new UsersResponse([UserView.Of(http.CallerOf<Caller>().User)], []), UserJson.Default.UsersResponse))
+        client.MapGet("/api/v3/users/me", (HttpContext http) => new UsersAnswer(UserView.Of(http.CallerOf<Caller>().User)))
             .WithName("getMe")
             .WithSummary("The signed-in user")
             .Produces<UsersResponse>(200);
@@ -66,12 +65,12 @@ internal static class UserEndpoints
     /// the decoded path leaves an encoded slash encoded, so there "%2F" and "%252F" would read alike and a userId with
     /// a slash or a percent sign would name the wrong user.
     /// </summary>
-    private static async Task<Results<JsonHttpResult<UsersResponse>, ApiError>> UserAsync(HttpContext http, string userId, GatehouseDb db)
+    private static async Task<Results<UsersAnswer, ApiError>> UserAsync(HttpContext http, string userId, RequestDb db)
     {
         var caller = http.CallerOf<Caller>();
         userId = RawLastSegment(http) ?? userId;
-        var user = userId == caller.User.UserId ? caller.User : await UserNamed.RunAsync(db, caller.NetworkId, userId, http.RequestAborted);
-        return user is null ? Errors.UserNotFound.AsResult() : TypedResults.Json(new UsersResponse([UserView.Of(user)], []), UserJson.Default.UsersResponse);
+        var user = userId == caller.User.UserId ? caller.User : await UserNamed.RunAsync(db.Context, caller.NetworkId, userId, http.RequestAborted);
+        return user is null ? Errors.UserNotFound.AsResult() : new UsersAnswer(UserView.Of(user));
     }
 
     private static string? RawLastSegment(HttpContext http)
