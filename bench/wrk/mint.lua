@@ -5,7 +5,8 @@ local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") ..
 local requests, n = {}, 0
 
 function init(args)
-  local key = common.env("GATEHOUSE_SERVER_KEY")
+  -- mint-mtls.lua runs this script with the mTLS network's key.
+  local key = common.env(MINT_SERVER_KEY_VARIABLE or "GATEHOUSE_SERVER_KEY")
   for _, w in ipairs(common.workers()) do
     requests[#requests + 1] = wrk.format("GET", "/api/v3/authentication/token?userId=user-" .. w, { ["x-server-key"] = key })
   end

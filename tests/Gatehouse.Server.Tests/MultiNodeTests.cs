@@ -150,7 +150,9 @@ public sealed class MultiNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(1, await CachesTrustedAsync(_b));
         var delays = new List<(string Kind, TimeSpan Delay)>();
 
-        for (var i = 0; i < 15; i++)
+        // 105 revocations in all: with fewer than 101, the 99th percentile is the maximum, and one stall of the machine
+        // (a CI run once saw a single logout at 556 ms, the next one at 4 ms) would fail a bound that is stated as a p99.
+        for (var i = 0; i < 40; i++)
         {
             var token = await SignedInAndKnownToBAsync(apiKey, $"leaving-{i}");
             using (var logout = new HttpRequestMessage(HttpMethod.Delete, "/api/v4/sessions"))
@@ -162,7 +164,7 @@ public sealed class MultiNodeTests(ITestOutputHelper output) : IAsyncLifetime
             delays.Add(("logout", await UntilRefusedAsync(() => MeAsync(_b, token))));
         }
 
-        for (var i = 0; i < 15; i++)
+        for (var i = 0; i < 35; i++)
         {
             var token = await SignedInAndKnownToBAsync(apiKey, $"banned-{i}");
             using (var ban = new HttpRequestMessage(HttpMethod.Post, $"/api/v4/admin/users/banned-{i}/ban"))
