@@ -326,11 +326,8 @@ async Task RunWithWrkAsync()
             return null;
         var certificateFile = Path.Combine(work, "client-certificate.pem");
         var keyFile = Path.Combine(work, "client-key.pem");
-        if (!File.Exists(keyFile))
-        {
-            File.WriteAllText(certificateFile, clientCertificate.ExportCertificatePem());
-            File.WriteAllText(keyFile, clientKeyPem);
-        }
+        File.WriteAllText(certificateFile, clientCertificate.ExportCertificatePem());
+        File.WriteAllText(keyFile, clientKeyPem);
         return new()
         {
             ["LD_PRELOAD"] = shim,
@@ -339,6 +336,7 @@ async Task RunWithWrkAsync()
             ["GATEHOUSE_MTLS_SERVER_KEY"] = mtlsServerKey,
         };
     }
+    var mtlsEnvironment = MtlsEnvironment();
     var reference = new WrkWorkload("Baseline (fixed JSON)", baseline, "baseline.lua");
     // The names are the C# generator's, so that a filter picks the same rows in both modes.
     var measured = new List<WrkWorkload>
@@ -346,8 +344,8 @@ async Task RunWithWrkAsync()
         new("Gatehouse pipeline only (GET /healthz)", gatehouse, "healthz.lua"),
         new("Auth-token mint (v3, server key)", gatehouse, "mint.lua"),
         new("Auth-token mint over mTLS (v3, client certificate, TLS connections reused)", gatehouse, "mint-mtls.lua",
-            NotMeasurable: MtlsEnvironment() is null ? "not measured: wrk needs bench/run.sh's client-certificate shim (GATEHOUSE_WRK_CLIENT_CERT_SHIM)" : null,
-            Address: gatehouse.HttpsAddress, Environment: MtlsEnvironment()),
+            NotMeasurable: mtlsEnvironment is null ? "not measured: wrk needs bench/run.sh's client-certificate shim (GATEHOUSE_WRK_CLIENT_CERT_SHIM)" : null,
+            Address: gatehouse.HttpsAddress, Environment: mtlsEnvironment),
         new("Admin API: one user (x-admin-token)", gatehouse, "admin.lua"),
         new("Session creation, new users (durable)", gatehouse, "login-new.lua"),
         new("Session creation, returning users", gatehouse, "login-returning.lua"),

@@ -67,12 +67,12 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     {
         var token = Sign(kind, claims, issuedAt, expiresAt);
         if (_verified is not null)
-        {
-            var signed = new JsonWebToken(token);
-            _verified.Set((kind, token), signed, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = signed.ValidTo });
-        }
+            Remember(kind, token, new JsonWebToken(token));
         return token;
     }
+
+    private void Remember(JwtKind kind, string token, JsonWebToken verified) =>
+        _verified?.Set((kind, token), verified, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = verified.ValidTo });
 
     /// <summary>Times come from the injected clock, never the handler's own.</summary>
     private static readonly JsonWebTokenHandler Writer = new() { SetDefaultTimesOnTokenCreation = false };
@@ -103,7 +103,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
         if (result.IsValid)
         {
             var verified = (JsonWebToken)result.SecurityToken;
-            _verified?.Set(cacheKey, verified, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = verified.ValidTo });
+            Remember(kind, token, verified);
             return new JwtCheck(verified, JwtFailure.None);
         }
         return new JwtCheck(null, result.Exception is SecurityTokenInvalidLifetimeException or SecurityTokenExpiredException
