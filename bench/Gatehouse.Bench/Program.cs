@@ -34,7 +34,11 @@ Console.WriteLine($"Gatehouse bench{(withWrk ? " with wrk" : "")}: {seconds} s p
 
 Console.WriteLine(BenchServer.OnPostgreSql ? "Database: PostgreSQL (GATEHOUSE_BENCH_POSTGRES)" : "Database: SQLite (synchronous=FULL)");
 await using var gatehouse = await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
-await using var baseline = await BenchServer.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"), work, "/baseline");
+// In a folder of its own: ASP.NET Core watches its content root (the working directory) with every subfolder;
+// sharing Gatehouse's, the baseline's watcher thread woke at each write to Gatehouse's database
+// (docs/benchmarks.md, change 33).
+await using var baseline = await BenchServer.StartAsync(Path.Combine(AppContext.BaseDirectory, "Gatehouse.Bench.Baseline.dll"),
+    Path.Combine(work, "baseline"), "/baseline");
 
 // Seeding goes through the operator commands on the same database, as an operator would.
 async Task<string> OperatorAsync(params string[] command)

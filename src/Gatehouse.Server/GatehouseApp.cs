@@ -27,7 +27,11 @@ internal static class GatehouseApp
         // appsettings.json sits beside the binary; ./data stays relative to where the server is started.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
-            Args = args,
+            // Configuration is read once, at start, where it is validated (options are never re-read), so
+            // appsettings.json is not watched: watching it watched the whole folder beside the binary with every
+            // subfolder, and a server started from that folder woke a watcher thread at each write to ./data
+            // (docs/benchmarks.md, change 33).
+            Args = [.. args, "--hostBuilder:reloadConfigOnChange=false"],
             // Razor Pages are found in the application's assembly; named here so a test host finds them too.
             ApplicationName = typeof(GatehouseApp).Assembly.GetName().Name,
             ContentRootPath = AppContext.BaseDirectory,

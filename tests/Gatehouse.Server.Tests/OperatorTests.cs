@@ -394,6 +394,21 @@ public sealed class OperatorTests : IDisposable
     }
 
     [Fact]
+    public async Task The_server_reads_its_configuration_files_once_and_watches_none()
+    {
+        // A watched appsettings.json watched the whole folder beside the binary, ./data too when the server is
+        // started from there: every database write then woke a watcher thread (docs/benchmarks.md, change 33).
+        await using var app = GatehouseApp.Build([], builder => builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gatehouse:DataDirectory"] = _dataDirectory,
+        }));
+
+        var files = ((IConfigurationRoot)app.Configuration).Providers.OfType<FileConfigurationProvider>().ToList();
+        Assert.Contains(files, f => f.Source.Path == "appsettings.json");
+        Assert.All(files, f => Assert.False(f.Source.ReloadOnChange, $"{f.Source.Path} is watched"));
+    }
+
+    [Fact]
     public async Task A_value_that_does_not_parse_and_an_unreadable_connection_string_are_one_line_each_and_exit_2()
     {
         var (badValue, _, valueError) = await RunAsync(new Dictionary<string, string?> { ["Gatehouse:Sessions:AccessTokenLifetime"] = "thirty-days" },
