@@ -152,7 +152,7 @@ internal sealed class SessionService : BackgroundService
         await foreach (var user in UsersByRef.Run(db, sessions.Values.Select(s => s.UserRef).Distinct(StringComparer.Ordinal).ToList()))
             users[user.Id] = user;
 
-        var claimed = new List<string>();
+        var claimed = new List<object>();
         var issued = new List<RefreshToken>();
         foreach (var refresh in refreshes)
         {
@@ -161,8 +161,8 @@ internal sealed class SessionService : BackgroundService
             refresh.Result = Refresh(refresh, row, session, session is null ? null : users[session.UserRef], now, claimed, issued, stored);
         }
 
-        if (claimed.Count > 0 && await db.RefreshTokens.Where(r => claimed.Contains(r.Digest) && r.UsedAt == null)
-                .ExecuteUpdateAsync(s => s.SetProperty(r => r.UsedAt, now)) != claimed.Count)
+        if (await BulkUpdate.ClaimAsync<RefreshToken>(db, nameof(RefreshToken.Digest), claimed, nameof(RefreshToken.UsedAt),
+                [(nameof(RefreshToken.UsedAt), now)]) != claimed.Count)
         {
             throw new DbUpdateConcurrencyException("A refresh token of the group was claimed by another node; each refresh is written again alone.");
         }
@@ -173,7 +173,7 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>One refresh of a group, as <see cref="SessionRules"/> judge it; a token used before (or earlier in the group) ends its session.</summary>
     private (Opened?, Refusal?) Refresh(RefreshWork refresh, RefreshToken? row, Session? session, User? user, DateTimeOffset now,
-        List<string> claimed, List<RefreshToken> issued, List<AuditEvent> stored)
+        List<object> claimed, List<RefreshToken> issued, List<AuditEvent> stored)
     {
         if (!SessionRules.IsKnown(row, session, refresh.Network.Id, refresh.Digest))
             return (null, Errors.RefreshTokenInvalid);
@@ -211,7 +211,7 @@ internal sealed class SessionService : BackgroundService
         foreach (var byReason in revocations.Where(r => live.Contains(r.SessionId)).GroupBy(r => r.Reason, StringComparer.Ordinal))
         {
             var reason = byReason.Key;
-            var ids = new List<Guid>();
+            var ids = new List<object>();
             foreach (var revocation in byReason)
             {
                 // Two revocations of one session in a group: the first one ends it.
@@ -221,8 +221,7 @@ internal sealed class SessionService : BackgroundService
                 stored.Add(AuditLog.Row(revocation.Raised, now, revocation.ClientAddress));
                 revocation.Result = revocation.Raised with { StoredWithChange = true };
             }
-            if (await db.Sessions.Where(s => ids.Contains(s.Id) && s.RevokedAt == null)
-                    .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason)) != ids.Count)
+            if (await EndSessionsAsync(db, ids, reason, now) != ids.Count)
             {
                 throw new DbUpdateConcurrencyException("A session of the group was ended by another node; each revocation is written again alone.");
             }
@@ -271,12 +270,7 @@ internal sealed class SessionService : BackgroundService
     private static async Task WriteChangesAsync(GatehouseDb db, string networkId, LoadedRows loaded, DateTimeOffset now)
     {
         foreach (var byReason in loaded.Sessions.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
-        {
-            var reason = byReason.Key;
-            var ids = byReason.Select(s => s.Id).ToList();
-            await db.Sessions.Where(s => ids.Contains(s.Id) && s.RevokedAt == null)
-                .ExecuteUpdateAsync(set => set.SetProperty(s => s.RevokedAt, now).SetProperty(s => s.RevokedReason, reason));
-        }
+            await EndSessionsAsync(db, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
         foreach (var byUser in loaded.BoundUsers.Where(b => b.Key.UserRef != b.Value).GroupBy(b => b.Key.UserRef, StringComparer.Ordinal))
         {
             var userRef = byUser.Key;
@@ -290,6 +284,11 @@ internal sealed class SessionService : BackgroundService
                 .ExecuteUpdateAsync(set => set.SetProperty(u => u.DisplayName, user.DisplayName).SetProperty(u => u.UpdatedAt, user.UpdatedAt));
         }
     }
+
+    /// <summary>Ends those of the sessions not ended yet; returns how many it ended.</summary>
+    private static Task<int> EndSessionsAsync(GatehouseDb db, IReadOnlyCollection<object> ids, string reason, DateTimeOffset now) =>
+        BulkUpdate.ClaimAsync<Session>(db, nameof(Session.Id), ids, nameof(Session.RevokedAt),
+            [(nameof(Session.RevokedAt), now), (nameof(Session.RevokedReason), reason)]);
 
     /// <summary>The rows of one network that a group's logins read and change.</summary>
     private static async Task<LoadedRows> LoadRowsAsync(GatehouseDb db, string networkId, List<Login> requests)

@@ -174,12 +174,7 @@ internal static class BulkInsert
 
     private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
     {
-        /// <summary>The value as the provider stores it: the CLR value through the mapping's converter, if it has one.</summary>
-        public object? ProviderValue(object row)
-        {
-            var value = Property.GetGetter().GetClrValueUsingContainingEntity(row);
-            return value is null || Mapping.Converter is null ? value : Mapping.Converter.ConvertToProvider(value);
-        }
+        public object? ProviderValue(object row) => SqliteValues.ToProvider(Mapping, Property.GetGetter().GetClrValueUsingContainingEntity(row));
     }
 
     private static string ParameterName(int row, int column, int columns) => $"p{row * columns + column}";

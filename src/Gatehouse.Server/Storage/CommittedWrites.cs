@@ -4,6 +4,7 @@ using System.Text.RegularExpressions;
 using Gatehouse.Server.Configuration;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Caching.Memory;
@@ -296,9 +297,23 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
 
         private void Saw(DbCommand command, CommandExecutedEventData eventData)
         {
-            if (TableWrittenBy(command.CommandText, eventData.CommandSource, eventData.Context?.Model) is not { } table)
-                return;
-            if (command.Transaction is { } transaction)
+            if (TableWrittenBy(command.CommandText, eventData.CommandSource, eventData.Context?.Model) is { } table)
+                Wrote(command.Transaction, table);
+        }
+
+        /// <summary>
+        /// A write to <paramref name="table"/> made on the context's connection without EF (<see cref="BulkUpdate"/>),
+        /// counted as EF's own statements are: when the context's transaction commits, or at once outside one.
+        /// </summary>
+        internal static void Wrote(DbContext db, string table)
+        {
+            var watcher = db.GetService<IDbContextOptions>().FindExtension<CoreOptionsExtension>()?.Interceptors?.OfType<Watcher>().FirstOrDefault();
+            watcher?.Wrote(db.Database.CurrentTransaction?.GetDbTransaction(), table);
+        }
+
+        private void Wrote(DbTransaction? transaction, string table)
+        {
+            if (transaction is not null)
                 Pending(transaction, [table]);
             else
                 writes.Committed(table);

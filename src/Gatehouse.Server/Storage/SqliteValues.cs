@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.EntityFrameworkCore.Storage;
 using SQLitePCL;
 
 namespace Gatehouse.Server.Storage;
@@ -10,6 +11,10 @@ namespace Gatehouse.Server.Storage;
 /// </summary>
 internal static class SqliteValues
 {
+    /// <summary>The value as the provider stores it: the CLR value through the mapping's converter, if it has one.</summary>
+    public static object? ToProvider(RelationalTypeMapping mapping, object? value) =>
+        value is null || mapping.Converter is null ? value : mapping.Converter.ConvertToProvider(value);
+
     public static int Bind(sqlite3_stmt statement, int position, object? value) => value switch
     {
         null => raw.sqlite3_bind_null(statement, position),

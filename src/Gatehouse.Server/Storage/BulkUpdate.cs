@@ -1,0 +1,130 @@
+using System.Data.Common;
+using System.Text;
+using Microsoft.Data.Sqlite;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Metadata;
+using Microsoft.EntityFrameworkCore.Storage;
+using SQLitePCL;
+
+namespace Gatehouse.Server.Storage;
+
+/// <summary>
+/// Claims rows by key in the context's current transaction: sets the same values on each listed row whose guard
+/// column is still null, and counts the rows it changed. It is what the session writer's
+/// <c>Where(keys.Contains(key) &amp;&amp; guard == null).ExecuteUpdate(...)</c> did, without EF's query pipeline: EF
+/// funcletized and looked that statement up again for every group, which was most of its cost in the single writer
+/// (docs/benchmarks.md, change 36). Table, columns and value conversion come from the EF model, as in
+/// <see cref="BulkInsert"/>, and the table counts as written for the caches (<see cref="CommittedWrites"/>) when the
+/// transaction commits, as an EF statement's would.
+/// </summary>
+internal static class BulkUpdate
+{
+    /// <summary>Keys per statement on a server database: one round trip for a typical group, and a text the server plans quickly.</summary>
+    private const int KeysPerStatement = 64;
+
+    public static async Task<int> ClaimAsync<T>(DbContext db, string keyProperty, IReadOnlyCollection<object> keys, string guardProperty,
+        IReadOnlyList<(string Property, object? Value)> values, CancellationToken ct = default)
+        where T : class
+    {
+        if (keys.Count == 0)
+            return 0;
+        var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
+        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        var key = Column.Of(entity, table, keyProperty);
+        var guard = Column.Of(entity, table, guardProperty);
+        var set = values.Select(v => (Column: Column.Of(entity, table, v.Property), v.Value)).ToList();
+        var sql = db.GetService<ISqlGenerationHelper>();
+        var head = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} SET "
+            + string.Join(", ", set.Select((s, i) => $"{sql.DelimitIdentifier(s.Column.Name)} = {sql.GenerateParameterNamePlaceholder($"v{i}")}"))
+            + $" WHERE {sql.DelimitIdentifier(guard.Name)} IS NULL AND {sql.DelimitIdentifier(key.Name)} ";
+
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            var changed = db.Database.GetDbConnection() is SqliteConnection sqlite
+                ? ClaimSqlite(sqlite, head, key, keys, set)
+                : await ClaimBatchedAsync(db, head, key, keys, set, sql, ct);
+            CommittedWrites.Watcher.Wrote(db, table.Name);
+            return changed;
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    /// <summary>One statement prepared once and stepped per key, as <see cref="BulkInsert"/> does on SQLite.</summary>
+    private static int ClaimSqlite(SqliteConnection connection, string head, Column key, IEnumerable<object> keys,
+        List<(Column Column, object? Value)> set)
+    {
+        var handle = connection.Handle!;
+        Check(handle, raw.sqlite3_prepare_v2(handle, head + "= ?", out var statement));
+        try
+        {
+            // Named placeholders take the first positions in the order they appear; the key's ? comes after them.
+            for (var i = 0; i < set.Count; i++)
+                Check(handle, SqliteValues.Bind(statement, i + 1, set[i].Column.ToProvider(set[i].Value)));
+            var changed = 0;
+            foreach (var value in keys)
+            {
+                Check(handle, SqliteValues.Bind(statement, set.Count + 1, key.ToProvider(value)));
+                var stepped = raw.sqlite3_step(statement);
+                if (stepped != raw.SQLITE_DONE)
+                    Check(handle, stepped);
+                changed += raw.sqlite3_changes(handle);
+                Check(handle, raw.sqlite3_reset(statement));
+            }
+            return changed;
+        }
+        finally
+        {
+            statement.Dispose();
+        }
+    }
+
+    private static void Check(sqlite3 handle, int result)
+    {
+        if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
+            throw new SqliteException(raw.sqlite3_errmsg(handle).utf8_to_string(), result, raw.sqlite3_extended_errcode(handle));
+    }
+
+    /// <summary>A server database gets the keys as an IN list, up to <see cref="KeysPerStatement"/> per round trip.</summary>
+    private static async Task<int> ClaimBatchedAsync(DbContext db, string head, Column key, IReadOnlyCollection<object> keys,
+        List<(Column Column, object? Value)> set, ISqlGenerationHelper sql, CancellationToken ct)
+    {
+        var connection = db.Database.GetDbConnection();
+        var changed = 0;
+        foreach (var chunk in keys.Chunk(KeysPerStatement))
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+            var text = new StringBuilder(head).Append("IN (");
+            for (var i = 0; i < chunk.Length; i++)
+            {
+                var name = $"k{i}";
+                text.Append(i == 0 ? "" : ", ").Append(sql.GenerateParameterNamePlaceholder(name));
+                command.Parameters.Add(key.Parameter(command, sql.GenerateParameterName(name), chunk[i]));
+            }
+            command.CommandText = text.Append(')').ToString();
+            for (var i = 0; i < set.Count; i++)
+                command.Parameters.Add(set[i].Column.Parameter(command, sql.GenerateParameterName($"v{i}"), set[i].Value));
+            changed += await command.ExecuteNonQueryAsync(ct);
+        }
+        return changed;
+    }
+
+    private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
+    {
+        public static Column Of(IEntityType entity, StoreObjectIdentifier table, string propertyName)
+        {
+            var property = entity.FindProperty(propertyName)
+                ?? throw new InvalidOperationException($"{entity.DisplayName()} has no property {propertyName}.");
+            return new Column(property, property.GetColumnName(table)!, property.GetRelationalTypeMapping());
+        }
+
+        public object? ToProvider(object? value) => SqliteValues.ToProvider(Mapping, value);
+
+        public DbParameter Parameter(DbCommand command, string name, object? value) => Mapping.CreateParameter(command, name, value, Property.IsNullable);
+    }
+}
