@@ -7,8 +7,8 @@ using Microsoft.EntityFrameworkCore;
 namespace Gatehouse.Server.Tests;
 
 /// <summary>
-/// The session writer ends sessions and claims refresh tokens through <see cref="BulkUpdate"/>, which writes without
-/// EF. What it writes must be what EF would (a time stored in another form would no longer compare), it must skip the
+/// The session writer ends sessions, claims refresh tokens and renews sessions through <see cref="BulkUpdate"/>, which
+/// writes without EF. What it writes must be what EF would (a time stored in another form would no longer compare), it must skip the
 /// rows already claimed and count only those it changed (the writer detects another node's claim by that count), and
 /// the caches must learn of the write when, and only when, its transaction commits.
 /// </summary>
@@ -18,6 +18,12 @@ public abstract class BulkUpdateTests<TServer>(TServer server) : IClassFixture<T
     private static readonly DateTimeOffset Opened = new(2026, 12, 2, 6, 0, 0, TimeSpan.Zero);
     private static readonly DateTimeOffset Ended = Opened.AddTicks(1_234_567);
     private static readonly string[] SessionsTable = ["Sessions"];
+
+    /// <summary>
+    /// Whole milliseconds, which every provider stores exactly (SQLite's binary converter and PostgreSQL's microseconds
+    /// both drop the last ticks), so the row read back can be compared with the value written.
+    /// </summary>
+    private static readonly DateTimeOffset Renewed = Opened.AddMilliseconds(4_321);
 
     [SkippableFact]
     public async Task Claims_every_listed_row_not_claimed_yet_stores_values_EF_finds_and_counts_the_table_once_committed()
@@ -68,6 +74,59 @@ public abstract class BulkUpdateTests<TServer>(TServer server) : IClassFixture<T
         {
             Assert.Equal(0, await EndAsync(db, keys));
         }
+    }
+
+    [SkippableFact]
+    public async Task Writes_each_rows_own_values_to_the_listed_columns_alone_and_counts_the_rows_it_found()
+    {
+        var network = await server.CreateNetworkAsync();
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var user = new User { Id = Secrets.NewId(Opened), NetworkId = network.Id, UserId = "bulk-renew", CreatedAt = Opened, UpdatedAt = Opened };
+        db.Users.Add(user);
+        var sessions = Enumerable.Range(0, 100).Select(i => new Session
+        {
+            Id = Guid.CreateVersion7(Opened.AddMilliseconds(i)),
+            NetworkId = network.Id,
+            UserRef = user.Id,
+            DeviceId = $"device-{i}",
+            DeviceKind = "ios",
+            CreatedAt = Opened,
+            ExpiresAt = Opened.AddHours(1),
+        }).ToList();
+        db.Sessions.AddRange(sessions);
+        await db.SaveChangesAsync();
+        db.ChangeTracker.Clear();
+
+        foreach (var (session, i) in sessions.Select((s, i) => (s, i)))
+        {
+            session.LastRefreshedAt = Renewed.AddSeconds(i);
+            session.LastRefreshedFrom = i % 2 == 0 ? $"203.0.113.{i}" : null;
+            session.ExpiresAt = Renewed.AddHours(1).AddSeconds(i);
+            // Not among the columns written.
+            session.RevokedReason = "not written";
+        }
+        var unknown = new Session { Id = Guid.NewGuid(), NetworkId = network.Id, UserRef = user.Id, DeviceId = "none", CreatedAt = Opened, ExpiresAt = Opened };
+        int changed;
+        await using (var transaction = await db.Database.BeginTransactionAsync())
+        {
+            changed = await BulkUpdate.UpdateAsync(db, [.. sessions, unknown], nameof(Session.Id),
+                [nameof(Session.LastRefreshedAt), nameof(Session.LastRefreshedFrom), nameof(Session.ExpiresAt)]);
+            await transaction.CommitAsync();
+        }
+
+        Assert.Equal(100, changed);
+        var stored = await db.Sessions.AsNoTracking().Where(s => s.UserRef == user.Id).OrderBy(s => s.Id).ToListAsync();
+        Assert.Equal(100, stored.Count);
+        Assert.All(stored.Select((s, i) => (s, i)), x =>
+        {
+            Assert.Equal(Renewed.AddSeconds(x.i), x.s.LastRefreshedAt);
+            Assert.Equal(x.i % 2 == 0 ? $"203.0.113.{x.i}" : null, x.s.LastRefreshedFrom);
+            Assert.Equal(Renewed.AddHours(1).AddSeconds(x.i), x.s.ExpiresAt);
+            Assert.Null(x.s.RevokedReason);
+        });
+        // What EF looks up by the written values finds them.
+        Assert.Equal(1, await db.Sessions.CountAsync(s => s.UserRef == user.Id && s.ExpiresAt == Renewed.AddHours(1).AddSeconds(42)));
     }
 
     private static Task<int> EndAsync(GatehouseDb db, IReadOnlyCollection<object> keys) =>

@@ -54,6 +54,98 @@ internal static class BulkUpdate
         }
     }
 
+    /// <summary>
+    /// Writes each row's current values of <paramref name="properties"/> to the row with its key, as SaveChanges would
+    /// for rows it tracked with those properties modified, without tracking them (docs/benchmarks.md, change 37).
+    /// </summary>
+    public static async Task<int> UpdateAsync<T>(DbContext db, IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties,
+        CancellationToken ct = default)
+        where T : class
+    {
+        if (rows.Count == 0)
+            return 0;
+        var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
+        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        var key = Column.Of(entity, table, keyProperty);
+        var set = properties.Select(p => Column.Of(entity, table, p)).ToList();
+        var sql = db.GetService<ISqlGenerationHelper>();
+
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            int changed;
+            if (db.Database.GetDbConnection() is SqliteConnection sqlite)
+            {
+                var text = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} SET {string.Join(", ", set.Select(c => $"{sql.DelimitIdentifier(c.Name)} = ?"))} "
+                    + $"WHERE {sql.DelimitIdentifier(key.Name)} = ?";
+                changed = UpdateSqlite(sqlite, text, [.. set, key], rows);
+            }
+            else
+            {
+                changed = await UpdateBatchedAsync(db, table, key, set, rows, sql, ct);
+            }
+            CommittedWrites.Watcher.Wrote(db, table.Name);
+            return changed;
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    private static int UpdateSqlite<T>(SqliteConnection connection, string text, List<Column> columns, IEnumerable<T> rows)
+        where T : class
+    {
+        var handle = connection.Handle!;
+        Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
+        try
+        {
+            var changed = 0;
+            foreach (var row in rows)
+            {
+                for (var i = 0; i < columns.Count; i++)
+                    Check(handle, SqliteValues.Bind(statement, i + 1, columns[i].ToProvider(columns[i].ValueOf(row))));
+                changed += Step(handle, statement);
+            }
+            return changed;
+        }
+        finally
+        {
+            statement.Dispose();
+        }
+    }
+
+    /// <summary>Several UPDATE statements per command on a server database: one round trip for up to <see cref="KeysPerStatement"/> rows.</summary>
+    private static async Task<int> UpdateBatchedAsync<T>(DbContext db, StoreObjectIdentifier table, Column key, List<Column> set, IReadOnlyCollection<T> rows,
+        ISqlGenerationHelper sql, CancellationToken ct)
+        where T : class
+    {
+        var connection = db.Database.GetDbConnection();
+        var changed = 0;
+        foreach (var chunk in rows.Chunk(KeysPerStatement))
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+            var text = new StringBuilder();
+            for (var row = 0; row < chunk.Length; row++)
+            {
+                text.Append("UPDATE ").Append(sql.DelimitIdentifier(table.Name, table.Schema)).Append(" SET ");
+                for (var i = 0; i < set.Count; i++)
+                {
+                    var name = $"r{row}v{i}";
+                    text.Append(i == 0 ? "" : ", ").Append(sql.DelimitIdentifier(set[i].Name)).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(name));
+                    command.Parameters.Add(set[i].Parameter(command, sql.GenerateParameterName(name), set[i].ValueOf(chunk[row])));
+                }
+                var keyName = $"r{row}k";
+                text.Append(" WHERE ").Append(sql.DelimitIdentifier(key.Name)).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(keyName)).Append(';');
+                command.Parameters.Add(key.Parameter(command, sql.GenerateParameterName(keyName), key.ValueOf(chunk[row])));
+            }
+            command.CommandText = text.ToString();
+            changed += await command.ExecuteNonQueryAsync(ct);
+        }
+        return changed;
+    }
+
     /// <summary>One statement prepared once and stepped per key, as <see cref="BulkInsert"/> does on SQLite.</summary>
     private static int ClaimSqlite(SqliteConnection connection, string head, Column key, IEnumerable<object> keys,
         List<(Column Column, object? Value)> set)
@@ -69,11 +161,7 @@ internal static class BulkUpdate
             foreach (var value in keys)
             {
                 Check(handle, SqliteValues.Bind(statement, set.Count + 1, key.ToProvider(value)));
-                var stepped = raw.sqlite3_step(statement);
-                if (stepped != raw.SQLITE_DONE)
-                    Check(handle, stepped);
-                changed += raw.sqlite3_changes(handle);
-                Check(handle, raw.sqlite3_reset(statement));
+                changed += Step(handle, statement);
             }
             return changed;
         }
@@ -81,6 +169,17 @@ internal static class BulkUpdate
         {
             statement.Dispose();
         }
+    }
+
+    /// <summary>Runs the bound statement once and readies it for the next values; returns the rows it changed.</summary>
+    private static int Step(sqlite3 handle, sqlite3_stmt statement)
+    {
+        var stepped = raw.sqlite3_step(statement);
+        if (stepped != raw.SQLITE_DONE)
+            Check(handle, stepped);
+        var changed = raw.sqlite3_changes(handle);
+        Check(handle, raw.sqlite3_reset(statement));
+        return changed;
     }
 
     private static void Check(sqlite3 handle, int result)
@@ -124,6 +223,8 @@ internal static class BulkUpdate
         }
 
         public object? ToProvider(object? value) => SqliteValues.ToProvider(Mapping, value);
+
+        public object? ValueOf(object row) => Property.GetGetter().GetClrValueUsingContainingEntity(row);
 
         public DbParameter Parameter(DbCommand command, string name, object? value) => Mapping.CreateParameter(command, name, value, Property.IsNullable);
     }
