@@ -117,7 +117,7 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
 }
 
 [Trait(Category.Name, Category.Fast)]
-public sealed class BulkInsertRefusalTests
+public sealed class BulkWriteRefusalTests
 {
     private sealed class Address
     {
@@ -146,10 +146,18 @@ public sealed class BulkInsertRefusalTests
         public string Name { get; set; } = "";
     }
 
+    private sealed class WithToken
+    {
+        public int Id { get; set; }
+        public string Name { get; set; } = "";
+        public int Version { get; set; }
+    }
+
     private sealed class Shapes(DbContextOptions options) : DbContext(options)
     {
         protected override void OnModelCreating(ModelBuilder model)
         {
+            model.Entity<WithToken>().Property(e => e.Version).IsConcurrencyToken();
             model.Entity<WithComplexProperty>().ComplexProperty(e => e.Home);
             model.Entity<WithShadowColumn>().Property<string>("Note");
             model.Entity<WithClientKey>();
@@ -180,6 +188,34 @@ public sealed class BulkInsertRefusalTests
             // The control: a plain row goes in.
             await BulkInsert.InsertAsync(db, [new Plain { Name = "written" }]);
             Assert.Equal("written", (await db.Set<Plain>().SingleAsync()).Name);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task An_update_SaveChanges_would_check_against_a_concurrency_token_is_refused()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"gatehouse-bulk-{Guid.NewGuid():n}.db");
+        try
+        {
+            await using var db = new Shapes(new DbContextOptionsBuilder().UseSqlite($"Data Source={path};Pooling=false").Options);
+            await db.Database.EnsureCreatedAsync();
+            db.AddRange(new WithToken { Id = 1, Name = "kept", Version = 1 }, new Plain { Id = 1, Name = "before" });
+            await db.SaveChangesAsync();
+            db.ChangeTracker.Clear();
+
+            var token = await Assert.ThrowsAsync<NotSupportedException>(() =>
+                BulkUpdate.UpdateAsync(db, [new WithToken { Id = 1, Name = "overwritten", Version = 1 }], nameof(WithToken.Id), [nameof(WithToken.Name)]));
+            Assert.Contains("Version is a concurrency token", token.Message, StringComparison.Ordinal);
+            Assert.Equal("kept", (await db.Set<WithToken>().SingleAsync()).Name);
+
+            // The control: a plain row is written.
+            Assert.Equal(1, await BulkUpdate.UpdateAsync(db, [new Plain { Id = 1, Name = "after" }], nameof(Plain.Id), [nameof(Plain.Name)]));
+            Assert.Equal("after", (await db.Set<Plain>().AsNoTracking().SingleAsync()).Name);
         }
         finally
         {

@@ -10,11 +10,11 @@ using SQLitePCL;
 namespace Gatehouse.Server.Storage;
 
 /// <summary>
-/// Claims rows by key in the context's current transaction: sets the same values on each listed row whose guard
-/// column is still null, and counts the rows it changed. It is what the session writer's
-/// <c>Where(keys.Contains(key) &amp;&amp; guard == null).ExecuteUpdate(...)</c> did, without EF's query pipeline: EF
-/// funcletized and looked that statement up again for every group, which was most of its cost in the single writer
-/// (docs/benchmarks.md, change 36). Table, columns and value conversion come from the EF model, as in
+/// Changes to rows the session writer read, written in the context's current transaction without EF: a claim by key
+/// (<see cref="ClaimAsync{T}"/>, what <c>Where(keys.Contains(key) &amp;&amp; guard == null).ExecuteUpdate(...)</c> did;
+/// EF funcletized and looked that statement up again for every group, most of its cost in the single writer,
+/// docs/benchmarks.md, change 36) and each row's own values of named columns (<see cref="UpdateAsync{T}"/>, what
+/// SaveChanges did for tracked rows, change 37). Table, columns and value conversion come from the EF model, as in
 /// <see cref="BulkInsert"/>, and the table counts as written for the caches (<see cref="CommittedWrites"/>) when the
 /// transaction commits, as an EF statement's would.
 /// </summary>
@@ -23,6 +23,7 @@ internal static class BulkUpdate
     /// <summary>Keys per statement on a server database: one round trip for a typical group, and a text the server plans quickly.</summary>
     private const int KeysPerStatement = 64;
 
+    /// <summary>Sets the same values on each listed row whose guard column is still null; returns how many rows it changed.</summary>
     public static async Task<int> ClaimAsync<T>(DbContext db, string keyProperty, IReadOnlyCollection<object> keys, string guardProperty,
         IReadOnlyList<(string Property, object? Value)> values, CancellationToken ct = default)
         where T : class
@@ -65,6 +66,9 @@ internal static class BulkUpdate
         if (rows.Count == 0)
             return 0;
         var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
+        // SaveChanges would check such a token and fail on a changed row; this writer would overwrite it.
+        if (entity.GetProperties().FirstOrDefault(p => p.IsConcurrencyToken) is { } token)
+            throw new NotSupportedException($"BulkUpdate cannot write {entity.DisplayName()} faithfully: its {token.Name} is a concurrency token EF checks.");
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
         var key = Column.Of(entity, table, keyProperty);
         var set = properties.Select(p => Column.Of(entity, table, p)).ToList();

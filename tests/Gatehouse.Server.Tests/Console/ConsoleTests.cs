@@ -731,6 +731,8 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         var page = await console.NewPageAsync(width: 375, height: 740);
 
         await page.GotoAsync("/console/signin");
+        // Chromium may apply autofocus after the load event; keys typed before it would go nowhere.
+        await Expect(page.Locator("#email")).ToBeFocusedAsync();
         await page.Keyboard.TypeAsync(email);
         await page.Keyboard.PressAsync("Tab");
         await page.Keyboard.TypeAsync(Password);
