@@ -103,29 +103,20 @@ internal static class BulkInsert
     {
         var handle = connection.Handle!;
         var text = head + "(" + string.Join(", ", columns.Select(_ => "?")) + ")";
-        Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
+        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
         try
         {
             foreach (var row in rows)
             {
                 for (var column = 0; column < columns.Count; column++)
-                    Check(handle, SqliteValues.Bind(statement, column + 1, columns[column].ProviderValue(row)));
-                var stepped = raw.sqlite3_step(statement);
-                if (stepped != raw.SQLITE_DONE)
-                    Check(handle, stepped);
-                Check(handle, raw.sqlite3_reset(statement));
+                    SqliteValues.Check(handle, SqliteValues.Bind(statement, column + 1, columns[column].ProviderValue(row)));
+                SqliteValues.Step(handle, statement);
             }
         }
         finally
         {
             statement.Dispose();
         }
-    }
-
-    private static void Check(sqlite3 handle, int result)
-    {
-        if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
-            throw new SqliteException(raw.sqlite3_errmsg(handle).utf8_to_string(), result, raw.sqlite3_extended_errcode(handle));
     }
 
     /// <summary>A server database gets several rows per statement, one round trip each.</summary>

@@ -101,15 +101,15 @@ internal static class BulkUpdate
         where T : class
     {
         var handle = connection.Handle!;
-        Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
+        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
         try
         {
             var changed = 0;
             foreach (var row in rows)
             {
                 for (var i = 0; i < columns.Count; i++)
-                    Check(handle, SqliteValues.Bind(statement, i + 1, columns[i].ToProvider(columns[i].ValueOf(row))));
-                changed += Step(handle, statement);
+                    SqliteValues.Check(handle, SqliteValues.Bind(statement, i + 1, columns[i].ToProvider(columns[i].ValueOf(row))));
+                changed += SqliteValues.Step(handle, statement);
             }
             return changed;
         }
@@ -155,17 +155,17 @@ internal static class BulkUpdate
         List<(Column Column, object? Value)> set)
     {
         var handle = connection.Handle!;
-        Check(handle, raw.sqlite3_prepare_v2(handle, head + "= ?", out var statement));
+        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, head + "= ?", out var statement));
         try
         {
             // Named placeholders take the first positions in the order they appear; the key's ? comes after them.
             for (var i = 0; i < set.Count; i++)
-                Check(handle, SqliteValues.Bind(statement, i + 1, set[i].Column.ToProvider(set[i].Value)));
+                SqliteValues.Check(handle, SqliteValues.Bind(statement, i + 1, set[i].Column.ToProvider(set[i].Value)));
             var changed = 0;
             foreach (var value in keys)
             {
-                Check(handle, SqliteValues.Bind(statement, set.Count + 1, key.ToProvider(value)));
-                changed += Step(handle, statement);
+                SqliteValues.Check(handle, SqliteValues.Bind(statement, set.Count + 1, key.ToProvider(value)));
+                changed += SqliteValues.Step(handle, statement);
             }
             return changed;
         }
@@ -173,23 +173,6 @@ internal static class BulkUpdate
         {
             statement.Dispose();
         }
-    }
-
-    /// <summary>Runs the bound statement once and readies it for the next values; returns the rows it changed.</summary>
-    private static int Step(sqlite3 handle, sqlite3_stmt statement)
-    {
-        var stepped = raw.sqlite3_step(statement);
-        if (stepped != raw.SQLITE_DONE)
-            Check(handle, stepped);
-        var changed = raw.sqlite3_changes(handle);
-        Check(handle, raw.sqlite3_reset(statement));
-        return changed;
-    }
-
-    private static void Check(sqlite3 handle, int result)
-    {
-        if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
-            throw new SqliteException(raw.sqlite3_errmsg(handle).utf8_to_string(), result, raw.sqlite3_extended_errcode(handle));
     }
 
     /// <summary>A server database gets the keys as an IN list, up to <see cref="KeysPerStatement"/> per round trip.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore.Storage;
 using SQLitePCL;
 
@@ -29,4 +30,21 @@ internal static class SqliteValues
             time.ToString(@"yyyy\-MM\-dd HH\:mm\:ss.FFFFFFFzzz", CultureInfo.InvariantCulture)),
         _ => throw new NotSupportedException($"BulkInsert does not bind {value.GetType().Name} values on SQLite yet."),
     };
+
+    /// <summary>Runs a bound statement once and readies it for the next values; returns the rows it changed.</summary>
+    public static int Step(sqlite3 handle, sqlite3_stmt statement)
+    {
+        var stepped = raw.sqlite3_step(statement);
+        if (stepped != raw.SQLITE_DONE)
+            Check(handle, stepped);
+        var changed = raw.sqlite3_changes(handle);
+        Check(handle, raw.sqlite3_reset(statement));
+        return changed;
+    }
+
+    public static void Check(sqlite3 handle, int result)
+    {
+        if (result is not (raw.SQLITE_OK or raw.SQLITE_DONE or raw.SQLITE_ROW))
+            throw new SqliteException(raw.sqlite3_errmsg(handle).utf8_to_string(), result, raw.sqlite3_extended_errcode(handle));
+    }
 }
