@@ -58,6 +58,7 @@ public static class Load
     {
         using var client = workload.CreateClient?.Invoke(connections) ?? Client(workload.Target.BaseAddress, connections);
         await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(2), record: null);
+        await BenchServer.AnalyzeAsync();
         var latencies = new List<double>[connections];
         var errors = 0L;
         var clock = Stopwatch.StartNew();
@@ -120,6 +121,23 @@ public static class BenchServer
     private static readonly string? PostgreSql = Environment.GetEnvironmentVariable("GATEHOUSE_BENCH_POSTGRES");
 
     public static bool OnPostgreSql => !string.IsNullOrEmpty(PostgreSql);
+
+    /// <summary>
+    /// On PostgreSQL, what autovacuum does for a database that has been running a while: gives the planner statistics.
+    /// The bench's database is new, and autovacuum's first look comes a minute after the tables start growing
+    /// (autovacuum_naptime); until then the planner takes the network id for selective and each login group's reads
+    /// scan the whole network's rows, so every run would measure a database no deployment runs for long
+    /// (docs/benchmarks.md, change 39; docs/deployment.md). Called after each warm-up, before the timed run.
+    /// </summary>
+    public static async Task AnalyzeAsync()
+    {
+        if (!OnPostgreSql)
+            return;
+        await using var connection = new Npgsql.NpgsqlConnection(PostgreSql);
+        await connection.OpenAsync();
+        await using var analyze = new Npgsql.NpgsqlCommand("ANALYZE", connection);
+        await analyze.ExecuteNonQueryAsync();
+    }
 
     /// <summary>The bench's own key-encryption key: its databases are thrown away after the run.</summary>
     private const string KeyEncryptionKey = "m1Wm2Q1Ve1SOq5GfIu9iZk4oW3GnxWl0qkO1L8kUQXc=";

@@ -45,6 +45,7 @@ public static partial class Wrk
         if (first.Count == 0 || first.Any(f => f[0] != '2'))
             return (null, first.Count == 0 ? "no answer in the warm-up" : $"first response {Shorten(first.First(f => f[0] != '2'))}");
 
+        await BenchServer.AnalyzeAsync();
         if (workload.Prepare is not null)
             await workload.Prepare();
         var cpuBefore = workload.Target.ProcessorTime();

@@ -111,11 +111,7 @@ internal sealed class SessionService : BackgroundService
             // New rows in order of their foreign keys; then the changes to rows read above. Neither is change-tracked:
             // tracking a returning user's sessions to find the one the cap ends made its login dearer than a new
             // user's (docs/benchmarks.md, change 27).
-            await BulkInsert.InsertAsync(db, created.Users);
-            await BulkInsert.InsertAsync(db, created.Bindings);
-            await BulkInsert.InsertAsync(db, created.Sessions);
-            await BulkInsert.InsertAsync(db, created.RefreshTokens);
-            await BulkInsert.InsertAsync(db, created.AuditEvents);
+            await BulkInsert.InsertTablesAsync(db, [created.Users, created.Bindings, created.Sessions, created.RefreshTokens, created.AuditEvents]);
             foreach (var (networkId, loaded) in rows)
                 await WriteChangesAsync(db, networkId, loaded, now);
         }

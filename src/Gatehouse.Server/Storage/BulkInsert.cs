@@ -1,4 +1,3 @@
-using System.Data.Common;
 using System.Text;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
@@ -18,15 +17,50 @@ namespace Gatehouse.Server.Storage;
 /// </summary>
 internal static class BulkInsert
 {
-    /// <summary>Rows per statement on a server database: fewer round trips, and still a statement the server plans quickly.</summary>
-    private const int RowsPerStatement = 8;
+    /// <summary>
+    /// Rows per statement on a server database. A login group's rows of one table fit in one statement: with eight
+    /// per statement a group of 32 logins made 20 round trips for its inserts, and on PostgreSQL each costs the
+    /// single writer a wait (docs/benchmarks.md, change 39).
+    /// </summary>
+    private const int RowsPerStatement = 64;
 
-    public static async Task InsertAsync<T>(DbContext db, IReadOnlyList<T> rows, CancellationToken ct = default)
-        where T : class
+    public static Task InsertAsync<T>(DbContext db, IReadOnlyList<T> rows, CancellationToken ct = default)
+        where T : class =>
+        InsertTablesAsync(db, [rows], ct);
+
+    /// <summary>
+    /// The rows of several tables, written in the order given (a row after the rows its foreign keys name); on a
+    /// server database all in one round trip. Every table is checked before anything is written.
+    /// </summary>
+    public static async Task InsertTablesAsync(DbContext db, IReadOnlyList<IReadOnlyList<object>> tables, CancellationToken ct = default)
     {
-        if (rows.Count == 0)
+        var writes = tables.Where(rows => rows.Count > 0).Select(rows => (Table: TableOf(db, rows), Rows: rows)).ToList();
+        if (writes.Count == 0)
             return;
-        var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
+
+        await db.Database.OpenConnectionAsync(ct);
+        try
+        {
+            if (db.Database.GetDbConnection() is SqliteConnection sqlite)
+            {
+                foreach (var (table, rows) in writes)
+                    InsertSqlite(sqlite, table, rows);
+            }
+            else
+            {
+                await InsertBatchedAsync(db, writes, ct);
+            }
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
+    private static Table TableOf(DbContext db, IReadOnlyList<object> rows)
+    {
+        var type = rows[0].GetType();
+        var entity = db.Model.FindEntityType(type) ?? throw new InvalidOperationException($"{type.Name} is not in the model.");
         RefuseUnfaithful(entity);
         RefuseMissingGeneratedValues(entity, rows);
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
@@ -36,19 +70,7 @@ internal static class BulkInsert
             .ToList();
         var sql = db.GetService<ISqlGenerationHelper>();
         var head = $"INSERT INTO {sql.DelimitIdentifier(table.Name, table.Schema)} ({string.Join(", ", columns.Select(c => sql.DelimitIdentifier(c.Name)))}) VALUES ";
-
-        await db.Database.OpenConnectionAsync(ct);
-        try
-        {
-            if (db.Database.GetDbConnection() is SqliteConnection sqlite)
-                InsertSqlite(sqlite, head, columns, rows);
-            else
-                await InsertBatchedAsync(db, head, columns, rows, sql, ct);
-        }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        return new Table(head, columns);
     }
 
     private static bool IsDatabaseIdentity(IProperty property) =>
@@ -74,8 +96,7 @@ internal static class BulkInsert
     }
 
     /// <summary>A key EF would generate when it saves (a Guid left empty) must come with the row: this writer generates nothing.</summary>
-    private static void RefuseMissingGeneratedValues<T>(IEntityType entity, IReadOnlyList<T> rows)
-        where T : class
+    private static void RefuseMissingGeneratedValues(IEntityType entity, IReadOnlyList<object> rows)
     {
         foreach (var property in entity.GetProperties())
         {
@@ -98,9 +119,9 @@ internal static class BulkInsert
     /// each value bound by position. Through Microsoft.Data.Sqlite's command, which looks up every parameter by name
     /// and wraps each step in a reader, the same inserts took twice the CPU (docs/benchmarks.md, change 14).
     /// </summary>
-    private static void InsertSqlite<T>(SqliteConnection connection, string head, List<Column> columns, IReadOnlyList<T> rows)
-        where T : class
+    private static void InsertSqlite(SqliteConnection connection, Table table, IReadOnlyList<object> rows)
     {
+        var (head, columns) = table;
         var handle = connection.Handle!;
         var text = head + "(" + string.Join(", ", columns.Select(_ => "?")) + ")";
         SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
@@ -119,49 +140,39 @@ internal static class BulkInsert
         }
     }
 
-    /// <summary>A server database gets several rows per statement, one round trip each.</summary>
-    private static async Task InsertBatchedAsync<T>(DbContext db, string head, List<Column> columns, IReadOnlyList<T> rows,
-        ISqlGenerationHelper sql, CancellationToken ct)
-        where T : class
+    /// <summary>A server database gets several rows per statement, and all the statements in one batch: one round trip.</summary>
+    private static async Task InsertBatchedAsync(DbContext db, List<(Table Table, IReadOnlyList<object> Rows)> writes, CancellationToken ct)
     {
+        var sql = db.GetService<ISqlGenerationHelper>();
         var connection = db.Database.GetDbConnection();
-        DbCommand? command = null;
-        var commandRows = 0;
-        try
+        await using var batch = connection.CreateBatch();
+        batch.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+        // The column's mapping configures each parameter (its provider type), and creates it through a command.
+        await using var parameters = connection.CreateCommand();
+        foreach (var ((head, columns), rows) in writes)
         {
             for (var start = 0; start < rows.Count; start += RowsPerStatement)
             {
                 var end = Math.Min(rows.Count, start + RowsPerStatement);
-                if (command is null || commandRows != end - start)
-                {
-                    // A new text only when the row count changes: the provider keeps the statement it prepared.
-                    if (command is not null)
-                        await command.DisposeAsync();
-                    command = connection.CreateCommand();
-                    command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-                    command.CommandText = Text(head, columns.Count, end - start, sql);
-                    commandRows = end - start;
-                }
-                command.Parameters.Clear();
+                var statement = batch.CreateBatchCommand();
+                statement.CommandText = Text(head, columns.Count, end - start, sql);
                 for (var row = start; row < end; row++)
                 {
                     for (var column = 0; column < columns.Count; column++)
                     {
                         var (property, mapping) = (columns[column].Property, columns[column].Mapping);
                         // Named as it is written in the SQL, so the provider finds it at the first try.
-                        command.Parameters.Add(mapping.CreateParameter(command, sql.GenerateParameterName(ParameterName(row - start, column, columns.Count)),
+                        statement.Parameters.Add(mapping.CreateParameter(parameters, sql.GenerateParameterName(ParameterName(row - start, column, columns.Count)),
                             property.GetGetter().GetClrValueUsingContainingEntity(rows[row]), property.IsNullable));
                     }
                 }
-                await command.ExecuteNonQueryAsync(ct);
+                batch.BatchCommands.Add(statement);
             }
         }
-        finally
-        {
-            if (command is not null)
-                await command.DisposeAsync();
-        }
+        await batch.ExecuteNonQueryAsync(ct);
     }
+
+    private sealed record Table(string Head, List<Column> Columns);
 
     private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
     {
