@@ -179,7 +179,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
-    public void Gatehouse_sets_the_timeouts_and_pool_size_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
+    public void Gatehouse_sets_the_timeouts_pool_size_and_preparation_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
     {
         static NpgsqlConnectionStringBuilder Applied(string connectionString) => new(StorageSetup.PostgreSqlConnectionString(new GatehouseOptions
         {
@@ -187,10 +187,10 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         }));
 
         var defaults = Applied("Host=db;Database=gatehouse;Username=gatehouse;Password=hunter2");
-        var named = Applied("Host=db;Password=hunter2;timeout=10;CommandTimeout=0;maximum pool size=40");
+        var named = Applied("Host=db;Password=hunter2;timeout=10;CommandTimeout=0;maximum pool size=40;MaxAutoPrepare=0");
 
-        Assert.Equal((1, 2, 16, "hunter2"), (defaults.Timeout, defaults.CommandTimeout, defaults.MaxPoolSize, defaults.Password));
-        Assert.Equal((10, 0, 40, "hunter2"), (named.Timeout, named.CommandTimeout, named.MaxPoolSize, named.Password));
+        Assert.Equal((1, 2, 16, 64, "hunter2"), (defaults.Timeout, defaults.CommandTimeout, defaults.MaxPoolSize, defaults.MaxAutoPrepare, defaults.Password));
+        Assert.Equal((10, 0, 40, 0, "hunter2"), (named.Timeout, named.CommandTimeout, named.MaxPoolSize, named.MaxAutoPrepare, named.Password));
     }
 
     [SkippableFact]
