@@ -1,3 +1,4 @@
+using Gatehouse.Server.Audit;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -74,6 +75,58 @@ public abstract class BulkInsertTablesTests<TServer>(TServer server) : IClassFix
             await transaction.CommitAsync();
         }
         Assert.Equal(0, await db.Users.CountAsync(u => u.NetworkId == network.Id));
+    }
+
+    [SkippableFact]
+    public async Task Appended_rows_read_back_as_EF_writes_them_and_only_once_committed()
+    {
+        var network = await server.CreateNetworkAsync();
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        // Nulls, text beyond ASCII, milliseconds (what SQLite keeps), and more rows than one insert statement takes.
+        var events = Enumerable.Range(0, 300).Select(i => new AuditEvent
+        {
+            NetworkId = network.Id,
+            OccurredAt = Opened.AddMilliseconds(i * 7 + 123),
+            Kind = AuditKinds.SessionCreated,
+            Outcome = i % 2 == 0 ? Outcomes.Success : Outcomes.Refused,
+            Actor = $"user:zoë-{i}",
+            UserId = i % 3 == 0 ? null : $"zoë-{i}",
+            Reason = i % 2 == 0 ? null : "a reason, with \"quotes\" and a tab\t",
+            Detail = $"n={i}",
+            ClientAddress = i % 5 == 0 ? null : "::1",
+        }).ToList();
+        var user = new User { Id = Secrets.NewId(Opened), NetworkId = network.Id, UserId = "appended", CreatedAt = Opened, UpdatedAt = Opened };
+        db.Users.Add(user);
+        await db.SaveChangesAsync();
+        var sessions = Enumerable.Range(0, 3).Select(i => new Session
+        {
+            Id = Guid.CreateVersion7(Opened.AddMilliseconds(i)), NetworkId = network.Id, UserRef = user.Id, DeviceId = $"appended-{i}",
+            DeviceKind = i == 0 ? null : "web", CreatedAt = Opened, ExpiresAt = Opened.AddHours(1), RevokedAt = i == 2 ? Opened.AddMinutes(1) : null,
+        }).ToList();
+
+        await using (await db.Database.BeginTransactionAsync())
+        {
+            await BulkInsert.AppendAsync(db, events);
+            Assert.Equal(300, await db.AuditEvents.CountAsync(e => e.NetworkId == network.Id && e.Kind == AuditKinds.SessionCreated));
+        }
+        Assert.Equal(0, await db.AuditEvents.CountAsync(e => e.NetworkId == network.Id && e.Kind == AuditKinds.SessionCreated));
+
+        await using (var transaction = await db.Database.BeginTransactionAsync())
+        {
+            await BulkInsert.AppendAsync(db, events);
+            await BulkInsert.AppendAsync(db, sessions);
+            await transaction.CommitAsync();
+        }
+        var stored = await db.AuditEvents.AsNoTracking().Where(e => e.NetworkId == network.Id && e.Kind == AuditKinds.SessionCreated).OrderBy(e => e.OccurredAt).ToListAsync();
+        Assert.Equal(
+            events.Select(e => (e.OccurredAt, e.Kind, e.Outcome, e.Actor, e.UserId, e.Reason, e.Detail, e.ClientAddress)),
+            stored.Select(e => (e.OccurredAt, e.Kind, e.Outcome, e.Actor, e.UserId, e.Reason, e.Detail, e.ClientAddress)));
+        Assert.Equal(300, stored.Select(e => e.Id).Distinct().Count());
+        var storedSessions = await db.Sessions.AsNoTracking().Where(s => s.UserRef == user.Id).OrderBy(s => s.Id).ToListAsync();
+        Assert.Equal(
+            sessions.Select(s => (s.Id, s.DeviceId, s.DeviceKind, s.CreatedAt, s.ExpiresAt, s.RevokedAt)),
+            storedSessions.Select(s => (s.Id, s.DeviceId, s.DeviceKind, s.CreatedAt, s.ExpiresAt, s.RevokedAt)));
     }
 
     private sealed class NotInTheModel;

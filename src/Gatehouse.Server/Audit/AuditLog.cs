@@ -214,7 +214,7 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
                 await using var db = await dbs.CreateDbContextAsync();
                 // One commit for the whole batch, however many statements it takes.
                 await using var tx = await db.Database.BeginTransactionAsync();
-                await BulkInsert.InsertAsync(db, batch);
+                await BulkInsert.AppendAsync(db, batch);
                 await tx.CommitAsync();
                 return;
             }
