@@ -315,6 +315,20 @@ async Task RunWithWrkAsync()
             chains[w] = (await LoginAsync($"refresher-{w}", $"refresher-device-{w}"))["refreshToken"]!.GetValue<string>();
         await File.WriteAllLinesAsync(Path.Combine(work, "refresh.txt"), chains);
     }
+    // Sessions for the logout-alone workload, written before each wrk run: more than it can end in the run, each on
+    // a device of its own (so that no login ends another by the per-device cap), opened 64 at a time.
+    // Above any logout rate measured here (logins alone reach about 4,600/s): if the run ends them all, the script
+    // sends a token that cannot be valid, and the shortfall shows as non-2xx answers instead of hiding.
+    const int LogoutsPerSecondAtMost = 8_000;
+    var sessionsToEnd = 0;
+    async Task SessionsToEndAsync(int runSeconds)
+    {
+        var batch = Interlocked.Increment(ref sessionsToEnd);
+        var tokens = new string[runSeconds * LogoutsPerSecondAtMost];
+        await Parallel.ForEachAsync(Enumerable.Range(0, tokens.Length), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (i, _) =>
+            tokens[i] = (await LoginAsync($"departing-{i % connections}", $"departing-device-{batch}-{i}"))["accessToken"]!.GetValue<string>());
+        await File.WriteAllLinesAsync(Path.Combine(work, "logout.txt"), tokens);
+    }
     var environment = new Dictionary<string, string>
     {
         ["GATEHOUSE_WRK_FILES"] = work,
@@ -354,8 +368,10 @@ async Task RunWithWrkAsync()
         new("Session creation, new users (durable)", gatehouse, "login-new.lua"),
         new("Session creation, returning users", gatehouse, "login-returning.lua"),
         new("Bearer validation (GET /api/v3/users/me)", gatehouse, "bearer.lua"),
-        new("Refresh (rotating)", gatehouse, "refresh.lua", FreshRefreshChainsAsync),
+        new("Refresh (rotating)", gatehouse, "refresh.lua", _ => FreshRefreshChainsAsync()),
         new("Secure logout (login+logout pairs; requests/s = pairs/s, latency over both)", gatehouse, "logout.lua", CountedBy: "logouts"),
+        // Last: the tens of thousands of sessions it opens first would otherwise be in every later row's database.
+        new("Secure logout alone (sessions opened before the run)", gatehouse, "logout-alone.lua", SessionsToEndAsync),
     };
     var listed = false;
     foreach (var workload in measured.Where(w => w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))

@@ -6,13 +6,13 @@ using Gatehouse.Testing;
 namespace Gatehouse.Bench;
 
 /// <summary>
-/// One workload driven by <c>wrk</c>: its Lua script in bench/wrk/, what to write before each wrk run (fresh
-/// refresh chains, say), and whether the figure is the script's own count (<c>logouts:</c>) rather than wrk's
+/// One workload driven by <c>wrk</c>: its Lua script in bench/wrk/, what to write before each wrk run of so many
+/// seconds (fresh refresh chains, sessions to end), and whether the figure is the script's own count (<c>logouts:</c>) rather than wrk's
 /// requests. <paramref name="NotMeasurable"/> says why the workload has no wrk row (it is printed instead).
 /// <paramref name="Address"/> replaces the target's HTTP address (its HTTPS one, say), and <paramref name="Environment"/>
 /// is added to wrk's for this workload alone (the client-certificate shim of the mTLS mint).
 /// </summary>
-public sealed record WrkWorkload(string Name, ServerProcess Target, string Script, Func<Task>? Prepare = null,
+public sealed record WrkWorkload(string Name, ServerProcess Target, string Script, Func<int, Task>? Prepare = null,
     string? CountedBy = null, string? NotMeasurable = null, Uri? Address = null, IReadOnlyDictionary<string, string>? Environment = null);
 
 /// <summary>
@@ -23,6 +23,8 @@ public sealed record WrkWorkload(string Name, ServerProcess Target, string Scrip
 public static partial class Wrk
 {
     private static int _runs;
+
+    private const int WarmUpSeconds = 2;
 
     /// <summary>The Lua scripts, copied next to the harness from bench/wrk at build time.</summary>
     public static string Scripts => Path.Combine(AppContext.BaseDirectory, "wrk");
@@ -38,8 +40,8 @@ public static partial class Wrk
         connections = connections / threads * threads;
 
         if (workload.Prepare is not null)
-            await workload.Prepare();
-        var warmUp = await RunWrkAsync(workload, environment, threads, connections, 2, check: true);
+            await workload.Prepare(WarmUpSeconds);
+        var warmUp = await RunWrkAsync(workload, environment, threads, connections, WarmUpSeconds, check: true);
         var first = FirstResponse().Matches(warmUp).Select(m => m.Groups[1].Value + " " + m.Groups[2].Value).ToList();
         Console.Error.WriteLine($"  {workload.Name}: warm-up, first response per thread: {string.Join(" | ", first.Select(f => Shorten(f)))}");
         if (first.Count == 0 || first.Any(f => f[0] != '2'))
@@ -47,7 +49,7 @@ public static partial class Wrk
 
         await BenchServer.AnalyzeAsync();
         if (workload.Prepare is not null)
-            await workload.Prepare();
+            await workload.Prepare(seconds);
         var cpuBefore = workload.Target.ProcessorTime();
         var output = await RunWrkAsync(workload, environment, threads, connections, seconds, check: false);
         var cpu = workload.Target.ProcessorTime() - cpuBefore;
