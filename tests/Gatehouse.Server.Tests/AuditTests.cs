@@ -86,6 +86,36 @@ public abstract class AuditTests<TServer>(TServer server) : IClassFixture<TServe
         Assert.Equal(AuditLog.MaxUserIdLength, row.UserId!.Length);
         Assert.EndsWith("x…", row.UserId, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// Refused requests are audited with what they presented. PostgreSQL stores no NUL in text, and no encoder
+    /// writes half a surrogate pair (which cutting a long value short could leave): such a row must be stored in a
+    /// form the database takes, not fail the batch and lose every other event written with it.
+    /// </summary>
+    [SkippableFact]
+    public async Task Text_the_database_cannot_store_does_not_cost_the_audit_its_other_events()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var emoji = string.Concat(Enumerable.Repeat("💥", 400));
+
+        using var withNul = await server.MintV3Async(serverKey, "nul\0inside");
+        using var cutInHalf = await server.MintV3Async(serverKey, emoji);
+        using var minted = await server.MintV3Async(serverKey, "carol");
+        await server.FlushAuditAsync();
+
+        Assert.Equal(HttpStatusCode.OK, minted.StatusCode);
+        await using var scope = server.Services.CreateAsyncScope();
+        var events = await scope.ServiceProvider.GetRequiredService<GatehouseDb>().AuditEvents
+            .Where(e => e.NetworkId == network.Id && e.Kind.StartsWith("auth_token.")).ToListAsync();
+        Assert.Contains(events, e => e.Kind == AuditKinds.AuthTokenMinted && e.UserId == "carol");
+        var refused = events.Where(e => e.Kind == AuditKinds.AuthTokenRefused).Select(e => e.UserId!).ToList();
+        Assert.Equal(2, refused.Count);
+        Assert.Contains(refused, u => u.StartsWith("nul", StringComparison.Ordinal) && u.EndsWith("inside", StringComparison.Ordinal) && !u.Contains('\0', StringComparison.Ordinal));
+        var cut = Assert.Single(refused, u => u.StartsWith("💥", StringComparison.Ordinal));
+        Assert.True(cut.Length <= AuditLog.MaxUserIdLength);
+        Assert.EndsWith("💥…", cut, StringComparison.Ordinal);
+    }
 }
 
 [Trait(Category.Name, Category.Fast)]

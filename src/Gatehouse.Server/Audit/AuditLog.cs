@@ -80,19 +80,19 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
     }
 
     /// <summary>
-    /// The row an event is stored as. Refused requests are recorded with what they presented; capped, no request can
-    /// make a row of any size.
+    /// The row an event is stored as. Refused requests are recorded with what they presented, in a form every database
+    /// stores (<see cref="Storable"/>); capped, no request can make a row of any size.
     /// </summary>
     public static AuditEvent Row(SecurityEvent raised, DateTimeOffset at, string? clientAddress) => new()
     {
-        Kind = Capped(raised.Kind, 64)!,
-        Outcome = Capped(raised.Outcome, 32)!,
-        Actor = Capped(raised.Actor, 300)!,
-        NetworkId = Capped(raised.NetworkId, 64),
-        UserId = Capped(raised.UserId, MaxUserIdLength),
-        Reason = Capped(raised.Reason, 64),
-        Detail = Capped(raised.Detail, 1024),
-        ClientAddress = Capped(clientAddress, 64),
+        Kind = Storable(raised.Kind, 64)!,
+        Outcome = Storable(raised.Outcome, 32)!,
+        Actor = Storable(raised.Actor, 300)!,
+        NetworkId = Storable(raised.NetworkId, 64),
+        UserId = Storable(raised.UserId, MaxUserIdLength),
+        Reason = Storable(raised.Reason, 64),
+        Detail = Storable(raised.Detail, 1024),
+        ClientAddress = Storable(clientAddress, 64),
         OccurredAt = at,
     };
 
@@ -136,7 +136,37 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
         }
     }
 
-    private static string? Capped(string? value, int max) => value is null || value.Length <= max ? value : string.Concat(value.AsSpan(0, max - 1), "…");
+    /// <summary>
+    /// At most <paramref name="max"/> UTF-16 units, cut short with "…" but never between the halves of a surrogate
+    /// pair; NUL and unpaired surrogates become U+FFFD. PostgreSQL stores no NUL in text and no UTF-8 encoder writes
+    /// half a pair, so either, in one refused request's row, failed the whole batch written with it: every other
+    /// event in it was lost.
+    /// </summary>
+    private static string? Storable(string? value, int max)
+    {
+        if (value is null)
+            return null;
+        if (value.Length > max)
+        {
+            var kept = char.IsHighSurrogate(value[max - 2]) ? max - 2 : max - 1;
+            value = string.Concat(value.AsSpan(0, kept), "…");
+        }
+        if (value.AsSpan().IndexOfAny(Unstorable) < 0)
+            return value;
+        var chars = value.ToCharArray();
+        for (var i = 0; i < chars.Length; i++)
+        {
+            if (char.IsHighSurrogate(chars[i]) && i + 1 < chars.Length && char.IsLowSurrogate(chars[i + 1]))
+                i++;
+            else if (chars[i] == '\0' || char.IsSurrogate(chars[i]))
+                chars[i] = '\uFFFD';
+        }
+        return new string(chars);
+    }
+
+    /// <summary>NUL and every surrogate: a value without any is stored as it is.</summary>
+    private static readonly System.Buffers.SearchValues<char> Unstorable =
+        System.Buffers.SearchValues.Create("\0" + string.Concat(Enumerable.Range(0xD800, 0x800).Select(c => (char)c)));
 
     private void Announce(string kind, string outcome, string actor, string? networkId, string? reason, RequestOrigin? origin)
     {
