@@ -7,8 +7,8 @@ namespace Gatehouse.Bench;
 
 /// <summary>
 /// One workload driven by <c>wrk</c>: its Lua script in bench/wrk/, what to write before each wrk run of so many
-/// seconds (fresh refresh chains, sessions to end), and whether the figure is the script's own count (<c>logouts:</c>) rather than wrk's
-/// requests. <paramref name="NotMeasurable"/> says why the workload has no wrk row (it is printed instead).
+/// seconds (fresh refresh chains, sessions to end), and whether the figure is the script's own count
+/// (<c>logouts:</c>) rather than wrk's requests. <paramref name="NotMeasurable"/> says why the workload has no wrk row (it is printed instead).
 /// <paramref name="Address"/> replaces the target's HTTP address (its HTTPS one, say), and <paramref name="Environment"/>
 /// is added to wrk's for this workload alone (the client-certificate shim of the mTLS mint).
 /// </summary>
