@@ -10,7 +10,9 @@ namespace Gatehouse.Server.Tests;
 /// <summary>
 /// A login group writes its new rows of several tables in one call (<see cref="BulkInsert.InsertTablesAsync"/>),
 /// on PostgreSQL as one batch of statements: every row must land, parents before the rows that name them, in the
-/// caller's transaction, and a table the writer cannot write must stop the call before anything is written.
+/// caller's transaction, and a table the writer cannot write must stop the call before anything is written. The
+/// audit writer appends its batches (<see cref="BulkInsert.AppendAsync"/>, on PostgreSQL a binary COPY): they must
+/// read back as written, and only once committed.
 /// </summary>
 public abstract class BulkInsertTablesTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer

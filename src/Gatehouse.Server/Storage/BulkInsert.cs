@@ -206,7 +206,7 @@ internal static class BulkInsert
                         var (property, mapping) = (columns[column].Property, columns[column].Mapping);
                         // Named as it is written in the SQL, so the provider finds it at the first try.
                         statement.Parameters.Add(mapping.CreateParameter(parameters, sql.GenerateParameterName(ParameterName(row - start, column, columns.Count)),
-                            property.GetGetter().GetClrValueUsingContainingEntity(rows[row]), property.IsNullable));
+                            columns[column].ClrValue(rows[row]), property.IsNullable));
                     }
                 }
                 batch.BatchCommands.Add(statement);
@@ -224,13 +224,15 @@ internal static class BulkInsert
 
     private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
     {
-        public object? ProviderValue(object row) => SqliteValues.ToProvider(Mapping, Property.GetGetter().GetClrValueUsingContainingEntity(row));
+        public object? ClrValue(object row) => Property.GetGetter().GetClrValueUsingContainingEntity(row);
 
-        public object? StoreValue(object row)
+        public object? ProviderValue(object row) => SqliteValues.ToProvider(Mapping, ClrValue(row));
+
+        public object? StoreValue(object row) => ClrValue(row) switch
         {
-            var value = Property.GetGetter().GetClrValueUsingContainingEntity(row);
-            return value is not null && Mapping.Converter is { } converter ? converter.ConvertToProvider(value) : value;
-        }
+            { } value when Mapping.Converter is { } converter => converter.ConvertToProvider(value),
+            var value => value,
+        };
     }
 
     private static string ParameterName(int row, int column, int columns) => $"p{row * columns + column}";
