@@ -41,6 +41,13 @@ public static class Load
 {
     private const int MaxRequestsPerWorker = 2_000_000;
 
+    /// <summary>
+    /// Long enough for the server's code to reach its last tier: under the mint's load the JIT's tier-up thread was
+    /// busy for the first 8 s and idle after; with 2 s, most of an 8 s run measured code still being compiled
+    /// (docs/benchmarks.md, change 44).
+    /// </summary>
+    public const int WarmUpSeconds = 10;
+
     public static HttpClient Client(Uri address, int connections) => Client(address, Handler(connections));
 
     /// <summary>Connections live as long as the run: over HTTPS each one does its TLS handshake once, in the warm-up.</summary>
@@ -57,7 +64,7 @@ public static class Load
     public static async Task<Result> RunAsync(Workload workload, int connections, int seconds)
     {
         using var client = workload.CreateClient?.Invoke(connections) ?? Client(workload.Target.BaseAddress, connections);
-        await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(2), record: null);
+        await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(WarmUpSeconds), record: null);
         await BenchServer.AnalyzeAsync();
         var latencies = new List<double>[connections];
         var errors = 0L;

@@ -30,7 +30,7 @@ var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture)
 var connectionCounts = args.Length > 1 ? args[1].Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray() : [1, 64];
 var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
-Console.WriteLine($"Gatehouse bench{(withWrk ? " with wrk" : "")}: {seconds} s per run after a 2 s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
+Console.WriteLine($"Gatehouse bench{(withWrk ? " with wrk" : "")}: {seconds} s per run after a {Load.WarmUpSeconds} s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
 Console.WriteLine(BenchServer.OnPostgreSql ? "Database: PostgreSQL (GATEHOUSE_BENCH_POSTGRES)" : "Database: SQLite (synchronous=FULL)");
 await using var gatehouse = await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);

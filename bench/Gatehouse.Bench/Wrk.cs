@@ -17,14 +17,12 @@ public sealed record WrkWorkload(string Name, ServerProcess Target, string Scrip
 
 /// <summary>
 /// Drives a workload with <c>wrk</c> (an open-source C load generator on an event loop, far cheaper per request
-/// than the C# generator): a 2 s warm-up in which each wrk thread prints its first response, checked to be 2xx,
-/// then the timed run, with the server process's CPU read before and after it.
+/// than the C# generator): a warm-up (<see cref="Load.WarmUpSeconds"/>) in which each wrk thread prints its first
+/// response, checked to be 2xx, then the timed run, with the server process's CPU read before and after it.
 /// </summary>
 public static partial class Wrk
 {
     private static int _runs;
-
-    private const int WarmUpSeconds = 2;
 
     /// <summary>The Lua scripts, copied next to the harness from bench/wrk at build time.</summary>
     public static string Scripts => Path.Combine(AppContext.BaseDirectory, "wrk");
@@ -40,8 +38,8 @@ public static partial class Wrk
         connections = connections / threads * threads;
 
         if (workload.Prepare is not null)
-            await workload.Prepare(WarmUpSeconds);
-        var warmUp = await RunWrkAsync(workload, environment, threads, connections, WarmUpSeconds, check: true);
+            await workload.Prepare(Load.WarmUpSeconds);
+        var warmUp = await RunWrkAsync(workload, environment, threads, connections, Load.WarmUpSeconds, check: true);
         var first = FirstResponse().Matches(warmUp).Select(m => m.Groups[1].Value + " " + m.Groups[2].Value).ToList();
         Console.Error.WriteLine($"  {workload.Name}: warm-up, first response per thread: {string.Join(" | ", first.Select(f => Shorten(f)))}");
         if (first.Count == 0 || first.Any(f => f[0] != '2'))

@@ -16,8 +16,14 @@ internal sealed record Caller(Guid SessionId, string NetworkId, User User);
 /// rebinding and reuse detection take effect on the very next request.
 /// </summary>
 internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache live, IDbContextFactory<GatehouseDb> dbs, TimeProvider clock,
-    IOptions<GatehouseOptions> options)
+    IOptions<GatehouseOptions> options) : IDisposable
 {
+    private readonly Lazy<SqliteSessionReads?> _sqlite = new(() =>
+    {
+        using var db = dbs.CreateDbContext();
+        return db.Database.IsSqlite() ? new SqliteSessionReads(db) : null;
+    }, LazyThreadSafetyMode.PublicationOnly);
+
     private static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =
         new((db, sessionId, ct) => db.Sessions.AsNoTracking()
             .Where(s => s.Id == sessionId)
@@ -60,7 +66,15 @@ internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache 
 
     private async Task<SessionState?> ReadAsync(Guid sessionId, CancellationToken ct)
     {
+        if (_sqlite.Value is { } sqlite)
+            return sqlite.Read(sessionId);
         await using var db = await dbs.CreateDbContextAsync(ct);
         return await SessionWithUser.RunAsync(db, sessionId, ct);
+    }
+
+    public void Dispose()
+    {
+        if (_sqlite.IsValueCreated)
+            _sqlite.Value?.Dispose();
     }
 }
