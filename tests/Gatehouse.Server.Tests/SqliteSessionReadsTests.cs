@@ -9,8 +9,9 @@ namespace Gatehouse.Server.Tests;
 
 /// <summary>
 /// On SQLite the bearer check reads a session with its user without EF (<see cref="SqliteSessionReads"/>). What it
-/// reads must be what EF reads, for every kind of row the check judges (ended, banned, deleted, a visitor, no
-/// display name), a change must show at the next read, and reads in parallel must each get their own row.
+/// reads must be what EF's read (which PostgreSQL uses) finds, for every kind of row the check judges (ended, banned,
+/// deleted, a bot, a visitor, no display name), a change must show at the next read, and reads in parallel must each
+/// get their own row.
 /// </summary>
 [Trait(Category.Name, Category.Fast)]
 public sealed class SqliteSessionReadsTests(SqliteServer server) : IClassFixture<SqliteServer>
@@ -23,22 +24,19 @@ public sealed class SqliteSessionReadsTests(SqliteServer server) : IClassFixture
         var network = await server.CreateNetworkAsync();
         await using var scope = server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
-        var named = new User
-        {
-            Id = Secrets.NewId(Opened), NetworkId = network.Id, UserId = "reader-ada", DisplayName = "Ada Ł. 🛡",
-            CreatedAt = Opened, UpdatedAt = Opened.AddTicks(1_234_567),
-        };
-        var gone = new User
-        {
-            Id = Secrets.NewId(Opened.AddSeconds(1)), NetworkId = network.Id, UserId = "reader-visitor", Kind = UserKind.Visitor,
-            IsGlobalBan = true, IsDeleted = true, CreatedAt = Opened.AddDays(-3), UpdatedAt = Opened,
-        };
-        db.Users.AddRange(named, gone);
+        var named = NewUser(network.Id, 0, "reader-ada", UserKind.SignedIn, banned: false, deleted: false, "Ada Ł. 🛡");
+        // Each flag the check judges set alone, so that reading one column for another cannot pass.
+        var banned = NewUser(network.Id, 1, "reader-banned", UserKind.SignedIn, banned: true, deleted: false, "Banned");
+        var deleted = NewUser(network.Id, 2, "reader-bot", UserKind.Bot, banned: false, deleted: true, displayName: null);
+        var visitor = NewUser(network.Id, 3, "reader-visitor", UserKind.Visitor, banned: false, deleted: false, displayName: null);
+        db.Users.AddRange(named, banned, deleted, visitor);
         var sessions = new[]
         {
             NewSession(named, 0, revokedAt: null),
-            NewSession(named, 1, revokedAt: Opened.AddMinutes(5).AddTicks(7)),
-            NewSession(gone, 2, revokedAt: null),
+            NewSession(named, 1, revokedAt: Opened.AddMinutes(5).AddMilliseconds(250)),
+            NewSession(banned, 2, revokedAt: null),
+            NewSession(deleted, 3, revokedAt: null),
+            NewSession(visitor, 4, revokedAt: null),
         };
         db.Sessions.AddRange(sessions);
         await db.SaveChangesAsync();
@@ -47,6 +45,11 @@ public sealed class SqliteSessionReadsTests(SqliteServer server) : IClassFixture
         var ids = sessions.Select(s => s.Id).Append(Guid.NewGuid()).ToList();
         foreach (var id in ids)
             Assert.Equal(await ReadWithEfAsync(db, id), Describe(reads.Read(id)));
+        foreach (var (session, user) in sessions.Zip(new[] { named, named, banned, deleted, visitor }))
+        {
+            var read = reads.Read(session.Id)!;
+            Assert.Equal((user.Kind, user.IsGlobalBan, user.IsDeleted, session.RevokedAt), (read.User.Kind, read.User.IsGlobalBan, read.User.IsDeleted, read.RevokedAt));
+        }
         Assert.Null(reads.Read(ids[^1]));
         Assert.Equal("Ada Ł. 🛡", reads.Read(sessions[0].Id)!.User.DisplayName);
 
@@ -67,6 +70,19 @@ public sealed class SqliteSessionReadsTests(SqliteServer server) : IClassFixture
         });
     }
 
+    private static User NewUser(string networkId, int index, string userId, UserKind kind, bool banned, bool deleted, string? displayName) => new()
+    {
+        Id = Secrets.NewId(Opened.AddSeconds(index)),
+        NetworkId = networkId,
+        UserId = userId,
+        DisplayName = displayName,
+        Kind = kind,
+        IsGlobalBan = banned,
+        IsDeleted = deleted,
+        CreatedAt = Opened.AddDays(-index),
+        UpdatedAt = Opened.AddTicks(1_234_567 * (index + 1)),
+    };
+
     private static Session NewSession(User user, int index, DateTimeOffset? revokedAt) => new()
     {
         Id = Guid.CreateVersion7(Opened.AddMilliseconds(index)),
@@ -79,10 +95,9 @@ public sealed class SqliteSessionReadsTests(SqliteServer server) : IClassFixture
         RevokedReason = revokedAt is null ? null : "logout",
     };
 
+    /// <summary>The read PostgreSQL uses, and SQLite did before.</summary>
     private static async Task<string> ReadWithEfAsync(GatehouseDb db, Guid id) =>
-        Describe(await db.Sessions.AsNoTracking().Where(s => s.Id == id)
-            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new SessionState(s.NetworkId, s.RevokedAt, s.CreatedAt, u))
-            .FirstOrDefaultAsync());
+        Describe(await SessionAccess.SessionWithUser.RunAsync(db, id, CancellationToken.None));
 
     /// <summary>Every value the check can see, the user's included (records compare their user by reference).</summary>
     private static string Describe(SessionState? state) =>

@@ -24,7 +24,8 @@ internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache 
         return db.Database.IsSqlite() ? new SqliteSessionReads(db) : null;
     }, LazyThreadSafetyMode.PublicationOnly);
 
-    private static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =
+    /// <summary>The read on PostgreSQL; on SQLite, what <see cref="SqliteSessionReads"/> must read alike.</summary>
+    internal static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =
         new((db, sessionId, ct) => db.Sessions.AsNoTracking()
             .Where(s => s.Id == sessionId)
             .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new SessionState(s.NetworkId, s.RevokedAt, s.CreatedAt, u))

@@ -27,6 +27,7 @@ internal sealed class SqliteSessionReads : IDisposable
     private readonly string _sql;
     private readonly Func<long, DateTimeOffset> _time;
     private readonly ConcurrentBag<Connection> _kept = [];
+    private int _keptCount;
     private volatile bool _disposed;
 
     public SqliteSessionReads(GatehouseDb db)
@@ -51,6 +52,11 @@ internal sealed class SqliteSessionReads : IDisposable
         var converter = sessions.FindProperty(nameof(Session.CreatedAt))!.GetTypeMapping().Converter
             ?? throw new InvalidOperationException("SQLite stores times through a converter; the model has none.");
         _time = stored => (DateTimeOffset)converter.ConvertFromProvider(stored)!;
+        // A column added to User and not read here would be left at its default on SQLite alone: a flag the check
+        // judges would then read false. Refused at the first read instead.
+        var unread = users.GetProperties().Select(p => p.Name).Except(UserColumns, StringComparer.Ordinal).ToList();
+        if (unread.Count > 0)
+            throw new InvalidOperationException($"SqliteSessionReads does not read User's {string.Join(", ", unread)}.");
     }
 
     /// <summary>The columns of <see cref="User"/> in the order <see cref="Connection.Read"/> takes them.</summary>
@@ -63,7 +69,16 @@ internal sealed class SqliteSessionReads : IDisposable
     public SessionState? Read(Guid sessionId)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var connection = _kept.TryTake(out var kept) ? kept : new Connection(this);
+        Connection connection;
+        if (_kept.TryTake(out var kept))
+        {
+            Interlocked.Decrement(ref _keptCount);
+            connection = kept;
+        }
+        else
+        {
+            connection = new Connection(this);
+        }
         var reusable = false;
         try
         {
@@ -74,16 +89,29 @@ internal sealed class SqliteSessionReads : IDisposable
         finally
         {
             // A connection whose read failed is not trusted again; one beyond the kept number is closed.
-            if (reusable && !_disposed && _kept.Count < KeptConnections)
+            if (reusable && Interlocked.Increment(ref _keptCount) <= KeptConnections)
+            {
                 _kept.Add(connection);
+                if (_disposed)
+                    CloseKept();
+            }
             else
+            {
+                if (reusable)
+                    Interlocked.Decrement(ref _keptCount);
                 connection.Dispose();
+            }
         }
     }
 
     public void Dispose()
     {
         _disposed = true;
+        CloseKept();
+    }
+
+    private void CloseKept()
+    {
         while (_kept.TryTake(out var connection))
             connection.Dispose();
     }
@@ -130,16 +158,14 @@ internal sealed class SqliteSessionReads : IDisposable
                     NetworkId = Text(4)!,
                     UserId = Text(5)!,
                     DisplayName = Text(6),
-                    Kind = (UserKind)raw.sqlite3_column_int64(_statement, 7),
-                    IsGlobalBan = raw.sqlite3_column_int64(_statement, 8) != 0,
-                    IsDeleted = raw.sqlite3_column_int64(_statement, 9) != 0,
-                    CreatedAt = time(raw.sqlite3_column_int64(_statement, 10)),
-                    UpdatedAt = time(raw.sqlite3_column_int64(_statement, 11)),
+                    Kind = (UserKind)Integer(7),
+                    IsGlobalBan = Integer(8) != 0,
+                    IsDeleted = Integer(9) != 0,
+                    CreatedAt = time(Integer(10)),
+                    UpdatedAt = time(Integer(11)),
                 };
-                var revokedAt = raw.sqlite3_column_type(_statement, 1) == raw.SQLITE_NULL
-                    ? (DateTimeOffset?)null
-                    : time(raw.sqlite3_column_int64(_statement, 1));
-                return new SessionState(Text(0)!, revokedAt, time(raw.sqlite3_column_int64(_statement, 2)), user);
+                var revokedAt = raw.sqlite3_column_type(_statement, 1) == raw.SQLITE_NULL ? (DateTimeOffset?)null : time(Integer(1));
+                return new SessionState(Text(0)!, revokedAt, time(Integer(2)), user);
             }
             finally
             {
@@ -147,6 +173,12 @@ internal sealed class SqliteSessionReads : IDisposable
                 raw.sqlite3_reset(_statement);
             }
         }
+
+        /// <summary>A NULL where the schema has none (a hand-edited file) is refused, not read as 0: not banned, not deleted.</summary>
+        private long Integer(int column) =>
+            raw.sqlite3_column_type(_statement, column) == raw.SQLITE_INTEGER
+                ? raw.sqlite3_column_int64(_statement, column)
+                : throw new InvalidDataException($"Column {column} of the session read is not an integer.");
 
         private string? Text(int column) =>
             raw.sqlite3_column_type(_statement, column) == raw.SQLITE_NULL ? null : raw.sqlite3_column_text(_statement, column).utf8_to_string();
