@@ -13,10 +13,10 @@ namespace Gatehouse.Server.Sessions;
 /// <summary>
 /// The bearer check's read of a session with its user, on SQLite, without EF: on connections of its own, each keeping
 /// the statement prepared. Through EF each read took a pooled context, opened a pooled connection (which registers
-/// EF's functions again), had Microsoft.Data.Sqlite prepare the join again and materialized the row: about a sixth of
-/// a logout's CPU, and of every bearer check the session cache cannot answer (docs/benchmarks.md, change 45). The
-/// statement and the values are taken from the model, converters included, so what it reads is what EF would
-/// (SqliteSessionReadsTests compares the two).
+/// EF's functions again), had Microsoft.Data.Sqlite prepare the join again and materialized the row, for every bearer
+/// check the session cache cannot answer: without it a logout costs a quarter to a third less CPU (docs/benchmarks.md,
+/// change 45). The statement and the values are taken from the model, converters included, so what it reads is what
+/// EF would (SqliteSessionReadsTests compares the two).
 /// </summary>
 internal sealed class SqliteSessionReads : IDisposable
 {
