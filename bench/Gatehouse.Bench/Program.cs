@@ -369,6 +369,7 @@ async Task RunWithWrkAsync()
         new("Session creation, returning users", gatehouse, "login-returning.lua"),
         new("Bearer validation (GET /api/v3/users/me)", gatehouse, "bearer.lua"),
         new("Refresh (rotating)", gatehouse, "refresh.lua", _ => FreshRefreshChainsAsync()),
+        new("Bearer validation while other sessions refresh (1 request in 10 a refresh)", gatehouse, "bearer-refresh.lua", _ => FreshRefreshChainsAsync()),
         new("Secure logout (login+logout pairs; requests/s = pairs/s, latency over both)", gatehouse, "logout.lua", CountedBy: "logouts"),
         // Last: the tens of thousands of sessions it opens first would otherwise be in every later row's database.
         new("Secure logout alone (sessions opened before the run)", gatehouse, "logout-alone.lua", SessionsToEndAsync),

@@ -1,8 +1,13 @@
 using System.Linq.Expressions;
+using Gatehouse.Server.Configuration;
+using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
+using Gatehouse.Server.Users;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Query;
+using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Tests;
 
@@ -74,6 +79,92 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
             await tx.RollbackAsync();
         }
         Assert.Equal(before, writes.VersionOf(networks));
+    }
+
+    [Fact]
+    public void A_notification_naming_sessions_makes_those_alone_stale_and_one_it_cannot_read_makes_more_stale_never_less()
+    {
+        var writes = new CommittedWrites(Options.Create(new GatehouseOptions { DataDirectory = server.DataDirectory }));
+        string[] tables = ["Sessions", "Users"];
+        var named = Guid.NewGuid();
+        var other = Guid.NewGuid();
+        while (CommittedWrites.Stripe(other) == CommittedWrites.Stripe(named))
+            other = Guid.NewGuid();
+        long Named() => writes.VersionOf(tables, "Sessions", named);
+        long Other() => writes.VersionOf(tables, "Sessions", other);
+
+        var (named0, other0) = (Named(), Other());
+        // PostgreSQL spells a uuid in lower case; another case must be read as the same session.
+        writes.CommittedElsewhere($"Sessions:{Guid.NewGuid()},{named.ToString().ToUpperInvariant()}");
+        Assert.True(Named() > named0, "the session named was not made stale");
+        Assert.Equal(other0, Other());
+
+        foreach (var unreadable in new[] { $"Sessions:{named},not-a-uuid", "Sessions:", "Sessions", "Users", "NoSuchTable", $"NoSuchTable:{other}" })
+        {
+            (named0, other0) = (Named(), Other());
+            writes.CommittedElsewhere(unreadable);
+            Assert.True(Named() > named0 && Other() > other0, $"{unreadable} left a session current");
+        }
+    }
+
+    [Fact]
+    public async Task SaveChanges_of_a_session_counts_its_row_alone_and_an_unnamed_statement_on_sessions_counts_them_all()
+    {
+        var network = await server.CreateNetworkAsync();
+        var writes = server.Services.GetRequiredService<CommittedWrites>();
+        string[] sessionsTable = ["Sessions"];
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var now = DateTimeOffset.UtcNow;
+        var user = new User { Id = Secrets.NewId(now), NetworkId = network.Id, UserId = "saved-session", CreatedAt = now, UpdatedAt = now };
+        var session = new Session { Id = Guid.NewGuid(), NetworkId = network.Id, UserRef = user.Id, DeviceId = "saved", CreatedAt = now, ExpiresAt = now.AddHours(1) };
+        db.AddRange(user, session);
+        await db.SaveChangesAsync();
+        var other = Guid.NewGuid();
+        while (CommittedWrites.Stripe(other) == CommittedWrites.Stripe(session.Id))
+            other = Guid.NewGuid();
+
+        var (saved0, other0) = (writes.VersionOf(sessionsTable, "Sessions", session.Id), writes.VersionOf(sessionsTable, "Sessions", other));
+        session.ExpiresAt = now.AddHours(2);
+        await db.SaveChangesAsync();
+        Assert.True(writes.VersionOf(sessionsTable, "Sessions", session.Id) > saved0, "the saved session was not counted");
+        Assert.Equal(other0, writes.VersionOf(sessionsTable, "Sessions", other));
+
+        other0 = writes.VersionOf(sessionsTable, "Sessions", other);
+        await db.Sessions.Where(s => s.UserRef == user.Id).ExecuteUpdateAsync(set => set.SetProperty(s => s.RevokedReason, "unnamed"));
+        Assert.True(writes.VersionOf(sessionsTable, "Sessions", other) > other0, "a statement that names no session left one current");
+    }
+
+    [Fact]
+    public async Task A_full_cache_lets_the_least_recently_used_go_and_keeps_serving_the_rows_in_use()
+    {
+        var writes = new CommittedWrites(Options.Create(new GatehouseOptions { DataDirectory = server.DataDirectory }));
+        using var cache = new CommittedRowCache<Guid, string>(writes, 100, ["Sessions"], keyedBy: "Sessions");
+        var reads = 0;
+        Task<string?> Read(Guid key)
+        {
+            Interlocked.Increment(ref reads);
+            return Task.FromResult<string?>(key.ToString());
+        }
+        var inUse = Enumerable.Range(0, 20).Select(_ => Guid.NewGuid()).ToList();
+
+        // Ten times its capacity of rows read once, the rows in use read between them.
+        for (var i = 0; i < 1_000; i++)
+        {
+            var once = Guid.NewGuid();
+            Assert.Equal(once.ToString(), await cache.GetAsync(once, () => Read(once)));
+            var used = inUse[i % inUse.Count];
+            Assert.Equal(used.ToString(), await cache.GetAsync(used, () => Read(used)));
+            if (i % 50 == 0)
+                await Task.Delay(10);
+        }
+        await Task.Delay(200);
+
+        Assert.InRange(cache.Count, 1, 100);
+        reads = 0;
+        foreach (var used in inUse)
+            Assert.Equal(used.ToString(), await cache.GetAsync(used, () => Read(used)));
+        Assert.True(reads <= 2, $"{reads} of the {inUse.Count} rows in use were read again");
     }
 
     [Theory]

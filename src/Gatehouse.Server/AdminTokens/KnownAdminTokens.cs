@@ -18,7 +18,7 @@ internal sealed class KnownAdminTokens(CommittedWrites writes) : IDisposable
     private const int Entries = 10_000;
 
     private readonly CommittedRowCache<string, PresentedAdminToken> _rows =
-        new(writes, Entries, "AdminTokens", "Admins", "AdminMemberships", "Networks");
+        new(writes, Entries, ["AdminTokens", "Admins", "AdminMemberships", "Networks"]);
 
     public Task<PresentedAdminToken?> GetAsync(string digest, Func<Task<PresentedAdminToken?>> read) => _rows.GetAsync(digest, read);
 

@@ -21,7 +21,7 @@ internal sealed class KnownClientCertificates : IDisposable
     private readonly CommittedRowCache<string, ClientCertificate> _rows;
 
     public KnownClientCertificates(CommittedWrites writes) =>
-        _rows = new CommittedRowCache<string, ClientCertificate>(writes, Entries, "ClientCertificates");
+        _rows = new CommittedRowCache<string, ClientCertificate>(writes, Entries, ["ClientCertificates"]);
 
     /// <summary>The kept verdict for this certificate, network and authority, or <paramref name="judge"/>'s (then kept).</summary>
     public Refusal? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<Refusal?> judge)

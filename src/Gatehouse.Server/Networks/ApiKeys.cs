@@ -20,7 +20,7 @@ internal sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrite
     /// as a regenerated key or secure mode, makes them stale: <see cref="CommittedRowCache{TKey,TValue}"/>). Unknown
     /// keys are never kept.
     /// </summary>
-    private readonly CommittedRowCache<string, Network> _known = new(writes, KnownNetworks, "Networks");
+    private readonly CommittedRowCache<string, Network> _known = new(writes, KnownNetworks, ["Networks"]);
 
     private static readonly CompiledQuery<string, Network?> ByApiKey =
         new((db, key, ct) => db.Networks.AsNoTracking().FirstOrDefault(n => n.ApiKey == key));

@@ -20,7 +20,7 @@ internal sealed record KnownServerKey(ServerKey Key, bool MtlsEnabled);
 /// </summary>
 internal sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseOptions> options) : IDisposable
 {
-    private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options.Value.ServerKeyCacheEntries, "ServerKeys", "Networks");
+    private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options.Value.ServerKeyCacheEntries, ["ServerKeys", "Networks"]);
 
     public Task<KnownServerKey?> GetAsync(string digest, Func<Task<KnownServerKey?>> read) => _rows.GetAsync(digest, read);
 

@@ -9,16 +9,17 @@ namespace Gatehouse.Server.Sessions;
 internal sealed record SessionState(string NetworkId, DateTimeOffset? RevokedAt, DateTimeOffset CreatedAt, User User);
 
 /// <summary>
-/// The sessions bearer requests read, kept so a token already seen costs no database read. Any committed change to
-/// a session or user row (logout, rebinding, the cap, refresh, ban, revocations, display names) makes every entry
-/// stale at once: on this node for the very next request, on the others once the database's notification arrives
+/// The sessions bearer requests read, kept so a token already seen costs no database read. A committed change to a
+/// session (logout, the cap, refresh) makes that session's entry stale; a change to sessions not named by id (an
+/// admin's end-sessions, a ban) or to any user row (ban, display names) makes every entry stale. On this node at the
+/// very next request, on the others once the database's notification arrives
 /// (<see cref="CommittedRowCache{TKey,TValue}"/>).
 /// </summary>
 internal sealed class LiveSessionCache(CommittedWrites writes, IOptions<GatehouseOptions> options)
     : IDisposable
 {
     private readonly CommittedRowCache<Guid, SessionState> _rows =
-        new(writes, options.Value.Sessions.LiveSessionCacheEntries, "Sessions", "Users");
+        new(writes, options.Value.Sessions.LiveSessionCacheEntries, ["Sessions", "Users"], keyedBy: "Sessions");
 
     public Task<SessionState?> GetAsync(Guid sessionId, Func<Task<SessionState?>> read) => _rows.GetAsync(sessionId, read);
 

@@ -15,8 +15,8 @@ namespace Gatehouse.Server.Storage;
 /// EF funcletized and looked that statement up again for every group, most of its cost in the single writer,
 /// docs/benchmarks.md, change 36) and each row's own values of named columns (<see cref="UpdateAsync{T}"/>, what
 /// SaveChanges did for tracked rows, change 37). Table, columns and value conversion come from the EF model, as in
-/// <see cref="BulkInsert"/>, and the table counts as written for the caches (<see cref="CommittedWrites"/>) when the
-/// transaction commits, as an EF statement's would.
+/// <see cref="BulkInsert"/>, and the table (or, written by primary key, its rows) counts as written for the caches
+/// (<see cref="CommittedWrites"/>) when the transaction commits, as an EF statement's would.
 /// </summary>
 internal static class BulkUpdate
 {
@@ -46,7 +46,7 @@ internal static class BulkUpdate
             var changed = db.Database.GetDbConnection() is SqliteConnection sqlite
                 ? ClaimSqlite(sqlite, head, key, keys, set)
                 : await ClaimBatchedAsync(db, head, key, keys, set, sql, ct);
-            CommittedWrites.Watcher.Wrote(db, table.Name);
+            CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? keys : null);
             return changed;
         }
         finally
@@ -58,6 +58,7 @@ internal static class BulkUpdate
     /// <summary>
     /// Writes each row's current values of <paramref name="properties"/> to the row with its key, as SaveChanges would
     /// for rows it tracked with those properties modified, without tracking them (docs/benchmarks.md, change 37).
+    /// Returns how many rows it found; a key listed twice is written once, with its last row's values.
     /// </summary>
     public static async Task<int> UpdateAsync<T>(DbContext db, IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties,
         CancellationToken ct = default)
@@ -73,6 +74,9 @@ internal static class BulkUpdate
         var key = Column.Of(entity, table, keyProperty);
         var set = properties.Select(p => Column.Of(entity, table, p)).ToList();
         var sql = db.GetService<ISqlGenerationHelper>();
+        // A key listed twice is written once, with its last row's values, as a statement per row would leave it; one
+        // UPDATE … FROM (VALUES …) would pick either row.
+        rows = [.. rows.GroupBy(key.ValueOf).Select(same => same.Last())];
 
         await db.Database.OpenConnectionAsync(ct);
         try
@@ -88,7 +92,7 @@ internal static class BulkUpdate
             {
                 changed = await UpdateBatchedAsync(db, table, key, set, rows, sql, ct);
             }
-            CommittedWrites.Watcher.Wrote(db, table.Name);
+            CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? rows.Select(row => key.ValueOf(row)!) : null);
             return changed;
         }
         finally
@@ -119,7 +123,11 @@ internal static class BulkUpdate
         }
     }
 
-    /// <summary>Several UPDATE statements per command on a server database: one round trip for up to <see cref="KeysPerStatement"/> rows.</summary>
+    /// <summary>
+    /// One <c>UPDATE … FROM (VALUES …)</c> per <see cref="KeysPerStatement"/> rows on a server database: one round trip,
+    /// and one statement, so PostgreSQL's trigger sends one notification naming them all instead of one per row
+    /// (docs/benchmarks.md, change 46).
+    /// </summary>
     private static async Task<int> UpdateBatchedAsync<T>(DbContext db, StoreObjectIdentifier table, Column key, List<Column> set, IReadOnlyCollection<T> rows,
         ISqlGenerationHelper sql, CancellationToken ct)
         where T : class
@@ -130,20 +138,26 @@ internal static class BulkUpdate
         {
             await using var command = connection.CreateCommand();
             command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            var text = new StringBuilder();
+            var columns = new List<Column>([key, .. set]);
+            var text = new StringBuilder("UPDATE ").Append(sql.DelimitIdentifier(table.Name, table.Schema)).Append(" AS t SET ");
+            for (var i = 0; i < set.Count; i++)
+                text.Append(i == 0 ? "" : ", ").Append(sql.DelimitIdentifier(set[i].Name)).Append(" = v.").Append(sql.DelimitIdentifier($"c{i + 1}"));
+            text.Append(" FROM (VALUES ");
             for (var row = 0; row < chunk.Length; row++)
             {
-                text.Append("UPDATE ").Append(sql.DelimitIdentifier(table.Name, table.Schema)).Append(" SET ");
-                for (var i = 0; i < set.Count; i++)
+                text.Append(row == 0 ? "(" : ", (");
+                for (var i = 0; i < columns.Count; i++)
                 {
-                    var name = $"r{row}v{i}";
-                    text.Append(i == 0 ? "" : ", ").Append(sql.DelimitIdentifier(set[i].Name)).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(name));
-                    command.Parameters.Add(set[i].Parameter(command, sql.GenerateParameterName(name), set[i].ValueOf(chunk[row])));
+                    var name = $"r{row}c{i}";
+                    // Typed in the text: a VALUES list takes its column types from its values, and a null says none.
+                    text.Append(i == 0 ? "" : ", ").Append("CAST(").Append(sql.GenerateParameterNamePlaceholder(name)).Append(" AS ")
+                        .Append(columns[i].Mapping.StoreType).Append(')');
+                    command.Parameters.Add(columns[i].Parameter(command, sql.GenerateParameterName(name), columns[i].ValueOf(chunk[row])));
                 }
-                var keyName = $"r{row}k";
-                text.Append(" WHERE ").Append(sql.DelimitIdentifier(key.Name)).Append(" = ").Append(sql.GenerateParameterNamePlaceholder(keyName)).Append(';');
-                command.Parameters.Add(key.Parameter(command, sql.GenerateParameterName(keyName), key.ValueOf(chunk[row])));
+                text.Append(')');
             }
+            text.Append(") AS v(").Append(string.Join(", ", columns.Select((_, i) => sql.DelimitIdentifier($"c{i}")))).Append(") WHERE t.")
+                .Append(sql.DelimitIdentifier(key.Name)).Append(" = v.").Append(sql.DelimitIdentifier("c0"));
             command.CommandText = text.ToString();
             changed += await command.ExecuteNonQueryAsync(ct);
         }
@@ -208,6 +222,9 @@ internal static class BulkUpdate
                 ?? throw new InvalidOperationException($"{entity.DisplayName()} has no property {propertyName}.");
             return new Column(property, property.GetColumnName(table)!, property.GetRelationalTypeMapping());
         }
+
+        /// <summary>Whether this column alone is the table's primary key: then its values name the rows written (<see cref="CommittedWrites"/>).</summary>
+        public bool IsPrimaryKey => Property.FindContainingPrimaryKey() is { Properties: [var only] } && only == Property;
 
         public object? ToProvider(object? value) => SqliteValues.ToProvider(Mapping, value);
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Frozen;
 using System.Data.Common;
 using System.Text.RegularExpressions;
 using Gatehouse.Server.Configuration;
@@ -13,17 +14,28 @@ using Microsoft.Extensions.Options;
 namespace Gatehouse.Server.Storage;
 
 /// <summary>
-/// Counts, per table, the committed writes that update or delete its rows. Caches of rows
-/// (<see cref="CommittedRowCache{TKey,TValue}"/>) use it to know that what they hold may be out of date. This process's
-/// own writes count as they commit (<see cref="Watcher"/>). Other writers count as they are heard of: on PostgreSQL,
-/// other nodes and operator commands, through the notifications the database sends in the writing transaction
-/// (<see cref="WriteNotifications"/>); on SQLite, an operator command run beside the server, which moves the
-/// modification time of a signal file in the data folder after each commit (a change of that time counts as a write
-/// to every table). On PostgreSQL nothing is trusted while this node does not listen: every lookup reads.
+/// Counts, per table, the committed writes that update or delete its rows; for a table whose rows a cache keeps by
+/// primary key (<see cref="WriteNotifications.RowKeys"/>), a write that names its rows counts for those rows alone
+/// (by stripe: a row's count is shared with the few others whose key hashes alike). Caches of rows
+/// (<see cref="CommittedRowCache{TKey,TValue}"/>) use the counts to know that what they hold may be out of date. This
+/// process's own writes count as they commit (<see cref="Watcher"/>). Other writers count as they are heard of: on
+/// PostgreSQL, other nodes and operator commands, through the notifications the database sends in the writing
+/// transaction (<see cref="WriteNotifications"/>); on SQLite, an operator command run beside the server, which moves
+/// the modification time of a signal file in the data folder after each commit (a change of that time counts as a
+/// write to every table). On PostgreSQL nothing is trusted while this node does not listen: every lookup reads.
 /// </summary>
 internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options)
 {
     private readonly ConcurrentDictionary<string, Counter> _byTable = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Per keyed table, the count of each stripe of its rows. So many that a refresh or a logout leaves a busy node's
+    /// other kept sessions current (one in 4,096 shares its stripe), so few that the counts take 32 KiB a table.
+    /// </summary>
+    private readonly FrozenDictionary<string, long[]> _byRow =
+        WriteNotifications.RowKeys.Keys.ToFrozenDictionary(table => table, _ => new long[RowStripes], StringComparer.Ordinal);
+
+    private const int RowStripes = 4096;
     private readonly string _signal = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "other-process-writes");
     private readonly Lock _signalLock = new();
     private long _signalSeenTicks;
@@ -52,6 +64,22 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
         return version;
     }
 
+    /// <summary>
+    /// As <see cref="VersionOf(IReadOnlyList{string})"/>, but a write that names its rows in <paramref name="keyedTable"/>
+    /// (one of <paramref name="tables"/>, and of <see cref="WriteNotifications.RowKeys"/>) moves it only if it names
+    /// <paramref name="key"/>, or a key in its stripe.
+    /// </summary>
+    public long VersionOf<TKey>(IReadOnlyList<string> tables, string keyedTable, TKey key)
+        where TKey : notnull
+    {
+        var version = VersionOf(tables);
+        return version == Unknown ? Unknown : version + Volatile.Read(ref _byRow[keyedTable][Stripe(key)]);
+    }
+
+    /// <summary>Which of a keyed table's counts stands for the row with this key (the tests choose keys apart by it).</summary>
+    internal static int Stripe<TKey>(TKey key)
+        where TKey : notnull => key.GetHashCode() & (RowStripes - 1);
+
     /// <summary>Whether kept rows may be trusted now (for the metric and the tests).</summary>
     public bool HearsOtherWriters => _hearsOtherWriters;
 
@@ -73,13 +101,55 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
         _hearsOtherWriters = true;
     }
 
-    /// <summary>A write another process committed, by the table its notification names (an unknown name counts for every table).</summary>
-    internal void CommittedElsewhere(string table) =>
-        _byTable.GetOrAdd(WriteNotifications.Tables.Contains(table) ? table : Watcher.AnyTable, _ => new Counter()).Increment();
+    /// <summary>
+    /// A write another process committed, as its notification names it: <c>table</c>, or <c>table:key,key,…</c> for
+    /// rows of a keyed table. A name or key it cannot read counts more widely (the table, or every table), never less.
+    /// </summary>
+    internal void CommittedElsewhere(string payload)
+    {
+        var colon = payload.IndexOf(':', StringComparison.Ordinal);
+        var table = colon < 0 ? payload : payload[..colon];
+        if (!WriteNotifications.Tables.Contains(table))
+        {
+            _byTable.GetOrAdd(Watcher.AnyTable, _ => new Counter()).Increment();
+            return;
+        }
+        if (colon < 0 || !WriteNotifications.RowKeys.TryGetValue(table, out var rowKey))
+        {
+            _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+            return;
+        }
+        var keys = new List<object>();
+        foreach (var text in payload[(colon + 1)..].Split(','))
+        {
+            if (rowKey.Parse(text) is not { } key)
+            {
+                _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+                return;
+            }
+            keys.Add(key);
+        }
+        foreach (var key in keys)
+            Interlocked.Increment(ref _byRow[table][Stripe(key)]);
+    }
 
     internal void Committed(string table)
     {
         _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+        if (SignalsTheServer)
+            Signal();
+    }
+
+    /// <summary>
+    /// A write of this process to the row of <paramref name="table"/> with primary key <paramref name="key"/>: for that
+    /// row alone if the table is keyed and the key is of the type its notifications carry, else for the whole table.
+    /// </summary>
+    internal void Committed(string table, object key)
+    {
+        if (_byRow.TryGetValue(table, out var rows) && WriteNotifications.RowKeys[table].ClrType == key.GetType())
+            Interlocked.Increment(ref rows[Stripe(key)]);
+        else
+            _byTable.GetOrAdd(table, _ => new Counter()).Increment();
         if (SignalsTheServer)
             Signal();
     }
@@ -165,11 +235,11 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
         [GeneratedRegex("""^\s*(?:SELECT|PRAGMA|VACUUM)\b""", RegexOptions.IgnoreCase)]
         private static partial Regex PlainRead();
 
-        /// <summary>Tables written by transactions not yet committed; one rolled back or dropped simply goes away.</summary>
-        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbTransaction, HashSet<string>> _pending = [];
+        /// <summary>What transactions not yet committed wrote; one rolled back or dropped simply goes away.</summary>
+        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbTransaction, Written> _pending = [];
 
-        /// <summary>Tables a SaveChanges in progress is about to change, by context: read before EF accepts the entries.</summary>
-        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbContext, HashSet<string>> _saving = [];
+        /// <summary>What a SaveChanges in progress is about to change, by context: read before EF accepts the entries.</summary>
+        private readonly System.Runtime.CompilerServices.ConditionalWeakTable<DbContext, Written> _saving = [];
 
         public InterceptionResult<int> SavingChanges(DbContextEventData eventData, InterceptionResult<int> result)
         {
@@ -216,13 +286,18 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
         {
             if (context is null)
                 return;
-            var tables = new HashSet<string>(StringComparer.Ordinal);
+            var written = new Written();
             foreach (var entry in context.ChangeTracker.Entries())
             {
-                if (entry.State is EntityState.Modified or EntityState.Deleted)
-                    tables.Add(entry.Metadata.GetTableName() ?? AnyTable);
+                if (entry.State is not (EntityState.Modified or EntityState.Deleted))
+                    continue;
+                var table = entry.Metadata.GetTableName() ?? AnyTable;
+                if (WriteNotifications.RowKeys.ContainsKey(table) && entry.Metadata.FindPrimaryKey()?.Properties is [var key])
+                    written.Rows.Add((table, entry.Property(key.Name).OriginalValue!));
+                else
+                    written.Tables.Add(table);
             }
-            _saving.AddOrUpdate(context, tables);
+            _saving.AddOrUpdate(context, written);
         }
 
         /// <summary>
@@ -231,16 +306,15 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
         /// </summary>
         private void Saved(DbContext? context)
         {
-            if (context is null || !_saving.TryGetValue(context, out var tables))
+            if (context is null || !_saving.TryGetValue(context, out var written))
                 return;
             _saving.Remove(context);
             if (context.Database.CurrentTransaction?.GetDbTransaction() is { } transaction)
             {
-                Pending(transaction, tables);
+                Pending(transaction, written);
                 return;
             }
-            foreach (var table in tables)
-                writes.Committed(table);
+            written.CountIn(writes);
         }
 
         private void Forget(DbContext? context)
@@ -303,38 +377,73 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
 
         /// <summary>
         /// A write to <paramref name="table"/> made on the context's connection without EF (<see cref="BulkUpdate"/>),
-        /// counted as EF's own statements are: when the context's transaction commits, or at once outside one.
+        /// counted as EF's own statements are: when the context's transaction commits, or at once outside one. With
+        /// <paramref name="primaryKeys"/> (the keys of the rows it changed, all of them), for those rows alone where
+        /// the table is keyed.
         /// </summary>
-        internal static void Wrote(DbContext db, string table)
+        internal static void Wrote(DbContext db, string table, IEnumerable<object>? primaryKeys = null)
         {
             var watcher = db.GetService<IDbContextOptions>().FindExtension<CoreOptionsExtension>()?.Interceptors?.OfType<Watcher>().FirstOrDefault();
-            watcher?.Wrote(db.Database.CurrentTransaction?.GetDbTransaction(), table);
+            if (watcher is null)
+                return;
+            var written = new Written();
+            if (primaryKeys is not null && WriteNotifications.RowKeys.ContainsKey(table))
+                written.Rows.AddRange(primaryKeys.Select(key => (table, key)));
+            else
+                written.Tables.Add(table);
+            watcher.Wrote(db.Database.CurrentTransaction?.GetDbTransaction(), written);
         }
 
         private void Wrote(DbTransaction? transaction, string table)
         {
-            if (transaction is not null)
-                Pending(transaction, [table]);
-            else
-                writes.Committed(table);
+            var written = new Written();
+            written.Tables.Add(table);
+            Wrote(transaction, written);
         }
 
-        private void Pending(DbTransaction transaction, IEnumerable<string> written)
+        private void Wrote(DbTransaction? transaction, Written written)
         {
-            var tables = _pending.GetOrCreateValue(transaction);
-            lock (tables)
-                tables.UnionWith(written);
+            if (transaction is not null)
+                Pending(transaction, written);
+            else
+                written.CountIn(writes);
+        }
+
+        private void Pending(DbTransaction transaction, Written written)
+        {
+            var pending = _pending.GetOrCreateValue(transaction);
+            lock (pending)
+                pending.Add(written);
         }
 
         private void Committed(DbTransaction transaction)
         {
-            if (!_pending.TryGetValue(transaction, out var tables))
+            if (!_pending.TryGetValue(transaction, out var written))
                 return;
             _pending.Remove(transaction);
-            lock (tables)
+            lock (written)
+                written.CountIn(writes);
+        }
+
+        /// <summary>Whole tables, and rows of keyed tables by primary key, that one unit of work wrote.</summary>
+        private sealed class Written
+        {
+            public HashSet<string> Tables { get; } = new(StringComparer.Ordinal);
+
+            public List<(string Table, object Key)> Rows { get; } = [];
+
+            public void Add(Written other)
             {
-                foreach (var table in tables)
+                Tables.UnionWith(other.Tables);
+                Rows.AddRange(other.Rows);
+            }
+
+            public void CountIn(CommittedWrites writes)
+            {
+                foreach (var table in Tables)
                     writes.Committed(table);
+                foreach (var (table, key) in Rows)
+                    writes.Committed(table, key);
             }
         }
     }
@@ -342,7 +451,8 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
 
 /// <summary>
 /// Rows read on hot paths, kept in memory so the next request for the same key costs no database read. An entry
-/// counts only while no write to its tables has committed since it was read (<see cref="CommittedWrites"/>), so this
+/// counts only while no write to its tables has committed since it was read (<see cref="CommittedWrites"/>; in a table
+/// the cache is keyed by, a write that names its rows counts for those rows' entries alone), so this
 /// node's own change is seen by its very next request, another node's once its notification arrives (milliseconds,
 /// docs/deployment.md), and while this node cannot hear other writers every request reads.
 /// </summary>
@@ -352,17 +462,35 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
 {
     private readonly CommittedWrites _writes;
     private readonly IReadOnlyList<string> _tables;
+    private readonly string? _keyedBy;
     private readonly MemoryCache? _entries;
+    private readonly int _capacity;
 
-    public CommittedRowCache(CommittedWrites writes, int entries, params string[] tables)
+    /// <summary>Entries kept, counted as they are added and set to the true count after each compaction.</summary>
+    private int _kept;
+
+    private int _compacting;
+
+    /// <param name="writes">The committed writes.</param>
+    /// <param name="entries">How many rows to keep; 0 keeps none.</param>
+    /// <param name="tables">The tables a kept row was read from: a committed write to any of them makes it stale.</param>
+    /// <param name="keyedBy">
+    /// One of <paramref name="tables"/> whose primary key is this cache's key: a write to that table that names its
+    /// rows makes only their entries stale (<see cref="WriteNotifications.RowKeys"/>).
+    /// </param>
+    public CommittedRowCache(CommittedWrites writes, int entries, string[] tables, string? keyedBy = null)
     {
         // Another node's write to a table without the trigger would never reach this cache.
         if (tables.FirstOrDefault(t => !WriteNotifications.Tables.Contains(t)) is { } unheard)
             throw new ArgumentException($"Writes to {unheard} are not notified to other nodes (WriteNotifications.Tables)", nameof(tables));
+        if (keyedBy is not null && (!tables.Contains(keyedBy) || !WriteNotifications.RowKeys.TryGetValue(keyedBy, out var rowKey) || rowKey.ClrType != typeof(TKey)))
+            throw new ArgumentException($"{keyedBy} is not one of this cache's tables whose notifications name its rows by a {typeof(TKey).Name}", nameof(keyedBy));
         _writes = writes;
         _tables = tables;
+        _keyedBy = keyedBy;
         if (entries > 0)
-            _entries = new MemoryCache(new MemoryCacheOptions { SizeLimit = entries });
+            _entries = new MemoryCache(new MemoryCacheOptions());
+        _capacity = entries;
     }
 
     /// <summary>
@@ -373,20 +501,60 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
     {
         if (_entries is null)
             return await read();
-        var version = _writes.VersionOf(_tables);
+        var version = VersionOf(key);
         if (version == CommittedWrites.Unknown)
             return await read();
-        if (_entries.TryGetValue(key, out Entry? entry) && entry!.Version == version)
+        var found = _entries.TryGetValue(key, out Entry? entry);
+        if (found && entry!.Version == version)
             return entry.Value;
         var value = await read();
-        if (value is not null && _writes.VersionOf(_tables) == version)
-            _entries.Set(key, new Entry(value, version), new MemoryCacheEntryOptions { Size = 1 });
+        if (value is not null && VersionOf(key) == version)
+            Keep(key, new Entry(value, version), replaces: found);
         return value;
+    }
+
+    /// <summary>
+    /// Full, a quarter of the entries, the least recently used, are let go, one compaction at a time, and entries that
+    /// come meanwhile are not kept. Not MemoryCache's own size limit: it queued a compaction for every entry it turned
+    /// away, and under steady churn at capacity (a node ending thousands of sessions a second) several ran at once,
+    /// each sorting every entry, a sixth of a logout's CPU on PostgreSQL (docs/benchmarks.md, change 46).
+    /// </summary>
+    private void Keep(TKey key, Entry entry, bool replaces)
+    {
+        if (!replaces && Interlocked.Increment(ref _kept) > _capacity)
+        {
+            if (Interlocked.CompareExchange(ref _compacting, 1, 0) == 0)
+                ThreadPool.UnsafeQueueUserWorkItem(static cache => cache.Compact(), this, preferLocal: false);
+            return;
+        }
+        _entries!.Set(key, entry);
+    }
+
+    private void Compact()
+    {
+        try
+        {
+            _entries!.Compact(0.25);
+            Volatile.Write(ref _kept, _entries.Count);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The node stopped while this was queued; an exception here would end the process.
+        }
+        finally
+        {
+            Volatile.Write(ref _compacting, 0);
+        }
     }
 
     /// <summary>The kept row if it is still current; never reads (for a path that must stay cheap, such as a 429).</summary>
     public TValue? Peek(TKey key) =>
-        _entries is not null && _entries.TryGetValue(key, out Entry? entry) && entry!.Version == _writes.VersionOf(_tables) ? entry.Value : null;
+        _entries is not null && _entries.TryGetValue(key, out Entry? entry) && entry!.Version == VersionOf(key) ? entry.Value : null;
+
+    private long VersionOf(TKey key) => _keyedBy is null ? _writes.VersionOf(_tables) : _writes.VersionOf(_tables, _keyedBy, key);
+
+    /// <summary>How many rows are kept now (for the tests).</summary>
+    internal int Count => _entries?.Count ?? 0;
 
     public void Dispose() => _entries?.Dispose();
 

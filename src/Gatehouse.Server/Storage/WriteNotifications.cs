@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using Gatehouse.Server.Configuration;
@@ -11,8 +12,8 @@ namespace Gatehouse.Server.Storage;
 /// cached tables (migration <c>WriteNotifications</c>) send <c>NOTIFY gatehouse_writes, '&lt;table&gt;'</c> in the
 /// transaction that updates or deletes their rows, so PostgreSQL delivers it once that transaction commits, and
 /// never for one rolled back. This node listens on a connection of its own, outside the pool; each notification makes
-/// that table's kept rows stale (<see cref="CommittedWrites"/>). The payload is the table alone: the caches count
-/// writes per table, and a statement-level trigger costs one notification per statement instead of one per row.
+/// that table's kept rows stale (<see cref="CommittedWrites"/>), or only the rows it names for a table in
+/// <see cref="RowKeys"/>. Statement-level triggers: one notification per statement, never one per row.
 /// While the connection is down nothing kept is trusted and every lookup reads; once it listens again, everything
 /// kept before counts as stale, since what was missed is unknown (docs/deployment.md, "Node caches").
 /// </summary>
@@ -26,6 +27,20 @@ internal sealed partial class WriteNotifications(CommittedWrites writes, IOption
     {
         "Networks", "ServerKeys", "Sessions", "Users", "ClientCertificates", "AdminTokens", "Admins", "AdminMemberships",
     };
+
+    /// <summary>
+    /// The tables whose notifications name the rows a statement changed (<c>Sessions:&lt;id&gt;,&lt;id&gt;</c>, migration
+    /// <c>KeyedSessionNotifications</c>), with their primary key's type and how its text is read. Sessions, because
+    /// refreshes and logouts change them all day long: counted per table, each one made every kept session stale on
+    /// every node, and bearer checks read the database again (docs/benchmarks.md, change 46).
+    /// </summary>
+    public static readonly FrozenDictionary<string, RowKey> RowKeys = new Dictionary<string, RowKey>(StringComparer.Ordinal)
+    {
+        ["Sessions"] = new(typeof(Guid), text => Guid.TryParse(text, CultureInfo.InvariantCulture, out var id) ? id : null),
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
+    /// <summary>A keyed table's primary key: its CLR type, and its value read from a notification (null if unreadable).</summary>
+    internal sealed record RowKey(Type ClrType, Func<string, object?> Parse);
 
     /// <summary>
     /// How long the connection may stay silent before the node proves it still hears: it notifies the channel itself

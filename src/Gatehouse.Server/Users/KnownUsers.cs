@@ -13,7 +13,7 @@ internal sealed class KnownUsers(CommittedWrites writes) : IDisposable
 {
     private const int Entries = 10_000;
 
-    private readonly CommittedRowCache<(string NetworkId, string UserId), User> _rows = new(writes, Entries, "Users");
+    private readonly CommittedRowCache<(string NetworkId, string UserId), User> _rows = new(writes, Entries, ["Users"]);
 
     public Task<User?> GetAsync(string networkId, string userId, Func<Task<User?>> read) => _rows.GetAsync((networkId, userId), read);
 
