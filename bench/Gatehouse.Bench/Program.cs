@@ -401,5 +401,25 @@ async Task RunWithWrkAsync()
     rows.ForEach(Console.WriteLine);
     Console.WriteLine();
     Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB; baseline: {baseline.ResidentMegabytes():0} MiB");
+    Console.WriteLine($"Gatehouse memory after the run: {await MemoryBreakdownAsync()}");
+    // What an idle node gives back: the server GC trims its heaps only on its own schedule.
+    await Task.Delay(TimeSpan.FromSeconds(30));
+    Console.WriteLine($"Gatehouse RSS after 30 s idle: {gatehouse.ResidentMegabytes():0} MiB; {await MemoryBreakdownAsync()}");
     Directory.Delete(work, recursive: true);
+}
+
+// The runtime's own figures from /metrics: what the managed heap holds, what the GC keeps committed, and the rest of
+// the resident memory (code, native libraries such as SQLite's page cache, thread stacks, Kestrel's buffers).
+async Task<string> MemoryBreakdownAsync()
+{
+    using var client = Load.Client(gatehouse.BaseAddress, 1);
+    var text = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+    double Sum(string metric) => text.Split('\n')
+        .Where(line => line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is '{' or ' ')
+        // The value follows the labels; a timestamp may follow the value.
+        .Sum(line => double.Parse(line[(line.LastIndexOf('}') + 1 is var end and > 0 ? end : metric.Length)..].Trim().Split(' ')[0],
+            CultureInfo.InvariantCulture)) / 1024 / 1024;
+    return $"managed heap after the last GC {Sum("dotnet_gc_last_collection_heap_size_bytes"):0} MiB, "
+        + $"GC committed {Sum("dotnet_gc_last_collection_memory_committed_size_bytes"):0} MiB, "
+        + $"working set {Sum("dotnet_process_memory_working_set_bytes"):0} MiB";
 }

@@ -167,6 +167,25 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
         Assert.True(reads <= 2, $"{reads} of the {inUse.Count} rows in use were read again");
     }
 
+    [Fact]
+    public async Task A_bounded_cache_serves_an_entry_until_its_expiry_and_stays_within_its_capacity()
+    {
+        using var cache = new BoundedCache<int, string>(50);
+        cache.Set(-1, "expiring", DateTimeOffset.UtcNow.AddMilliseconds(300));
+        cache.Set(-2, "kept");
+        Assert.True(cache.TryGet(-1, out var expiring));
+        Assert.Equal("expiring", expiring);
+
+        await Task.Delay(400);
+        Assert.False(cache.TryGet(-1, out _), "an entry was served after its expiry");
+        Assert.True(cache.TryGet(-2, out _));
+
+        for (var i = 0; i < 5_000; i++)
+            cache.Set(i, "filler");
+        await Task.Delay(200);
+        Assert.InRange(cache.Count, 1, 50);
+    }
+
     [Theory]
     [InlineData("UPDATE \"Networks\" SET \"Name\" = 'x'", "ExecuteSqlRaw")]
     [InlineData("DELETE FROM \"Sessions\"", "ExecuteSqlRaw")]

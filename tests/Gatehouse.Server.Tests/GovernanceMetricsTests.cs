@@ -49,6 +49,8 @@ public sealed class GovernanceMetricsTests
         var text = await server.Http.GetStringAsync("/metrics");
         Assert.DoesNotContain(firstKey, text, StringComparison.Ordinal);
         Assert.DoesNotContain(secondKey, text, StringComparison.Ordinal);
+        // The runtime's memory beside ours, as docs/operations.md lists it.
+        Assert.Contains("\ndotnet_process_memory_working_set_bytes", text, StringComparison.Ordinal);
 
         // 15 days on: the first key has ended, the 10- and 12-day tokens have expired and the 40-day one is within 30
         // days of its end; the certificate has 25 days left, under the alert's threshold.

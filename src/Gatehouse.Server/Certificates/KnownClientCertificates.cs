@@ -1,7 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
-using Microsoft.Extensions.Caching.Memory;
 
 namespace Gatehouse.Server.Certificates;
 
@@ -17,7 +16,7 @@ internal sealed class KnownClientCertificates : IDisposable
     private const int Entries = 10_000;
     private static readonly TimeSpan VerdictLifetime = TimeSpan.FromMinutes(10);
 
-    private readonly MemoryCache _verdicts = new(new MemoryCacheOptions { SizeLimit = Entries });
+    private readonly BoundedCache<(string, string, string), Judgement> _verdicts = new(Entries);
     private readonly CommittedRowCache<string, ClientCertificate> _rows;
 
     public KnownClientCertificates(CommittedWrites writes) =>
@@ -27,10 +26,10 @@ internal sealed class KnownClientCertificates : IDisposable
     public Refusal? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<Refusal?> judge)
     {
         var key = (fingerprint, networkId, authority.Thumbprint);
-        if (_verdicts.TryGetValue(key, out Judgement? known))
+        if (_verdicts.TryGet(key, out var known))
             return known!.Refusal;
         var refusal = judge();
-        _verdicts.Set(key, new Judgement(refusal), new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = VerdictLifetime });
+        _verdicts.Set(key, new Judgement(refusal), DateTimeOffset.UtcNow + VerdictLifetime);
         return refusal;
     }
 

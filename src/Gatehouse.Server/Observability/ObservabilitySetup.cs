@@ -23,7 +23,9 @@ internal static class ObservabilitySetup
     public static IServiceCollection AddGatehouseObservability(this IServiceCollection services)
     {
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(SecurityMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            // System.Runtime: the process's memory and the GC's heap beside it, so an operator (and bench/) can tell what
+            // the managed heap holds from what the rest of the process does (docs/operations.md).
+            .AddMeter(SecurityMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel", "System.Runtime")
             // Each scrape reads the counters as they are: the exporter's default keeps an answer 300 ms, so a scrape
             // right after a change (an operator checking an alert, a test) showed the value from before it.
             .AddPrometheusExporter(prometheus => prometheus.ScrapeResponseCacheDurationMilliseconds = 0));

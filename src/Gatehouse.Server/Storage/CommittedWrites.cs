@@ -8,7 +8,6 @@ using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
-using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
 
 namespace Gatehouse.Server.Storage;
@@ -133,23 +132,24 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
             Interlocked.Increment(ref _byRow[table][Stripe(key)]);
     }
 
-    internal void Committed(string table)
-    {
-        _byTable.GetOrAdd(table, _ => new Counter()).Increment();
-        if (SignalsTheServer)
-            Signal();
-    }
+    internal void Committed(string table) => Committed([table], []);
 
     /// <summary>
-    /// A write of this process to the row of <paramref name="table"/> with primary key <paramref name="key"/>: for that
-    /// row alone if the table is keyed and the key is of the type its notifications carry, else for the whole table.
+    /// Writes of one unit of work this process committed: to whole tables, and to rows of keyed tables by primary key
+    /// (for that row alone where the key is of the type the table's notifications carry, else for its whole table).
+    /// An operator command signals the server once for all of them.
     /// </summary>
-    internal void Committed(string table, object key)
+    internal void Committed(IEnumerable<string> tables, IEnumerable<(string Table, object Key)> rows)
     {
-        if (_byRow.TryGetValue(table, out var rows) && WriteNotifications.RowKeys[table].ClrType == key.GetType())
-            Interlocked.Increment(ref rows[Stripe(key)]);
-        else
+        foreach (var table in tables)
             _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+        foreach (var (table, key) in rows)
+        {
+            if (_byRow.TryGetValue(table, out var stripes) && WriteNotifications.RowKeys[table].ClrType == key.GetType())
+                Interlocked.Increment(ref stripes[Stripe(key)]);
+            else
+                _byTable.GetOrAdd(table, _ => new Counter()).Increment();
+        }
         if (SignalsTheServer)
             Signal();
     }
@@ -372,7 +372,7 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
         private void Saw(DbCommand command, CommandExecutedEventData eventData)
         {
             if (TableWrittenBy(command.CommandText, eventData.CommandSource, eventData.Context?.Model) is { } table)
-                Wrote(command.Transaction, table);
+                Wrote(command.Transaction, new Written { Tables = { table } });
         }
 
         /// <summary>
@@ -392,13 +392,6 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
             else
                 written.Tables.Add(table);
             watcher.Wrote(db.Database.CurrentTransaction?.GetDbTransaction(), written);
-        }
-
-        private void Wrote(DbTransaction? transaction, string table)
-        {
-            var written = new Written();
-            written.Tables.Add(table);
-            Wrote(transaction, written);
         }
 
         private void Wrote(DbTransaction? transaction, Written written)
@@ -438,13 +431,7 @@ internal sealed partial class CommittedWrites(IOptions<GatehouseOptions> options
                 Rows.AddRange(other.Rows);
             }
 
-            public void CountIn(CommittedWrites writes)
-            {
-                foreach (var table in Tables)
-                    writes.Committed(table);
-                foreach (var (table, key) in Rows)
-                    writes.Committed(table, key);
-            }
+            public void CountIn(CommittedWrites writes) => writes.Committed(Tables, Rows);
         }
     }
 }
@@ -463,13 +450,7 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
     private readonly CommittedWrites _writes;
     private readonly IReadOnlyList<string> _tables;
     private readonly string? _keyedBy;
-    private readonly MemoryCache? _entries;
-    private readonly int _capacity;
-
-    /// <summary>Entries kept, counted as they are added and set to the true count after each compaction.</summary>
-    private int _kept;
-
-    private int _compacting;
+    private readonly BoundedCache<TKey, Entry>? _entries;
 
     /// <param name="writes">The committed writes.</param>
     /// <param name="entries">How many rows to keep; 0 keeps none.</param>
@@ -489,8 +470,7 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
         _tables = tables;
         _keyedBy = keyedBy;
         if (entries > 0)
-            _entries = new MemoryCache(new MemoryCacheOptions());
-        _capacity = entries;
+            _entries = new BoundedCache<TKey, Entry>(entries);
     }
 
     /// <summary>
@@ -504,52 +484,17 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
         var version = VersionOf(key);
         if (version == CommittedWrites.Unknown)
             return await read();
-        var found = _entries.TryGetValue(key, out Entry? entry);
-        if (found && entry!.Version == version)
+        if (_entries.TryGet(key, out var entry) && entry!.Version == version)
             return entry.Value;
         var value = await read();
         if (value is not null && VersionOf(key) == version)
-            Keep(key, new Entry(value, version), replaces: found);
+            _entries.Set(key, new Entry(value, version));
         return value;
-    }
-
-    /// <summary>
-    /// Full, a quarter of the entries, the least recently used, are let go, one compaction at a time, and entries that
-    /// come meanwhile are not kept. Not MemoryCache's own size limit: it queued a compaction for every entry it turned
-    /// away, and under steady churn at capacity (a node ending thousands of sessions a second) several ran at once,
-    /// each sorting every entry, a sixth of a logout's CPU on PostgreSQL (docs/benchmarks.md, change 46).
-    /// </summary>
-    private void Keep(TKey key, Entry entry, bool replaces)
-    {
-        if (!replaces && Interlocked.Increment(ref _kept) > _capacity)
-        {
-            if (Interlocked.CompareExchange(ref _compacting, 1, 0) == 0)
-                ThreadPool.UnsafeQueueUserWorkItem(static cache => cache.Compact(), this, preferLocal: false);
-            return;
-        }
-        _entries!.Set(key, entry);
-    }
-
-    private void Compact()
-    {
-        try
-        {
-            _entries!.Compact(0.25);
-            Volatile.Write(ref _kept, _entries.Count);
-        }
-        catch (ObjectDisposedException)
-        {
-            // The node stopped while this was queued; an exception here would end the process.
-        }
-        finally
-        {
-            Volatile.Write(ref _compacting, 0);
-        }
     }
 
     /// <summary>The kept row if it is still current; never reads (for a path that must stay cheap, such as a 429).</summary>
     public TValue? Peek(TKey key) =>
-        _entries is not null && _entries.TryGetValue(key, out Entry? entry) && entry!.Version == VersionOf(key) ? entry.Value : null;
+        _entries is not null && _entries.TryGet(key, out var entry) && entry!.Version == VersionOf(key) ? entry.Value : null;
 
     private long VersionOf(TKey key) => _keyedBy is null ? _writes.VersionOf(_tables) : _writes.VersionOf(_tables, _keyedBy, key);
 

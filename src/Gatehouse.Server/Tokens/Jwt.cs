@@ -1,5 +1,5 @@
 using Gatehouse.Server.Configuration;
-using Microsoft.Extensions.Caching.Memory;
+using Gatehouse.Server.Storage;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -32,12 +32,12 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     /// Tokens already verified, by their exact text: the ES256 check is the largest single cost of a bearer request
     /// (docs/benchmarks.md), and a token's signature cannot change. Lifetime is still checked on every use against
     /// the server's clock; whether the session is live is not this class's concern and is read every time.
-    /// Every login and refresh adds a token (<see cref="SignRemembered"/>), so a busy node keeps it full: each
-    /// compaction walks and sorts all its entries, and at MemoryCache's default of 5 % per compaction that took about
-    /// 3 % of a login's CPU; a quarter per compaction makes them five times rarer (docs/benchmarks.md, change 35).
+    /// Every login and refresh adds a token (<see cref="SignRemembered"/>), so a busy node keeps it full, and each
+    /// compaction walks and sorts all its entries: a quarter goes each time, one compaction at a time
+    /// (<see cref="BoundedCache{TKey,TValue}"/>; docs/benchmarks.md, changes 35 and 48).
     /// </summary>
-    private readonly MemoryCache? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
-        ? new MemoryCache(new MemoryCacheOptions { SizeLimit = options.Value.Sessions.VerifiedTokenCacheEntries, CompactionPercentage = 0.25 })
+    private readonly BoundedCache<(JwtKind, string), JsonWebToken>? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
+        ? new(options.Value.Sessions.VerifiedTokenCacheEntries)
         : null;
 
     public void Dispose() => _verified?.Dispose();
@@ -75,7 +75,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     }
 
     private void Remember(JwtKind kind, string token, JsonWebToken verified) =>
-        _verified?.Set((kind, token), verified, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = verified.ValidTo });
+        _verified?.Set((kind, token), verified, verified.ValidTo);
 
     /// <summary>Times come from the injected clock, never the handler's own.</summary>
     private static readonly JsonWebTokenHandler Writer = new() { SetDefaultTimesOnTokenCreation = false };
@@ -85,7 +85,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
         // The kind is part of the key: a token verified as one kind never passes as another.
         var cacheKey = (kind, token);
         // A token remembered as verified is still refused once its key is retired.
-        if (_verified is not null && _verified.TryGetValue(cacheKey, out JsonWebToken? known) && known is not null && keys.Find(known.Kid, kind.Algorithm) is not null)
+        if (_verified is not null && _verified.TryGet(cacheKey, out var known) && known is not null && keys.Find(known.Kid, kind.Algorithm) is not null)
             return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
 
         var parameters = new TokenValidationParameters
