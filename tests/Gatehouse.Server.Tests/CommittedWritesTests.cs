@@ -180,6 +180,12 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
         Assert.False(cache.TryGet(-1, out _), "an entry was served after its expiry");
         Assert.True(cache.TryGet(-2, out _));
 
+        // Replacing what it holds fills nothing: the replacement is kept.
+        for (var i = 0; i < 1_000; i++)
+            cache.Set(-2, $"kept {i}");
+        Assert.True(cache.TryGet(-2, out var replaced));
+        Assert.Equal("kept 999", replaced);
+
         for (var i = 0; i < 5_000; i++)
             cache.Set(i, "filler");
         await Task.Delay(200);

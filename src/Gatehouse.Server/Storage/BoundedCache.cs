@@ -15,7 +15,7 @@ internal sealed class BoundedCache<TKey, TValue>(int capacity) : IDisposable
 {
     private readonly MemoryCache _entries = new(new MemoryCacheOptions());
 
-    /// <summary>Entries added, set to the true count after each compaction (replacements and expiries only make it early).</summary>
+    /// <summary>Entries added, set to the true count after each compaction (expiries only make it early).</summary>
     private int _added;
 
     private int _compacting;
@@ -25,7 +25,9 @@ internal sealed class BoundedCache<TKey, TValue>(int capacity) : IDisposable
     /// <param name="expires">When the entry stops being served, if ever.</param>
     public void Set(TKey key, TValue value, DateTimeOffset? expires = null)
     {
-        if (Interlocked.Increment(ref _added) > capacity)
+        // A replaced entry (a session read again after its refresh) does not add one: counted, steady refreshes
+        // alone would run compactions and keep fresh values out.
+        if (!_entries.TryGetValue(key, out _) && Interlocked.Increment(ref _added) > capacity)
         {
             if (Interlocked.CompareExchange(ref _compacting, 1, 0) == 0)
                 ThreadPool.UnsafeQueueUserWorkItem(static cache => cache.Compact(), this, preferLocal: false);
