@@ -116,6 +116,10 @@ public abstract class BulkUpdateTests<TServer>(TServer server) : IClassFixture<T
         var unknown = new Session { Id = Guid.NewGuid(), NetworkId = network.Id, UserRef = user.Id, DeviceId = "none", CreatedAt = Opened, ExpiresAt = Opened };
         var writes = server.Services.GetRequiredService<CommittedWrites>();
         var bystander = Bystander([.. sessions.Select(s => (object)s.Id), unknown.Id]);
+        // On PostgreSQL nothing counts until the node listens (a fresh server may not yet): every version reads Unknown.
+        for (var waited = 0; !writes.HearsOtherWriters && waited < 100; waited++)
+            await Task.Delay(100);
+        Assert.True(writes.HearsOtherWriters, "the node did not start listening within 10 s");
         var before = writes.VersionOf(SessionsTable, "Sessions", sessions[42].Id);
         var bystanderBefore = writes.VersionOf(SessionsTable, "Sessions", bystander);
         int changed;
