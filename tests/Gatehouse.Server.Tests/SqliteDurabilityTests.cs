@@ -16,6 +16,13 @@ public sealed class SqliteDurabilityTests(GatehouseServer server) : IClassFixtur
     {
         await server.LoginAsync(await server.CreateNetworkAsync(), "alice", "device-a");
         var database = Path.Combine(server.DataDirectory, "gatehouse.db");
+        // SQLite deletes the WAL when the pool's last connection closes, which an idle server may do at any moment:
+        // hold one of the server's own connections open so the journal files exist while they are checked.
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        await db.Database.OpenConnectionAsync();
+        Assert.Equal("wal", await PragmaAsync(db, "journal_mode"));
+        Assert.True(await db.Sessions.AnyAsync(), "the login above wrote a session");
 
         Assert.True(File.Exists(database + "-wal"), "a live server has a WAL file");
         foreach (var path in new[] { database, database + "-wal", database + "-shm" })
