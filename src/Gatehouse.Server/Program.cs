@@ -12,6 +12,7 @@ try
     app = GatehouseApp.Build(args);
     // Listening first, so a node started before its database (or during an outage) answers its probes and waits.
     await app.StartAsync();
+    app.Services.GetRequiredService<StartupGate>().ReportGarbageCollector();
     // Standard output that is not a terminal (a service manager, a container's log) is a log: the first start's
     // secrets then go to a private file instead (Bootstrap).
     await GatehouseApp.InitializeWhenDatabaseAnswersAsync(app, Console.Out, outputIsTerminal: !Console.IsOutputRedirected, app.Lifetime.ApplicationStopping);

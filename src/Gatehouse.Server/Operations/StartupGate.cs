@@ -1,6 +1,7 @@
 using Gatehouse.Server.Api;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
+using System.Runtime;
 
 namespace Gatehouse.Server.Operations;
 
@@ -61,6 +62,17 @@ internal sealed partial class StartupGate(ILogger<StartupGate> log)
         IsOpen || http.Request.Path.StartsWithSegments("/healthz") || http.Request.Path.StartsWithSegments("/readyz")
             ? next(http)
             : Errors.Starting.ExecuteAsync(http);
+
+    /// <summary>
+    /// Names the garbage collector the node runs with, the setting that moves its memory most: workstation unless
+    /// <c>DOTNET_gcServer=1</c> chose the server GC (docs/operations.md#memory).
+    /// </summary>
+    public void ReportGarbageCollector() =>
+        LogGarbageCollector(GCSettings.IsServerGC ? "server" : "workstation", GCSettings.LatencyMode);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Information,
+        Message = "Garbage collector: {Kind}, latency mode {LatencyMode} (DOTNET_gcServer=1 chooses the server GC; docs/operations.md#memory)")]
+    private partial void LogGarbageCollector(string kind, GCLatencyMode latencyMode);
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning,
         Message = "Gatehouse is starting: the database does not answer yet ({Failure}); trying again in {Pause} s")]
