@@ -7,6 +7,7 @@
 #                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk)
 # BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite;
 # BENCH_POSTGRES_OPTIONS adds settings to its connection string.
+# BENCH_GCDUMP=<file> (wrk tables) writes a dump of the server's live heap after the table (dotnet-gcdump; dotnet tool restore).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo

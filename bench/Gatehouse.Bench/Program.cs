@@ -405,7 +405,22 @@ async Task RunWithWrkAsync()
     // What an idle node gives back: the server GC trims its heaps only on its own schedule.
     await Task.Delay(TimeSpan.FromSeconds(30));
     Console.WriteLine($"Gatehouse RSS after 30 s idle: {gatehouse.ResidentMegabytes():0} MiB; {await MemoryBreakdownAsync()}");
+    if (Environment.GetEnvironmentVariable("BENCH_GCDUMP") is { Length: > 0 } dump)
+        await GcDumpAsync(dump);
     Directory.Delete(work, recursive: true);
+}
+
+// What the live heap holds after the table, type by type: dotnet-gcdump (a local tool of the repository) forces a
+// collection in the server and walks what survives it; `dotnet dotnet-gcdump report <file>` lists the types.
+async Task GcDumpAsync(string path)
+{
+    using var collect = System.Diagnostics.Process.Start("dotnet",
+        ["dotnet-gcdump", "collect", "-p", gatehouse.ProcessId.ToString(CultureInfo.InvariantCulture), "-o", path])
+        ?? throw new InvalidOperationException("dotnet-gcdump did not start");
+    await collect.WaitForExitAsync();
+    Console.WriteLine(collect.ExitCode == 0
+        ? $"Gatehouse heap dump: {path} (dotnet dotnet-gcdump report {path})"
+        : $"dotnet-gcdump failed ({collect.ExitCode}); run dotnet tool restore first");
 }
 
 // The runtime's own figures from /metrics: what the managed heap holds, what the GC keeps committed, and the rest of

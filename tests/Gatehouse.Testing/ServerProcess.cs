@@ -65,6 +65,9 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The operating system's id of the server process, for tools that attach to it (a heap dump, a trace).</summary>
+    public int ProcessId => _process.Id;
+
     public static async Task<ServerProcess> StartAsync(ServerStart start, StartedWhen when = StartedWhen.Ready)
     {
         ArgumentNullException.ThrowIfNull(start);
