@@ -21,16 +21,21 @@ public sealed class Timing
 /// The server process's own CPU time (user and system) per request, in µs: steadier than requests/s on a shared
 /// machine, because time other tenants take from the cores is not in it.
 /// </param>
-public sealed record Result(string Name, int Connections, double RequestsPerSecond, double P50, double P99, long Errors, double ServerCpuPerRequest)
+/// <param name="AllocatedPerRequest">
+/// Bytes the server allocated per request (the runtime's own count, from /metrics; null for the baseline): unlike
+/// requests/s and CPU it does not move with the machine's noise, so a change that allocates less shows at once.
+/// </param>
+public sealed record Result(string Name, int Connections, double RequestsPerSecond, double P50, double P99, long Errors, double ServerCpuPerRequest,
+    double? AllocatedPerRequest)
 {
-    public const string Header = "| workload | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | baseline requests/s just before | ratio to baseline |\n|---|---|---|---|---|---|---|---|---|";
+    public const string Header = "| workload | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | KB allocated/request | baseline requests/s just before | ratio to baseline |\n|---|---|---|---|---|---|---|---|---|---|";
 
     public string Row(Result baseline) => string.Create(CultureInfo.InvariantCulture,
-        $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {ServerCpuPerRequest:0} | {baseline.RequestsPerSecond:0} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");
+        $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {ServerCpuPerRequest:0} | {(AllocatedPerRequest is { } bytes ? (bytes / 1024).ToString("0.0", CultureInfo.InvariantCulture) : "")} | {baseline.RequestsPerSecond:0} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");
 
     /// <summary>A row for a workload with no figure, saying why.</summary>
     public static string Unmeasured(string name, int connections, string reason) => string.Create(CultureInfo.InvariantCulture,
-        $"| {name} | {connections} | {reason} | | | | | | |");
+        $"| {name} | {connections} | {reason} | | | | | | | |");
 }
 
 /// <summary>
@@ -68,17 +73,19 @@ public static class Load
         await BenchServer.AnalyzeAsync();
         var latencies = new List<double>[connections];
         var errors = 0L;
+        var allocatedBefore = await RuntimeMetrics.AllocatedAsync(workload.Target);
         var clock = Stopwatch.StartNew();
         var cpuBefore = workload.Target.ProcessorTime();
         var recorded = await PhaseAsync(workload, client, connections, TimeSpan.FromSeconds(seconds), latencies);
         var cpu = workload.Target.ProcessorTime() - cpuBefore;
+        var allocated = await RuntimeMetrics.AllocatedAsync(workload.Target) - allocatedBefore;
         var elapsed = clock.Elapsed.TotalSeconds;
         foreach (var list in latencies)
             errors += list.Count(l => l < 0);
         var sorted = latencies.SelectMany(l => l).Where(l => l >= 0).Order().ToArray();
         Console.Error.WriteLine($"  {workload.Name}, {connections} connection(s): {recorded} requests");
         return new Result(workload.Name, connections, recorded / elapsed, Percentile(sorted, 0.50), Percentile(sorted, 0.99), errors,
-            cpu.TotalMicroseconds / Math.Max(1, recorded));
+            cpu.TotalMicroseconds / Math.Max(1, recorded), allocated / Math.Max(1, recorded));
     }
 
     private static async Task<long> PhaseAsync(Workload workload, HttpClient client, int connections, TimeSpan duration, List<double>[]? record)

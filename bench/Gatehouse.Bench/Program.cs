@@ -427,14 +427,8 @@ async Task GcDumpAsync(string path)
 // the resident memory (code, native libraries such as SQLite's page cache, thread stacks, Kestrel's buffers).
 async Task<string> MemoryBreakdownAsync()
 {
-    using var client = Load.Client(gatehouse.BaseAddress, 1);
-    var text = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-    double Sum(string metric) => text.Split('\n')
-        .Where(line => line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is '{' or ' ')
-        // The value follows the labels; a timestamp may follow the value.
-        .Sum(line => double.Parse(line[(line.LastIndexOf('}') + 1 is var end and > 0 ? end : metric.Length)..].Trim().Split(' ')[0],
-            CultureInfo.InvariantCulture)) / 1024 / 1024;
-    return $"managed heap after the last GC {Sum("dotnet_gc_last_collection_heap_size_bytes"):0} MiB, "
-        + $"GC committed {Sum("dotnet_gc_last_collection_memory_committed_size_bytes"):0} MiB, "
-        + $"working set {Sum("dotnet_process_memory_working_set_bytes"):0} MiB";
+    var metric = await RuntimeMetrics.ReadAsync(gatehouse) ?? throw new InvalidOperationException("Gatehouse served no /metrics");
+    return $"managed heap after the last GC {metric("dotnet_gc_last_collection_heap_size_bytes") / 1024 / 1024:0} MiB, "
+        + $"GC committed {metric("dotnet_gc_last_collection_memory_committed_size_bytes") / 1024 / 1024:0} MiB, "
+        + $"working set {metric("dotnet_process_memory_working_set_bytes") / 1024 / 1024:0} MiB";
 }

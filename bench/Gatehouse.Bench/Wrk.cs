@@ -48,9 +48,11 @@ public static partial class Wrk
         await BenchServer.AnalyzeAsync();
         if (workload.Prepare is not null)
             await workload.Prepare(seconds);
+        var allocatedBefore = await RuntimeMetrics.AllocatedAsync(workload.Target);
         var cpuBefore = workload.Target.ProcessorTime();
         var output = await RunWrkAsync(workload, environment, threads, connections, seconds, check: false);
         var cpu = workload.Target.ProcessorTime() - cpuBefore;
+        var allocated = await RuntimeMetrics.AllocatedAsync(workload.Target) - allocatedBefore;
 
         var total = Requests().Match(output);
         if (!total.Success)
@@ -70,7 +72,7 @@ public static partial class Wrk
         Console.Error.WriteLine($"  {workload.Name}, {connections} connection(s), wrk -t{threads}: {requests} requests{(counted != requests ? $" ({counted} {workload.CountedBy})" : "")}, " +
             $"non-2xx {nonSuccess}, socket errors {(socket.Success ? socket.Value["Socket errors: ".Length..] : "none")}");
         return (new Result(workload.Name, connections, counted / elapsed, Percentile(output, "50"), Percentile(output, "99"),
-            nonSuccess + socketErrors, cpu.TotalMicroseconds / Math.Max(1, counted)), null);
+            nonSuccess + socketErrors, cpu.TotalMicroseconds / Math.Max(1, counted), allocated / Math.Max(1, counted)), null);
     }
 
     private static async Task<string> RunWrkAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment, int threads,

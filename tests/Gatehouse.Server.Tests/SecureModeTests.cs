@@ -102,6 +102,51 @@ public abstract class SecureModeTests<TServer>(TServer server) : IClassFixture<T
         await Envelope.AssertUnauthorizedAsync(accessAsAuth);
     }
 
+    /// <summary>Auth tokens are written by Gatehouse's own HS256 writer: every field a verifier reads, exactly as minted.</summary>
+    [SkippableFact]
+    public async Task An_auth_token_is_a_compact_jws_with_every_claim_and_opens_a_session_for_an_unusual_user_id()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        // Quotes, a backslash, a slash, "+", characters beyond ASCII and a surrogate pair: each must survive JSON escaping.
+        var userId = "o'brien \"quoted\" back\\slash a/b+c é中😀 " + new string('x', 60);
+
+        var first = await server.MintAsync(serverKey, userId);
+        var second = await server.MintAsync(serverKey, userId);
+
+        var parts = first.Split('.');
+        Assert.Equal(3, parts.Length);
+        var header = Header(first);
+        Assert.Equal(["alg", "kid", "typ"], header.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal));
+        Assert.Equal("HS256", header["alg"]!.GetValue<string>());
+        Assert.Equal("gatehouse-auth+jwt", header["typ"]!.GetValue<string>());
+        Assert.Equal(server.Services.GetRequiredService<SigningKeys>().Current(SecurityAlgorithms.HmacSha256).Key.KeyId, header["kid"]!.GetValue<string>());
+        var claims = Claims(first);
+        Assert.Equal(userId, claims["sub"]!.GetValue<string>());
+        Assert.Equal(network.Id, claims["nid"]!.GetValue<string>());
+        Assert.Equal("gatehouse:sessions", claims["aud"]!.GetValue<string>());
+        Assert.Equal(server.Services.GetRequiredService<TokenIssuer>().Current, claims["iss"]!.GetValue<string>());
+        Assert.True(Guid.TryParse(claims["skid"]!.GetValue<string>(), out _));
+        var issuedAt = server.Clock.GetUtcNow().ToUnixTimeSeconds();
+        Assert.Equal(issuedAt, claims["iat"]!.GetValue<long>());
+        Assert.Equal(issuedAt, claims["nbf"]!.GetValue<long>());
+        Assert.Equal(issuedAt + 600, claims["exp"]!.GetValue<long>());
+        Assert.Matches("^[0-9a-f]{32}$", claims["jti"]!.GetValue<string>());
+        Assert.NotEqual(claims["jti"]!.GetValue<string>(), Claims(second)["jti"]!.GetValue<string>());
+        // base64url without padding, as RFC 7515 requires.
+        Assert.All(parts, part => Assert.Matches("^[A-Za-z0-9_-]+$", part));
+
+        // Another user's claims under this token's signature: refused, so the signature covers what was written.
+        var forgedClaims = Base64UrlEncoder.Encode(
+            System.Text.Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(parts[1])).Replace("o'brien", "o'brian", StringComparison.Ordinal));
+        using var forged = await server.CreateSessionAsync(network, userId.Replace("o'brien", "o'brian", StringComparison.Ordinal), "device-f",
+            $"{parts[0]}.{forgedClaims}.{parts[2]}");
+        await Envelope.AssertUnauthorizedAsync(forged);
+
+        await server.LoginAsync(network, userId, "device-unusual", first);
+        await server.LoginAsync(network, userId, "device-unusual-2", second);
+    }
+
     [SkippableFact]
     public async Task Each_kind_of_token_is_accepted_only_with_its_own_algorithm()
     {

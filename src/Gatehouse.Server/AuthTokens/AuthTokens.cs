@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Gatehouse.Server.Refusals;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -31,14 +32,26 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
     {
         var now = clock.GetUtcNow();
         var expiresAt = now + Lifetime;
-        var token = jwt.Sign(Kind, new Dictionary<string, object>
+        var token = jwt.SignMac(Kind, (userId, networkId, serverKeyId), static (json, claims) =>
         {
-            ["sub"] = userId,
-            ["nid"] = networkId,
-            ["skid"] = serverKeyId.ToString(),
-            ["jti"] = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)),
+            json.WriteString(Claim.Sub, claims.userId);
+            json.WriteString(Claim.Nid, claims.networkId);
+            json.WriteString(Claim.Skid, claims.serverKeyId);
+            Span<byte> jti = stackalloc byte[16];
+            System.Security.Cryptography.RandomNumberGenerator.Fill(jti);
+            Span<char> hex = stackalloc char[32];
+            Convert.TryToHexStringLower(jti, hex, out _);
+            json.WriteString(Claim.Jti, hex);
         }, now, expiresAt);
         return (token, expiresAt);
+    }
+
+    private static class Claim
+    {
+        public static readonly JsonEncodedText Sub = JsonEncodedText.Encode("sub");
+        public static readonly JsonEncodedText Nid = JsonEncodedText.Encode("nid");
+        public static readonly JsonEncodedText Skid = JsonEncodedText.Encode("skid");
+        public static readonly JsonEncodedText Jti = JsonEncodedText.Encode("jti");
     }
 
     /// <summary>
