@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -15,7 +16,7 @@ namespace Gatehouse.Server.Tests;
 public abstract class BulkUpdateTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
-    private static readonly DateTimeOffset Opened = new(2026, 12, 2, 6, 0, 0, TimeSpan.Zero);
+    protected static readonly DateTimeOffset Opened = new(2026, 12, 2, 6, 0, 0, TimeSpan.Zero);
     private static readonly DateTimeOffset Ended = Opened.AddTicks(1_234_567);
     private static readonly string[] SessionsTable = ["Sessions"];
 
@@ -159,6 +160,8 @@ public abstract class BulkUpdateTests<TServer>(TServer server) : IClassFixture<T
         return id;
     }
 
+    protected TServer Server => server;
+
     private static Task<int> EndAsync(GatehouseDb db, IReadOnlyCollection<object> keys) =>
         BulkUpdate.ClaimAsync<Session>(db, nameof(Session.Id), keys, nameof(Session.RevokedAt),
             [(nameof(Session.RevokedAt), Ended), (nameof(Session.RevokedReason), "bulk")]);
@@ -168,4 +171,28 @@ public abstract class BulkUpdateTests<TServer>(TServer server) : IClassFixture<T
 public sealed class BulkUpdateTestsOnSqlite(SqliteServer server) : BulkUpdateTests<SqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]
-public sealed class BulkUpdateTestsOnPostgres(PostgresServer server) : BulkUpdateTests<PostgresServer>(server);
+public sealed class BulkUpdateTestsOnPostgres(PostgresServer server) : BulkUpdateTests<PostgresServer>(server)
+{
+    /// <summary>PostgreSQL only: SQLite does not enforce a column's length (the API refuses long input before it is stored).</summary>
+    [SkippableFact]
+    public async Task A_value_too_long_for_its_column_is_refused_not_cut_to_fit()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var user = new User { Id = Secrets.NewId(Opened), NetworkId = network.Id, UserId = "bulk-too-long", CreatedAt = Opened, UpdatedAt = Opened };
+        var session = new Session { Id = Guid.CreateVersion7(Opened), NetworkId = network.Id, UserRef = user.Id, DeviceId = "d", CreatedAt = Opened, ExpiresAt = Opened.AddHours(1) };
+        db.AddRange(user, session);
+        await db.SaveChangesAsync();
+        db.ChangeTracker.Clear();
+        var maxLength = db.Model.FindEntityType(typeof(Session))!.FindProperty(nameof(Session.LastRefreshedFrom))!.GetMaxLength()!.Value;
+        session.LastRefreshedFrom = new string('7', maxLength + 1);
+
+        await using (await db.Database.BeginTransactionAsync())
+        {
+            var refused = await Assert.ThrowsAnyAsync<DbException>(() => BulkUpdate.UpdateAsync(db, [session], nameof(Session.Id), [nameof(Session.LastRefreshedFrom)]));
+            Assert.Equal("22001", refused.SqlState); // string_data_right_truncation
+        }
+        Assert.Null((await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == session.Id)).LastRefreshedFrom);
+    }
+}

@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
@@ -12,19 +11,12 @@ namespace Gatehouse.Server.Storage;
 /// <summary>
 /// New rows written in the context's current transaction without EF's change tracking: in the group commit of logins
 /// and in the audit writer that tracking was most of the CPU (docs/benchmarks.md). On SQLite one prepared statement
-/// is stepped per row; on PostgreSQL several rows go in one statement. Table, columns and value conversion come from
-/// the EF model, so each provider stores what EF would.
+/// is stepped per row; on PostgreSQL each table's rows go in one statement of array parameters. Table, columns and
+/// value conversion come from the EF model, so each provider stores what EF would.
 /// Rows must be new and are not tracked afterwards; keys the database generates (an integer identity) are left to it.
 /// </summary>
 internal static class BulkInsert
 {
-    /// <summary>
-    /// Rows per statement on a server database. A login group's rows of one table fit in one statement: with eight
-    /// per statement a group of 32 logins made 20 round trips for its inserts, and on PostgreSQL each costs the
-    /// single writer a wait (docs/benchmarks.md, change 39).
-    /// </summary>
-    private const int RowsPerStatement = 64;
-
     public static Task InsertAsync<T>(DbContext db, IReadOnlyList<T> rows, CancellationToken ct = default)
         where T : class =>
         InsertTablesAsync(db, [rows], ct);
@@ -182,35 +174,23 @@ internal static class BulkInsert
         }
     }
 
-    /// <summary>A server database gets several rows per statement, and all the statements in one batch: one round trip.</summary>
+    /// <summary>
+    /// On PostgreSQL each table's rows go in one statement whose text does not depend on how many rows there are:
+    /// every column is one array parameter (<see cref="PostgresArrays"/>), and <c>unnest</c> turns the arrays back into
+    /// rows. All the tables in one round trip.
+    /// </summary>
     private static async Task InsertBatchedAsync(DbContext db, List<(Table Table, IReadOnlyList<object> Rows)> writes, CancellationToken ct)
     {
-        var sql = db.GetService<ISqlGenerationHelper>();
-        var connection = db.Database.GetDbConnection();
+        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         await using var batch = connection.CreateBatch();
-        batch.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-        // The column's mapping configures each parameter (its provider type), and creates it through a command.
-        await using var parameters = connection.CreateCommand();
+        batch.Transaction = (NpgsqlTransaction?)db.Database.CurrentTransaction?.GetDbTransaction();
         foreach (var (table, rows) in writes)
         {
-            var (head, columns) = (table.InsertHead, table.Columns);
-            for (var start = 0; start < rows.Count; start += RowsPerStatement)
-            {
-                var end = Math.Min(rows.Count, start + RowsPerStatement);
-                var statement = batch.CreateBatchCommand();
-                statement.CommandText = Text(head, columns.Count, end - start, sql);
-                for (var row = start; row < end; row++)
-                {
-                    for (var column = 0; column < columns.Count; column++)
-                    {
-                        var (property, mapping) = (columns[column].Property, columns[column].Mapping);
-                        // Named as it is written in the SQL, so the provider finds it at the first try.
-                        statement.Parameters.Add(mapping.CreateParameter(parameters, sql.GenerateParameterName(ParameterName(row - start, column, columns.Count)),
-                            columns[column].ClrValue(rows[row]), property.IsNullable));
-                    }
-                }
-                batch.BatchCommands.Add(statement);
-            }
+            var statement = batch.CreateBatchCommand();
+            statement.CommandText = table.UnnestInsert;
+            foreach (var column in table.Columns)
+                statement.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. rows.Select(column.ClrValue)]));
+            batch.BatchCommands.Add(statement);
         }
         await batch.ExecuteNonQueryAsync(ct);
     }
@@ -220,6 +200,9 @@ internal static class BulkInsert
     private sealed record Table(string Name, string ColumnList, List<Column> Columns)
     {
         public string InsertHead => $"INSERT INTO {Name} ({ColumnList}) VALUES ";
+
+        /// <summary>One positional array parameter per column, in <see cref="Columns"/>' order.</summary>
+        public string UnnestInsert => $"INSERT INTO {Name} ({ColumnList}) SELECT * FROM unnest({string.Join(", ", Columns.Select((_, i) => $"${i + 1}"))})";
     }
 
     private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
@@ -233,20 +216,5 @@ internal static class BulkInsert
             { } value when Mapping.Converter is { } converter => converter.ConvertToProvider(value),
             var value => value,
         };
-    }
-
-    private static string ParameterName(int row, int column, int columns) => $"p{row * columns + column}";
-
-    private static string Text(string head, int columns, int rows, ISqlGenerationHelper sql)
-    {
-        var text = new StringBuilder(head);
-        for (var row = 0; row < rows; row++)
-        {
-            text.Append(row == 0 ? "(" : ", (");
-            for (var column = 0; column < columns; column++)
-                text.Append(column == 0 ? "" : ", ").Append(sql.GenerateParameterNamePlaceholder(ParameterName(row, column, columns)));
-            text.Append(')');
-        }
-        return text.ToString();
     }
 }

@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Text;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
@@ -20,7 +19,10 @@ namespace Gatehouse.Server.Storage;
 /// </summary>
 internal static class BulkUpdate
 {
-    /// <summary>Keys per statement on a server database: one round trip for a typical group, and a text the server plans quickly.</summary>
+    /// <summary>
+    /// Keys per statement on a server database: one round trip for a typical group, and fewer sessions than the 200 a
+    /// PostgreSQL notification names before it makes the whole table stale (the KeyedSessionNotifications migration).
+    /// </summary>
     private const int KeysPerStatement = 64;
 
     /// <summary>Sets the same values on each listed row whose guard column is still null; returns how many rows it changed.</summary>
@@ -36,16 +38,18 @@ internal static class BulkUpdate
         var guard = Column.Of(entity, table, guardProperty);
         var set = values.Select(v => (Column: Column.Of(entity, table, v.Property), v.Value)).ToList();
         var sql = db.GetService<ISqlGenerationHelper>();
-        var head = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} SET "
-            + string.Join(", ", set.Select((s, i) => $"{sql.DelimitIdentifier(s.Column.Name)} = {sql.GenerateParameterNamePlaceholder($"v{i}")}"))
-            + $" WHERE {sql.DelimitIdentifier(guard.Name)} IS NULL AND {sql.DelimitIdentifier(key.Name)} ";
+        // Numbered placeholders (?1 on SQLite, $1 on PostgreSQL): the set values first, then the key, one per step on
+        // SQLite and an array on PostgreSQL.
+        string Text(char mark, string keyTest) => $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} SET "
+            + string.Join(", ", set.Select((s, i) => $"{sql.DelimitIdentifier(s.Column.Name)} = {mark}{i + 1}"))
+            + $" WHERE {sql.DelimitIdentifier(guard.Name)} IS NULL AND {sql.DelimitIdentifier(key.Name)} {keyTest}";
 
         await db.Database.OpenConnectionAsync(ct);
         try
         {
             var changed = db.Database.GetDbConnection() is SqliteConnection sqlite
-                ? ClaimSqlite(sqlite, head, key, keys, set)
-                : await ClaimBatchedAsync(db, head, key, keys, set, sql, ct);
+                ? ClaimSqlite(sqlite, Text('?', $"= ?{set.Count + 1}"), key, keys, set)
+                : await ClaimBatchedAsync(db, Text('$', $"= ANY(${set.Count + 1})"), key, keys, set, ct);
             CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? keys : null);
             return changed;
         }
@@ -124,55 +128,41 @@ internal static class BulkUpdate
     }
 
     /// <summary>
-    /// One <c>UPDATE … FROM (VALUES …)</c> per <see cref="KeysPerStatement"/> rows on a server database: one round trip,
-    /// and one statement, so PostgreSQL's trigger sends one notification naming them all instead of one per row
-    /// (docs/benchmarks.md, change 46).
+    /// One <c>UPDATE … FROM unnest(…)</c> per <see cref="KeysPerStatement"/> rows on a server database, each column an
+    /// array (<see cref="PostgresArrays"/>): one round trip, a text prepared once, and one statement, so PostgreSQL's
+    /// trigger sends one notification naming them all instead of one per row (docs/benchmarks.md, change 46).
     /// </summary>
     private static async Task<int> UpdateBatchedAsync<T>(DbContext db, StoreObjectIdentifier table, Column key, List<Column> set, IReadOnlyCollection<T> rows,
         ISqlGenerationHelper sql, CancellationToken ct)
         where T : class
     {
         var connection = db.Database.GetDbConnection();
+        List<Column> columns = [key, .. set];
+        var text = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} AS t SET "
+            + string.Join(", ", set.Select((c, i) => $"{sql.DelimitIdentifier(c.Name)} = v.{sql.DelimitIdentifier($"c{i + 1}")}"))
+            + $" FROM unnest({string.Join(", ", columns.Select((_, i) => $"${i + 1}"))}) AS v({string.Join(", ", columns.Select((_, i) => sql.DelimitIdentifier($"c{i}")))})"
+            + $" WHERE t.{sql.DelimitIdentifier(key.Name)} = v.{sql.DelimitIdentifier("c0")}";
         var changed = 0;
         foreach (var chunk in rows.Chunk(KeysPerStatement))
         {
             await using var command = connection.CreateCommand();
             command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            var columns = new List<Column>([key, .. set]);
-            var text = new StringBuilder("UPDATE ").Append(sql.DelimitIdentifier(table.Name, table.Schema)).Append(" AS t SET ");
-            for (var i = 0; i < set.Count; i++)
-                text.Append(i == 0 ? "" : ", ").Append(sql.DelimitIdentifier(set[i].Name)).Append(" = v.").Append(sql.DelimitIdentifier($"c{i + 1}"));
-            text.Append(" FROM (VALUES ");
-            for (var row = 0; row < chunk.Length; row++)
-            {
-                text.Append(row == 0 ? "(" : ", (");
-                for (var i = 0; i < columns.Count; i++)
-                {
-                    var name = $"r{row}c{i}";
-                    // Typed in the text: a VALUES list takes its column types from its values, and a null says none.
-                    text.Append(i == 0 ? "" : ", ").Append("CAST(").Append(sql.GenerateParameterNamePlaceholder(name)).Append(" AS ")
-                        .Append(columns[i].Mapping.StoreType).Append(')');
-                    command.Parameters.Add(columns[i].Parameter(command, sql.GenerateParameterName(name), columns[i].ValueOf(chunk[row])));
-                }
-                text.Append(')');
-            }
-            text.Append(") AS v(").Append(string.Join(", ", columns.Select((_, i) => sql.DelimitIdentifier($"c{i}")))).Append(") WHERE t.")
-                .Append(sql.DelimitIdentifier(key.Name)).Append(" = v.").Append(sql.DelimitIdentifier("c0"));
-            command.CommandText = text.ToString();
+            command.CommandText = text;
+            foreach (var column in columns)
+                command.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. chunk.Select(row => column.ValueOf(row))]));
             changed += await command.ExecuteNonQueryAsync(ct);
         }
         return changed;
     }
 
     /// <summary>One statement prepared once and stepped per key, as <see cref="BulkInsert"/> does on SQLite.</summary>
-    private static int ClaimSqlite(SqliteConnection connection, string head, Column key, IEnumerable<object> keys,
+    private static int ClaimSqlite(SqliteConnection connection, string text, Column key, IEnumerable<object> keys,
         List<(Column Column, object? Value)> set)
     {
         var handle = connection.Handle!;
-        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, head + "= ?", out var statement));
+        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
         try
         {
-            // Named placeholders take the first positions in the order they appear; the key's ? comes after them.
             for (var i = 0; i < set.Count; i++)
                 SqliteValues.Check(handle, SqliteValues.Bind(statement, i + 1, set[i].Column.ToProvider(set[i].Value)));
             var changed = 0;
@@ -189,9 +179,12 @@ internal static class BulkUpdate
         }
     }
 
-    /// <summary>A server database gets the keys as an IN list, up to <see cref="KeysPerStatement"/> per round trip.</summary>
-    private static async Task<int> ClaimBatchedAsync(DbContext db, string head, Column key, IReadOnlyCollection<object> keys,
-        List<(Column Column, object? Value)> set, ISqlGenerationHelper sql, CancellationToken ct)
+    /// <summary>
+    /// A server database gets the keys as arrays of <see cref="KeysPerStatement"/>, one statement each: its text is
+    /// the same for every group, so it is prepared once (<see cref="PostgresArrays"/>).
+    /// </summary>
+    private static async Task<int> ClaimBatchedAsync(DbContext db, string text, Column key, IReadOnlyCollection<object> keys,
+        List<(Column Column, object? Value)> set, CancellationToken ct)
     {
         var connection = db.Database.GetDbConnection();
         var changed = 0;
@@ -199,16 +192,10 @@ internal static class BulkUpdate
         {
             await using var command = connection.CreateCommand();
             command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            var text = new StringBuilder(head).Append("IN (");
-            for (var i = 0; i < chunk.Length; i++)
-            {
-                var name = $"k{i}";
-                text.Append(i == 0 ? "" : ", ").Append(sql.GenerateParameterNamePlaceholder(name));
-                command.Parameters.Add(key.Parameter(command, sql.GenerateParameterName(name), chunk[i]));
-            }
-            command.CommandText = text.Append(')').ToString();
-            for (var i = 0; i < set.Count; i++)
-                command.Parameters.Add(set[i].Column.Parameter(command, sql.GenerateParameterName($"v{i}"), set[i].Value));
+            command.CommandText = text;
+            foreach (var (column, value) in set)
+                command.Parameters.Add(column.Parameter(command, "", value));
+            command.Parameters.Add(PostgresArrays.Of(key.Property, key.Mapping, chunk));
             changed += await command.ExecuteNonQueryAsync(ct);
         }
         return changed;
