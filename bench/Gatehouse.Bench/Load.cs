@@ -174,7 +174,8 @@ public static class BenchServer
         var environment = Settings(work, "__").ToDictionary(setting => setting.Key, setting => setting.Value!);
         // One load generator is one client address: the abuse limits would measure themselves, not the server.
         environment["Gatehouse__RateLimits__Enabled"] = "false";
-        environment["Logging__LogLevel__Gatehouse"] = "Warning";
+        // Warning unless asked: the shipped Information level writes a console line per security event.
+        environment["Logging__LogLevel__Gatehouse"] = Environment.GetEnvironmentVariable("BENCH_GATEHOUSE_LOG_LEVEL") ?? "Warning";
         environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         return ServerProcess.StartAsync(new ServerStart(assembly, work, environment, https, readyPath));
     }
