@@ -49,7 +49,7 @@ internal static class BulkInsert
                 foreach (var column in table.Columns)
                 {
                     // Named by its type without facets (varchar, not varchar(64)): the binary format does not carry them.
-                    if (column.StoreValue(row) is { } value)
+                    if (column.ProviderValue(row) is { } value)
                         await import.WriteAsync(value, column.Mapping.StoreTypeNameBase, ct);
                     else
                         await import.WriteNullAsync(ct);
@@ -189,7 +189,7 @@ internal static class BulkInsert
             var statement = batch.CreateBatchCommand();
             statement.CommandText = table.UnnestInsert;
             foreach (var column in table.Columns)
-                statement.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. rows.Select(column.ClrValue)]));
+                statement.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. rows.Select(column.ProviderValue)]));
             batch.BatchCommands.Add(statement);
         }
         await batch.ExecuteNonQueryAsync(ct);
@@ -210,11 +210,5 @@ internal static class BulkInsert
         public object? ClrValue(object row) => Property.GetGetter().GetClrValueUsingContainingEntity(row);
 
         public object? ProviderValue(object row) => SqliteValues.ToProvider(Mapping, ClrValue(row));
-
-        public object? StoreValue(object row) => ClrValue(row) switch
-        {
-            { } value when Mapping.Converter is { } converter => converter.ConvertToProvider(value),
-            var value => value,
-        };
     }
 }

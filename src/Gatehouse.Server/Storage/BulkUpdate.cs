@@ -149,7 +149,7 @@ internal static class BulkUpdate
             command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
             command.CommandText = text;
             foreach (var column in columns)
-                command.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. chunk.Select(row => column.ValueOf(row))]));
+                command.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. chunk.Select(row => column.ToProvider(column.ValueOf(row)))]));
             changed += await command.ExecuteNonQueryAsync(ct);
         }
         return changed;
@@ -195,7 +195,7 @@ internal static class BulkUpdate
             command.CommandText = text;
             foreach (var (column, value) in set)
                 command.Parameters.Add(column.Parameter(command, "", value));
-            command.Parameters.Add(PostgresArrays.Of(key.Property, key.Mapping, chunk));
+            command.Parameters.Add(PostgresArrays.Of(key.Property, key.Mapping, [.. chunk.Select(key.ToProvider)]));
             changed += await command.ExecuteNonQueryAsync(ct);
         }
         return changed;

@@ -13,11 +13,12 @@ namespace Gatehouse.Server.Storage;
 /// </summary>
 internal static class PostgresArrays
 {
-    public static NpgsqlParameter Of(IProperty property, RelationalTypeMapping mapping, IReadOnlyList<object?> clrValues)
+    /// <param name="providerValues">Already converted by the column's mapping (<see cref="SqliteValues.ToProvider"/>).</param>
+    public static NpgsqlParameter Of(IProperty property, RelationalTypeMapping mapping, IReadOnlyList<object?> providerValues)
     {
-        var values = Array.CreateInstance(ElementType(property, mapping), clrValues.Count);
-        for (var i = 0; i < clrValues.Count; i++)
-            values.SetValue(clrValues[i] is { } value && mapping.Converter is { } converter ? converter.ConvertToProvider(value) : clrValues[i], i);
+        var values = Array.CreateInstance(ElementType(property, mapping), providerValues.Count);
+        for (var i = 0; i < providerValues.Count; i++)
+            values.SetValue(providerValues[i], i);
         return new NpgsqlParameter { Value = values };
     }
 
