@@ -177,6 +177,9 @@ public static class BenchServer
         // Warning unless asked: the shipped Information level writes a console line per security event.
         environment["Logging__LogLevel__Gatehouse"] = Environment.GetEnvironmentVariable("BENCH_GATEHOUSE_LOG_LEVEL") ?? "Warning";
         environment["ASPNETCORE_ENVIRONMENT"] = "Production";
+        // A runtime setting tried on Gatehouse alone (the baseline keeps the defaults), e.g. "DOTNET_GCgen0size=0x4000000".
+        foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEHOUSE_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            environment[pair[..pair.IndexOf('=', StringComparison.Ordinal)]] = pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..];
         return ServerProcess.StartAsync(new ServerStart(assembly, work, environment, https, readyPath));
     }
 }

@@ -169,6 +169,24 @@ public abstract class ServerKeyTests<TServer>(TServer server) : IClassFixture<TS
             Assert.Contains(header, allowed, StringComparison.OrdinalIgnoreCase);
     }
 
+    [SkippableFact]
+    public async Task The_v3_mint_answers_the_token_as_a_json_string_with_its_length()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var key = await server.GenerateServerKeyAsync(network);
+
+        using var answer = await server.MintV3Async(key, "erin");
+        var body = await answer.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal("application/json; charset=utf-8", answer.Content.Headers.ContentType!.ToString());
+        Assert.Equal(body.Length, answer.Content.Headers.ContentLength);
+        var token = System.Text.Json.JsonSerializer.Deserialize<string>(body)!;
+        Assert.Equal($"\"{token}\"", body);
+        Assert.Equal(3, token.Split('.').Length);
+        await server.LoginAsync(network, "erin", "erin-phone", token);
+    }
+
     private static string Base64(string base64Url) =>
         base64Url.Replace('-', '+').Replace('_', '/') + new string('=', (4 - base64Url.Length % 4) % 4);
 }

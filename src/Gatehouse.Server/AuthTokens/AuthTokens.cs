@@ -38,7 +38,7 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             json.WriteString(Claim.Nid, claims.networkId);
             json.WriteString(Claim.Skid, claims.serverKeyId);
             Span<byte> jti = stackalloc byte[16];
-            System.Security.Cryptography.RandomNumberGenerator.Fill(jti);
+            TokenIdRandom.Fill(jti);
             Span<char> hex = stackalloc char[32];
             Convert.TryToHexStringLower(jti, hex, out _);
             json.WriteString(Claim.Jti, hex);

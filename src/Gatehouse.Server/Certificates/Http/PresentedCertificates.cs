@@ -22,6 +22,13 @@ internal sealed class PresentedCertificate(X509Certificate2? certificate, bool o
 internal static class PresentedCertificates
 {
     /// <summary>
+    /// Whether the request can carry a certificate at all (over TLS, or from a proxy that may forward one): a plain
+    /// HTTP call with mTLS off is then answered without reading any (docs/benchmarks.md, change 55).
+    /// </summary>
+    public static bool CanPresent(HttpContext http, MtlsOptions mtls) =>
+        http.Request.IsHttps || mtls.ForwardedCertificateHeader is { Length: > 0 };
+
+    /// <summary>
     /// The certificate of the TLS connection, or, only when the option is on and the caller is a configured
     /// proxy, the one the proxy forwarded in its header (the proxy terminated TLS).
     /// </summary>
