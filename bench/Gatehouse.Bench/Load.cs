@@ -179,7 +179,12 @@ public static class BenchServer
         environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         // A runtime setting tried on Gatehouse alone (the baseline keeps the defaults), e.g. "DOTNET_GCgen0size=0x4000000".
         foreach (var pair in (Environment.GetEnvironmentVariable("BENCH_GATEHOUSE_ENV") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            environment[pair[..pair.IndexOf('=', StringComparison.Ordinal)]] = pair[(pair.IndexOf('=', StringComparison.Ordinal) + 1)..];
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+                throw new ArgumentException($"BENCH_GATEHOUSE_ENV: \"{pair}\" is not NAME=VALUE.");
+            environment[pair[..equals]] = pair[(equals + 1)..];
+        }
         return ServerProcess.StartAsync(new ServerStart(assembly, work, environment, https, readyPath));
     }
 }
