@@ -6,6 +6,8 @@ using Gatehouse.Server.ServerKeys.Http;
 using Gatehouse.Server.Sessions.Http;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Authorization.Policy;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 
 namespace Gatehouse.Server;
 
@@ -34,7 +36,11 @@ internal static class GatehouseCredentials
             .AddPolicy(Credentials.Policies.Admin, policy => ServerToServer(policy, Credentials.AdminToken))
             // A bearer caller has no mTLS switch and no pending refusal: the requirements pass it by.
             .AddPolicy(Credentials.Policies.AdminOrUser, policy => ServerToServer(policy, Credentials.AdminTokenOrBearer));
-        services.AddSingleton<IAuthorizationHandler, ServerToServerRequirementsHandler>();
+        services.AddSingleton<ServerToServerRequirementsHandler>();
+        services.AddSingleton<IAuthorizationHandler>(sp => sp.GetRequiredService<ServerToServerRequirementsHandler>());
+        // The API's credential policies evaluated directly; every other policy by the framework's evaluator.
+        services.AddTransient<PolicyEvaluator>();
+        services.Replace(ServiceDescriptor.Singleton<IPolicyEvaluator, CredentialPolicyEvaluator>());
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, RefusalResultHandler>();
         return services;
     }
