@@ -33,7 +33,8 @@ internal sealed class CredentialPolicyEvaluator(IAuthenticationSchemeProvider sc
         if (await PlanOfAsync(policy) is not { } plan)
             return await FrameworkEvaluator(context).AuthenticateAsync(policy, context);
 
-        var handler = (IAuthenticationHandler)context.RequestServices.GetRequiredService(plan.Scheme.HandlerType);
+        // As the framework's handler provider: the container's registration (GatehouseCredentials), else built here.
+        var handler = (IAuthenticationHandler)ActivatorUtilities.GetServiceOrCreateInstance(context.RequestServices, plan.Scheme.HandlerType);
         await handler.InitializeAsync(plan.Scheme, context);
         var result = await handler.AuthenticateAsync();
         if (result.Succeeded)
@@ -81,7 +82,7 @@ internal sealed class CredentialPolicyEvaluator(IAuthenticationSchemeProvider sc
         return _plans.GetValue(policy, _ => plan);
     }
 
-    /// <summary>One of Gatehouse's own schemes (<see cref="CredentialHandler{TCaller}"/>), registered with the container (GatehouseCredentials).</summary>
+    /// <summary>One of Gatehouse's own schemes: its handler is a <see cref="CredentialHandler{TCaller}"/>.</summary>
     private static bool IsCredentialHandler(Type handler)
     {
         for (var type = handler.BaseType; type is not null; type = type.BaseType)
