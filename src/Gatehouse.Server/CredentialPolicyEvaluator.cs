@@ -15,7 +15,7 @@ namespace Gatehouse.Server;
 /// its general dispatch: the scheme's handler is called directly (no authentication service, handler provider, claims
 /// transformation or principal merge), and the requirements are judged by their own handlers (the authenticated-user
 /// requirement judges itself, <see cref="ServerToServerRequirementsHandler"/> the rest). Those steps were about a tenth
-/// of a mint's CPU and a third of its allocations (docs/benchmarks.md, change 59). The outcomes are the framework's:
+/// of a mint's CPU and a quarter of its allocations (docs/benchmarks.md, change 59). The outcomes are the framework's:
 /// a credential that does not authenticate is a challenge, an authenticated caller that fails a requirement a forbid.
 /// Every other policy (the console's, the admin-token-or-bearer forwarding scheme) goes to the framework unchanged.
 /// </summary>
