@@ -13,9 +13,10 @@ namespace Gatehouse.Server;
 /// Evaluates the API's credential policies, those of one of Gatehouse's own schemes with only the requirements
 /// <see cref="GatehouseCredentials"/> gives them, in the steps the framework's <see cref="PolicyEvaluator"/> takes, without
 /// its general dispatch: the scheme's handler is called directly (no authentication service, handler provider, claims
-/// transformation or principal merge), and the requirements are judged by their own handlers (the authenticated-user
-/// requirement judges itself, <see cref="ServerToServerRequirementsHandler"/> the rest). Those steps were about a tenth
-/// of a mint's CPU and a quarter of its allocations (docs/benchmarks.md, change 59). The outcomes are the framework's:
+/// transformation or principal merge), and the requirements are judged without a handler context (the
+/// authenticated-user requirement is met by the authentication itself, <see cref="ServerToServerRequirementsHandler"/>
+/// judges the rest). Those steps were about a tenth of a mint's CPU and a quarter of its allocations
+/// (docs/benchmarks.md, changes 59 and 61). The outcomes are the framework's:
 /// a credential that does not authenticate is a challenge, an authenticated caller that fails a requirement a forbid.
 /// Every other policy (the console's, the admin-token-or-bearer forwarding scheme) goes to the framework unchanged.
 /// </summary>
@@ -23,7 +24,7 @@ internal sealed class CredentialPolicyEvaluator(IAuthenticationSchemeProvider sc
     : IPolicyEvaluator
 {
     /// <summary>How a policy is evaluated, decided once per policy object (the authorization middleware caches one per endpoint).</summary>
-    private sealed record Plan(AuthenticationScheme Scheme, bool ServerToServer);
+    private sealed record Plan(AuthenticationScheme Scheme, bool Mtls, bool Usable);
 
     /// <summary>Null: the framework evaluates the policy.</summary>
     private readonly ConditionalWeakTable<AuthorizationPolicy, Plan?> _plans = [];
@@ -54,22 +55,16 @@ internal sealed class CredentialPolicyEvaluator(IAuthenticationSchemeProvider sc
             return await FrameworkEvaluator(context).AuthorizeAsync(policy, authenticationResult, context, resource);
 
         // Not authenticated: every one of these policies requires an authenticated user, so it is a challenge, as the
-        // framework's evaluation of the same requirements ends.
+        // framework's evaluation of the same requirements ends. Authenticated, that requirement is met.
         if (!authenticationResult.Succeeded)
             return PolicyAuthorizationResult.Challenge();
-        var judged = new AuthorizationHandlerContext(policy.Requirements, context.User, resource);
-        foreach (var requirement in policy.Requirements)
-        {
-            if (requirement is IAuthorizationHandler judgesItself)
-                await judgesItself.HandleAsync(judged);
-        }
-        if (plan.ServerToServer)
-            await serverToServer.HandleAsync(judged);
-        if (judged.HasSucceeded)
+        if (!plan.Mtls && !plan.Usable)
             return PolicyAuthorizationResult.Success();
-        return PolicyAuthorizationResult.Forbid(judged.HasFailed
-            ? AuthorizationFailure.Failed(judged.FailureReasons)
-            : AuthorizationFailure.Failed(judged.PendingRequirements));
+        if (context.Features.Get<CredentialSubject>() is not { } subject)
+            return PolicyAuthorizationResult.Forbid(AuthorizationFailure.ExplicitFail());
+        return await serverToServer.JudgeAsync(context, subject, plan.Mtls, plan.Usable) is { } refused
+            ? PolicyAuthorizationResult.Forbid(AuthorizationFailure.Failed([new AuthorizationFailureReason(serverToServer, refused.Reason)]))
+            : PolicyAuthorizationResult.Success();
     }
 
     private static PolicyEvaluator FrameworkEvaluator(HttpContext context) => context.RequestServices.GetRequiredService<PolicyEvaluator>();
@@ -97,21 +92,25 @@ internal sealed class CredentialPolicyEvaluator(IAuthenticationSchemeProvider sc
     {
         if (policy.AuthenticationSchemes is not [var name] || await schemes.GetSchemeAsync(name) is not { } scheme || !IsCredentialHandler(scheme.HandlerType))
             return null;
-        var serverToServer = false;
+        bool mtls = false, usable = false, authenticated = false;
         foreach (var requirement in policy.Requirements)
         {
             switch (requirement)
             {
                 case DenyAnonymousAuthorizationRequirement:
+                    authenticated = true;
                     continue;
-                case MtlsRequirement or UsableCredentialRequirement:
-                    serverToServer = true;
+                case MtlsRequirement:
+                    mtls = true;
+                    continue;
+                case UsableCredentialRequirement:
+                    usable = true;
                     continue;
                 default:
                     return null;
             }
         }
         // Only an authenticated user may pass: a policy without that requirement is not one of these.
-        return policy.Requirements.Any(r => r is DenyAnonymousAuthorizationRequirement) ? new Plan(scheme, serverToServer) : null;
+        return authenticated ? new Plan(scheme, mtls, usable) : null;
     }
 }

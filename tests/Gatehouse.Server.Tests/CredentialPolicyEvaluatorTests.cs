@@ -129,3 +129,26 @@ public sealed class CredentialPolicyEvaluatorTests(EvaluatorPair pair) : IClassF
         return request;
     }
 }
+
+/// <summary>Every request of a scheme shares one successful result (AuthenticatedBy): nothing may write into it.</summary>
+[Trait(Category.Name, Category.Fast)]
+public sealed class SharedAuthenticationResultTests
+{
+    [Fact]
+    public void A_schemes_shared_result_names_the_scheme_and_refuses_every_write()
+    {
+        var result = Gatehouse.Server.Api.Authentication.AuthenticatedBy.Scheme("server-key");
+        var principal = result.Principal!;
+
+        Assert.Same(result, Gatehouse.Server.Api.Authentication.AuthenticatedBy.Scheme("server-key"));
+        Assert.NotSame(result, Gatehouse.Server.Api.Authentication.AuthenticatedBy.Scheme("admin-token"));
+        Assert.Equal("server-key", Assert.Single(principal.Identities).AuthenticationType);
+        Assert.True(principal.Identity!.IsAuthenticated);
+        Assert.Throws<InvalidOperationException>(() => principal.Identities.Single().AddClaim(new System.Security.Claims.Claim("sub", "mallory")));
+        Assert.Throws<InvalidOperationException>(() => principal.AddIdentity(new System.Security.Claims.ClaimsIdentity("cookie")));
+        Assert.Throws<NotSupportedException>(() => result.Properties!.Items["returnUrl"] = "/elsewhere");
+        Assert.Throws<NotSupportedException>(() => result.Properties!.Parameters["x"] = 1);
+        Assert.Empty(principal.Claims);
+        Assert.Single(principal.Identities);
+    }
+}

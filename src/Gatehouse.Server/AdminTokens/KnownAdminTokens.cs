@@ -20,7 +20,7 @@ internal sealed class KnownAdminTokens(CommittedWrites writes) : IDisposable
     private readonly CommittedRowCache<string, PresentedAdminToken> _rows =
         new(writes, Entries, ["AdminTokens", "Admins", "AdminMemberships", "Networks"]);
 
-    public Task<PresentedAdminToken?> GetAsync(string digest, Func<Task<PresentedAdminToken?>> read) => _rows.GetAsync(digest, read);
+    public ValueTask<PresentedAdminToken?> GetAsync(string digest, Func<Task<PresentedAdminToken?>> read) => _rows.GetAsync(digest, read);
 
     public void Dispose() => _rows.Dispose();
 }

@@ -33,7 +33,7 @@ internal sealed class KnownClientCertificates : IDisposable
         return refusal;
     }
 
-    public Task<ClientCertificate?> RowAsync(string fingerprint, Func<Task<ClientCertificate?>> read) => _rows.GetAsync(fingerprint, read);
+    public ValueTask<ClientCertificate?> RowAsync(string fingerprint, Func<Task<ClientCertificate?>> read) => _rows.GetAsync(fingerprint, read);
 
     public void Dispose()
     {

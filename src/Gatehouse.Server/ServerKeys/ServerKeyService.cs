@@ -22,7 +22,8 @@ internal sealed class ServerKeyCache(CommittedWrites writes, IOptions<GatehouseO
 {
     private readonly CommittedRowCache<string, KnownServerKey> _rows = new(writes, options.Value.ServerKeyCacheEntries, ["ServerKeys", "Networks"]);
 
-    public Task<KnownServerKey?> GetAsync(string digest, Func<Task<KnownServerKey?>> read) => _rows.GetAsync(digest, read);
+    public ValueTask<KnownServerKey?> GetAsync<TState>(string digest, TState state, Func<TState, Task<KnownServerKey?>> read) =>
+        _rows.GetAsync(digest, state, read);
 
     /// <summary>The network of a key already kept, without a database read (see <see cref="CommittedRowCache{TKey,TValue}.Peek"/>).</summary>
     public string? NetworkOf(string presented) =>
@@ -104,7 +105,7 @@ internal sealed class ServerKeyService(RequestDb requestDb, ServerKeyCache known
         // Looked up by digest: the index sees only a hash of the secret, and the final comparison is
         // constant-time, so response timing reveals nothing about how close a guess was.
         var digest = Secrets.Digest(presented);
-        var found = await known.GetAsync(digest, () => KeyByDigest.RunAsync(Db, digest, ct));
+        var found = await known.GetAsync(digest, (Service: this, digest, ct), static read => KeyByDigest.RunAsync(read.Service.Db, read.digest, read.ct));
         if (found is null || !Secrets.DigestsEqual(found.Key.Digest, digest))
             return (null, false, Errors.ServerKeyInvalid);
         var key = found.Key;

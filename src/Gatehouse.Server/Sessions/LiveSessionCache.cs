@@ -21,7 +21,7 @@ internal sealed class LiveSessionCache(CommittedWrites writes, IOptions<Gatehous
     private readonly CommittedRowCache<Guid, SessionState> _rows =
         new(writes, options.Value.Sessions.LiveSessionCacheEntries, ["Sessions", "Users"], keyedBy: "Sessions");
 
-    public Task<SessionState?> GetAsync(Guid sessionId, Func<Task<SessionState?>> read) => _rows.GetAsync(sessionId, read);
+    public ValueTask<SessionState?> GetAsync(Guid sessionId, Func<Task<SessionState?>> read) => _rows.GetAsync(sessionId, read);
 
     public void Dispose() => _rows.Dispose();
 }

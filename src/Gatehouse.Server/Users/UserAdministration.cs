@@ -23,7 +23,7 @@ internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, 
     public Task<User?> FindAsync(string networkId, string userId, CancellationToken ct) => ByUserId.RunAsync(Db, networkId, userId, ct);
 
     /// <summary>The user as last committed, to show, never to change: the row may be shared with other requests.</summary>
-    public Task<User?> ViewAsync(string networkId, string userId, CancellationToken ct) =>
+    public ValueTask<User?> ViewAsync(string networkId, string userId, CancellationToken ct) =>
         known.GetAsync(networkId, userId, () => ViewByUserId.RunAsync(Db, networkId, userId, ct));
 
     /// <param name="kind">Only users of this kind; null for every kind.</param>

@@ -1,4 +1,7 @@
+using System.Collections.Concurrent;
+using System.Collections.ObjectModel;
 using System.Security.Claims;
+using System.Security.Principal;
 using System.Text.Encodings.Web;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.RateLimits;
@@ -73,9 +76,14 @@ internal abstract class CredentialHandler<TCaller>(IOptionsMonitor<Authenticatio
         }
         Context.Features.Set(caller!);
         Context.Features.Set(new CredentialSubject(CredentialKind, RefusedKind, actor, networkId, userId, mtlsRequired, refusal));
-        // Endpoints read the caller itself (CallerOf); the principal only tells authorization who authenticated.
-        return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(new ClaimsIdentity(Scheme.Name)), Scheme.Name));
+        // Endpoints read the caller itself (CallerOf); the principal only tells authorization which scheme authenticated.
+        return AuthenticatedBy.Scheme(Scheme.Name);
     }
+
+    /// <summary>No events to raise: one shared object rather than one per request.</summary>
+    protected sealed override Task<object> CreateEventsAsync() => NoEvents;
+
+    private static readonly Task<object> NoEvents = Task.FromResult(new object());
 
     private AuthenticateResult Refused(Refusal refusal)
     {
@@ -88,6 +96,39 @@ internal abstract class CredentialHandler<TCaller>(IOptionsMonitor<Authenticatio
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
         (Context.Features.Get<CredentialRefusal>()?.Refusal ?? Errors.Forbidden).ExecuteAsync(Context);
+}
+
+/// <summary>
+/// A scheme's one successful result, shared by all its requests: the principal carries nothing of the caller's (that
+/// travels in the request's features), so building a principal, identity, ticket and properties for every request
+/// was a tenth of a mint's allocations for nothing (docs/benchmarks.md, change 60). What everyone shares, nobody may
+/// write: the identity refuses claims, the principal identities, the properties items and parameters.
+/// </summary>
+internal static class AuthenticatedBy
+{
+    private static readonly ConcurrentDictionary<string, AuthenticateResult> Results = new(StringComparer.Ordinal);
+
+    public static AuthenticateResult Scheme(string name) => Results.GetOrAdd(name, static scheme => AuthenticateResult.Success(new AuthenticationTicket(
+        new SharedPrincipal(new SharedIdentity(scheme)),
+        new AuthenticationProperties(ReadOnlyDictionary<string, string?>.Empty, ReadOnlyDictionary<string, object?>.Empty),
+        scheme)));
+
+    private sealed class SharedIdentity(string scheme) : ClaimsIdentity(scheme)
+    {
+        public override void AddClaim(Claim claim) => throw Shared();
+        public override void AddClaims(IEnumerable<Claim?> claims) => throw Shared();
+        public override void RemoveClaim(Claim? claim) => throw Shared();
+        public override bool TryRemoveClaim(Claim? claim) => throw Shared();
+    }
+
+    private sealed class SharedPrincipal(IIdentity identity) : ClaimsPrincipal(identity)
+    {
+        public override void AddIdentity(ClaimsIdentity identity) => throw Shared();
+        public override void AddIdentities(IEnumerable<ClaimsIdentity> identities) => throw Shared();
+    }
+
+    private static InvalidOperationException Shared() =>
+        new("Every request of this scheme shares this principal: the caller is in the request's features (CallerOf), not in claims.");
 }
 
 internal static class CallerOfRequest

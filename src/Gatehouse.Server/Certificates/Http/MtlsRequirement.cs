@@ -56,16 +56,29 @@ internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog 
             context.Fail();
             return;
         }
-
+        if (await JudgeAsync(http, subject, mtls is not null, usable is not null) is { } refused)
+        {
+            context.Fail(new AuthorizationFailureReason(this, refused.Reason));
+            return;
+        }
         if (mtls is not null)
+            context.Succeed(mtls);
+        if (usable is not null)
+            context.Succeed(usable);
+    }
+
+    /// <summary>
+    /// The requirements' verdict for an authenticated caller: null when the call passes (and is counted), else the
+    /// first refusal, already audited and set as the request's answer.
+    /// </summary>
+    public async ValueTask<Refusal?> JudgeAsync(HttpContext http, CredentialSubject subject, bool mtls, bool usable)
+    {
+        if (mtls)
         {
             if (subject.MtlsRequired)
             {
                 if (await MtlsRefusalAsync(http, subject, onlyPresented: false) is { } refused)
-                {
-                    Refuse(context, http, SecurityEvents.MtlsRefused(subject.Actor, subject.NetworkId, subject.UserId, refused.Reason), refused);
-                    return;
-                }
+                    return Refuse(http, SecurityEvents.MtlsRefused(subject.Actor, subject.NetworkId, subject.UserId, refused.Reason), refused);
                 http.Features.Set(ClientCertificateVerdict.VerifiedCertificate);
             }
             else if (subject.NetworkId is not null)
@@ -75,19 +88,12 @@ internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog 
                     && await MtlsRefusalAsync(http, subject, onlyPresented: true) is null;
                 http.Features.Set(verified ? ClientCertificateVerdict.VerifiedCertificate : ClientCertificateVerdict.NoVerifiedCertificate);
             }
-            context.Succeed(mtls);
         }
-        if (usable is not null)
-        {
-            if (subject.Pending is { } pending)
-            {
-                Refuse(context, http, SecurityEvents.CredentialRefused(subject.RefusedKind, subject.Actor, subject.NetworkId, subject.UserId, pending.Reason), pending);
-                return;
-            }
-            context.Succeed(usable);
-        }
+        if (usable && subject.Pending is { } pending)
+            return Refuse(http, SecurityEvents.CredentialRefused(subject.RefusedKind, subject.Actor, subject.NetworkId, subject.UserId, pending.Reason), pending);
         if (http.Features.Get<ClientCertificateVerdict>() is { } verdict && CountedCredential(subject.Credential) is { } credential)
             metrics.ServerToServerCall(credential, verdict.Verified);
+        return null;
     }
 
     /// <summary>A bearer caller may reach an admin-or-user endpoint through these requirements: it is no server-to-server call.</summary>
@@ -107,10 +113,10 @@ internal sealed class ServerToServerRequirementsHandler(MtlsGate gate, AuditLog 
         return await gate.CheckAsync(presented.Certificate, presented.OverTls, subject.NetworkId!, http.RequestAborted);
     }
 
-    private void Refuse(AuthorizationHandlerContext context, HttpContext http, SecurityEvent refused, Refusal refusal)
+    private Refusal Refuse(HttpContext http, SecurityEvent refused, Refusal refusal)
     {
         audit.Record(refused, http.Origin());
         http.Features.Set(new CredentialRefusal(refusal));
-        context.Fail(new AuthorizationFailureReason(this, refusal.Reason));
+        return refusal;
     }
 }
