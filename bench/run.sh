@@ -8,6 +8,9 @@
 # BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite;
 # BENCH_POSTGRES_OPTIONS adds settings to its connection string.
 # BENCH_GCDUMP=<file> (wrk tables) writes a dump of the server's live heap after the table (dotnet-gcdump; dotnet tool restore).
+# BENCH_GATEHOUSE_ENV="NAME=VALUE NAME=VALUE" sets environment variables for the Gatehouse process only (not the baseline),
+# e.g. a GC setting or a configuration key such as Logging__LogLevel__Default=Warning, to compare runs with and without it;
+# BENCH_GATEHOUSE_LOG_LEVEL sets Gatehouse's own log category (default Warning: Information writes a line per security event).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
