@@ -17,8 +17,8 @@ internal static class Secrets
 
     /// <summary>
     /// The digest's hex string is the only allocation: every credential check digests what was presented, and the
-    /// three arrays this took were a tenth of a mint's garbage (docs/benchmarks.md, change 61). The secret's bytes
-    /// are wiped once hashed.
+    /// two arrays this took, with the two <see cref="DigestsEqual"/> took, were a tenth of a mint's garbage
+    /// (docs/benchmarks.md, change 61). The secret's bytes are wiped once hashed.
     /// </summary>
     public static string Digest(string secret)
     {
