@@ -7,6 +7,7 @@
 #                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk)
 # BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite;
 # BENCH_POSTGRES_OPTIONS adds settings to its connection string.
+# BENCH_NODES=2 (PostgreSQL, wrk mode) measures each workload on one node and again split between two nodes on the same database.
 # BENCH_GCDUMP=<file> (wrk tables) writes a dump of the server's live heap after the table (dotnet-gcdump; dotnet tool restore).
 # BENCH_GATEHOUSE_ENV="NAME=VALUE NAME=VALUE" sets environment variables for the Gatehouse process only (not the baseline),
 # e.g. a GC setting or a configuration key such as Logging__LogLevel__Default=Warning, to compare runs with and without it;

@@ -32,8 +32,18 @@ var only = args.Length > 2 ? args[2] : "";
 var work = Directory.CreateTempSubdirectory("gatehouse-bench").FullName;
 Console.WriteLine($"Gatehouse bench{(withWrk ? " with wrk" : "")}: {seconds} s per run after a {Load.WarmUpSeconds} s warm-up, connections {string.Join(", ", connectionCounts)}, {Environment.ProcessorCount} cores");
 
+// BENCH_NODES=2: a second Gatehouse on the same database, and each workload measured on one node and then again with
+// wrk's connections split between the two. Nodes share a database only on PostgreSQL.
+var nodeCount = Environment.GetEnvironmentVariable("BENCH_NODES") is { Length: > 0 } nodesSetting
+    ? int.Parse(nodesSetting, CultureInfo.InvariantCulture) : 1;
+if (nodeCount is not (1 or 2) || (nodeCount == 2 && !(withWrk && BenchServer.OnPostgreSql)))
+    throw new InvalidOperationException("BENCH_NODES is 1 or 2, and 2 needs PostgreSQL and wrk: BENCH_DATABASE=postgres BENCH_NODES=2 bench/run.sh wrk");
 Console.WriteLine(BenchServer.OnPostgreSql ? "Database: PostgreSQL (GATEHOUSE_BENCH_POSTGRES)" : "Database: SQLite (synchronous=FULL)");
 await using var gatehouse = await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, work, "/readyz", https: true);
+// Started once the first node has migrated the database, with a data folder of its own as a second machine would have.
+await using var secondNode = nodeCount == 2
+    ? await BenchServer.StartAsync(typeof(OperatorCommands).Assembly.Location, Path.Combine(work, "node-2"), "/readyz", https: true)
+    : null;
 // In a folder of its own: ASP.NET Core watches its content root (the working directory) with every subfolder;
 // sharing Gatehouse's, the baseline's watcher thread woke at each write to Gatehouse's database
 // (docs/benchmarks.md, change 33).
@@ -363,7 +373,7 @@ async Task RunWithWrkAsync()
         new("Auth-token mint (v3, server key)", gatehouse, "mint.lua"),
         new("Auth-token mint over mTLS (v3, client certificate, TLS connections reused)", gatehouse, "mint-mtls.lua",
             NotMeasurable: mtlsEnvironment is null ? "not measured: wrk needs bench/run.sh's client-certificate shim (GATEHOUSE_WRK_CLIENT_CERT_SHIM)" : null,
-            Address: gatehouse.HttpsAddress, Environment: mtlsEnvironment),
+            Https: true, Environment: mtlsEnvironment),
         new("Admin API: one user (x-admin-token)", gatehouse, "admin.lua"),
         new("Session creation, new users (durable)", gatehouse, "login-new.lua"),
         new("Session creation, returning users", gatehouse, "login-returning.lua"),
@@ -375,12 +385,12 @@ async Task RunWithWrkAsync()
         new("Secure logout alone (sessions opened before the run)", gatehouse, "logout-alone.lua", SessionsToEndAsync),
     };
     var listed = false;
-    foreach (var workload in measured.Where(w => w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))
+    async Task MeasureAsync(WrkWorkload workload)
     {
         if (workload.NotMeasurable is { } reason)
         {
             rows.Add(Result.Unmeasured(workload.Name, connections, reason));
-            continue;
+            return;
         }
         // The baseline again just before each workload, as in the C# generator's table.
         var (before, failed) = await Wrk.RunAsync(reference, environment, connections, seconds);
@@ -393,14 +403,22 @@ async Task RunWithWrkAsync()
         rows.Add(result?.Row(before) ?? Result.Unmeasured(workload.Name, connections,
             $"not measured: {failure?.Replace("|", "\\|", StringComparison.Ordinal)}"));
     }
+    foreach (var workload in measured.Where(w => w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))
+    {
+        await MeasureAsync(workload);
+        // Right after the one-node row, so that both see the same spell of the machine.
+        if (secondNode is not null)
+            await MeasureAsync(workload with { Name = $"{workload.Name}, two nodes", SecondNode = secondNode });
+    }
 
     Console.WriteLine();
-    Console.WriteLine($"wrk -t{Wrk.Threads(connections)} -c{connections} -d{seconds}s --latency, each workload after a baseline run just before it:");
+    Console.WriteLine($"wrk -t{Wrk.Threads(connections)} -c{connections} -d{seconds}s --latency, each workload after a baseline run just before it"
+        + (secondNode is null ? ":" : "; \"two nodes\": wrk's second thread and its connections sent to a second node on the same database, CPU and KB both nodes' together:"));
     Console.WriteLine();
     Console.WriteLine(Result.Header);
     rows.ForEach(Console.WriteLine);
     Console.WriteLine();
-    Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB; baseline: {baseline.ResidentMegabytes():0} MiB");
+    Console.WriteLine($"Gatehouse RSS after the run: {gatehouse.ResidentMegabytes():0} MiB{(secondNode is null ? "" : $", second node {secondNode.ResidentMegabytes():0} MiB")}; baseline: {baseline.ResidentMegabytes():0} MiB");
     Console.WriteLine($"Gatehouse memory after the run: {await MemoryBreakdownAsync()}");
     // What an idle node gives back: the server GC trims its heaps only on its own schedule.
     await Task.Delay(TimeSpan.FromSeconds(30));

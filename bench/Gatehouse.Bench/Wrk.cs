@@ -9,11 +9,21 @@ namespace Gatehouse.Bench;
 /// One workload driven by <c>wrk</c>: its Lua script in bench/wrk/, what to write before each wrk run of so many
 /// seconds (fresh refresh chains, sessions to end), and whether the figure is the script's own count
 /// (<c>logouts:</c>) rather than wrk's requests. <paramref name="NotMeasurable"/> says why the workload has no wrk row (it is printed instead).
-/// <paramref name="Address"/> replaces the target's HTTP address (its HTTPS one, say), and <paramref name="Environment"/>
-/// is added to wrk's for this workload alone (the client-certificate shim of the mTLS mint).
+/// <paramref name="Https"/> sends the requests to the target's HTTPS listener, and <paramref name="Environment"/>
+/// is added to wrk's for this workload alone (the client-certificate shim of the mTLS mint). With a
+/// <paramref name="SecondNode"/> (another Gatehouse on the same database), wrk's second thread and its connections go
+/// to that node, and the CPU and the bytes allocated per request are both nodes' together.
 /// </summary>
 public sealed record WrkWorkload(string Name, ServerProcess Target, string Script, Func<int, Task>? Prepare = null,
-    string? CountedBy = null, string? NotMeasurable = null, Uri? Address = null, IReadOnlyDictionary<string, string>? Environment = null);
+    string? CountedBy = null, string? NotMeasurable = null, bool Https = false, IReadOnlyDictionary<string, string>? Environment = null,
+    ServerProcess? SecondNode = null)
+{
+    public IReadOnlyList<ServerProcess> Nodes => SecondNode is null ? [Target] : [Target, SecondNode];
+
+    public Uri AddressOf(ServerProcess node) => Https
+        ? node.HttpsAddress ?? throw new InvalidOperationException($"{Name}: the server has no HTTPS listener")
+        : node.BaseAddress;
+}
 
 /// <summary>
 /// Drives a workload with <c>wrk</c> (an open-source C load generator on an event loop, far cheaper per request
@@ -48,17 +58,23 @@ public static partial class Wrk
         await BenchServer.AnalyzeAsync();
         if (workload.Prepare is not null)
             await workload.Prepare(seconds);
-        var allocatedBefore = await RuntimeMetrics.AllocatedAsync(workload.Target);
-        var cpuBefore = workload.Target.ProcessorTime();
+        var answeredBefore = await AnsweredAsync(workload.Nodes);
+        var allocatedBefore = await AllocatedAsync(workload.Nodes);
+        var cpuBefore = ProcessorTime(workload.Nodes);
         var output = await RunWrkAsync(workload, environment, threads, connections, seconds, check: false);
-        var cpu = workload.Target.ProcessorTime() - cpuBefore;
-        var allocated = await RuntimeMetrics.AllocatedAsync(workload.Target) - allocatedBefore;
+        var cpu = ProcessorTime(workload.Nodes) - cpuBefore;
+        var allocated = await AllocatedAsync(workload.Nodes) - allocatedBefore;
+        var answered = (await AnsweredAsync(workload.Nodes)).Zip(answeredBefore, (after, before) => after - before).ToList();
 
         var total = Requests().Match(output);
         if (!total.Success)
             throw new InvalidOperationException($"wrk's output has no request count:\n{output}");
         var requests = long.Parse(total.Groups[1].Value, CultureInfo.InvariantCulture);
         var elapsed = Time(total.Groups[2].Value, total.Groups[3].Value) / 1000;
+        // The counts include the harness's own reads of /metrics, a handful: a node under a tenth of wrk's requests
+        // means the script ignored GATEHOUSE_WRK_SECOND_NODE, and the row would be one node's.
+        if (answered.Count > 1 && answered.Any(count => count < requests / 10.0))
+            throw new InvalidOperationException($"{workload.Name}: the nodes answered {string.Join(" and ", answered)} of wrk's {requests} requests");
         var nonSuccess = Number(NonSuccess(), output);
         var socket = SocketErrors().Match(output);
         var socketErrors = socket.Success ? Enumerable.Range(1, 4).Sum(g => long.Parse(socket.Groups[g].Value, CultureInfo.InvariantCulture)) : 0;
@@ -70,9 +86,31 @@ public static partial class Wrk
                 : throw new InvalidOperationException($"{workload.Script} printed no \"{label}:\" line:\n{output}");
         }
         Console.Error.WriteLine($"  {workload.Name}, {connections} connection(s), wrk -t{threads}: {requests} requests{(counted != requests ? $" ({counted} {workload.CountedBy})" : "")}, " +
-            $"non-2xx {nonSuccess}, socket errors {(socket.Success ? socket.Value["Socket errors: ".Length..] : "none")}");
+            $"non-2xx {nonSuccess}, socket errors {(socket.Success ? socket.Value["Socket errors: ".Length..] : "none")}" +
+            (answered.Count > 1 ? $", answered by each node {string.Join(" and ", answered)}" : ""));
         return (new Result(workload.Name, connections, counted / elapsed, Percentile(output, "50"), Percentile(output, "99"),
             nonSuccess + socketErrors, cpu.TotalMicroseconds / Math.Max(1, counted), allocated / Math.Max(1, counted)), null);
+    }
+
+    private static TimeSpan ProcessorTime(IReadOnlyList<ServerProcess> nodes) =>
+        nodes.Aggregate(TimeSpan.Zero, (sum, node) => sum + node.ProcessorTime());
+
+    /// <summary>How many requests each node has answered so far (ASP.NET Core's request-duration histogram).</summary>
+    private static async Task<List<double>> AnsweredAsync(IReadOnlyList<ServerProcess> nodes)
+    {
+        var answered = new List<double>();
+        foreach (var node in nodes)
+            answered.Add((await RuntimeMetrics.ReadAsync(node))?.Invoke("http_server_request_duration_seconds_count") ?? 0);
+        return answered;
+    }
+
+    /// <summary>What the nodes allocated so far, together; null for a server without /metrics (the baseline).</summary>
+    private static async Task<double?> AllocatedAsync(IReadOnlyList<ServerProcess> nodes)
+    {
+        double? sum = 0;
+        foreach (var node in nodes)
+            sum += await RuntimeMetrics.AllocatedAsync(node);
+        return sum;
     }
 
     private static async Task<string> RunWrkAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment, int threads,
@@ -87,10 +125,15 @@ public static partial class Wrk
         foreach (var argument in new[]
         {
             $"-t{threads}", $"-c{connections}", $"-d{seconds}s", "--timeout", "30s", "--latency",
-            "-s", Path.Combine(Scripts, workload.Script), (workload.Address ?? workload.Target.BaseAddress).ToString(),
+            "-s", Path.Combine(Scripts, workload.Script), workload.AddressOf(workload.Target).ToString(),
         })
         {
             info.ArgumentList.Add(argument);
+        }
+        if (workload.SecondNode is { } second)
+        {
+            var address = workload.AddressOf(second);
+            info.Environment["GATEHOUSE_WRK_SECOND_NODE"] = $"{address.Host}:{address.Port.ToString(CultureInfo.InvariantCulture)}";
         }
         foreach (var (name, value) in environment.Concat(workload.Environment ?? new Dictionary<string, string>()))
             info.Environment[name] = value;

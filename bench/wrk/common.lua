@@ -6,13 +6,20 @@
 --   GATEHOUSE_API_KEY, GATEHOUSE_SERVER_KEY, GATEHOUSE_ADMIN_TOKEN
 --   GATEHOUSE_MTLS_SERVER_KEY                         the mTLS mint only (with the client-certificate shim, mint-mtls.lua)
 --   GATEHOUSE_WRK_CHECK                               set for the warm-up run: print each thread's first response
+--   GATEHOUSE_WRK_SECOND_NODE                         host:port of a second Gatehouse on the same database (BENCH_NODES=2)
 local common = {}
 
 -- setup() runs in wrk's main Lua state once per thread, before that thread's init(): it numbers the threads
--- and keeps them, so done() can read what each thread counted.
+-- and keeps them, so done() can read what each thread counted. With a second node, every other thread (and so half
+-- the connections) sends its requests there instead of to the address on wrk's command line.
 local threads = {}
+local second_node = os.getenv("GATEHOUSE_WRK_SECOND_NODE")
 function setup(thread)
   thread:set("id", #threads)
+  if second_node and second_node ~= "" and #threads % 2 == 1 then
+    local host, port = second_node:match("^(.+):(%d+)$")
+    thread.addr = assert(wrk.lookup(assert(host, second_node), port)[1], "no address for " .. second_node)
+  end
   threads[#threads + 1] = thread
 end
 
