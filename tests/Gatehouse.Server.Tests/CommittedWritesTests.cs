@@ -152,9 +152,9 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
         for (var i = 0; i < 1_000; i++)
         {
             var once = Guid.NewGuid();
-            Assert.Equal(once.ToString(), await cache.GetAsync(once, () => Read(once)));
+            Assert.Equal(once.ToString(), await cache.GetAsync(once, once, Read));
             var used = inUse[i % inUse.Count];
-            Assert.Equal(used.ToString(), await cache.GetAsync(used, () => Read(used)));
+            Assert.Equal(used.ToString(), await cache.GetAsync(used, used, Read));
             if (i % 50 == 0)
                 await Task.Delay(10);
         }
@@ -163,7 +163,7 @@ public sealed class CommittedWritesTests(SqliteServer server) : IClassFixture<Sq
         Assert.InRange(cache.Count, 1, 100);
         reads = 0;
         foreach (var used in inUse)
-            Assert.Equal(used.ToString(), await cache.GetAsync(used, () => Read(used)));
+            Assert.Equal(used.ToString(), await cache.GetAsync(used, used, Read));
         Assert.True(reads <= 2, $"{reads} of the {inUse.Count} rows in use were read again");
     }
 

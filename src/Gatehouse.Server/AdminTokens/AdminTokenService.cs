@@ -196,7 +196,7 @@ internal sealed class AdminTokenService(RequestDb requestDb, KnownAdminTokens kn
             return (null, false, Errors.AdminTokenInvalid);
 
         var digest = Secrets.Digest(presented);
-        var found = await known.GetAsync(digest, () => TokenByDigest.RunAsync(Db, digest, ct));
+        var found = await known.GetAsync(digest, (Service: this, digest, ct), static read => TokenByDigest.RunAsync(read.Service.Db, read.digest, read.ct));
         if (found is null || !Secrets.DigestsEqual(found.Token.Digest, digest))
             return (null, false, Errors.AdminTokenInvalid);
 

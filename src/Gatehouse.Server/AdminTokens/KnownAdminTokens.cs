@@ -20,7 +20,8 @@ internal sealed class KnownAdminTokens(CommittedWrites writes) : IDisposable
     private readonly CommittedRowCache<string, PresentedAdminToken> _rows =
         new(writes, Entries, ["AdminTokens", "Admins", "AdminMemberships", "Networks"]);
 
-    public ValueTask<PresentedAdminToken?> GetAsync(string digest, Func<Task<PresentedAdminToken?>> read) => _rows.GetAsync(digest, read);
+    public ValueTask<PresentedAdminToken?> GetAsync<TState>(string digest, TState state, Func<TState, Task<PresentedAdminToken?>> read) =>
+        _rows.GetAsync(digest, state, read);
 
     public void Dispose() => _rows.Dispose();
 }

@@ -23,17 +23,18 @@ internal sealed class KnownClientCertificates : IDisposable
         _rows = new CommittedRowCache<string, ClientCertificate>(writes, Entries, ["ClientCertificates"]);
 
     /// <summary>The kept verdict for this certificate, network and authority, or <paramref name="judge"/>'s (then kept).</summary>
-    public Refusal? Verdict(string fingerprint, string networkId, X509Certificate2 authority, Func<Refusal?> judge)
+    public Refusal? Verdict<TState>(string fingerprint, string networkId, X509Certificate2 authority, TState state, Func<TState, Refusal?> judge)
     {
         var key = (fingerprint, networkId, authority.Thumbprint);
         if (_verdicts.TryGet(key, out var known))
             return known!.Refusal;
-        var refusal = judge();
+        var refusal = judge(state);
         _verdicts.Set(key, new Judgement(refusal), DateTimeOffset.UtcNow + VerdictLifetime);
         return refusal;
     }
 
-    public ValueTask<ClientCertificate?> RowAsync(string fingerprint, Func<Task<ClientCertificate?>> read) => _rows.GetAsync(fingerprint, read);
+    public ValueTask<ClientCertificate?> RowAsync<TState>(string fingerprint, TState state, Func<TState, Task<ClientCertificate?>> read) =>
+        _rows.GetAsync(fingerprint, state, read);
 
     public void Dispose()
     {

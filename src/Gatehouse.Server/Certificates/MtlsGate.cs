@@ -36,10 +36,13 @@ internal sealed class MtlsGate(IDbContextFactory<GatehouseDb> dbs, CertificateAu
         if (now.UtcDateTime < certificate.NotBefore.ToUniversalTime() || now.UtcDateTime >= certificate.NotAfter.ToUniversalTime())
             return Errors.MtlsExpired;
         var fingerprint = ClientCertificates.Fingerprint(certificate);
-        if (known.Verdict(fingerprint, networkId, authority.Certificate, () => Judge(certificate, networkId, now)) is { } refused)
+        if (known.Verdict(fingerprint, networkId, authority.Certificate, (Gate: this, certificate, networkId, now),
+                static judging => judging.Gate.Judge(judging.certificate, judging.networkId, judging.now)) is { } refused)
+        {
             return refused;
+        }
 
-        var row = await known.RowAsync(fingerprint, () => ReadAsync(fingerprint, ct));
+        var row = await known.RowAsync(fingerprint, (Gate: this, fingerprint, ct), static read => read.Gate.ReadAsync(read.fingerprint, read.ct));
         if (row is null || row.NetworkId != networkId)
             return row is null ? Errors.MtlsUnknown : Errors.MtlsOtherNetwork;
         if (row.RevokedAt is not null)

@@ -30,7 +30,7 @@ internal sealed class ApiKeys(IOptions<GatehouseOptions> options, CommittedWrite
     /// <summary>The network an API key opens, or why there is none.</summary>
     public async Task<(Network? Network, Refusal? Error)> ResolveAsync(string key, CancellationToken ct)
     {
-        var network = string.IsNullOrWhiteSpace(key) || key.Length > 80 ? null : await _known.GetAsync(key, () => ReadAsync(key, ct));
+        var network = string.IsNullOrWhiteSpace(key) || key.Length > 80 ? null : await _known.GetAsync(key, (Keys: this, key, ct), static read => read.Keys.ReadAsync(read.key, read.ct));
         if (network is not null)
             return (network, null);
         if (string.IsNullOrWhiteSpace(key))

@@ -21,7 +21,8 @@ internal sealed class LiveSessionCache(CommittedWrites writes, IOptions<Gatehous
     private readonly CommittedRowCache<Guid, SessionState> _rows =
         new(writes, options.Value.Sessions.LiveSessionCacheEntries, ["Sessions", "Users"], keyedBy: "Sessions");
 
-    public ValueTask<SessionState?> GetAsync(Guid sessionId, Func<Task<SessionState?>> read) => _rows.GetAsync(sessionId, read);
+    public ValueTask<SessionState?> GetAsync<TState>(Guid sessionId, TState state, Func<TState, Task<SessionState?>> read) =>
+        _rows.GetAsync(sessionId, state, read);
 
     public void Dispose() => _rows.Dispose();
 }

@@ -49,7 +49,7 @@ internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache 
             return (null, Errors.AccessTokenInvalid);
         }
 
-        var found = await live.GetAsync(sessionId, () => ReadAsync(sessionId, ct));
+        var found = await live.GetAsync(sessionId, (Access: this, sessionId, ct), static read => read.Access.ReadAsync(read.sessionId, read.ct));
         if (found is null || found.NetworkId != networkId)
             return (null, Errors.AccessTokenInvalid);
 

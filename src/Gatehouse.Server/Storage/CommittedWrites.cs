@@ -475,13 +475,9 @@ internal sealed class CommittedRowCache<TKey, TValue> : IDisposable
 
     /// <summary>
     /// The kept row, or the one <paramref name="read"/> returns, kept for next time unless a write committed while it
-    /// was being read (the read may have seen the row before that write).
-    /// </summary>
-    public ValueTask<TValue?> GetAsync(TKey key, Func<Task<TValue?>> read) => GetAsync(key, read, static read => read());
-
-    /// <summary>
-    /// As <see cref="GetAsync(TKey, Func{Task{TValue}})"/>, with what the read needs handed to it: a lookup that finds
-    /// its row allocates neither a closure nor a task (docs/benchmarks.md, change 61).
+    /// was being read (the read may have seen the row before that write). What the read needs is handed to it in
+    /// <paramref name="state"/>, so that with a static lambda a lookup that finds its row allocates neither a closure
+    /// nor a task (docs/benchmarks.md, changes 61 and 63).
     /// </summary>
     public ValueTask<TValue?> GetAsync<TState>(TKey key, TState state, Func<TState, Task<TValue?>> read)
     {

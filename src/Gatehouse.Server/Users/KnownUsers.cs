@@ -15,7 +15,8 @@ internal sealed class KnownUsers(CommittedWrites writes) : IDisposable
 
     private readonly CommittedRowCache<(string NetworkId, string UserId), User> _rows = new(writes, Entries, ["Users"]);
 
-    public ValueTask<User?> GetAsync(string networkId, string userId, Func<Task<User?>> read) => _rows.GetAsync((networkId, userId), read);
+    public ValueTask<User?> GetAsync<TState>(string networkId, string userId, TState state, Func<TState, Task<User?>> read) =>
+        _rows.GetAsync((networkId, userId), state, read);
 
     public void Dispose() => _rows.Dispose();
 }

@@ -24,7 +24,8 @@ internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, 
 
     /// <summary>The user as last committed, to show, never to change: the row may be shared with other requests.</summary>
     public ValueTask<User?> ViewAsync(string networkId, string userId, CancellationToken ct) =>
-        known.GetAsync(networkId, userId, () => ViewByUserId.RunAsync(Db, networkId, userId, ct));
+        known.GetAsync(networkId, userId, (Administration: this, networkId, userId, ct),
+            static read => ViewByUserId.RunAsync(read.Administration.Db, read.networkId, read.userId, read.ct));
 
     /// <param name="kind">Only users of this kind; null for every kind.</param>
     public async Task<UserPage> ListAsync(string networkId, string? search, UserKind? kind, int page, int limit, CancellationToken ct)
