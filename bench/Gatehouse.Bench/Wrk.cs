@@ -58,13 +58,13 @@ public static partial class Wrk
         await BenchServer.AnalyzeAsync();
         if (workload.Prepare is not null)
             await workload.Prepare(seconds);
-        var answeredBefore = await AnsweredAsync(workload.Nodes);
-        var allocatedBefore = await AllocatedAsync(workload.Nodes);
+        var (answeredBefore, allocatedBefore) = await CountersAsync(workload.Nodes);
         var cpuBefore = ProcessorTime(workload.Nodes);
         var output = await RunWrkAsync(workload, environment, threads, connections, seconds, check: false);
         var cpu = ProcessorTime(workload.Nodes) - cpuBefore;
-        var allocated = await AllocatedAsync(workload.Nodes) - allocatedBefore;
-        var answered = (await AnsweredAsync(workload.Nodes)).Zip(answeredBefore, (after, before) => after - before).ToList();
+        var (answeredAfter, allocatedAfter) = await CountersAsync(workload.Nodes);
+        var allocated = allocatedAfter - allocatedBefore;
+        var answered = answeredAfter.Zip(answeredBefore, (after, before) => after - before).ToList();
 
         var total = Requests().Match(output);
         if (!total.Success)
@@ -95,22 +95,21 @@ public static partial class Wrk
     private static TimeSpan ProcessorTime(IReadOnlyList<ServerProcess> nodes) =>
         nodes.Aggregate(TimeSpan.Zero, (sum, node) => sum + node.ProcessorTime());
 
-    /// <summary>How many requests each node has answered so far (ASP.NET Core's request-duration histogram).</summary>
-    private static async Task<List<double>> AnsweredAsync(IReadOnlyList<ServerProcess> nodes)
+    /// <summary>
+    /// From one read of each node's /metrics: how many requests each has answered so far (ASP.NET Core's
+    /// request-duration histogram), and what the nodes allocated together; null for a server without /metrics (the baseline).
+    /// </summary>
+    private static async Task<(List<double> Answered, double? Allocated)> CountersAsync(IReadOnlyList<ServerProcess> nodes)
     {
         var answered = new List<double>();
+        double? allocated = 0;
         foreach (var node in nodes)
-            answered.Add((await RuntimeMetrics.ReadAsync(node))?.Invoke("http_server_request_duration_seconds_count") ?? 0);
-        return answered;
-    }
-
-    /// <summary>What the nodes allocated so far, together; null for a server without /metrics (the baseline).</summary>
-    private static async Task<double?> AllocatedAsync(IReadOnlyList<ServerProcess> nodes)
-    {
-        double? sum = 0;
-        foreach (var node in nodes)
-            sum += await RuntimeMetrics.AllocatedAsync(node);
-        return sum;
+        {
+            var metric = await RuntimeMetrics.ReadAsync(node);
+            answered.Add(metric?.Invoke("http_server_request_duration_seconds_count") ?? 0);
+            allocated += metric?.Invoke(RuntimeMetrics.AllocatedBytes);
+        }
+        return (answered, allocated);
     }
 
     private static async Task<string> RunWrkAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment, int threads,
