@@ -51,6 +51,39 @@ public sealed class SqliteDurabilityTests(GatehouseServer server) : IClassFixtur
         }
     }
 
+    [Fact]
+    public async Task The_audit_writer_hands_its_connection_back_durable_and_its_events_are_stored()
+    {
+        // The audit writer commits without waiting for the disk on a connection of the shared pool, which logins use next.
+        var network = await server.CreateNetworkAsync();
+        await server.SetSecureModeAsync(network, on: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        for (var mint = 0; mint < 5; mint++)
+            await server.MintAsync(serverKey, $"user-{mint}");
+        await server.FlushAuditAsync();
+
+        // All at once, so that the pool must hand out every idle connection it holds, the audit writer's among them.
+        var contexts = new List<AsyncServiceScope>();
+        try
+        {
+            for (var open = 0; open < 8; open++)
+            {
+                var scope = server.Services.CreateAsyncScope();
+                contexts.Add(scope);
+                var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+                await db.Database.OpenConnectionAsync();
+                Assert.Equal(2L, await PragmaAsync(db, "synchronous")); // FULL
+            }
+            var first = contexts[0].ServiceProvider.GetRequiredService<GatehouseDb>();
+            Assert.Equal(5, await first.AuditEvents.CountAsync(e => e.NetworkId == network.Id && e.Kind == Audit.AuditKinds.AuthTokenMinted));
+        }
+        finally
+        {
+            foreach (var scope in contexts)
+                await scope.DisposeAsync();
+        }
+    }
+
     private static async Task<object?> PragmaAsync(GatehouseDb db, string name)
     {
         await using var command = db.Database.GetDbConnection().CreateCommand();

@@ -11,7 +11,8 @@ namespace Gatehouse.Server.Audit;
 /// <summary>
 /// Takes security events without making the request wait for a disk write: a background writer stores them
 /// in batches (one commit for many events under load). Events still queued when the process is killed are
-/// lost; a graceful stop writes them all. A session's creation is the exception: the session writer stores it in
+/// lost, and so are the last moment's stored ones on power loss (<see cref="UnsyncedCommit"/>); a graceful stop
+/// writes them all. A session's creation is the exception: the session writer stores it in
 /// the session's own transaction, so an acknowledged session always has its event. Each event is also one
 /// structured log line.
 /// </summary>
@@ -243,9 +244,7 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
             {
                 await using var db = await dbs.CreateDbContextAsync();
                 // One commit for the whole batch, however many statements it takes.
-                await using var tx = await db.Database.BeginTransactionAsync();
-                await BulkInsert.AppendAsync(db, batch);
-                await tx.CommitAsync();
+                await UnsyncedCommit.RunAsync(db, context => BulkInsert.AppendAsync(context, batch));
                 return;
             }
             catch (Exception e) when (attempt < 5 && e is DbUpdateException or InvalidOperationException or System.Data.Common.DbException)
