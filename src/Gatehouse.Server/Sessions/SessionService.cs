@@ -8,6 +8,7 @@ using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
 using SessionOptions = Gatehouse.Server.Configuration.SessionOptions;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -256,8 +257,8 @@ internal sealed class SessionService : BackgroundService
 
     // Only the columns the login rules read, and the id to end one by: a returning user's login reads every live
     // session of its device, and the other columns were read and materialized for nothing (docs/benchmarks.md,
-    // change 65). These partial rows never leave the group.
-    private static readonly CompiledListQuery<string, List<string>, Session> UnrevokedSessionsOnDevices = new((db, networkId, deviceIds) =>
+    // change 65). These partial rows never leave the group. SQLite reads them without EF (SqliteDeviceSessions).
+    internal static readonly CompiledListQuery<string, List<string>, Session> UnrevokedSessionsOnDevices = new((db, networkId, deviceIds) =>
         db.Sessions.Where(s => s.NetworkId == networkId && deviceIds.Contains(s.DeviceId) && s.RevokedAt == null)
             .OrderBy(s => s.CreatedAt)
             .Select(s => new Session
@@ -334,11 +335,20 @@ internal sealed class SessionService : BackgroundService
             rows.Users.Add(user.UserId, user);
             loaded.DisplayNames.Add(user, user.DisplayName);
         }
-        await foreach (var session in UnrevokedSessionsOnDevices.Run(db, networkId, deviceIds))
+        List<Session> sessions;
+        if (db.Database.GetDbConnection() is SqliteConnection sqlite)
         {
-            rows.UnrevokedSessionsOn(session.DeviceId).Add(session);
-            loaded.Sessions.Add(session);
+            sessions = await SqliteDeviceSessions.UnrevokedOnAsync(db, sqlite, networkId, deviceIds);
         }
+        else
+        {
+            sessions = [];
+            await foreach (var session in UnrevokedSessionsOnDevices.Run(db, networkId, deviceIds))
+                sessions.Add(session);
+        }
+        foreach (var session in sessions)
+            rows.UnrevokedSessionsOn(session.DeviceId).Add(session);
+        loaded.Sessions.AddRange(sessions);
         return loaded;
     }
 
