@@ -1,3 +1,7 @@
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Tokens;
+using Microsoft.IdentityModel.JsonWebTokens;
+
 namespace Gatehouse.Server.Tests;
 
 /// <summary>
@@ -34,5 +38,34 @@ public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixt
         server.Clock.Advance(TimeSpan.FromDays(30));
         using var afterExpiry = await server.GetWithBearerAsync("/api/v3/users/me", expiring);
         Assert.Contains("expired", await Envelope.AssertUnauthorizedAsync(afterExpiry), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_token_remembered_as_it_was_signed_reads_as_the_token_itself_says()
+    {
+        // Half a second past a whole one: a token carries whole seconds, so what it is remembered as must too.
+        server.Clock.Advance(TimeSpan.FromMilliseconds(1500 - server.Clock.GetUtcNow().Millisecond));
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        var kind = new JwtKind(AccessTokens.Type, AccessTokens.Audience, AccessTokens.Algorithm);
+        var now = server.Clock.GetUtcNow();
+        var token = jwt.SignRemembered(kind, new Dictionary<string, object>
+        {
+            ["sub"] = "rita",
+            ["sid"] = Guid.NewGuid().ToString(),
+            ["nid"] = "network-r",
+            ["user"] = new Dictionary<string, object> { ["userId"] = "rita" },
+        }, now, now.AddMinutes(15).AddMilliseconds(700));
+
+        var remembered = (await jwt.CheckAsync(token, kind)).Token!;
+        var read = VerifiedJwt.Read(new JsonWebToken(token));
+
+        Assert.Equal((read.Kid, read.Issuer, read.IssuedAt, read.ValidFrom, read.ValidTo),
+            (remembered.Kid, remembered.Issuer, remembered.IssuedAt, remembered.ValidFrom, remembered.ValidTo));
+        foreach (var claim in new[] { "sub", "sid", "nid", "absent" })
+        {
+            Assert.Equal(read.TryGetString(claim, out var fromText) ? fromText : null,
+                remembered.TryGetString(claim, out var fromSigning) ? fromSigning : null);
+        }
+        Assert.True(remembered.TryGetString("sid", out _));
     }
 }

@@ -67,11 +67,11 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             return Errors.AuthTokenExpired;
         if (check.Token is not { } valid)
             return Errors.AuthTokenInvalid;
-        if (!valid.TryGetPayloadValue<string>("nid", out var nid) || nid != networkId)
+        if (!valid.TryGetString("nid", out var nid) || nid != networkId)
             return Errors.AuthTokenOtherNetwork;
-        if (valid.Subject != userId)
+        if (!valid.TryGetString("sub", out var subject) || subject != userId)
             return Errors.AuthTokenOtherUser;
-        if (!valid.TryGetPayloadValue<string>("skid", out var skid) || !Guid.TryParse(skid, out var keyId)
+        if (!valid.TryGetString("skid", out var skid) || !Guid.TryParse(skid, out var keyId)
             || await NetworkOfValidKey.RunAsync(db, keyId, clock.GetUtcNow(), ct) != networkId)
         {
             return Errors.AuthTokenKeyEnded;
@@ -80,7 +80,7 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
         if (!singleUse)
             return null;
         // Tokens minted before 0.2.0 carry no id and cannot be spent once, so a single-use network refuses them.
-        if (!valid.TryGetPayloadValue<string>("jti", out var jti) || jti.Length is 0 or > 64)
+        if (!valid.TryGetString("jti", out var jti) || jti.Length is 0 or > 64)
             return Errors.AuthTokenInvalid;
         var spent = new SpentAuthToken { Jti = jti, NetworkId = networkId, ExpiresAt = valid.ValidTo };
         db.SpentAuthTokens.Add(spent);

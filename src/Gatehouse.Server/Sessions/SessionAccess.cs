@@ -43,8 +43,8 @@ internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache 
         if (check.Failure == JwtFailure.Expired)
             return (null, Errors.AccessTokenExpired);
         if (check.Token is not { } verified
-            || !verified.TryGetPayloadValue<string>("sid", out var sid) || !Guid.TryParse(sid, out var sessionId)
-            || !verified.TryGetPayloadValue<string>("nid", out var networkId))
+            || !verified.TryGetString("sid", out var sid) || !Guid.TryParse(sid, out var sessionId)
+            || !verified.TryGetString("nid", out var networkId))
         {
             return (null, Errors.AccessTokenInvalid);
         }

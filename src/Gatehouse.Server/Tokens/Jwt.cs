@@ -19,7 +19,60 @@ internal enum JwtFailure
     Expired,
 }
 
-internal readonly record struct JwtCheck(JsonWebToken? Token, JwtFailure Failure);
+internal readonly record struct JwtCheck(VerifiedJwt? Token, JwtFailure Failure);
+
+/// <summary>
+/// What a token this server verified says. Read from the token by the library's validation, or, for a token signed
+/// here a moment ago (<see cref="Jwt.SignRemembered"/>), taken from what was signed: parsing the token again only to
+/// remember it cost a refresh as much CPU as writing and signing it (docs/benchmarks.md, change 67).
+/// Times are whole seconds, as the token carries them.
+/// </summary>
+internal sealed class VerifiedJwt
+{
+    private readonly JsonWebToken? _read;
+    private readonly IDictionary<string, object>? _signed;
+
+    private VerifiedJwt(string kid, string issuer, DateTime issuedAt, DateTime validFrom, DateTime validTo, JsonWebToken? read,
+        IDictionary<string, object>? signed)
+    {
+        Kid = kid;
+        Issuer = issuer;
+        IssuedAt = issuedAt;
+        ValidFrom = validFrom;
+        ValidTo = validTo;
+        _read = read;
+        _signed = signed;
+    }
+
+    public static VerifiedJwt Read(JsonWebToken token) =>
+        new(token.Kid, token.Issuer, token.IssuedAt, token.ValidFrom, token.ValidTo, token, null);
+
+    /// <param name="claims">Kept as they are: the caller hands them over and never changes them.</param>
+    public static VerifiedJwt Signed(string kid, string issuer, IDictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
+        new(kid, issuer, WholeSeconds(issuedAt), WholeSeconds(issuedAt), WholeSeconds(expiresAt), null, claims);
+
+    /// <summary>As the token writes a time (RFC 7519 §2, NumericDate) and the library reads it back.</summary>
+    private static DateTime WholeSeconds(DateTimeOffset time) => DateTimeOffset.FromUnixTimeSeconds(time.ToUnixTimeSeconds()).UtcDateTime;
+
+    public string Kid { get; }
+
+    public string Issuer { get; }
+
+    public DateTime IssuedAt { get; }
+
+    public DateTime ValidFrom { get; }
+
+    public DateTime ValidTo { get; }
+
+    /// <summary>A claim of the payload whose value is a string.</summary>
+    public bool TryGetString(string claim, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? value)
+    {
+        if (_read is not null)
+            return _read.TryGetPayloadValue(claim, out value) && value is not null;
+        value = _signed!.TryGetValue(claim, out var signed) ? signed as string : null;
+        return value is not null;
+    }
+}
 
 /// <summary>A kind of token: its <c>typ</c>, its audience, and the one algorithm it is signed with.</summary>
 internal sealed record JwtKind(string Type, string Audience, string Algorithm);
@@ -42,7 +95,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     /// compaction walks and sorts all its entries: a quarter goes each time, one compaction at a time
     /// (<see cref="BoundedCache{TKey,TValue}"/>; docs/benchmarks.md, changes 35 and 48).
     /// </summary>
-    private readonly BoundedCache<(JwtKind, string), JsonWebToken>? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
+    private readonly BoundedCache<(JwtKind, string), VerifiedJwt>? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
         ? new(options.Value.Sessions.VerifiedTokenCacheEntries)
         : null;
 
@@ -54,12 +107,16 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     /// </summary>
     /// <param name="claims">Strings, or dictionaries of strings for claims that are JSON objects.</param>
     public string Sign(JwtKind kind, IDictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
+        SignWith(kind, keys.Current(kind.Algorithm), issuer.Current, claims, issuedAt, expiresAt);
+
+    private static string SignWith(JwtKind kind, SigningCredentials credentials, string issuedBy, IDictionary<string, object> claims,
+        DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
         Writer.CreateToken(new SecurityTokenDescriptor
         {
             TokenType = kind.Type,
-            SigningCredentials = keys.Current(kind.Algorithm),
+            SigningCredentials = credentials,
             Claims = claims,
-            Issuer = issuer.Current,
+            Issuer = issuedBy,
             Audience = kind.Audience,
             IssuedAt = issuedAt.UtcDateTime,
             NotBefore = issuedAt.UtcDateTime,
@@ -199,16 +256,21 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     /// <see cref="Sign"/>, with the token remembered as verified: it was signed here a moment ago, so its first use (an
     /// app's next request after every login and refresh, or its logout) need not check the signature again
     /// (docs/benchmarks.md, change 29). Everything else is still checked on that use, as for any remembered token.
+    /// What it is remembered as comes from what was signed, not from parsing the token again (change 67).
     /// </summary>
+    /// <param name="claims">Handed over: they are remembered as they are, so the caller must not change them.</param>
     public string SignRemembered(JwtKind kind, IDictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt)
     {
-        var token = Sign(kind, claims, issuedAt, expiresAt);
+        // One key and one issuer for the token and what it is remembered as, even if either changes meanwhile.
+        var credentials = keys.Current(kind.Algorithm);
+        var issuedBy = issuer.Current;
+        var token = SignWith(kind, credentials, issuedBy, claims, issuedAt, expiresAt);
         if (_verified is not null)
-            Remember(kind, token, new JsonWebToken(token));
+            Remember(kind, token, VerifiedJwt.Signed(credentials.Kid, issuedBy, claims, issuedAt, expiresAt));
         return token;
     }
 
-    private void Remember(JwtKind kind, string token, JsonWebToken verified) =>
+    private void Remember(JwtKind kind, string token, VerifiedJwt verified) =>
         _verified?.Set((kind, token), verified, verified.ValidTo);
 
     /// <summary>Times come from the injected clock, never the handler's own.</summary>
@@ -239,7 +301,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
             result = await Handler.ValidateTokenAsync(token, parameters);
         if (result.IsValid)
         {
-            var verified = (JsonWebToken)result.SecurityToken;
+            var verified = VerifiedJwt.Read((JsonWebToken)result.SecurityToken);
             Remember(kind, token, verified);
             return new JwtCheck(verified, JwtFailure.None);
         }
