@@ -3,7 +3,6 @@ using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
@@ -48,7 +47,7 @@ public sealed class SqliteDeviceSessionsTests(SqliteServer server) : IClassFixtu
         await db.SaveChangesAsync();
 
         List<string> devices = [shared, "tablet", "never-seen", sharedUpper];
-        var read = await SqliteDeviceSessions.UnrevokedOnAsync(db, (SqliteConnection)db.Database.GetDbConnection(), network.Id, devices);
+        var read = await SqliteDeviceSessions.UnrevokedOnAsync(db, network.Id, devices);
         var efRead = new List<Session>();
         await foreach (var session in SessionService.UnrevokedSessionsOnDevices.Run(db, network.Id, devices))
             efRead.Add(session);

@@ -8,7 +8,6 @@ using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Gatehouse.Server.Users;
 using SessionOptions = Gatehouse.Server.Configuration.SessionOptions;
-using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -336,9 +335,9 @@ internal sealed class SessionService : BackgroundService
             loaded.DisplayNames.Add(user, user.DisplayName);
         }
         List<Session> sessions;
-        if (db.Database.GetDbConnection() is SqliteConnection sqlite)
+        if (db.Database.IsSqlite())
         {
-            sessions = await SqliteDeviceSessions.UnrevokedOnAsync(db, sqlite, networkId, deviceIds);
+            sessions = await SqliteDeviceSessions.UnrevokedOnAsync(db, networkId, deviceIds);
         }
         else
         {

@@ -26,9 +26,9 @@ internal static class SqliteDeviceSessions
     /// The partial rows the login rules judge (id, user, device, creation, expiry), oldest first on each device; they
     /// never leave the group.
     /// </summary>
-    public static async Task<List<Session>> UnrevokedOnAsync(GatehouseDb db, SqliteConnection connection, string networkId,
-        IReadOnlyList<string> deviceIds)
+    public static async Task<List<Session>> UnrevokedOnAsync(GatehouseDb db, string networkId, IReadOnlyList<string> deviceIds)
     {
+        var connection = (SqliteConnection)db.Database.GetDbConnection();
         var shape = Shapes.GetValue(db.Model, _ => new Shape(db));
         var found = new List<Session>(deviceIds.Count);
         await db.Database.OpenConnectionAsync();
