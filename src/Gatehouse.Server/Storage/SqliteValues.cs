@@ -30,9 +30,9 @@ internal static class SqliteValues
         _ => throw new NotSupportedException($"BulkInsert does not bind {value.GetType().Name} values on SQLite yet."),
     };
 
-    // A Guid and a time are formatted into a stack span, not a string: they are in every row of every group commit
-    // and audit batch, and their two strings each were all a row's binds allocated (SQLitePCL binds a string's text
-    // without a copy on the heap). The span overload binds with SQLITE_TRANSIENT: SQLite has copied the bytes before
+    // A Guid and a time are formatted into a stack span, not into strings: they are in every row of every group
+    // commit and audit batch, and those strings were all that binding a row allocated (SQLitePCL binds a string's
+    // text without allocating). The span overload binds with SQLITE_TRANSIENT, so SQLite has copied the bytes before
     // the call returns (docs/benchmarks.md, change 68).
 
     /// <summary>Upper case, as Microsoft.Data.Sqlite stores a Guid parameter (lookups compare the text).</summary>
