@@ -16,8 +16,6 @@ namespace Gatehouse.Bench.Micro;
 [ShortRunJob]
 public class SqliteBindBenchmarks
 {
-    private const string TimeLayout = @"yyyy\-MM\-dd HH\:mm\:ss.FFFFFFFzzz";
-
     private readonly object?[] _row =
     [
         Guid.CreateVersion7(), "0196f3c2-network", "0196f3c2-user-ref", "device-7f3a9c", "ios", "iPhone15,2", "6.35.3",
@@ -54,7 +52,7 @@ public class SqliteBindBenchmarks
                 null => raw.sqlite3_bind_null(_statement, i + 1),
                 string text => raw.sqlite3_bind_text(_statement, i + 1, text),
                 Guid id => raw.sqlite3_bind_text(_statement, i + 1, id.ToString().ToUpperInvariant()),
-                DateTimeOffset time => raw.sqlite3_bind_text(_statement, i + 1, time.ToString(TimeLayout, CultureInfo.InvariantCulture)),
+                DateTimeOffset time => raw.sqlite3_bind_text(_statement, i + 1, time.ToString(SqliteValues.TimeLayout, CultureInfo.InvariantCulture)),
                 _ => throw new InvalidOperationException(),
             };
         }

@@ -57,7 +57,8 @@ internal static class SqliteValues
         return raw.sqlite3_bind_text(statement, position, utf8[..written]);
     }
 
-    private const string TimeLayout = @"yyyy\-MM\-dd HH\:mm\:ss.FFFFFFFzzz";
+    /// <summary>How Microsoft.Data.Sqlite writes a DateTimeOffset as text.</summary>
+    internal const string TimeLayout = @"yyyy\-MM\-dd HH\:mm\:ss.FFFFFFFzzz";
 
     /// <summary>Runs a bound statement once and readies it for the next values; returns the rows it changed.</summary>
     public static int Step(sqlite3 handle, sqlite3_stmt statement)
