@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Profiles the server with perf while wrk drives one workload (SQLite, or BENCH_DATABASE=postgres): a 35 s run, of
-# which 15 s are recorded once the warm-up is over, with the runtime's perf map on so managed frames have names.
+# which 15 s are recorded from just after the timed run starts (not the warm-up, nor a preparation such as the logout
+# alone's logins), with the runtime's perf map on so managed frames have names.
 # Writes <prefix>.data, <prefix>.script (perf script) and <prefix>.run.log, and prints the run's row.
 # Usage: bench/profile.sh <only the workload whose name contains this> <output prefix>
 # Then read the stacks with bench/stacks.py: the frames with the most samples below them, or what one frame calls:
@@ -18,12 +19,12 @@ fi
 # W^X off for this run only, so that perf can name the JIT-compiled frames.
 BENCH_GATEHOUSE_ENV="DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0" bench/run.sh wrk 35 64 "$filter" > "$out.run.log" 2>&1 &
 bench=$!
-until grep -F "$filter" "$out.run.log" 2>/dev/null | grep -v '^  Baseline' | grep -qF ': warm-up'; do
-  kill -0 $bench 2>/dev/null || { echo "the bench ended before the workload's warm-up; see $out.run.log" >&2; exit 1; }
+until grep -F "$filter" "$out.run.log" 2>/dev/null | grep -v '^  Baseline' | grep -qF ': timed run'; do
+  kill -0 $bench 2>/dev/null || { echo "the bench ended before the workload's timed run; see $out.run.log" >&2; exit 1; }
   sleep 1
 done
-# The warm-up's line is printed when the timed run starts: wait a little into it, then record.
-sleep 8
+# The line is printed when the timed run starts (after the warm-up and any preparation): a little into it, record.
+sleep 5
 $sudo perf record -F 999 -g -p "$(pgrep -f Gatehouse.Server.dll | head -1)" -o "$out.data" -- sleep 15 > /dev/null 2>&1
 wait $bench
 $sudo perf script -i "$out.data" > "$out.script" 2>/dev/null

@@ -58,6 +58,9 @@ public static partial class Wrk
         await BenchServer.AnalyzeAsync();
         if (workload.Prepare is not null)
             await workload.Prepare(seconds);
+        // bench/profile.sh starts recording on this line: after the warm-up and the preparation (logout alone opens
+        // its sessions here), so that a profile holds the timed run's requests only.
+        Console.Error.WriteLine($"  {workload.Name}: timed run");
         var (answeredBefore, allocatedBefore) = await CountersAsync(workload.Nodes);
         var cpuBefore = ProcessorTime(workload.Nodes);
         var output = await RunWrkAsync(workload, environment, threads, connections, seconds, check: false);
