@@ -1,4 +1,10 @@
 using BenchmarkDotNet.Running;
 
 // Usage: dotnet run -c Release --project bench/Gatehouse.Bench.Micro -- --filter '*'
+//        dotnet run -c Release --project bench/Gatehouse.Bench.Micro -- footprint [entries]
+if (args is ["footprint", ..])
+{
+    await Gatehouse.Bench.Micro.CacheFootprint.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 20_000);
+    return;
+}
 BenchmarkSwitcher.FromAssembly(typeof(Gatehouse.Bench.Micro.TokenBenchmarks).Assembly).Run(args);

@@ -46,7 +46,7 @@ public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixt
         // Half a second past a whole one: a token carries whole seconds, so what it is remembered as must too.
         server.Clock.Advance(TimeSpan.FromMilliseconds(1500 - server.Clock.GetUtcNow().Millisecond));
         var jwt = server.Services.GetRequiredService<Jwt>();
-        var kind = new JwtKind(AccessTokens.Type, AccessTokens.Audience, AccessTokens.Algorithm);
+        var kind = AccessTokens.Kind;
         var now = server.Clock.GetUtcNow();
         var token = jwt.SignRemembered(kind, new Dictionary<string, object>
         {
@@ -57,15 +57,45 @@ public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixt
         }, now, now.AddMinutes(15).AddMilliseconds(700));
 
         var remembered = (await jwt.CheckAsync(token, kind)).Token!;
-        var read = VerifiedJwt.Read(new JsonWebToken(token));
+        var text = new JsonWebToken(token);
+        var read = VerifiedJwt.Read(kind, text, text.Kid, text.Issuer);
 
         Assert.Equal((read.Kid, read.Issuer, read.IssuedAt, read.ValidFrom, read.ValidTo),
             (remembered.Kid, remembered.Issuer, remembered.IssuedAt, remembered.ValidFrom, remembered.ValidTo));
-        foreach (var claim in new[] { "sub", "sid", "nid", "absent" })
+        foreach (var claim in kind.Reads)
         {
             Assert.Equal(read.TryGetString(claim, out var fromText) ? fromText : null,
                 remembered.TryGetString(claim, out var fromSigning) ? fromSigning : null);
         }
         Assert.True(remembered.TryGetString("sid", out _));
+        // A claim the kind's checks do not read is not kept, and asking for it is a mistake, not an absent claim.
+        Assert.Throws<InvalidOperationException>(() => remembered.TryGetString("sub", out _));
+    }
+
+    [Fact]
+    public async Task A_token_one_character_away_from_a_verified_one_is_not_taken_for_it()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: false);
+        var token = (await server.LoginAsync(network, "tess", "device-1"))["accessToken"]!.GetValue<string>();
+        using (var verified = await server.GetWithBearerAsync("/api/v3/users/me", token))
+            Assert.Equal(HttpStatusCode.OK, verified.StatusCode);
+
+        var parts = token.Split('.');
+        foreach (var (part, at) in new[] { (1, parts[1].Length / 2), (2, parts[2].Length / 2) })
+        {
+            var changed = parts.ToArray();
+            var chars = changed[part].ToCharArray();
+            chars[at] = chars[at] == 'A' ? 'B' : 'A';
+            changed[part] = new string(chars);
+            using var refused = await server.GetWithBearerAsync("/api/v3/users/me", string.Join('.', changed));
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+        using var stillVerified = await server.GetWithBearerAsync("/api/v3/users/me", token);
+        Assert.Equal(HttpStatusCode.OK, stillVerified.StatusCode);
+
+        // No HTTP client sends a header that is not ASCII, but a form does (introspection, revocation): such a text,
+        // never a JWT, is refused like any other, not an error.
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        Assert.Equal(JwtFailure.Invalid, (await jwt.CheckAsync(token[..^1] + "\u00e9", AccessTokens.Kind)).Failure);
     }
 }

@@ -143,10 +143,12 @@ internal sealed class SessionOptions
     public int MaxPerUserAndDevice { get; set; } = 5;
 
     /// <summary>
-    /// Tokens whose signature was verified, kept so the same token is not verified again (about 5 KB each;
-    /// 0 turns the cache off). The session's liveness is read on every request regardless.
+    /// Tokens whose signature was verified, kept so the same token is not verified again (about 0.5 KB each;
+    /// 0 turns the cache off). The session's liveness is read on every request regardless. As many as
+    /// <see cref="LiveSessionCacheEntries"/>: a session kept in memory is not read again, nor should its token be
+    /// verified again (docs/benchmarks.md, change 70).
     /// </summary>
-    public int VerifiedTokenCacheEntries { get; set; } = 10_000;
+    public int VerifiedTokenCacheEntries { get; set; } = 50_000;
 
     /// <summary>
     /// Sessions kept in memory for the bearer check (about 1 KB each; 0 turns the cache off). Any

@@ -13,7 +13,8 @@ internal sealed class AccessTokens(Jwt jwt, IOptions<GatehouseOptions> options)
     public const string Type = "at+jwt";
     public const string Audience = "gatehouse:api";
     public const string Algorithm = SecurityAlgorithms.EcdsaSha256;
-    private static readonly JwtKind Kind = new(Type, Audience, Algorithm);
+    /// <summary>A check reads the session and its network (<see cref="SessionAccess"/>).</summary>
+    internal static readonly JwtKind Kind = new(Type, Audience, Algorithm, "sid", "nid");
     private const int MaxLength = 4096;
 
     public DateTimeOffset ExpiryFrom(DateTimeOffset issuedAt) => issuedAt + options.Value.Sessions.AccessTokenLifetime;

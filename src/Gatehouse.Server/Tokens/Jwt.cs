@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -22,34 +23,49 @@ internal enum JwtFailure
 internal readonly record struct JwtCheck(VerifiedJwt? Token, JwtFailure Failure);
 
 /// <summary>
-/// What a token this server verified says. Read from the token by the library's validation, or, for a token signed
-/// here a moment ago (<see cref="Jwt.SignRemembered"/>), taken from what was signed: parsing the token again only to
-/// remember it cost a refresh as much CPU as writing and signing it (docs/benchmarks.md, change 67).
+/// What a token this server verified says, as much of it as its kind's checks read (<see cref="JwtKind.Reads"/>): the
+/// verified-token cache keeps one for every live token a node has seen, so it holds no parsed token and no claim
+/// nobody reads (docs/benchmarks.md, change 70). Read from the token by the library's validation, or, for a token
+/// signed here a moment ago (<see cref="Jwt.SignRemembered"/>), taken from what was signed: parsing the token again
+/// only to remember it cost a refresh as much CPU as writing and signing it (change 67).
 /// Times are whole seconds, as the token carries them.
 /// </summary>
 internal sealed class VerifiedJwt
 {
-    private readonly JsonWebToken? _read;
-    private readonly IDictionary<string, object>? _signed;
+    private readonly JwtKind _kind;
 
-    private VerifiedJwt(string kid, string issuer, DateTime issuedAt, DateTime validFrom, DateTime validTo, JsonWebToken? read,
-        IDictionary<string, object>? signed)
+    /// <summary>The string value of each of the kind's <see cref="JwtKind.Reads"/>, in its order; null where absent.</summary>
+    private readonly string?[] _reads;
+
+    private VerifiedJwt(JwtKind kind, string?[] reads, string kid, string issuer, DateTime issuedAt, DateTime validFrom, DateTime validTo)
     {
+        _kind = kind;
+        _reads = reads;
         Kid = kid;
         Issuer = issuer;
         IssuedAt = issuedAt;
         ValidFrom = validFrom;
         ValidTo = validTo;
-        _read = read;
-        _signed = signed;
     }
 
-    public static VerifiedJwt Read(JsonWebToken token) =>
-        new(token.Kid, token.Issuer, token.IssuedAt, token.ValidFrom, token.ValidTo, token, null);
+    /// <param name="kid">The key's own id, equal to the token's: kept once for all the tokens it signed.</param>
+    /// <param name="issuer">Likewise the deployment's issuer, equal to the token's.</param>
+    public static VerifiedJwt Read(JwtKind kind, JsonWebToken token, string kid, string issuer)
+    {
+        var reads = new string?[kind.Reads.Count];
+        for (var i = 0; i < reads.Length; i++)
+            reads[i] = token.TryGetPayloadValue<string>(kind.Reads[i], out var value) ? value : null;
+        return new(kind, reads, kid, issuer, token.IssuedAt, token.ValidFrom, token.ValidTo);
+    }
 
-    /// <param name="claims">Kept as they are: the caller hands them over and never changes them.</param>
-    public static VerifiedJwt Signed(string kid, string issuer, IDictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
-        new(kid, issuer, WholeSeconds(issuedAt), WholeSeconds(issuedAt), WholeSeconds(expiresAt), null, claims);
+    public static VerifiedJwt Signed(JwtKind kind, string kid, string issuer, IDictionary<string, object> claims, DateTimeOffset issuedAt,
+        DateTimeOffset expiresAt)
+    {
+        var reads = new string?[kind.Reads.Count];
+        for (var i = 0; i < reads.Length; i++)
+            reads[i] = claims.TryGetValue(kind.Reads[i], out var value) ? value as string : null;
+        return new(kind, reads, kid, issuer, WholeSeconds(issuedAt), WholeSeconds(issuedAt), WholeSeconds(expiresAt));
+    }
 
     /// <summary>As the token writes a time (RFC 7519 §2, NumericDate) and the library reads it back.</summary>
     private static DateTime WholeSeconds(DateTimeOffset time) => DateTimeOffset.FromUnixTimeSeconds(time.ToUnixTimeSeconds()).UtcDateTime;
@@ -65,17 +81,65 @@ internal sealed class VerifiedJwt
     public DateTime ValidTo { get; }
 
     /// <summary>A claim of the payload whose value is a string.</summary>
+    /// <exception cref="InvalidOperationException">The claim is not one of the kind's <see cref="JwtKind.Reads"/>.</exception>
     public bool TryGetString(string claim, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? value)
     {
-        if (_read is not null)
-            return _read.TryGetPayloadValue(claim, out value) && value is not null;
-        value = _signed!.TryGetValue(claim, out var signed) ? signed as string : null;
-        return value is not null;
+        for (var i = 0; i < _reads.Length; i++)
+        {
+            if (_kind.Reads[i] == claim)
+            {
+                value = _reads[i];
+                return value is not null;
+            }
+        }
+        // Never a quiet "absent": a claim left out of the kind would read as missing from every token.
+        throw new InvalidOperationException($"{_kind.Type} tokens are not read for {claim}; name it in the kind's reads.");
     }
 }
 
-/// <summary>A kind of token: its <c>typ</c>, its audience, and the one algorithm it is signed with.</summary>
-internal sealed record JwtKind(string Type, string Audience, string Algorithm);
+/// <summary>A kind of token: its <c>typ</c>, its audience, the one algorithm it is signed with, and the string claims its checks read.</summary>
+internal sealed record JwtKind(string Type, string Audience, string Algorithm, params IReadOnlyList<string> Reads)
+{
+    /// <summary>Kinds are equal by what they say, the claims they read included, not by the list's identity.</summary>
+    public bool Equals(JwtKind? other) =>
+        ReferenceEquals(this, other) || other is not null && Type == other.Type && Audience == other.Audience && Algorithm == other.Algorithm && Reads.SequenceEqual(other.Reads);
+
+    public override int GetHashCode() => HashCode.Combine(Type, Audience, Algorithm);
+}
+
+/// <summary>
+/// A token's SHA-256, standing for its text as the verified-token cache's key: the text was more than half of what
+/// an entry kept (docs/benchmarks.md, change 70). Finding a verified entry for a token that was not verified would
+/// take a second preimage of SHA-256.
+/// </summary>
+internal readonly record struct TokenDigest(ulong A, ulong B, ulong C, ulong D)
+{
+    /// <summary>
+    /// Null for a text that is not ASCII: no JWT's compact form is (RFC 7515 §7.1), so it is never looked up, and the
+    /// digest is of one byte per character, half the bytes of the UTF-16 text (docs/benchmarks.md, change 70).
+    /// </summary>
+    public static TokenDigest? Of(string token)
+    {
+        var rented = token.Length > StackLimit ? ArrayPool<byte>.Shared.Rent(token.Length) : null;
+        try
+        {
+            Span<byte> text = rented ?? stackalloc byte[StackLimit];
+            if (Ascii.FromUtf16(token, text, out var written) != OperationStatus.Done)
+                return null;
+            Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(text[..written], hash);
+            var words = MemoryMarshal.Cast<byte, ulong>(hash);
+            return new TokenDigest(words[0], words[1], words[2], words[3]);
+        }
+        finally
+        {
+            if (rented is not null)
+                ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private const int StackLimit = 2048;
+}
 
 /// <summary>
 /// Signs and checks our JWTs under RFC 8725: one algorithm per token kind (§3.1), an explicit <c>typ</c> per kind
@@ -88,14 +152,14 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     private static readonly JsonWebTokenHandler Handler = new() { MapInboundClaims = false };
 
     /// <summary>
-    /// Tokens already verified, by their exact text: the ES256 check is the largest single cost of a bearer request
+    /// Tokens already verified, by their digest: the ES256 check is the largest single cost of a bearer request
     /// (docs/benchmarks.md), and a token's signature cannot change. Lifetime is still checked on every use against
     /// the server's clock; whether the session is live is not this class's concern and is read every time.
     /// Every login and refresh adds a token (<see cref="SignRemembered"/>), so a busy node keeps it full, and each
     /// compaction walks and sorts all its entries: a quarter goes each time, one compaction at a time
     /// (<see cref="BoundedCache{TKey,TValue}"/>; docs/benchmarks.md, changes 35 and 48).
     /// </summary>
-    private readonly BoundedCache<(JwtKind, string), VerifiedJwt>? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
+    private readonly BoundedCache<(JwtKind, TokenDigest), VerifiedJwt>? _verified = options.Value.Sessions.VerifiedTokenCacheEntries > 0
         ? new(options.Value.Sessions.VerifiedTokenCacheEntries)
         : null;
 
@@ -266,12 +330,15 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
         var issuedBy = issuer.Current;
         var token = SignWith(kind, credentials, issuedBy, claims, issuedAt, expiresAt);
         if (_verified is not null)
-            Remember(kind, token, VerifiedJwt.Signed(credentials.Kid, issuedBy, claims, issuedAt, expiresAt));
+            Remember(kind, TokenDigest.Of(token), VerifiedJwt.Signed(kind, credentials.Kid, issuedBy, claims, issuedAt, expiresAt));
         return token;
     }
 
-    private void Remember(JwtKind kind, string token, VerifiedJwt verified) =>
-        _verified?.Set((kind, token), verified, verified.ValidTo);
+    private void Remember(JwtKind kind, TokenDigest? token, VerifiedJwt verified)
+    {
+        if (token is { } digest)
+            _verified?.Set((kind, digest), verified, verified.ValidTo);
+    }
 
     /// <summary>Times come from the injected clock, never the handler's own.</summary>
     private static readonly JsonWebTokenHandler Writer = new() { SetDefaultTimesOnTokenCreation = false };
@@ -279,9 +346,9 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     public async Task<JwtCheck> CheckAsync(string token, JwtKind kind)
     {
         // The kind is part of the key: a token verified as one kind never passes as another.
-        var cacheKey = (kind, token);
+        var digest = _verified is null ? null : TokenDigest.Of(token);
         // A token remembered as verified is still refused once its key is retired.
-        if (_verified is not null && _verified.TryGet(cacheKey, out var known) && known is not null && keys.Find(known.Kid, kind.Algorithm) is not null)
+        if (_verified is not null && digest is { } key && _verified.TryGet((kind, key), out var known) && known is not null && keys.Find(known.Kid, kind.Algorithm) is not null)
             return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
 
         var parameters = new TokenValidationParameters
@@ -301,8 +368,10 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
             result = await Handler.ValidateTokenAsync(token, parameters);
         if (result.IsValid)
         {
-            var verified = VerifiedJwt.Read((JsonWebToken)result.SecurityToken);
-            Remember(kind, token, verified);
+            var read = (JsonWebToken)result.SecurityToken;
+            var verified = VerifiedJwt.Read(kind, read, keys.Find(read.Kid, kind.Algorithm)?.KeyId ?? read.Kid,
+                read.Issuer == issuer.Current ? issuer.Current : read.Issuer);
+            Remember(kind, digest, verified);
             return new JwtCheck(verified, JwtFailure.None);
         }
         return new JwtCheck(null, result.Exception is SecurityTokenInvalidLifetimeException or SecurityTokenExpiredException
