@@ -1,4 +1,5 @@
 using Gatehouse.Server;
+using Gatehouse.Server.AuthTokens;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
@@ -12,8 +13,8 @@ namespace Gatehouse.Bench.Micro;
 /// <summary>
 /// What one entry of the verified-token cache keeps alive, in bytes of managed heap after a full collection: the
 /// figure <c>Gatehouse:Sessions:VerifiedTokenCacheEntries</c> is sized by (docs/operations.md). Measured for both ways
-/// an access token enters the cache: signed here (every login and refresh) and verified from its text (a token this
-/// node did not sign, or one the cache had let go). Whatever the entry holds is counted, the token's text included
+/// an access token enters the cache, signed here (every login and refresh) and verified from its text (a token this
+/// node did not sign, or one the cache had let go), and for an auth token, which enters it when a login checks it. Whatever the entry holds is counted, the token's text included
 /// if the cache keeps it.
 /// </summary>
 internal static class CacheFootprint
@@ -28,7 +29,8 @@ internal static class CacheFootprint
             {
                 ["Gatehouse:DataDirectory"] = directory,
                 ["Logging:LogLevel:Default"] = "Warning",
-                ["Gatehouse:Sessions:VerifiedTokenCacheEntries"] = (entries * 2).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                // Room for every token measured and the warm-up's, so no compaction lets any go meanwhile.
+                ["Gatehouse:Sessions:VerifiedTokenCacheEntries"] = (entries * 4).ToString(System.Globalization.CultureInfo.InvariantCulture),
             });
             builder.Services.AddGatehouseCore();
             using var host = builder.Build();
@@ -39,11 +41,13 @@ internal static class CacheFootprint
                 await keys.LoadAsync();
             var accessTokens = host.Services.GetRequiredService<AccessTokens>();
             var jwt = host.Services.GetRequiredService<Jwt>();
+            var authTokens = host.Services.GetRequiredService<AuthTokens>();
             var now = DateTimeOffset.UtcNow;
 
             // Warm every path once, so code and static state are not counted.
-            var warm = Issue(accessTokens, now, 0);
-            await accessTokens.CheckAsync(warm);
+            await accessTokens.CheckAsync(Issue(accessTokens, now, 0));
+            await accessTokens.CheckAsync(jwt.Sign(AccessTokens.Kind, Claims(0), now, now.AddHours(1)));
+            await jwt.CheckAsync(authTokens.Mint(NetworkId, "user-00000000", Guid.NewGuid()).Token, AuthTokens.Kind);
 
             // Signed and let go, as a login hands its token to the app: what stays is what the cache keeps.
             var before = Heap();
@@ -52,23 +56,17 @@ internal static class CacheFootprint
                 textBytes += TextBytes(Issue(accessTokens, now, i + 1));
             var signedHere = (Heap() - before) / entries;
 
-            // Signed without being remembered, so each enters the cache when it is checked.
-            var unseen = new string[entries];
-            for (var i = 0; i < entries; i++)
-                unseen[i] = jwt.Sign(new JwtKind(AccessTokens.Type, AccessTokens.Audience, AccessTokens.Algorithm), Claims(i + entries + 1), now, now.AddHours(1));
-            var unseenBytes = unseen.Sum(TextBytes);
-            var beforeRead = Heap();
-            foreach (var token in unseen)
-            {
-                if ((await accessTokens.CheckAsync(token)).Token is null)
-                    throw new InvalidOperationException("A token signed here was refused.");
-            }
-            unseen = null;
-            var verifiedFromText = (Heap() - beforeRead + unseenBytes) / entries;
+            // Signed without being remembered, as by another node, so each enters the cache when it is checked.
+            var (verifiedFromText, _) = await KeptWhenCheckedAsync(entries, i => jwt.Sign(AccessTokens.Kind, Claims(entries + i), now, now.AddHours(1)),
+                token => jwt.CheckAsync(token, AccessTokens.Kind));
+            // Auth tokens enter the cache when a login checks them.
+            var (authTokenKept, authTokenBytes) = await KeptWhenCheckedAsync(entries, i => authTokens.Mint(NetworkId, $"user-{i:D8}", Guid.NewGuid()).Token,
+                token => jwt.CheckAsync(token, AuthTokens.Kind));
 
-            Console.WriteLine($"an access token's text: {textBytes / entries} bytes");
-            Console.WriteLine($"kept per token signed here: {signedHere} bytes");
-            Console.WriteLine($"kept per token verified from its text: {verifiedFromText} bytes");
+            Console.WriteLine($"an access token's text: {textBytes / entries} bytes; an auth token's: {authTokenBytes} bytes");
+            Console.WriteLine($"kept per access token signed here: {signedHere} bytes");
+            Console.WriteLine($"kept per access token verified from its text: {verifiedFromText} bytes");
+            Console.WriteLine($"kept per auth token verified from its text: {authTokenKept} bytes");
             await host.StopAsync();
         }
         finally
@@ -78,11 +76,33 @@ internal static class CacheFootprint
         }
     }
 
+    private const string NetworkId = "0123456789abcdef01234567";
+
+    /// <summary>
+    /// What checking <paramref name="count"/> tokens adds to the heap once they are let go (whatever the cache keeps of
+    /// each), and a token's text. The tokens are made here and nothing else holds them.
+    /// </summary>
+    private static async Task<(long Kept, long Text)> KeptWhenCheckedAsync(int count, Func<int, string> make, Func<string, Task<JwtCheck>> check)
+    {
+        string[]? tokens = new string[count];
+        for (var i = 0; i < count; i++)
+            tokens[i] = make(i + 1);
+        var texts = tokens.Sum(TextBytes);
+        var before = Heap();
+        // By index, not foreach: the loop's hidden copy of the array would outlive it in the async state machine.
+        for (var i = 0; i < count; i++)
+        {
+            if ((await check(tokens[i])).Token is null)
+                throw new InvalidOperationException("A token signed here was refused.");
+        }
+        tokens = null;
+        return ((Heap() - before + texts) / count, texts / count);
+    }
+
     private static string Issue(AccessTokens accessTokens, DateTimeOffset now, int i)
     {
-        var networkId = "0123456789abcdef01234567";
-        var user = new User { Id = Guid.NewGuid().ToString("N"), NetworkId = networkId, UserId = $"user-{i:D8}" };
-        var session = new Session { Id = Guid.CreateVersion7(), NetworkId = networkId, UserRef = user.Id, DeviceId = "device", ExpiresAt = now.AddHours(1) };
+        var user = new User { Id = Guid.NewGuid().ToString("N"), NetworkId = NetworkId, UserId = $"user-{i:D8}" };
+        var session = new Session { Id = Guid.CreateVersion7(), NetworkId = NetworkId, UserRef = user.Id, DeviceId = "device", ExpiresAt = now.AddHours(1) };
         return accessTokens.Issue(session, user, now);
     }
 
@@ -90,9 +110,9 @@ internal static class CacheFootprint
     {
         ["sub"] = $"user-{i:D8}",
         ["sid"] = Guid.CreateVersion7().ToString(),
-        ["nid"] = "0123456789abcdef01234567",
+        ["nid"] = NetworkId,
         ["user_type"] = "user",
-        ["user"] = new Dictionary<string, object> { ["userId"] = $"user-{i:D8}", ["publicUserId"] = $"user-{i:D8}", ["networkId"] = "0123456789abcdef01234567" },
+        ["user"] = new Dictionary<string, object> { ["userId"] = $"user-{i:D8}", ["publicUserId"] = $"user-{i:D8}", ["networkId"] = NetworkId },
     };
 
     /// <summary>A string's size on a 64-bit runtime: header, length, characters and terminator, in 8-byte steps.</summary>

@@ -98,4 +98,50 @@ public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixt
         var jwt = server.Services.GetRequiredService<Jwt>();
         Assert.Equal(JwtFailure.Invalid, (await jwt.CheckAsync(token[..^1] + "\u00e9", AccessTokens.Kind)).Failure);
     }
+
+    [Fact]
+    public async Task A_token_verified_from_its_text_is_remembered_as_it_says()
+    {
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        var now = server.Clock.GetUtcNow();
+        var sessionId = Guid.NewGuid().ToString();
+        // Signed without being remembered, as by another node: the first check verifies it, the second finds it.
+        var token = jwt.Sign(AccessTokens.Kind, new Dictionary<string, object> { ["sub"] = "vera", ["sid"] = sessionId, ["nid"] = "network-v" },
+            now, now.AddMinutes(15));
+
+        var verified = (await jwt.CheckAsync(token, AccessTokens.Kind)).Token!;
+        var found = (await jwt.CheckAsync(token, AccessTokens.Kind)).Token;
+
+        Assert.Same(verified, found);
+        var text = new JsonWebToken(token);
+        Assert.Equal((sessionId, "network-v", text.Kid, text.Issuer, text.IssuedAt, text.ValidTo),
+            (verified.TryGetString("sid", out var sid) ? sid : null, verified.TryGetString("nid", out var nid) ? nid : null,
+                verified.Kid, verified.Issuer, verified.IssuedAt, verified.ValidTo));
+    }
+
+    [Fact]
+    public async Task A_token_longer_than_a_stack_buffer_is_remembered_by_all_of_its_text()
+    {
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        var now = server.Clock.GetUtcNow();
+        var token = jwt.SignRemembered(AccessTokens.Kind, new Dictionary<string, object>
+        {
+            ["sid"] = Guid.NewGuid().ToString(),
+            ["nid"] = "network-l",
+            ["note"] = new string('n', 3000),
+        }, now, now.AddMinutes(15));
+        Assert.True(token.Length > 4000);
+
+        var remembered = (await jwt.CheckAsync(token, AccessTokens.Kind)).Token;
+        Assert.NotNull(remembered);
+        Assert.Same(remembered, (await jwt.CheckAsync(token, AccessTokens.Kind)).Token);
+
+        // Changed past the first 2,048 characters, where a digest of part of the text would not see it.
+        var parts = token.Split('.');
+        var payload = parts[1].ToCharArray();
+        var at = payload.Length - 300;
+        payload[at] = payload[at] == 'A' ? 'B' : 'A';
+        parts[1] = new string(payload);
+        Assert.Null((await jwt.CheckAsync(string.Join('.', parts), AccessTokens.Kind)).Token);
+    }
 }

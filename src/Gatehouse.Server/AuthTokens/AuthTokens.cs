@@ -25,7 +25,7 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             .FirstOrDefault());
 
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
-    private static readonly JwtKind Kind = new("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.HmacSha256, "nid", "sub", "skid", "jti");
+    internal static readonly JwtKind Kind = new("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.HmacSha256, "nid", "sub", "skid", "jti");
     private const int MaxLength = 4096;
 
     public (string Token, DateTimeOffset ExpiresAt) Mint(string networkId, string userId, Guid serverKeyId)

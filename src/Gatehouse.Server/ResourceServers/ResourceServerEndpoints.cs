@@ -125,14 +125,14 @@ internal static class ResourceServerEndpoints
             return error.AsResult();
 
         var (caller, refusal) = await access.CheckAsync(token, http.RequestAborted);
-        // A token of another network is no more this backend's to learn about than a forged one.
-        var active = caller is not null && refusal is null && caller.NetworkId == key.NetworkId;
-        tally.Count(key.NetworkId, active);
-        if (!active)
+        // A token of another network is no more this backend's to learn about than a forged one. Its times are read
+        // from a second check, the verified-token cache's answer when the cache keeps it; a token that expired or
+        // whose key retired between the two checks is inactive, like any other.
+        var verified = caller is not null && refusal is null && caller.NetworkId == key.NetworkId ? (await accessTokens.CheckAsync(token!)).Token : null;
+        tally.Count(key.NetworkId, verified is not null);
+        if (verified is null)
             return TypedResults.Json(new IntrospectionResponse(false), ResourceServerJson.Default.IntrospectionResponse);
 
-        // Verified a moment ago by the session check, so this is the verified-token cache's answer.
-        var verified = (await accessTokens.CheckAsync(token!)).Token!;
         return TypedResults.Json(new IntrospectionResponse(true, caller!.User.UserId, caller.NetworkId, caller.SessionId.ToString(),
             caller.User.Kind.WireName(), "access_token", verified.Issuer, AccessTokens.Audience,
             new DateTimeOffset(verified.ValidTo).ToUnixTimeSeconds(), new DateTimeOffset(verified.IssuedAt).ToUnixTimeSeconds()),

@@ -100,6 +100,9 @@ internal sealed class VerifiedJwt
 /// <summary>A kind of token: its <c>typ</c>, its audience, the one algorithm it is signed with, and the string claims its checks read.</summary>
 internal sealed record JwtKind(string Type, string Audience, string Algorithm, params IReadOnlyList<string> Reads)
 {
+    /// <summary>A copy: <see cref="VerifiedJwt"/> finds each claim by its position here, so the list must never change.</summary>
+    public IReadOnlyList<string> Reads { get; } = [.. Reads];
+
     /// <summary>Kinds are equal by what they say, the claims they read included, not by the list's identity.</summary>
     public bool Equals(JwtKind? other) =>
         ReferenceEquals(this, other) || other is not null && Type == other.Type && Audience == other.Audience && Algorithm == other.Algorithm && Reads.SequenceEqual(other.Reads);
@@ -133,8 +136,9 @@ internal readonly record struct TokenDigest(ulong A, ulong B, ulong C, ulong D)
         }
         finally
         {
+            // A bearer token's text must not linger in a buffer the whole process shares.
             if (rented is not null)
-                ArrayPool<byte>.Shared.Return(rented);
+                ArrayPool<byte>.Shared.Return(rented, clearArray: true);
         }
     }
 
