@@ -144,4 +144,20 @@ public sealed class VerifiedTokenCacheTests(GatehouseServer server) : IClassFixt
         parts[1] = new string(payload);
         Assert.Null((await jwt.CheckAsync(string.Join('.', parts), AccessTokens.Kind)).Token);
     }
+
+    [Fact]
+    public async Task An_auth_token_is_verified_at_each_check_and_never_takes_an_access_tokens_place()
+    {
+        var network = await server.CreateNetworkAsync(secureMode: true);
+        var serverKey = await server.GenerateServerKeyAsync(network);
+        var authToken = await server.MintAsync(serverKey, "ada");
+        var jwt = server.Services.GetRequiredService<Jwt>();
+
+        var first = (await jwt.CheckAsync(authToken, Gatehouse.Server.AuthTokens.AuthTokens.Kind)).Token;
+        var second = (await jwt.CheckAsync(authToken, Gatehouse.Server.AuthTokens.AuthTokens.Kind)).Token;
+
+        Assert.NotNull(first);
+        Assert.NotNull(second);
+        Assert.NotSame(first, second);
+    }
 }

@@ -25,7 +25,15 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             .FirstOrDefault());
 
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(10);
-    internal static readonly JwtKind Kind = new("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.HmacSha256, "nid", "sub", "skid", "jti");
+    /// <summary>
+    /// Not remembered once verified: a login checks its auth token once (and spends it, in a network that wants each
+    /// used once), and checking an HS256 token again costs microseconds, so a kept one would only take the place of an
+    /// access token in the verified-token cache (docs/benchmarks.md, change 70).
+    /// </summary>
+    internal static readonly JwtKind Kind = new("gatehouse-auth+jwt", "gatehouse:sessions", SecurityAlgorithms.HmacSha256, "nid", "sub", "skid", "jti")
+    {
+        Remembered = false,
+    };
     private const int MaxLength = 4096;
 
     public (string Token, DateTimeOffset ExpiresAt) Mint(string networkId, string userId, Guid serverKeyId)

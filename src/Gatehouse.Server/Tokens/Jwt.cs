@@ -103,9 +103,13 @@ internal sealed record JwtKind(string Type, string Audience, string Algorithm, p
     /// <summary>A copy: <see cref="VerifiedJwt"/> finds each claim by its position here, so the list must never change.</summary>
     public IReadOnlyList<string> Reads { get; } = [.. Reads];
 
+    /// <summary>Whether a verified token of this kind is kept in the verified-token cache (<see cref="Jwt"/>).</summary>
+    public bool Remembered { get; init; } = true;
+
     /// <summary>Kinds are equal by what they say, the claims they read included, not by the list's identity.</summary>
     public bool Equals(JwtKind? other) =>
-        ReferenceEquals(this, other) || other is not null && Type == other.Type && Audience == other.Audience && Algorithm == other.Algorithm && Reads.SequenceEqual(other.Reads);
+        ReferenceEquals(this, other) || other is not null && Type == other.Type && Audience == other.Audience && Algorithm == other.Algorithm
+            && Remembered == other.Remembered && Reads.SequenceEqual(other.Reads);
 
     public override int GetHashCode() => HashCode.Combine(Type, Audience, Algorithm);
 }
@@ -340,7 +344,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
 
     private void Remember(JwtKind kind, TokenDigest? token, VerifiedJwt verified)
     {
-        if (token is { } digest)
+        if (kind.Remembered && token is { } digest)
             _verified?.Set((kind, digest), verified, verified.ValidTo);
     }
 
@@ -350,7 +354,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     public async Task<JwtCheck> CheckAsync(string token, JwtKind kind)
     {
         // The kind is part of the key: a token verified as one kind never passes as another.
-        var digest = _verified is null ? null : TokenDigest.Of(token);
+        var digest = _verified is null || !kind.Remembered ? null : TokenDigest.Of(token);
         // A token remembered as verified is still refused once its key is retired.
         if (_verified is not null && digest is { } key && _verified.TryGet((kind, key), out var known) && known is not null && keys.Find(known.Kid, kind.Algorithm) is not null)
             return Live(known.ValidFrom, known.ValidTo) ? new JwtCheck(known, JwtFailure.None) : new JwtCheck(null, JwtFailure.Expired);
