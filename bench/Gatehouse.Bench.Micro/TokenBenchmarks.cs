@@ -1,11 +1,8 @@
 using BenchmarkDotNet.Attributes;
-using Gatehouse.Server;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
 
 namespace Gatehouse.Bench.Micro;
 
@@ -21,8 +18,7 @@ public class TokenBenchmarks
     private static readonly JwtKind AccessToken = new("at+jwt", "gatehouse:api", Microsoft.IdentityModel.Tokens.SecurityAlgorithms.EcdsaSha256);
     private static readonly JwtKind AuthToken = new("gatehouse-auth+jwt", "gatehouse:sessions", Microsoft.IdentityModel.Tokens.SecurityAlgorithms.HmacSha256);
 
-    private IHost _host = null!;
-    private string _directory = null!;
+    private MicroServer _server = null!;
     private Jwt _jwt = null!;
     private string _token = null!;
     private Gatehouse.Server.AuthTokens.AuthTokens _authTokens = null!;
@@ -35,25 +31,12 @@ public class TokenBenchmarks
     [GlobalSetup]
     public async Task SetUpAsync()
     {
-        _directory = Directory.CreateTempSubdirectory("gatehouse-micro").FullName;
-        var builder = Host.CreateApplicationBuilder();
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Gatehouse:DataDirectory"] = _directory,
-            ["Gatehouse:Sessions:VerifiedTokenCacheEntries"] = "0",
-        });
-        builder.Services.AddGatehouseCore();
-        _host = builder.Build();
-        await _host.StartAsync();
-        await StorageSetup.MigrateAsync(_host.Services);
-        var keys = _host.Services.GetRequiredService<SigningKeys>();
-        if (!keys.Loaded)
-            await keys.LoadAsync();
-        _jwt = _host.Services.GetRequiredService<Jwt>();
+        _server = await MicroServer.StartAsync(new Dictionary<string, string?> { ["Gatehouse:Sessions:VerifiedTokenCacheEntries"] = "0" });
+        _jwt = _server.Services.GetRequiredService<Jwt>();
         _token = Sign();
-        _authTokens = _host.Services.GetRequiredService<Gatehouse.Server.AuthTokens.AuthTokens>();
+        _authTokens = _server.Services.GetRequiredService<Gatehouse.Server.AuthTokens.AuthTokens>();
 
-        await using var scope = _host.Services.CreateAsyncScope();
+        await using var scope = _server.Services.CreateAsyncScope();
         var networks = scope.ServiceProvider.GetRequiredService<Gatehouse.Server.Networks.NetworkAdministration>();
         var network = await networks.CreateAsync("micro", "bench");
         await networks.SetSecureModeAsync(network, true, "bench");
@@ -66,13 +49,7 @@ public class TokenBenchmarks
     }
 
     [GlobalCleanup]
-    public async Task CleanUpAsync()
-    {
-        await _host.StopAsync();
-        _host.Dispose();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-    }
+    public async Task CleanUpAsync() => await _server.DisposeAsync();
 
     [Benchmark]
     public string SignAccessToken() => Sign();
@@ -101,7 +78,7 @@ public class TokenBenchmarks
     [Benchmark]
     public async Task<bool> CheckAuthToken()
     {
-        await using var scope = _host.Services.CreateAsyncScope();
+        await using var scope = _server.Services.CreateAsyncScope();
         return await _authTokens.CheckAsync(_authToken, _networkId, "alice", false, scope.ServiceProvider.GetRequiredService<GatehouseDb>(), CancellationToken.None) is null;
     }
 
@@ -115,7 +92,7 @@ public class TokenBenchmarks
     [Benchmark]
     public async Task<bool> LookUpServerKey()
     {
-        await using var scope = _host.Services.CreateAsyncScope();
+        await using var scope = _server.Services.CreateAsyncScope();
         var (key, _, error) = await scope.ServiceProvider.GetRequiredService<ServerKeyService>().AuthenticateAsync(_serverKey, CancellationToken.None);
         return key is not null && error is null;
     }

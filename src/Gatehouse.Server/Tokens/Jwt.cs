@@ -337,14 +337,15 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
         var credentials = keys.Current(kind.Algorithm);
         var issuedBy = issuer.Current;
         var token = SignWith(kind, credentials, issuedBy, claims, issuedAt, expiresAt);
-        if (_verified is not null)
+        if (_verified is not null && kind.Remembered)
             Remember(kind, TokenDigest.Of(token), VerifiedJwt.Signed(kind, credentials.Kid, issuedBy, claims, issuedAt, expiresAt));
         return token;
     }
 
+    /// <param name="token">Null for a kind not remembered, or a text that is not ASCII.</param>
     private void Remember(JwtKind kind, TokenDigest? token, VerifiedJwt verified)
     {
-        if (kind.Remembered && token is { } digest)
+        if (token is { } digest)
             _verified?.Set((kind, digest), verified, verified.ValidTo);
     }
 
