@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
@@ -92,19 +94,35 @@ internal static class BulkInsert
         }
     }
 
+    /// <summary>
+    /// Each entity type's table, columns and statements, worked out once per model (one per provider): worked out for
+    /// every call, they were 1.5 % of a new user's login, whose group writes five tables (docs/benchmarks.md, change 71).
+    /// </summary>
+    private static readonly ConditionalWeakTable<IModel, ConcurrentDictionary<Type, Table>> Tables = new();
+
     private static Table TableOf(DbContext db, IReadOnlyList<object> rows)
     {
-        var type = rows[0].GetType();
+        var table = Tables.GetValue(db.Model, static _ => new())
+            .GetOrAdd(rows[0].GetType(), static (type, db) => Describe(db, type), db);
+        RefuseMissingGeneratedValues(table, rows);
+        return table;
+    }
+
+    private static Table Describe(DbContext db, Type type)
+    {
         var entity = db.Model.FindEntityType(type) ?? throw new InvalidOperationException($"{type.Name} is not in the model.");
         RefuseUnfaithful(entity);
-        RefuseMissingGeneratedValues(entity, rows);
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
         var columns = entity.GetProperties()
             .Where(p => !IsDatabaseIdentity(p))
             .Select(p => new Column(p, p.GetColumnName(table)!, p.GetRelationalTypeMapping()))
             .ToList();
+        var generatedOnSave = entity.GetProperties()
+            .Where(p => p.ValueGenerated != ValueGenerated.Never && !IsDatabaseIdentity(p))
+            .ToList();
         var sql = db.GetService<ISqlGenerationHelper>();
-        return new Table(sql.DelimitIdentifier(table.Name, table.Schema), string.Join(", ", columns.Select(c => sql.DelimitIdentifier(c.Name))), columns);
+        return new Table(entity, sql.DelimitIdentifier(table.Name, table.Schema), string.Join(", ", columns.Select(c => sql.DelimitIdentifier(c.Name))),
+            columns, generatedOnSave);
     }
 
     private static bool IsDatabaseIdentity(IProperty property) =>
@@ -130,17 +148,15 @@ internal static class BulkInsert
     }
 
     /// <summary>A key EF would generate when it saves (a Guid left empty) must come with the row: this writer generates nothing.</summary>
-    private static void RefuseMissingGeneratedValues(IEntityType entity, IReadOnlyList<object> rows)
+    private static void RefuseMissingGeneratedValues(Table table, IReadOnlyList<object> rows)
     {
-        foreach (var property in entity.GetProperties())
+        foreach (var property in table.GeneratedOnSave)
         {
-            if (property.ValueGenerated == ValueGenerated.Never || IsDatabaseIdentity(property))
-                continue;
             var getter = property.GetGetter();
             foreach (var row in rows)
             {
                 if (getter.HasSentinelValueUsingContainingEntity(row))
-                    throw Unfaithful(entity, $"a row leaves its {property.Name} for EF to generate");
+                    throw Unfaithful(table.Entity, $"a row leaves its {property.Name} for EF to generate");
             }
         }
     }
@@ -157,8 +173,7 @@ internal static class BulkInsert
     {
         var columns = table.Columns;
         var handle = connection.Handle!;
-        var text = table.InsertHead + "(" + string.Join(", ", columns.Select(_ => "?")) + ")";
-        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, text, out var statement));
+        SqliteValues.Check(handle, raw.sqlite3_prepare_v2(handle, table.PositionalInsert, out var statement));
         try
         {
             foreach (var row in rows)
@@ -195,14 +210,22 @@ internal static class BulkInsert
         await batch.ExecuteNonQueryAsync(ct);
     }
 
-    /// <param name="Name">Delimited, with its schema.</param>
-    /// <param name="ColumnList">The columns' delimited names, in <paramref name="Columns"/>' order.</param>
-    private sealed record Table(string Name, string ColumnList, List<Column> Columns)
+    /// <param name="name">Delimited, with its schema.</param>
+    /// <param name="columnList">The columns' delimited names, in <paramref name="columns"/>' order.</param>
+    /// <param name="generatedOnSave">Properties EF would give a value on save, which each row must bring.</param>
+    private sealed class Table(IEntityType entity, string name, string columnList, List<Column> columns, List<IProperty> generatedOnSave)
     {
-        public string InsertHead => $"INSERT INTO {Name} ({ColumnList}) VALUES ";
+        public IEntityType Entity { get; } = entity;
+        public string Name { get; } = name;
+        public string ColumnList { get; } = columnList;
+        public List<Column> Columns { get; } = columns;
+        public List<IProperty> GeneratedOnSave { get; } = generatedOnSave;
 
-        /// <summary>One positional array parameter per column, in <see cref="Columns"/>' order.</summary>
-        public string UnnestInsert => $"INSERT INTO {Name} ({ColumnList}) SELECT * FROM unnest({string.Join(", ", Columns.Select((_, i) => $"${i + 1}"))})";
+        /// <summary>One <c>?</c> per column, in <see cref="Columns"/>' order (SQLite).</summary>
+        public string PositionalInsert { get; } = $"INSERT INTO {name} ({columnList}) VALUES ({string.Join(", ", columns.Select(_ => "?"))})";
+
+        /// <summary>One positional array parameter per column, in <see cref="Columns"/>' order (PostgreSQL).</summary>
+        public string UnnestInsert { get; } = $"INSERT INTO {name} ({columnList}) SELECT * FROM unnest({string.Join(", ", columns.Select((_, i) => $"${i + 1}"))})";
     }
 
     private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
