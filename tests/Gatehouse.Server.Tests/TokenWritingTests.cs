@@ -1,0 +1,80 @@
+using System.Text;
+using Gatehouse.Server.Sessions;
+using Gatehouse.Server.Tokens;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// Access tokens are signed by the library over a payload written here (docs/benchmarks.md, change 71): what a
+/// resource server or an SDK decodes must be what the library's own descriptor would have written.
+/// </summary>
+[Trait(Category.Name, Category.Fast)]
+public sealed class TokenWritingTests(GatehouseServer server) : IClassFixture<GatehouseServer>
+{
+    /// <summary>Characters JSON escapes, ones the relaxed encoder leaves alone, and ones outside ASCII.</summary>
+    private const string AwkwardUserId = "o'brien \"the\" \\ <b>+&</b> é 😀 \u0001";
+
+    [Fact]
+    public async Task An_access_tokens_header_and_payload_are_what_the_librarys_descriptor_writes()
+    {
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        var credentials = server.Services.GetRequiredService<SigningKeys>().Current(AccessTokens.Algorithm);
+        var issuer = server.Services.GetRequiredService<TokenIssuer>().Current;
+        var now = server.Clock.GetUtcNow();
+        var expires = now.AddMinutes(15);
+        Dictionary<string, object> Claims() => new()
+        {
+            ["sub"] = AwkwardUserId,
+            ["sid"] = Guid.NewGuid().ToString(),
+            ["nid"] = "network-w",
+            ["user_type"] = "user",
+            ["user"] = new Dictionary<string, object> { ["userId"] = AwkwardUserId, ["networkId"] = "network-w" },
+        };
+        var claims = Claims();
+
+        var token = jwt.Sign(AccessTokens.Kind, claims, now, expires);
+        var byDescriptor = new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
+        {
+            TokenType = AccessTokens.Type,
+            SigningCredentials = credentials,
+            Claims = claims,
+            Issuer = issuer,
+            Audience = AccessTokens.Audience,
+            IssuedAt = now.UtcDateTime,
+            NotBefore = now.UtcDateTime,
+            Expires = expires.UtcDateTime,
+        });
+
+        // ES256 signatures differ each time; everything they sign must not.
+        Assert.Equal(HeaderAndPayload(byDescriptor), HeaderAndPayload(token));
+        var decoded = new JsonWebToken(token);
+        Assert.Equal((AccessTokens.Type, AwkwardUserId), (decoded.Typ, decoded.Subject));
+        Assert.NotNull((await jwt.CheckAsync(token, AccessTokens.Kind)).Token);
+    }
+
+    [Fact]
+    public void A_registered_claim_or_a_value_no_token_carries_is_refused_before_anything_is_signed()
+    {
+        var jwt = server.Services.GetRequiredService<Jwt>();
+        var now = server.Clock.GetUtcNow();
+        foreach (var registered in new[] { "aud", "iss", "exp", "iat", "nbf" })
+        {
+            var refused = Assert.Throws<ArgumentException>(() => jwt.Sign(AccessTokens.Kind,
+                new Dictionary<string, object> { ["sid"] = "s", [registered] = "x" }, now, now.AddMinutes(1)));
+            Assert.Contains(registered, refused.Message, StringComparison.Ordinal);
+        }
+        var number = Assert.Throws<ArgumentException>(() => jwt.Sign(AccessTokens.Kind,
+            new Dictionary<string, object> { ["sid"] = "s", ["count"] = 3 }, now, now.AddMinutes(1)));
+        Assert.Contains("count", number.Message, StringComparison.Ordinal);
+    }
+
+    private static string HeaderAndPayload(string token)
+    {
+        var parts = token.Split('.');
+        Assert.Equal(3, parts.Length);
+        // Decoded, so a failure shows the JSON that differs.
+        return Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(parts[0])) + "\n" + Encoding.UTF8.GetString(Base64UrlEncoder.DecodeBytes(parts[1]));
+    }
+}
