@@ -5,11 +5,11 @@
 # build on both sides, the second read 6 µs slower in one round of two, docs/benchmarks.md, change 70).
 # Quote the per-round rows (requests/s, server CPU µs, KB allocated, ratio); a single pair is not a measurement on
 # these noisy machines (docs/benchmarks.md, "Where a request's CPU goes").
-# Usage: bench/ab.sh <commit A> <only workloads whose name contains this> [rounds, default 3] [seconds per run, default 8]
+# Usage: bench/ab.sh <commit A> <only workloads whose name contains this> [rounds, default 4] [seconds per run, default 8]
 # A is checked out into a temporary worktree and built there; the worktree is removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-commit=${1:?commit A}; filter=${2:?workload filter}; rounds=${3:-3}; seconds=${4:-8}
+commit=${1:?commit A}; filter=${2:?workload filter}; rounds=${3:-4}; seconds=${4:-8}
 tree_a=$(mktemp -d)
 trap 'git worktree remove --force "$tree_a" >/dev/null 2>&1 || rm -rf "$tree_a"' EXIT
 git worktree add --detach -q "$tree_a" "$commit"

@@ -22,9 +22,10 @@ public sealed class TokenWritingTests(GatehouseServer server) : IClassFixture<Ga
         var jwt = server.Services.GetRequiredService<Jwt>();
         var credentials = server.Services.GetRequiredService<SigningKeys>().Current(AccessTokens.Algorithm);
         var issuer = server.Services.GetRequiredService<TokenIssuer>().Current;
-        var now = server.Clock.GetUtcNow();
+        // A whole second: the library rounded a time within a tick or two of the next second up, and this writer floors.
+        var now = DateTimeOffset.FromUnixTimeSeconds(server.Clock.GetUtcNow().ToUnixTimeSeconds());
         var expires = now.AddMinutes(15);
-        Dictionary<string, object> Claims() => new()
+        var claims = new Dictionary<string, object>
         {
             ["sub"] = AwkwardUserId,
             ["sid"] = Guid.NewGuid().ToString(),
@@ -32,7 +33,6 @@ public sealed class TokenWritingTests(GatehouseServer server) : IClassFixture<Ga
             ["user_type"] = "user",
             ["user"] = new Dictionary<string, object> { ["userId"] = AwkwardUserId, ["networkId"] = "network-w" },
         };
-        var claims = Claims();
 
         var token = jwt.Sign(AccessTokens.Kind, claims, now, expires);
         var byDescriptor = new JsonWebTokenHandler { SetDefaultTimesOnTokenCreation = false }.CreateToken(new SecurityTokenDescriptor
@@ -55,7 +55,7 @@ public sealed class TokenWritingTests(GatehouseServer server) : IClassFixture<Ga
     }
 
     [Fact]
-    public void A_registered_claim_or_a_value_no_token_carries_is_refused_before_anything_is_signed()
+    public async Task A_registered_claim_or_a_value_no_token_carries_is_refused_and_the_next_token_is_whole()
     {
         var jwt = server.Services.GetRequiredService<Jwt>();
         var now = server.Clock.GetUtcNow();
@@ -63,11 +63,22 @@ public sealed class TokenWritingTests(GatehouseServer server) : IClassFixture<Ga
         {
             var refused = Assert.Throws<ArgumentException>(() => jwt.Sign(AccessTokens.Kind,
                 new Dictionary<string, object> { ["sid"] = "s", [registered] = "x" }, now, now.AddMinutes(1)));
-            Assert.Contains(registered, refused.Message, StringComparison.Ordinal);
+            Assert.StartsWith($"{registered} is written from", refused.Message, StringComparison.Ordinal);
         }
         var number = Assert.Throws<ArgumentException>(() => jwt.Sign(AccessTokens.Kind,
             new Dictionary<string, object> { ["sid"] = "s", ["count"] = 3 }, now, now.AddMinutes(1)));
-        Assert.Contains("count", number.Message, StringComparison.Ordinal);
+        Assert.StartsWith("Claim count is a Int32", number.Message, StringComparison.Ordinal);
+        var missing = Assert.Throws<ArgumentException>(() => jwt.Sign(AccessTokens.Kind,
+            new Dictionary<string, object> { ["sid"] = "s", ["user"] = new Dictionary<string, object> { ["userId"] = null! } }, now, now.AddMinutes(1)));
+        Assert.StartsWith("Claim userId has no value", missing.Message, StringComparison.Ordinal);
+
+        // The refusals stopped writing halfway through a payload on this thread; the next token starts afresh.
+        var sessionId = Guid.NewGuid().ToString();
+        var token = jwt.Sign(AccessTokens.Kind, new Dictionary<string, object> { ["sid"] = sessionId, ["nid"] = "network-w" }, now, now.AddMinutes(1));
+        var decoded = new JsonWebToken(token);
+        Assert.Equal((sessionId, "network-w"), (decoded.GetPayloadValue<string>("sid"), decoded.GetPayloadValue<string>("nid")));
+        Assert.Equal(new[] { "aud", "iss", "exp", "iat", "nbf", "sid", "nid" }, decoded.Claims.Select(c => c.Type));
+        Assert.NotNull((await jwt.CheckAsync(token, AccessTokens.Kind)).Token);
     }
 
     private static string HeaderAndPayload(string token)

@@ -101,6 +101,9 @@ internal sealed class VerifiedJwt
 /// <summary>A kind of token: its <c>typ</c>, its audience, the one algorithm it is signed with, and the string claims its checks read.</summary>
 internal sealed record JwtKind(string Type, string Audience, string Algorithm, params IReadOnlyList<string> Reads)
 {
+    /// <summary>Not settable by <c>with</c>: <see cref="Header"/> is made from it once.</summary>
+    public string Type { get; } = Type;
+
     /// <summary>A copy: <see cref="VerifiedJwt"/> finds each claim by its position here, so the list must never change.</summary>
     public IReadOnlyList<string> Reads { get; } = [.. Reads];
 
@@ -178,8 +181,9 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     public void Dispose() => _verified?.Dispose();
 
     /// <summary>
-    /// Written by the maintained library, as it is checked in <see cref="CheckAsync"/>: the access tokens, which resource
-    /// servers verify with the JWKS. Auth tokens, which only this server checks, are written by <see cref="SignMac"/>.
+    /// Signed by the maintained library, which checks it in <see cref="CheckAsync"/>, over a payload written here: the
+    /// access tokens, which resource servers verify with the JWKS. Auth tokens, which only this server checks, are
+    /// written and signed by <see cref="SignMac"/>.
     /// </summary>
     /// <param name="claims">Strings, or dictionaries of strings for claims that are JSON objects; never a registered claim.</param>
     public string Sign(JwtKind kind, IDictionary<string, object> claims, DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
@@ -188,8 +192,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     /// <summary>
     /// The library writes the header, encodes, and signs; the payload is JSON written here, with the library's own
     /// order and escaping, so the token is the one its descriptor wrote. From a descriptor the library wrote the claim
-    /// dictionary through growing buffers: a fifth of all a new user's login allocated, 4.5 KB a token
-    /// (docs/benchmarks.md, change 71).
+    /// dictionary through growing buffers: a quarter of all a new user's login allocated (docs/benchmarks.md, change 71).
     /// </summary>
     private static string SignWith(JwtKind kind, SigningCredentials credentials, string issuedBy, IDictionary<string, object> claims,
         DateTimeOffset issuedAt, DateTimeOffset expiresAt) =>
@@ -219,7 +222,7 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
         return Encoding.UTF8.GetString(writer.Payload.WrittenSpan);
     }
 
-    private static void WriteClaim(Utf8JsonWriter json, string name, object value)
+    private static void WriteClaim(Utf8JsonWriter json, string name, object? value)
     {
         switch (value)
         {
@@ -232,6 +235,8 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
                     WriteClaim(json, member, memberValue);
                 json.WriteEndObject();
                 break;
+            case null:
+                throw new ArgumentException($"Claim {name} has no value; tokens carry strings and objects of strings.", nameof(value));
             default:
                 throw new ArgumentException($"Claim {name} is a {value.GetType().Name}; tokens carry strings and objects of strings.", nameof(value));
         }
@@ -245,7 +250,10 @@ internal sealed class Jwt(SigningKeys keys, TokenIssuer issuer, TimeProvider clo
     /// token is, so a token it wrote wrongly would be refused, never accepted. Synchronous, as is <see cref="PayloadOf"/>,
     /// so the per-thread buffers are never shared.
     /// </summary>
-    /// <param name="writeClaims">Writes the kind's own claims; the registered ones (iss, aud, iat, nbf, exp) follow.</param>
+    /// <param name="writeClaims">
+    /// Writes the kind's own claims; the registered ones (iss, aud, iat, nbf, exp) follow. It must not sign a token
+    /// itself: that would reset the thread's buffers under this one.
+    /// </param>
     public string SignMac<TState>(JwtKind kind, TState state, Action<Utf8JsonWriter, TState> writeClaims, DateTimeOffset issuedAt,
         DateTimeOffset expiresAt)
     {
