@@ -17,7 +17,7 @@ if ! command -v perf >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq linux-perf >/dev/null
 fi
 # W^X off for this run only, so that perf can name the JIT-compiled frames.
-BENCH_GATEHOUSE_ENV="DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0" bench/run.sh wrk 35 64 "$filter" > "$out.run.log" 2>&1 &
+BENCH_WRK_SLICES=1 BENCH_GATEHOUSE_ENV="DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0" bench/run.sh wrk 35 64 "$filter" > "$out.run.log" 2>&1 &
 bench=$!
 until grep -F "$filter" "$out.run.log" 2>/dev/null | grep -v '^  Baseline' | grep -qF ': timed run'; do
   kill -0 $bench 2>/dev/null || { echo "the bench ended before the workload's timed run; see $out.run.log" >&2; exit 1; }

@@ -4,7 +4,9 @@
 # Usage: bench/run.sh [seconds per run, default 10] [connections, default 1,64] [only workloads whose name contains this]
 #        bench/run.sh scale [seconds per run]   (validation with 10,000 and 1,000,000 live sessions, memory, start time)
 #        bench/run.sh wrk [seconds per run, default 8] [connections, default 64] [only workloads whose name contains this]
-#                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk)
+#                                               (the same workloads driven by wrk with bench/wrk/*.lua; installs wrk;
+#                                               each workload's seconds cut into BENCH_WRK_SLICES slices, default 4,
+#                                               taken in turn with the baseline's: B W, W B, B W, W B)
 # BENCH_DATABASE=postgres runs Gatehouse on a throwaway local PostgreSQL (tests/postgres.sh, fsync on) instead of SQLite;
 # BENCH_POSTGRES_OPTIONS adds settings to its connection string.
 # BENCH_NODES=2 (PostgreSQL, wrk mode) measures each workload on one node and again split between two nodes on the same database.

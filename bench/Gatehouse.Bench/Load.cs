@@ -28,7 +28,7 @@ public sealed class Timing
 public sealed record Result(string Name, int Connections, double RequestsPerSecond, double P50, double P99, long Errors, double ServerCpuPerRequest,
     double? AllocatedPerRequest)
 {
-    public const string Header = "| workload | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | KB allocated/request | baseline requests/s just before | ratio to baseline |\n|---|---|---|---|---|---|---|---|---|---|";
+    public const string Header = "| workload | connections | requests/s | p50 ms | p99 ms | errors | server CPU µs/request | KB allocated/request | baseline requests/s | ratio to baseline |\n|---|---|---|---|---|---|---|---|---|---|";
 
     public string Row(Result baseline) => string.Create(CultureInfo.InvariantCulture,
         $"| {Name} | {Connections} | {RequestsPerSecond:0} | {P50:0.00} | {P99:0.00} | {Errors} | {ServerCpuPerRequest:0} | {(AllocatedPerRequest is { } bytes ? (bytes / 1024).ToString("0.0", CultureInfo.InvariantCulture) : "")} | {baseline.RequestsPerSecond:0} | {RequestsPerSecond / baseline.RequestsPerSecond:0.00}× |");

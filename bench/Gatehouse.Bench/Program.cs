@@ -384,6 +384,16 @@ async Task RunWithWrkAsync()
         // Last: the tens of thousands of sessions it opens first would otherwise be in every later row's database.
         new("Secure logout alone (sessions opened before the run)", gatehouse, "logout-alone.lua", SessionsToEndAsync),
     };
+    // The machine's speed drifts in spells of ten seconds and more (the bare baseline read 37,000/s for 16 s, then
+    // 55,000/s for 20 s, docs/benchmarks.md, change 72): each workload's run is cut into slices taken in turn with
+    // the baseline's (B W, W B, B W, W B), so that both sides see the same spells. BENCH_WRK_SLICES=1 gives one
+    // baseline run and then one workload run (bench/profile.sh, whose recording must hold the workload alone).
+    var slices = Environment.GetEnvironmentVariable("BENCH_WRK_SLICES") is { Length: > 0 } slicesSetting
+        ? int.Parse(slicesSetting, CultureInfo.InvariantCulture) : 4;
+    if (slices < 1 || slices > seconds)
+        throw new InvalidOperationException($"BENCH_WRK_SLICES is between 1 and the seconds per run ({seconds})");
+    var sliceSeconds = seconds / slices;
+    var baselineWarm = false;
     var listed = false;
     async Task MeasureAsync(WrkWorkload workload)
     {
@@ -392,16 +402,31 @@ async Task RunWithWrkAsync()
             rows.Add(Result.Unmeasured(workload.Name, connections, reason));
             return;
         }
-        // The baseline again just before each workload, as in the C# generator's table.
-        var (before, failed) = await Wrk.RunAsync(reference, environment, connections, seconds);
-        if (before is null)
+        if (!baselineWarm && await Wrk.WarmUpAsync(reference, environment, connections) is { } failed)
             throw new InvalidOperationException($"the baseline failed its check: {failed}");
+        baselineWarm = true;
+        if (await Wrk.WarmUpAsync(workload, environment, connections) is { } failure)
+        {
+            rows.Add(Result.Unmeasured(workload.Name, connections, $"not measured: {failure.Replace("|", "\\|", StringComparison.Ordinal)}"));
+            return;
+        }
+        var baselineSlices = new List<Slice>();
+        var workloadSlices = new List<Slice>();
+        for (var slice = 0; slice < slices; slice++)
+        {
+            foreach (var baselineTurn in slice % 2 == 0 ? new[] { true, false } : [false, true])
+            {
+                if (baselineTurn)
+                    baselineSlices.Add(await Wrk.SliceAsync(reference, environment, connections, sliceSeconds));
+                else
+                    workloadSlices.Add(await Wrk.SliceAsync(workload, environment, connections, sliceSeconds));
+            }
+        }
+        var around = Wrk.Combine(reference.Name, connections, baselineSlices);
         if (!listed)
-            rows.Add(before.Row(before));
+            rows.Add(around.Row(around));
         listed = true;
-        var (result, failure) = await Wrk.RunAsync(workload, environment, connections, seconds);
-        rows.Add(result?.Row(before) ?? Result.Unmeasured(workload.Name, connections,
-            $"not measured: {failure?.Replace("|", "\\|", StringComparison.Ordinal)}"));
+        rows.Add(Wrk.Combine(workload.Name, connections, workloadSlices).Row(around));
     }
     foreach (var workload in measured.Where(w => w.Name.Contains(only, StringComparison.OrdinalIgnoreCase)))
     {
@@ -412,7 +437,8 @@ async Task RunWithWrkAsync()
     }
 
     Console.WriteLine();
-    Console.WriteLine($"wrk -t{Wrk.Threads(connections)} -c{connections} -d{seconds}s --latency, each workload after a baseline run just before it"
+    Console.WriteLine($"wrk -t{Wrk.Threads(connections)} -c{connections} --latency, each workload's {seconds} s in {slices} slice(s) of {sliceSeconds} s taken in turn with the baseline's"
+        + " (its \"baseline requests/s\" is theirs; p50 the median slice's, p99 the worst slice's)"
         + (secondNode is null ? ":" : "; \"two nodes\": wrk's second thread and its connections sent to a second node on the same database, CPU and KB both nodes' together:"));
     Console.WriteLine();
     Console.WriteLine(Result.Header);

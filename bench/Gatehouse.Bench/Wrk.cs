@@ -25,10 +25,13 @@ public sealed record WrkWorkload(string Name, ServerProcess Target, string Scrip
         : node.BaseAddress;
 }
 
+/// <summary>One timed wrk run: what it counted in so many seconds, its percentiles in ms, and the server's CPU and bytes allocated.</summary>
+public sealed record Slice(long Counted, double Seconds, double P50, double P99, long Errors, TimeSpan Cpu, double? Allocated);
+
 /// <summary>
 /// Drives a workload with <c>wrk</c> (an open-source C load generator on an event loop, far cheaper per request
 /// than the C# generator): a warm-up (<see cref="Load.WarmUpSeconds"/>) in which each wrk thread prints its first
-/// response, checked to be 2xx, then the timed run, with the server process's CPU read before and after it.
+/// response, checked to be 2xx, then timed runs (slices), with the server process's CPU read before and after each.
 /// </summary>
 public static partial class Wrk
 {
@@ -40,22 +43,33 @@ public static partial class Wrk
     /// <summary>wrk's threads for a connection count: 2 (the machine's cores), or 1 for one connection.</summary>
     public static int Threads(int connections) => Math.Max(1, Math.Min(2, connections));
 
-    /// <summary>The result, or why there is none (the warm-up's first response was not 2xx).</summary>
-    public static async Task<(Result? Result, string? Failure)> RunAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment,
-        int connections, int seconds)
+    /// <summary>
+    /// The warm-up (after the workload's preparation for it): null once each wrk thread's first response was 2xx,
+    /// or why the workload cannot be measured. The database's statistics are refreshed after it.
+    /// </summary>
+    public static async Task<string?> WarmUpAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment, int connections)
     {
         var threads = Threads(connections);
         connections = connections / threads * threads;
-
         if (workload.Prepare is not null)
             await workload.Prepare(Load.WarmUpSeconds);
         var warmUp = await RunWrkAsync(workload, environment, threads, connections, Load.WarmUpSeconds, check: true);
         var first = FirstResponse().Matches(warmUp).Select(m => m.Groups[1].Value + " " + m.Groups[2].Value).ToList();
         Console.Error.WriteLine($"  {workload.Name}: warm-up, first response per thread: {string.Join(" | ", first.Select(f => Shorten(f)))}");
         if (first.Count == 0 || first.Any(f => f[0] != '2'))
-            return (null, first.Count == 0 ? "no answer in the warm-up" : $"first response {Shorten(first.First(f => f[0] != '2'))}");
-
+            return first.Count == 0 ? "no answer in the warm-up" : $"first response {Shorten(first.First(f => f[0] != '2'))}";
         await BenchServer.AnalyzeAsync();
+        return null;
+    }
+
+    /// <summary>
+    /// One timed wrk run of a warmed-up workload (after its preparation for so many seconds), with the server's CPU
+    /// and allocations read around it.
+    /// </summary>
+    public static async Task<Slice> SliceAsync(WrkWorkload workload, IReadOnlyDictionary<string, string> environment, int connections, int seconds)
+    {
+        var threads = Threads(connections);
+        connections = connections / threads * threads;
         if (workload.Prepare is not null)
             await workload.Prepare(seconds);
         // bench/profile.sh starts recording on this line: after the warm-up and the preparation (logout alone opens
@@ -91,8 +105,21 @@ public static partial class Wrk
         Console.Error.WriteLine($"  {workload.Name}, {connections} connection(s), wrk -t{threads}: {requests} requests{(counted != requests ? $" ({counted} {workload.CountedBy})" : "")}, " +
             $"non-2xx {nonSuccess}, socket errors {(socket.Success ? socket.Value["Socket errors: ".Length..] : "none")}" +
             (answered.Count > 1 ? $", answered by each node {string.Join(" and ", answered)}" : ""));
-        return (new Result(workload.Name, connections, counted / elapsed, Percentile(output, "50"), Percentile(output, "99"),
-            nonSuccess + socketErrors, cpu.TotalMicroseconds / Math.Max(1, counted), allocated / Math.Max(1, counted)), null);
+        return new Slice(counted, elapsed, Percentile(output, "50"), Percentile(output, "99"), nonSuccess + socketErrors, cpu, allocated);
+    }
+
+    /// <summary>
+    /// A row from a workload's slices: the rate, CPU and bytes over all of them. wrk gives each slice its own
+    /// percentiles only, so the row's p50 is the median slice's and its p99 the worst slice's.
+    /// </summary>
+    public static Result Combine(string name, int connections, IReadOnlyList<Slice> slices)
+    {
+        var counted = slices.Sum(s => s.Counted);
+        var p50s = slices.Select(s => s.P50).Order().ToList();
+        return new Result(name, connections / Threads(connections) * Threads(connections), counted / slices.Sum(s => s.Seconds),
+            p50s[(p50s.Count - 1) / 2], slices.Max(s => s.P99), slices.Sum(s => s.Errors),
+            slices.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.Cpu).TotalMicroseconds / Math.Max(1, counted),
+            slices.Any(s => s.Allocated is null) ? null : slices.Sum(s => s.Allocated) / Math.Max(1, counted));
     }
 
     private static TimeSpan ProcessorTime(IReadOnlyList<ServerProcess> nodes) =>
