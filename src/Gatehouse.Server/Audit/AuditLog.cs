@@ -24,7 +24,12 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
 
     /// <summary>The longest userId an audit row keeps; a longer one is cut and marked with "…".</summary>
     public const int MaxUserIdLength = 256;
-    private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(2);
+    /// <summary>
+    /// How long the writer lets events gather before a commit. Each commit rewrites the pages its rows end on, so the
+    /// fewer rows a commit holds the more each costs: a batch of 60 mint events (2 ms of the mint's load) cost 6.5 µs
+    /// an event, one of 300 (10 ms) 4.5 µs (AuditWriteBenchmarks, docs/benchmarks.md, change 72).
+    /// </summary>
+    private static readonly TimeSpan Gather = TimeSpan.FromMilliseconds(10);
     // Wait, not DropWrite: with DropWrite TryWrite reports success for an event it throws away, so a full queue
     // would lose events silently. TryWrite never waits; it answers false, and the event is counted as dropped.
     private readonly Channel<AuditEvent> _queue = Channel.CreateBounded<AuditEvent>(
@@ -200,7 +205,7 @@ internal sealed partial class AuditLog(IDbContextFactory<GatehouseDb> dbs, Secur
         {
             // Under load a moment's wait gathers many events into one commit: each transaction's fixed cost (begin,
             // commit, a connection from the pool) was half the writer's CPU when it took a handful of events at a
-            // time (docs/benchmarks.md). An idle server only stores its events a few milliseconds later.
+            // time (docs/benchmarks.md). An idle server only stores its events ten milliseconds later.
             if (_queue.Reader.Count < MaxBatch && !stoppingToken.IsCancellationRequested)
                 await Task.Delay(Gather, CancellationToken.None);
             while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var entry))
