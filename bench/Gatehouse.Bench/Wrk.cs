@@ -12,11 +12,12 @@ namespace Gatehouse.Bench;
 /// <paramref name="Https"/> sends the requests to the target's HTTPS listener, and <paramref name="Environment"/>
 /// is added to wrk's for this workload alone (the client-certificate shim of the mTLS mint). With a
 /// <paramref name="SecondNode"/> (another Gatehouse on the same database), wrk's second thread and its connections go
-/// to that node, and the CPU and the bytes allocated per request are both nodes' together.
+/// to that node, and the CPU and the bytes allocated per request are both nodes' together. <paramref name="OneRun"/>
+/// measures it in one timed run between two halves of the baseline's instead of in slices.
 /// </summary>
 public sealed record WrkWorkload(string Name, ServerProcess Target, string Script, Func<int, Task>? Prepare = null,
     string? CountedBy = null, string? NotMeasurable = null, bool Https = false, IReadOnlyDictionary<string, string>? Environment = null,
-    ServerProcess? SecondNode = null)
+    ServerProcess? SecondNode = null, bool OneRun = false)
 {
     public IReadOnlyList<ServerProcess> Nodes => SecondNode is null ? [Target] : [Target, SecondNode];
 
