@@ -113,11 +113,12 @@ public static partial class Wrk
     /// A row from a workload's slices: the rate, CPU and bytes over all of them. wrk gives each slice its own
     /// percentiles only, so the row's p50 is the median slice's and its p99 the worst slice's.
     /// </summary>
+    /// <param name="connections">Those wrk really opened (a multiple of its threads).</param>
     public static Result Combine(string name, int connections, IReadOnlyList<Slice> slices)
     {
         var counted = slices.Sum(s => s.Counted);
         var p50s = slices.Select(s => s.P50).Order().ToList();
-        return new Result(name, connections / Threads(connections) * Threads(connections), counted / slices.Sum(s => s.Seconds),
+        return new Result(name, connections, counted / slices.Sum(s => s.Seconds),
             p50s[(p50s.Count - 1) / 2], slices.Max(s => s.P99), slices.Sum(s => s.Errors),
             slices.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.Cpu).TotalMicroseconds / Math.Max(1, counted),
             slices.Any(s => s.Allocated is null) ? null : slices.Sum(s => s.Allocated) / Math.Max(1, counted));
