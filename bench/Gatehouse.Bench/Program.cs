@@ -452,8 +452,10 @@ async Task RunWithWrkAsync()
 
     Console.WriteLine();
     Console.WriteLine($"wrk -t{Wrk.Threads(connections)} -c{connections} --latency, each workload's {seconds} s in {slices} slice(s) of {sliceSeconds} s taken in turn with the baseline's"
-        + " (its \"baseline requests/s\" is theirs; p50 the median slice's, p99 the worst slice's; the mTLS mint and the logout alone"
-        + " in one run between two halves of the baseline's)"
+        + " (its \"baseline requests/s\" is theirs; p50 the median slice's, p99 the worst slice's"
+        + (slices > 1 && measured.Where(w => w.OneRun).Select(w => w.Name).ToList() is { Count: > 0 } oneRun
+            ? $"; in one run between two halves of the baseline's: {string.Join("; ", oneRun)})"
+            : ")")
         + (secondNode is null ? ":" : "; \"two nodes\": wrk's second thread and its connections sent to a second node on the same database, CPU and KB both nodes' together:"));
     Console.WriteLine();
     Console.WriteLine(Result.Header);
