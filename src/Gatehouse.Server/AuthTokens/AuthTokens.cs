@@ -46,7 +46,7 @@ internal sealed class AuthTokens(Jwt jwt, TimeProvider clock)
             json.WriteString(Claim.Nid, claims.networkId);
             json.WriteString(Claim.Skid, claims.serverKeyId);
             Span<byte> jti = stackalloc byte[16];
-            TokenIdRandom.Fill(jti);
+            IdRandom.Fill(jti);
             Span<char> hex = stackalloc char[32];
             Convert.TryToHexStringLower(jti, hex, out _);
             json.WriteString(Claim.Jti, hex);

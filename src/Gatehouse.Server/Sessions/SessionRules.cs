@@ -158,7 +158,7 @@ internal static class SessionRules
 
         var opened = new Session
         {
-            Id = Guid.CreateVersion7(now),
+            Id = IdRandom.Version7(now),
             NetworkId = network.Id,
             UserRef = user.Id,
             DeviceId = deviceId,

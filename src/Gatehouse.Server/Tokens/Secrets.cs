@@ -43,13 +43,13 @@ internal static class Secrets
     /// Identifiers shaped like the hosted product's MongoDB ObjectIds (24 hex characters, the first 8 the creation
     /// time in seconds, big-endian): new rows land at the end of every index keyed by them instead of on a random
     /// page, so a burst of sign-ups writes a few pages rather than one per user (docs/benchmarks.md). The other
-    /// 64 bits are random; an identifier is never a secret.
+    /// 64 bits are random (<see cref="IdRandom"/>); an identifier is never a secret.
     /// </summary>
     public static string NewId(DateTimeOffset createdAt)
     {
         Span<byte> id = stackalloc byte[12];
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(id, (uint)createdAt.ToUnixTimeSeconds());
-        RandomNumberGenerator.Fill(id[4..]);
+        IdRandom.Fill(id[4..]);
         return Convert.ToHexStringLower(id);
     }
 }
