@@ -88,10 +88,15 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
             var network = await server.CreateNetworkAsync();
             var accessToken = (await server.LoginAsync(network, "alice", "device-a"))["accessToken"]!.GetValue<string>();
             var neverAsked = (await server.LoginAsync(network, "carol", "device-c"))["accessToken"]!.GetValue<string>();
+            // The node keeps a session only while it hears other nodes' writes; its listening connection opens in the
+            // background, after the node answers (under a busy machine, seconds after): until then every lookup reads.
+            var writes = server.Services.GetRequiredService<CommittedWrites>();
+            await WaitUntilAsync(() => Task.FromResult(writes.HearsOtherWriters), "the node never started listening for other nodes' writes");
             using (var me = await server.GetWithBearerAsync("/api/v3/users/me", accessToken))
                 Assert.Equal(HttpStatusCode.OK, me.StatusCode);
             await server.FlushAuditAsync();
             log.Clear();
+            Assert.True(writes.HearsOtherWriters, "the node stopped hearing other nodes' writes before the database froze");
 
             await cluster.FreezeAsync();
             try
