@@ -5,11 +5,11 @@ namespace Gatehouse.Server.Tokens;
 
 /// <summary>
 /// Random bytes for identifiers (an auth token's <c>jti</c>, a session's, a user's and a network's id), from the OS
-/// CSPRNG a block at a time: each call into it costs OpenSSL's generator set-up and a <c>getpid</c> system call (its fork check), once
-/// per mint when each id drew its own (docs/benchmarks.md, change 55), and <see cref="Guid.CreateVersion7(DateTimeOffset)"/>
-/// costs a <c>read</c> of <c>/dev/urandom</c> per id (change 74). Each thread keeps its own block, and bytes handed out
-/// are wiped from it, so no two ids share a byte and none stays in the block after use. For ids, not secrets: a secret
-/// draws its own.
+/// CSPRNG a block at a time: each call into it costs OpenSSL's generator set-up and a <c>getpid</c> system call (its
+/// fork check), once per mint when each id drew its own (docs/benchmarks.md, change 55), and
+/// <see cref="Guid.CreateVersion7(DateTimeOffset)"/> costs a <c>read</c> of <c>/dev/urandom</c> per id (change 74).
+/// Each thread keeps its own block, and bytes handed out are wiped from it, so no two ids share a byte and none stays
+/// in the block after use. For ids, not secrets: a secret draws its own.
 /// </summary>
 internal static class IdRandom
 {
