@@ -254,17 +254,6 @@ internal sealed class SessionService : BackgroundService
     private static readonly CompiledListQuery<string, List<string>, User> UsersNamed = new((db, networkId, userIds) =>
         db.Users.AsNoTracking().Where(u => u.NetworkId == networkId && userIds.Contains(u.UserId)));
 
-    // Only the columns the login rules read, and the id to end one by: a returning user's login reads every live
-    // session of its device, and the other columns were read and materialized for nothing (docs/benchmarks.md,
-    // change 65). These partial rows never leave the group. SQLite reads them without EF (SqliteDeviceSessions).
-    internal static readonly CompiledListQuery<string, List<string>, Session> UnrevokedSessionsOnDevices = new((db, networkId, deviceIds) =>
-        db.Sessions.Where(s => s.NetworkId == networkId && deviceIds.Contains(s.DeviceId) && s.RevokedAt == null)
-            .OrderBy(s => s.CreatedAt)
-            .Select(s => new Session
-            {
-                Id = s.Id, NetworkId = networkId, UserRef = s.UserRef, DeviceId = s.DeviceId, CreatedAt = s.CreatedAt, ExpiresAt = s.ExpiresAt,
-            }));
-
     /// <summary>
     /// The rows of one network that a group's logins read, with what they held when read: the rules change them in
     /// memory, and <see cref="WriteChangesAsync"/> writes what differs.
@@ -310,45 +299,44 @@ internal sealed class SessionService : BackgroundService
         var deviceIds = requests.Select(r => r.DeviceId).Distinct(StringComparer.Ordinal).ToList();
         var userIds = requests.Select(r => r.UserId).Distinct(StringComparer.Ordinal).ToList();
 
-        // Taking the devices' binding rows first makes two nodes' logins on one device take turns (PostgreSQL's
-        // default isolation would otherwise let both see no rival and both stay signed in). On SQLite the
-        // transaction began IMMEDIATE and already holds the only write lock: the statement would only cost CPU
-        // (a quarter of the group's reads, docs/benchmarks.md).
-        if (!db.Database.IsSqlite())
-        {
-            await db.DeviceBindings.Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId))
-                .ExecuteUpdateAsync(s => s.SetProperty(d => d.BoundAt, d => d.BoundAt));
-        }
-
         var loaded = new LoadedRows();
         var rows = loaded.Rows;
         if (requests.Any(r => r.Kind != UserKind.SignedIn))
             (rows.VisitorsAllowed, rows.BotsAllowed) = await AnonymousSwitchesAsync(db, networkId);
-        await foreach (var binding in BindingsOn.Run(db, networkId, deviceIds))
+        var read = await ReadLoginRowsAsync(db, networkId, deviceIds, userIds);
+        foreach (var binding in read.Bindings)
         {
             rows.Bindings.Add(binding.DeviceId, binding);
             loaded.BoundUsers.Add(binding, binding.UserRef);
         }
-        await foreach (var user in UsersNamed.Run(db, networkId, userIds))
+        foreach (var user in read.Users)
         {
             rows.Users.Add(user.UserId, user);
             loaded.DisplayNames.Add(user, user.DisplayName);
         }
-        List<Session> sessions;
-        if (db.Database.IsSqlite())
-        {
-            sessions = await SqliteDeviceSessions.UnrevokedOnAsync(db, networkId, deviceIds);
-        }
-        else
-        {
-            sessions = [];
-            await foreach (var session in UnrevokedSessionsOnDevices.Run(db, networkId, deviceIds))
-                sessions.Add(session);
-        }
-        foreach (var session in sessions)
+        foreach (var session in read.Sessions)
             rows.UnrevokedSessionsOn(session.DeviceId).Add(session);
-        loaded.Sessions.AddRange(sessions);
+        loaded.Sessions.AddRange(read.Sessions);
         return loaded;
+    }
+
+    /// <summary>
+    /// The devices' bindings, the users by name and the devices' live sessions, in the group's transaction. On
+    /// PostgreSQL in one round trip, the bindings locked (<see cref="PostgresLoginReads"/>); on SQLite the transaction
+    /// began IMMEDIATE and already holds the only write lock, so a lock would only cost CPU (a quarter of the group's
+    /// reads, docs/benchmarks.md), and the sessions are read without EF (<see cref="SqliteDeviceSessions"/>).
+    /// </summary>
+    internal static async Task<LoginReads> ReadLoginRowsAsync(GatehouseDb db, string networkId, List<string> deviceIds, List<string> userIds)
+    {
+        if (!db.Database.IsSqlite())
+            return await PostgresLoginReads.ReadAsync(db, networkId, deviceIds, userIds);
+        var read = new LoginReads();
+        await foreach (var binding in BindingsOn.Run(db, networkId, deviceIds))
+            read.Bindings.Add(binding);
+        await foreach (var user in UsersNamed.Run(db, networkId, userIds))
+            read.Users.Add(user);
+        read.Sessions.AddRange(await SqliteDeviceSessions.UnrevokedOnAsync(db, networkId, deviceIds));
+        return read;
     }
 
     /// <summary>
