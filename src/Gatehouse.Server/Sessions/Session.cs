@@ -49,9 +49,9 @@ internal sealed class RefreshToken
 }
 
 /// <summary>
-/// One row per device of a network, naming its current user. Updating it first in a login's transaction takes
-/// the row's lock, so two logins on one device take turns on every provider (PostgreSQL's default isolation
-/// would otherwise let both see no rival and both stay signed in).
+/// One row per device of a network, naming its current user. Two logins on one device take turns on it: on
+/// PostgreSQL a login group reads it with a row lock (<see cref="PostgresGroupReads"/>; the default isolation would
+/// otherwise let both see no rival and both stay signed in), on SQLite the group's transaction holds the only write lock.
 /// </summary>
 internal sealed class DeviceBinding
 {

@@ -128,7 +128,7 @@ internal sealed class SessionService : BackgroundService
     }
 
     /// <summary>
-    /// The group's refreshes, each judged in arrival order on rows read once for all (three queries, not three per
+    /// The group's refreshes, each judged in arrival order on rows read once for all (three statements, not three per
     /// refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
     /// unused, a node on the same database took one in between, and the group fails to be written again one change
     /// at a time, where that refresh reads the claim and is refused as a reuse.
@@ -138,15 +138,10 @@ internal sealed class SessionService : BackgroundService
         var now = _clock.GetUtcNow();
         foreach (var refresh in refreshes)
             refresh.Digest = Secrets.Digest(refresh.Presented);
-        var rows = new Dictionary<string, RefreshToken>(StringComparer.Ordinal);
-        await foreach (var row in RefreshTokensByDigest.Run(db, refreshes.Select(r => r.Digest).Distinct(StringComparer.Ordinal).ToList()))
-            rows[row.Digest] = row;
-        var sessions = new Dictionary<Guid, Session>();
-        await foreach (var session in SessionsById.Run(db, rows.Values.Select(r => r.SessionId).Distinct().ToList()))
-            sessions[session.Id] = session;
-        var users = new Dictionary<string, User>(StringComparer.Ordinal);
-        await foreach (var user in UsersByRef.Run(db, sessions.Values.Select(s => s.UserRef).Distinct(StringComparer.Ordinal).ToList()))
-            users[user.Id] = user;
+        var read = await ReadRefreshRowsAsync(db, refreshes.Select(r => r.Digest).Distinct(StringComparer.Ordinal).ToList());
+        var rows = read.RefreshTokens.ToDictionary(r => r.Digest, StringComparer.Ordinal);
+        var sessions = read.Sessions.ToDictionary(s => s.Id);
+        var users = read.Users.ToDictionary(u => u.Id, StringComparer.Ordinal);
 
         var liveWhenRead = sessions.Values.Where(s => s.RevokedAt is null).ToList();
         var claimed = new List<object>();
@@ -172,6 +167,24 @@ internal sealed class SessionService : BackgroundService
         await BulkUpdate.UpdateAsync(db, renewed, nameof(Session.Id), RenewedColumns);
         foreach (var byReason in liveWhenRead.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
             await EndSessionsAsync(db, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
+    }
+
+    /// <summary>
+    /// The refresh tokens with these digests, their sessions and the sessions' users, in the group's transaction: on
+    /// PostgreSQL in one round trip (<see cref="PostgresGroupReads"/>), on SQLite by three queries in process.
+    /// </summary>
+    internal static async Task<RefreshReads> ReadRefreshRowsAsync(GatehouseDb db, List<string> digests)
+    {
+        if (!db.Database.IsSqlite())
+            return await PostgresGroupReads.RefreshAsync(db, digests);
+        var read = new RefreshReads();
+        await foreach (var row in RefreshTokensByDigest.Run(db, digests))
+            read.RefreshTokens.Add(row);
+        await foreach (var session in SessionsById.Run(db, read.RefreshTokens.Select(r => r.SessionId).Distinct().ToList()))
+            read.Sessions.Add(session);
+        await foreach (var user in UsersByRef.Run(db, read.Sessions.Select(s => s.UserRef).Distinct(StringComparer.Ordinal).ToList()))
+            read.Users.Add(user);
+        return read;
     }
 
     /// <summary>What <see cref="SessionRules.Renew"/> changes on a session.</summary>
@@ -322,14 +335,14 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// The devices' bindings, the users by name and the devices' live sessions, in the group's transaction. On
-    /// PostgreSQL in one round trip, the bindings locked (<see cref="PostgresLoginReads"/>); on SQLite the transaction
+    /// PostgreSQL in one round trip, the bindings locked (<see cref="PostgresGroupReads"/>); on SQLite the transaction
     /// began IMMEDIATE and already holds the only write lock, so a lock would only cost CPU (a quarter of the group's
     /// reads, docs/benchmarks.md), and the sessions are read without EF (<see cref="SqliteDeviceSessions"/>).
     /// </summary>
     internal static async Task<LoginReads> ReadLoginRowsAsync(GatehouseDb db, string networkId, List<string> deviceIds, List<string> userIds)
     {
         if (!db.Database.IsSqlite())
-            return await PostgresLoginReads.ReadAsync(db, networkId, deviceIds, userIds);
+            return await PostgresGroupReads.LoginAsync(db, networkId, deviceIds, userIds);
         var read = new LoginReads();
         await foreach (var binding in BindingsOn.Run(db, networkId, deviceIds))
             read.Bindings.Add(binding);

@@ -15,7 +15,7 @@ namespace Gatehouse.Server.Sessions;
 /// connection and transaction, stepped once per device. A returning user's login reads every session its device still
 /// has open (the cap ends the oldest), and through EF that read was most of what made it dearer than a new user's: the
 /// key list serialized to JSON, the query's enumerator and a materializer per row (docs/benchmarks.md, change 66).
-/// Columns and time conversion come from the model, so it reads what EF's query would; LoginReadsTests compares the two.
+/// Columns and time conversion come from the model, so it reads what EF's query would; GroupReadsTests compares the two.
 /// </summary>
 internal static class SqliteDeviceSessions
 {
