@@ -128,8 +128,8 @@ internal sealed class SessionService : BackgroundService
     }
 
     /// <summary>
-    /// The group's refreshes, each judged in arrival order on rows read once for all (three statements, not three per
-    /// refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
+    /// The group's refreshes, each judged in arrival order on rows read once for all (one read for the group, not one
+    /// per refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
     /// unused, a node on the same database took one in between, and the group fails to be written again one change
     /// at a time, where that refresh reads the claim and is refused as a reuse.
     /// </summary>
