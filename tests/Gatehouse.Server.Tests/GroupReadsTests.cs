@@ -131,7 +131,7 @@ public abstract class GroupReadsTests<TServer>(TServer server) : IClassFixture<T
         db.RefreshTokens.AddRange(tokens);
         await db.SaveChangesAsync();
 
-        List<string> digests = [.. tokens[..4].Select(t => t.Digest), Digest("never-issued")];
+        List<string> digests = [.. tokens[..4].Select(t => t.Digest), Secrets.Digest("never-issued")];
         RefreshReads read;
         await using (await db.Database.BeginTransactionAsync())
             read = await SessionService.ReadRefreshRowsAsync(db, digests);
@@ -180,14 +180,12 @@ public abstract class GroupReadsTests<TServer>(TServer server) : IClassFixture<T
 
     private static RefreshToken NewRefreshToken(Session session, string seed, DateTimeOffset? usedAt) => new()
     {
-        Digest = Digest($"{session.Id}-{seed}"),
+        Digest = Secrets.Digest($"{session.Id}-{seed}"),
         SessionId = session.Id,
         IssuedAt = session.CreatedAt.AddSeconds(seed[0]),
         ExpiresAt = session.ExpiresAt.AddSeconds(-seed[0]),
         UsedAt = usedAt,
     };
-
-    private static string Digest(string presented) => Secrets.Digest(presented);
 
     /// <summary>Every value of every row (a time with its offset), in an order that does not depend on how they were read.</summary>
     private static string Sorted<T>(IEnumerable<T> rows, Func<T, string> key) =>

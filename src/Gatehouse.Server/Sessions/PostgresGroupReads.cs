@@ -31,9 +31,10 @@ internal static class PostgresGroupReads
     {
         var statements = ByModel.GetValue(db.Model, _ => new Statements(db));
         await using var batch = Batch(db);
-        Add(batch, statements.Bindings, [networkId, deviceIds.ToArray()]);
+        var devices = deviceIds.ToArray();
+        Add(batch, statements.Bindings, [networkId, devices]);
         Add(batch, statements.UsersNamed, [networkId, userIds.ToArray()]);
-        Add(batch, statements.LiveSessionsOnDevices, [networkId, deviceIds.ToArray()]);
+        Add(batch, statements.LiveSessionsOnDevices, [networkId, devices]);
 
         var read = new LoginReads();
         await using var reader = await batch.ExecuteReaderAsync();
