@@ -734,17 +734,23 @@ public sealed partial class ConsoleTests(ConsoleFixture console) : IClassFixture
         // Chromium may apply autofocus after the load event; keys typed before it would go nowhere.
         await Expect(page.Locator("#email")).ToBeFocusedAsync();
         await page.Keyboard.TypeAsync(email);
+        await Expect(page.Locator("#email")).ToHaveValueAsync(email);
         await page.Keyboard.PressAsync("Tab");
+        await Expect(page.Locator("#password")).ToBeFocusedAsync();
         await page.Keyboard.TypeAsync(Password);
+        await Expect(page.Locator("#password")).ToHaveValueAsync(Password);
         await page.Keyboard.PressAsync("Enter");
-        await page.WaitForURLAsync(new Regex("/integrations$"));
+        // The address first, so a failure names the page the browser is on; then its styles, which the width check needs.
+        await Expect(page).ToHaveURLAsync(new Regex("/integrations$"));
+        await page.WaitForLoadStateAsync();
 
         var overflow = await page.EvaluateAsync<int>("document.documentElement.scrollWidth - window.innerWidth");
         Assert.True(overflow <= 0, $"the page is {overflow}px wider than a 375px screen");
 
         await TabToAsync(page, "Turn secure mode on");
         await page.Keyboard.PressAsync("Enter");
-        await page.WaitForURLAsync(new Regex("confirm=secure-mode"));
+        await Expect(page).ToHaveURLAsync(new Regex("confirm=secure-mode"));
+        await page.WaitForLoadStateAsync();
         await TabToAsync(page, "Turn secure mode on");
         await page.Keyboard.PressAsync("Enter");
         await Expect(page.Locator("#secure-mode-state")).ToHaveTextAsync("on");
