@@ -95,9 +95,11 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// One group inside its transaction: the logins (lock, read what they touch, apply each), then each other change.
+    /// The writes are queued and sent together (<see cref="WriteBatch"/>): before a read that follows them, and at the end.
     /// </summary>
     private async Task WriteGroupAsync(GatehouseDb db, IReadOnlyList<GroupWork> group)
     {
+        var writes = new WriteBatch(db);
         var logins = group.OfType<LoginWork>().ToList();
         if (logins.Count > 0)
         {
@@ -111,33 +113,37 @@ internal sealed class SessionService : BackgroundService
             // New rows in order of their foreign keys; then the changes to rows read above. Neither is change-tracked:
             // tracking a returning user's sessions to find the one the cap ends made its login dearer than a new
             // user's (docs/benchmarks.md, change 27).
-            await BulkInsert.InsertTablesAsync(db, [created.Users, created.Bindings, created.Sessions, created.RefreshTokens, created.AuditEvents]);
+            writes.Insert(created.Users, created.Bindings, created.Sessions, created.RefreshTokens, created.AuditEvents);
             foreach (var (networkId, loaded) in rows)
-                await WriteChangesAsync(db, networkId, loaded, now);
+                await WriteChangesAsync(db, writes, networkId, loaded, now);
         }
         // Their audit rows go in with them: written apart, by the audit log's own writer, they took SQLite's one
         // write lock turn about with this writer's transactions, and each waited for the other (docs/benchmarks.md).
         var stored = new List<AuditEvent>();
         var refreshes = group.OfType<RefreshWork>().ToList();
         if (refreshes.Count > 0)
-            await RefreshAllAsync(db, refreshes, stored);
+            await RefreshAllAsync(db, writes, refreshes, stored);
         var revocations = group.OfType<RevokeWork>().ToList();
         if (revocations.Count > 0)
-            await RevokeAllAsync(db, revocations, stored);
-        await BulkInsert.InsertAsync(db, stored);
+            await RevokeAllAsync(db, writes, revocations, stored);
+        writes.Insert(stored);
+        await writes.FlushAsync();
     }
 
     /// <summary>
     /// The group's refreshes, each judged in arrival order on rows read once for all (one read for the group, not one
     /// per refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
     /// unused, a node on the same database took one in between, and the group fails to be written again one change
-    /// at a time, where that refresh reads the claim and is refused as a reuse.
+    /// at a time, where that refresh reads the claim and is refused as a reuse. The writes are queued in
+    /// <paramref name="writes"/>, after the claims (docs/benchmarks.md, change 78).
     /// </summary>
-    private async Task RefreshAllAsync(GatehouseDb db, List<RefreshWork> refreshes, List<AuditEvent> stored)
+    private async Task RefreshAllAsync(GatehouseDb db, WriteBatch writes, List<RefreshWork> refreshes, List<AuditEvent> stored)
     {
         var now = _clock.GetUtcNow();
         foreach (var refresh in refreshes)
             refresh.Digest = Secrets.Digest(refresh.Presented);
+        // The logins' writes first: a session one of them ended is read as ended.
+        await writes.FlushAsync();
         var read = await ReadRefreshRowsAsync(db, refreshes.Select(r => r.Digest).Distinct(StringComparer.Ordinal).ToList());
         var rows = read.RefreshTokens.ToDictionary(r => r.Digest, StringComparer.Ordinal);
         var sessions = read.Sessions.ToDictionary(s => s.Id);
@@ -156,17 +162,14 @@ internal sealed class SessionService : BackgroundService
                 renewed.Add(session!);
         }
 
-        if (await BulkUpdate.ClaimAsync<RefreshToken>(db, nameof(RefreshToken.Digest), claimed, nameof(RefreshToken.UsedAt),
-                [(nameof(RefreshToken.UsedAt), now)]) != claimed.Count)
-        {
-            throw new DbUpdateConcurrencyException("A refresh token of the group was claimed by another node; each refresh is written again alone.");
-        }
-        await BulkInsert.InsertAsync(db, issued);
+        writes.Claim<RefreshToken>(nameof(RefreshToken.Digest), claimed, nameof(RefreshToken.UsedAt), [(nameof(RefreshToken.UsedAt), now)],
+            conflict: "A refresh token of the group was claimed by another node; each refresh is written again alone.");
+        writes.Insert(issued);
         // The sessions were read untracked: SaveChanges' tracking of them was half the writer's time per refresh
         // (docs/benchmarks.md, change 37), so what the rules changed is written here.
-        await BulkUpdate.UpdateAsync(db, renewed, nameof(Session.Id), RenewedColumns);
+        writes.Update(renewed, nameof(Session.Id), RenewedColumns);
         foreach (var byReason in liveWhenRead.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
-            await EndSessionsAsync(db, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
+            EndSessions(writes, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
     }
 
     /// <summary>
@@ -218,12 +221,14 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// The group's revocations: which of their sessions are still live (one query), then one conditional update per
-    /// reason. Fewer rows updated than read means a node on the same database ended one in between: the group is
-    /// written again one change at a time.
+    /// reason, queued in <paramref name="writes"/>. Fewer rows updated than read means a node on the same database
+    /// ended one in between: the group is written again one change at a time.
     /// </summary>
-    private async Task RevokeAllAsync(GatehouseDb db, List<RevokeWork> revocations, List<AuditEvent> stored)
+    private async Task RevokeAllAsync(GatehouseDb db, WriteBatch writes, List<RevokeWork> revocations, List<AuditEvent> stored)
     {
         var now = _clock.GetUtcNow();
+        // The group's earlier writes first: a session a login or a refresh reuse of the group ended is read as ended.
+        await writes.FlushAsync();
         var live = new HashSet<Guid>();
         await foreach (var id in LiveSessionIds.Run(db, revocations.Select(r => r.SessionId).Distinct().ToList()))
             live.Add(id);
@@ -240,10 +245,8 @@ internal sealed class SessionService : BackgroundService
                 stored.Add(AuditLog.Row(revocation.Raised, now, revocation.ClientAddress));
                 revocation.Result = revocation.Raised with { StoredWithChange = true };
             }
-            if (await EndSessionsAsync(db, ids, reason, now) != ids.Count)
-            {
-                throw new DbUpdateConcurrencyException("A session of the group was ended by another node; each revocation is written again alone.");
-            }
+            EndSessions(writes, ids, reason, now,
+                conflict: "A session of the group was ended by another node; each revocation is written again alone.");
         }
     }
 
@@ -280,31 +283,36 @@ internal sealed class SessionService : BackgroundService
     }
 
     /// <summary>
-    /// The group's changes to rows it read: sessions ended (one statement per reason), devices bound to another user,
-    /// display names changed. A session another node ended in between keeps that node's reason.
+    /// The group's changes to rows it read: sessions ended (one statement per reason, queued), devices bound to another
+    /// user, display names changed (rarer: through EF, after the queued writes, the new users among them). A session
+    /// another node ended in between keeps that node's reason.
     /// </summary>
-    private static async Task WriteChangesAsync(GatehouseDb db, string networkId, LoadedRows loaded, DateTimeOffset now)
+    private static async Task WriteChangesAsync(GatehouseDb db, WriteBatch writes, string networkId, LoadedRows loaded, DateTimeOffset now)
     {
         foreach (var byReason in loaded.Sessions.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
-            await EndSessionsAsync(db, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
-        foreach (var byUser in loaded.BoundUsers.Where(b => b.Key.UserRef != b.Value).GroupBy(b => b.Key.UserRef, StringComparer.Ordinal))
+            EndSessions(writes, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
+        var rebound = loaded.BoundUsers.Where(b => b.Key.UserRef != b.Value).ToList();
+        var renamed = loaded.DisplayNames.Where(u => u.Key.DisplayName != u.Value).Select(u => u.Key).ToList();
+        if (rebound.Count > 0 || renamed.Count > 0)
+            await writes.FlushAsync();
+        foreach (var byUser in rebound.GroupBy(b => b.Key.UserRef, StringComparer.Ordinal))
         {
             var userRef = byUser.Key;
             var deviceIds = byUser.Select(b => b.Key.DeviceId).ToList();
             await db.DeviceBindings.Where(d => d.NetworkId == networkId && deviceIds.Contains(d.DeviceId))
                 .ExecuteUpdateAsync(set => set.SetProperty(d => d.UserRef, userRef).SetProperty(d => d.BoundAt, now));
         }
-        foreach (var user in loaded.DisplayNames.Where(u => u.Key.DisplayName != u.Value).Select(u => u.Key))
+        foreach (var user in renamed)
         {
             await db.Users.Where(u => u.Id == user.Id)
                 .ExecuteUpdateAsync(set => set.SetProperty(u => u.DisplayName, user.DisplayName).SetProperty(u => u.UpdatedAt, user.UpdatedAt));
         }
     }
 
-    /// <summary>Ends those of the sessions not ended yet; returns how many it ended.</summary>
-    private static Task<int> EndSessionsAsync(GatehouseDb db, IReadOnlyCollection<object> ids, string reason, DateTimeOffset now) =>
-        BulkUpdate.ClaimAsync<Session>(db, nameof(Session.Id), ids, nameof(Session.RevokedAt),
-            [(nameof(Session.RevokedAt), now), (nameof(Session.RevokedReason), reason)]);
+    /// <summary>Ends those of the sessions not ended yet; with <paramref name="conflict"/>, the flush fails unless it ends them all.</summary>
+    private static void EndSessions(WriteBatch writes, IReadOnlyCollection<object> ids, string reason, DateTimeOffset now, string? conflict = null) =>
+        writes.Claim<Session>(nameof(Session.Id), ids, nameof(Session.RevokedAt),
+            [(nameof(Session.RevokedAt), now), (nameof(Session.RevokedReason), reason)], conflict);
 
     /// <summary>The rows of one network that a group's logins read and change.</summary>
     private static async Task<LoadedRows> LoadRowsAsync(GatehouseDb db, string networkId, List<Login> requests)

@@ -71,27 +71,20 @@ internal static class BulkInsert
     /// </summary>
     public static async Task InsertTablesAsync(DbContext db, IReadOnlyList<IReadOnlyList<object>> tables, CancellationToken ct = default)
     {
+        var batch = new WriteBatch(db);
+        batch.Insert(tables);
+        await batch.FlushAsync(ct);
+    }
+
+    /// <summary>The tables' rows as one write of a <see cref="WriteBatch"/>, every table checked first; null when there are none.</summary>
+    internal static BatchedWrite? Prepare(DbContext db, IReadOnlyList<IReadOnlyList<object>> tables)
+    {
         var writes = tables.Where(rows => rows.Count > 0).Select(rows => (Table: TableOf(db, rows), Rows: rows)).ToList();
         if (writes.Count == 0)
-            return;
-
-        await db.Database.OpenConnectionAsync(ct);
-        try
-        {
-            if (db.Database.GetDbConnection() is SqliteConnection sqlite)
-            {
-                foreach (var (table, rows) in writes)
-                    InsertSqlite(sqlite, table, rows);
-            }
-            else
-            {
-                await InsertBatchedAsync(db, writes, ct);
-            }
-        }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+            return null;
+        return db.Database.IsSqlite()
+            ? new BatchedWrite(sqlite => writes.Sum(write => InsertSqlite(sqlite, write.Table, write.Rows)), null)
+            : new BatchedWrite(null, batch => AddPostgres(batch, writes));
     }
 
     /// <summary>
@@ -169,7 +162,7 @@ internal static class BulkInsert
     /// each value bound by position. Through Microsoft.Data.Sqlite's command, which looks up every parameter by name
     /// and wraps each step in a reader, the same inserts took twice the CPU (docs/benchmarks.md, change 14).
     /// </summary>
-    private static void InsertSqlite(SqliteConnection connection, Table table, IReadOnlyList<object> rows)
+    private static int InsertSqlite(SqliteConnection connection, Table table, IReadOnlyList<object> rows)
     {
         var columns = table.Columns;
         var handle = connection.Handle!;
@@ -182,6 +175,7 @@ internal static class BulkInsert
                     SqliteValues.Check(handle, SqliteValues.Bind(statement, column + 1, columns[column].ProviderValue(row)));
                 SqliteValues.Step(handle, statement);
             }
+            return rows.Count;
         }
         finally
         {
@@ -192,13 +186,10 @@ internal static class BulkInsert
     /// <summary>
     /// On PostgreSQL each table's rows go in one statement whose text does not depend on how many rows there are:
     /// every column is one array parameter (<see cref="PostgresArrays"/>), and <c>unnest</c> turns the arrays back into
-    /// rows. All the tables in one round trip.
+    /// rows.
     /// </summary>
-    private static async Task InsertBatchedAsync(DbContext db, List<(Table Table, IReadOnlyList<object> Rows)> writes, CancellationToken ct)
+    private static void AddPostgres(NpgsqlBatch batch, List<(Table Table, IReadOnlyList<object> Rows)> writes)
     {
-        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
-        await using var batch = connection.CreateBatch();
-        batch.Transaction = (NpgsqlTransaction?)db.Database.CurrentTransaction?.GetDbTransaction();
         foreach (var (table, rows) in writes)
         {
             var statement = batch.CreateBatchCommand();
@@ -207,7 +198,6 @@ internal static class BulkInsert
                 statement.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. rows.Select(column.ProviderValue)]));
             batch.BatchCommands.Add(statement);
         }
-        await batch.ExecuteNonQueryAsync(ct);
     }
 
     /// <param name="name">Delimited, with its schema.</param>

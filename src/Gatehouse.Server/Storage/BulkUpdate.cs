@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
+using Npgsql;
 using SQLitePCL;
 
 namespace Gatehouse.Server.Storage;
@@ -15,7 +16,8 @@ namespace Gatehouse.Server.Storage;
 /// docs/benchmarks.md, change 36) and each row's own values of named columns (<see cref="UpdateAsync{T}"/>, what
 /// SaveChanges did for tracked rows, change 37). Table, columns and value conversion come from the EF model, as in
 /// <see cref="BulkInsert"/>, and the table (or, written by primary key, its rows) counts as written for the caches
-/// (<see cref="CommittedWrites"/>) when the transaction commits, as an EF statement's would.
+/// (<see cref="CommittedWrites"/>) when the transaction commits, as an EF statement's would. Either can be queued in a
+/// <see cref="WriteBatch"/> with other writes of the transaction.
 /// </summary>
 internal static class BulkUpdate
 {
@@ -30,8 +32,32 @@ internal static class BulkUpdate
         IReadOnlyList<(string Property, object? Value)> values, CancellationToken ct = default)
         where T : class
     {
+        var batch = new WriteBatch(db);
+        batch.Claim<T>(keyProperty, keys, guardProperty, values);
+        return (await batch.FlushAsync(ct)) is [var changed] ? changed : 0;
+    }
+
+    /// <summary>
+    /// Writes each row's current values of <paramref name="properties"/> to the row with its key, as SaveChanges would
+    /// for rows it tracked with those properties modified, without tracking them (docs/benchmarks.md, change 37).
+    /// Returns how many rows it found; a key listed twice is written once, with its last row's values.
+    /// </summary>
+    public static async Task<int> UpdateAsync<T>(DbContext db, IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties,
+        CancellationToken ct = default)
+        where T : class
+    {
+        var batch = new WriteBatch(db);
+        batch.Update(rows, keyProperty, properties);
+        return (await batch.FlushAsync(ct)) is [var changed] ? changed : 0;
+    }
+
+    /// <summary><see cref="ClaimAsync{T}"/> as one write of a <see cref="WriteBatch"/>; null when no key is listed.</summary>
+    internal static BatchedWrite? PrepareClaim<T>(DbContext db, string keyProperty, IReadOnlyCollection<object> keys, string guardProperty,
+        IReadOnlyList<(string Property, object? Value)> values)
+        where T : class
+    {
         if (keys.Count == 0)
-            return 0;
+            return null;
         var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
         var key = Column.Of(entity, table, keyProperty);
@@ -44,32 +70,22 @@ internal static class BulkUpdate
             + string.Join(", ", set.Select((s, i) => $"{sql.DelimitIdentifier(s.Column.Name)} = {mark}{i + 1}"))
             + $" WHERE {sql.DelimitIdentifier(guard.Name)} IS NULL AND {sql.DelimitIdentifier(key.Name)} {keyTest}";
 
-        await db.Database.OpenConnectionAsync(ct);
-        try
+        void Wrote() => CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? keys : null);
+        if (db.Database.IsSqlite())
         {
-            var changed = db.Database.GetDbConnection() is SqliteConnection sqlite
-                ? ClaimSqlite(sqlite, Text('?', $"= ?{set.Count + 1}"), key, keys, set)
-                : await ClaimBatchedAsync(db, Text('$', $"= ANY(${set.Count + 1})"), key, keys, set, ct);
-            CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? keys : null);
-            return changed;
+            var text = Text('?', $"= ?{set.Count + 1}");
+            return new BatchedWrite(sqlite => ClaimSqlite(sqlite, text, key, keys, set), null, Wrote);
         }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        var postgresText = Text('$', $"= ANY(${set.Count + 1})");
+        return new BatchedWrite(null, batch => AddClaimPostgres(batch, postgresText, key, keys, set), Wrote);
     }
 
-    /// <summary>
-    /// Writes each row's current values of <paramref name="properties"/> to the row with its key, as SaveChanges would
-    /// for rows it tracked with those properties modified, without tracking them (docs/benchmarks.md, change 37).
-    /// Returns how many rows it found; a key listed twice is written once, with its last row's values.
-    /// </summary>
-    public static async Task<int> UpdateAsync<T>(DbContext db, IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties,
-        CancellationToken ct = default)
+    /// <summary><see cref="UpdateAsync{T}"/> as one write of a <see cref="WriteBatch"/>; null when there are no rows.</summary>
+    internal static BatchedWrite? PrepareUpdate<T>(DbContext db, IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties)
         where T : class
     {
         if (rows.Count == 0)
-            return 0;
+            return null;
         var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
         // SaveChanges would check such a token and fail on a changed row; this writer would overwrite it.
         if (entity.GetProperties().FirstOrDefault(p => p.IsConcurrencyToken) is { } token)
@@ -82,27 +98,14 @@ internal static class BulkUpdate
         // UPDATE … FROM (VALUES …) would pick either row.
         rows = [.. rows.GroupBy(key.ValueOf).Select(same => same.Last())];
 
-        await db.Database.OpenConnectionAsync(ct);
-        try
+        void Wrote() => CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? rows.Select(row => key.ValueOf(row)!) : null);
+        if (db.Database.IsSqlite())
         {
-            int changed;
-            if (db.Database.GetDbConnection() is SqliteConnection sqlite)
-            {
-                var text = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} SET {string.Join(", ", set.Select(c => $"{sql.DelimitIdentifier(c.Name)} = ?"))} "
-                    + $"WHERE {sql.DelimitIdentifier(key.Name)} = ?";
-                changed = UpdateSqlite(sqlite, text, [.. set, key], rows);
-            }
-            else
-            {
-                changed = await UpdateBatchedAsync(db, table, key, set, rows, sql, ct);
-            }
-            CommittedWrites.Watcher.Wrote(db, table.Name, key.IsPrimaryKey ? rows.Select(row => key.ValueOf(row)!) : null);
-            return changed;
+            var text = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} SET {string.Join(", ", set.Select(c => $"{sql.DelimitIdentifier(c.Name)} = ?"))} "
+                + $"WHERE {sql.DelimitIdentifier(key.Name)} = ?";
+            return new BatchedWrite(sqlite => UpdateSqlite(sqlite, text, [.. set, key], rows), null, Wrote);
         }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        return new BatchedWrite(null, batch => AddUpdatePostgres(batch, table, key, set, rows, sql), Wrote);
     }
 
     private static int UpdateSqlite<T>(SqliteConnection connection, string text, List<Column> columns, IEnumerable<T> rows)
@@ -129,30 +132,26 @@ internal static class BulkUpdate
 
     /// <summary>
     /// One <c>UPDATE … FROM unnest(…)</c> per <see cref="KeysPerStatement"/> rows on a server database, each column an
-    /// array (<see cref="PostgresArrays"/>): one round trip, a text prepared once, and one statement, so PostgreSQL's
-    /// trigger sends one notification naming them all instead of one per row (docs/benchmarks.md, change 46).
+    /// array (<see cref="PostgresArrays"/>): a text prepared once, and one statement, so PostgreSQL's trigger sends one
+    /// notification naming them all instead of one per row (docs/benchmarks.md, change 46).
     /// </summary>
-    private static async Task<int> UpdateBatchedAsync<T>(DbContext db, StoreObjectIdentifier table, Column key, List<Column> set, IReadOnlyCollection<T> rows,
-        ISqlGenerationHelper sql, CancellationToken ct)
+    private static void AddUpdatePostgres<T>(NpgsqlBatch batch, StoreObjectIdentifier table, Column key, List<Column> set, IReadOnlyCollection<T> rows,
+        ISqlGenerationHelper sql)
         where T : class
     {
-        var connection = db.Database.GetDbConnection();
         List<Column> columns = [key, .. set];
         var text = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} AS t SET "
             + string.Join(", ", set.Select((c, i) => $"{sql.DelimitIdentifier(c.Name)} = v.{sql.DelimitIdentifier($"c{i + 1}")}"))
             + $" FROM unnest({string.Join(", ", columns.Select((_, i) => $"${i + 1}"))}) AS v({string.Join(", ", columns.Select((_, i) => sql.DelimitIdentifier($"c{i}")))})"
             + $" WHERE t.{sql.DelimitIdentifier(key.Name)} = v.{sql.DelimitIdentifier("c0")}";
-        var changed = 0;
         foreach (var chunk in rows.Chunk(KeysPerStatement))
         {
-            await using var command = connection.CreateCommand();
-            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            command.CommandText = text;
+            var statement = batch.CreateBatchCommand();
+            statement.CommandText = text;
             foreach (var column in columns)
-                command.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. chunk.Select(row => column.ToProvider(column.ValueOf(row)))]));
-            changed += await command.ExecuteNonQueryAsync(ct);
+                statement.Parameters.Add(PostgresArrays.Of(column.Property, column.Mapping, [.. chunk.Select(row => column.ToProvider(column.ValueOf(row)))]));
+            batch.BatchCommands.Add(statement);
         }
-        return changed;
     }
 
     /// <summary>One statement prepared once and stepped per key, as <see cref="BulkInsert"/> does on SQLite.</summary>
@@ -183,22 +182,18 @@ internal static class BulkUpdate
     /// A server database gets the keys as arrays of <see cref="KeysPerStatement"/>, one statement each: its text is
     /// the same for every group, so it is prepared once (<see cref="PostgresArrays"/>).
     /// </summary>
-    private static async Task<int> ClaimBatchedAsync(DbContext db, string text, Column key, IReadOnlyCollection<object> keys,
-        List<(Column Column, object? Value)> set, CancellationToken ct)
+    private static void AddClaimPostgres(NpgsqlBatch batch, string text, Column key, IReadOnlyCollection<object> keys,
+        List<(Column Column, object? Value)> set)
     {
-        var connection = db.Database.GetDbConnection();
-        var changed = 0;
         foreach (var chunk in keys.Chunk(KeysPerStatement))
         {
-            await using var command = connection.CreateCommand();
-            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            command.CommandText = text;
+            var statement = batch.CreateBatchCommand();
+            statement.CommandText = text;
             foreach (var (column, value) in set)
-                command.Parameters.Add(column.Parameter(command, "", value));
-            command.Parameters.Add(PostgresArrays.Of(key.Property, key.Mapping, [.. chunk.Select(key.ToProvider)]));
-            changed += await command.ExecuteNonQueryAsync(ct);
+                statement.Parameters.Add(column.Parameter(value));
+            statement.Parameters.Add(PostgresArrays.Of(key.Property, key.Mapping, [.. chunk.Select(key.ToProvider)]));
+            batch.BatchCommands.Add(statement);
         }
-        return changed;
     }
 
     private sealed record Column(IProperty Property, string Name, RelationalTypeMapping Mapping)
@@ -217,6 +212,10 @@ internal static class BulkUpdate
 
         public object? ValueOf(object row) => Property.GetGetter().GetClrValueUsingContainingEntity(row);
 
-        public DbParameter Parameter(DbCommand command, string name, object? value) => Mapping.CreateParameter(command, name, value, Property.IsNullable);
+        /// <summary>Positional, configured by the column's mapping as EF would (a batch's statements make no parameters of their own).</summary>
+        public DbParameter Parameter(object? value) => Mapping.CreateParameter(ParameterFactory, "", value, Property.IsNullable);
     }
+
+    /// <summary>Only ever asked for new parameters, which it neither keeps nor changes: one serves every thread.</summary>
+    private static readonly NpgsqlCommand ParameterFactory = new();
 }
