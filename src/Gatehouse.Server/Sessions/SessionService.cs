@@ -95,7 +95,8 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// One group inside its transaction: the logins (lock, read what they touch, apply each), then each other change.
-    /// The writes are queued and sent together (<see cref="WriteBatch"/>): before a read that follows them, and at the end.
+    /// The writes are queued and sent together (<see cref="WriteBatch"/>): before a read or an EF update that follows
+    /// them, and at the end; on PostgreSQL a refresh or logout group writes in one round trip (docs/benchmarks.md, change 78).
     /// </summary>
     private async Task WriteGroupAsync(GatehouseDb db, IReadOnlyList<GroupWork> group)
     {
@@ -284,8 +285,8 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// The group's changes to rows it read: sessions ended (one statement per reason, queued), devices bound to another
-    /// user, display names changed (rarer: through EF, after the queued writes, the new users among them). A session
-    /// another node ended in between keeps that node's reason.
+    /// user, display names changed (rarer: through EF, after the queued writes, since a device may be bound to a user
+    /// this group inserts). A session another node ended in between keeps that node's reason.
     /// </summary>
     private static async Task WriteChangesAsync(GatehouseDb db, WriteBatch writes, string networkId, LoadedRows loaded, DateTimeOffset now)
     {

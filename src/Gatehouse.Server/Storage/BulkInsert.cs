@@ -79,7 +79,8 @@ internal static class BulkInsert
     /// <summary>The tables' rows as one write of a <see cref="WriteBatch"/>, every table checked first; null when there are none.</summary>
     internal static BatchedWrite? Prepare(DbContext db, IReadOnlyList<IReadOnlyList<object>> tables)
     {
-        var writes = tables.Where(rows => rows.Count > 0).Select(rows => (Table: TableOf(db, rows), Rows: rows)).ToList();
+        // Copied: rows added to a list after it was queued would not be in what was checked.
+        var writes = tables.Where(rows => rows.Count > 0).Select(rows => (Table: TableOf(db, rows), Rows: (IReadOnlyList<object>)[.. rows])).ToList();
         if (writes.Count == 0)
             return null;
         return db.Database.IsSqlite()

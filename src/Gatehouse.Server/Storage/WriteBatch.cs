@@ -9,9 +9,11 @@ namespace Gatehouse.Server.Storage;
 /// Writes of one transaction queued, then sent together by <see cref="FlushAsync"/> in the order queued: on
 /// PostgreSQL as one <see cref="NpgsqlBatch"/>, one round trip where each statement had its own (a refresh group wrote
 /// in four, docs/benchmarks.md, change 78); on SQLite, in process, where a round trip costs nothing, one after the
-/// other. A read of rows a queued write changes must come after a flush. A claim queued with a conflict fails the flush
-/// when it claimed fewer rows than it listed (another node got there first): the writes queued after it have run too,
-/// so the transaction must then be rolled back, as the session writer's group is.
+/// other. A read of rows a queued write changes must come after a flush, and so must a statement that depends on
+/// one (a foreign key to a row queued). A claim queued with a conflict fails the flush when it claimed fewer rows than
+/// it listed (another node got there first); on PostgreSQL the writes queued after it have run too, so the transaction
+/// must then be rolled back, as the session writer's group is. Several writes belong in a transaction: without one,
+/// each commits alone.
 /// </summary>
 internal sealed class WriteBatch(DbContext db)
 {
@@ -32,11 +34,13 @@ internal sealed class WriteBatch(DbContext db)
         string? conflict = null)
         where T : class
     {
-        if (BulkUpdate.PrepareClaim<T>(db, keyProperty, keys, guardProperty, values) is { } write)
-            _queued.Add(new Queued(write, conflict is null ? null : new Expected(keys.Count, conflict)));
+        // A key listed twice is claimed once: counted twice, it would read as another node's claim.
+        object[] distinct = [.. keys.Distinct()];
+        if (BulkUpdate.PrepareClaim<T>(db, keyProperty, distinct, guardProperty, values) is { } write)
+            _queued.Add(new Queued(write, conflict is null ? null : new Expected(distinct.Length, conflict)));
     }
 
-    /// <summary><see cref="BulkUpdate.UpdateAsync{T}"/>, queued.</summary>
+    /// <summary><see cref="BulkUpdate.UpdateAsync{T}"/>, queued: the rows' values are those they hold when flushed.</summary>
     public void Update<T>(IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties)
         where T : class
     {
@@ -60,8 +64,14 @@ internal sealed class WriteBatch(DbContext db)
         {
             if (db.Database.GetDbConnection() is SqliteConnection sqlite)
             {
+                // Each write is told to the caches as it runs, and a conflict stops the writes after it.
                 for (var i = 0; i < queued.Length; i++)
+                {
                     changed[i] = queued[i].Write.RunOnSqlite!(sqlite);
+                    queued[i].Write.Wrote?.Invoke();
+                    Check(queued[i], changed[i]);
+                }
+                return changed;
             }
             else
             {
@@ -79,21 +89,23 @@ internal sealed class WriteBatch(DbContext db)
                 {
                     for (var statement = firstStatement[i]; statement < firstStatement[i + 1]; statement++)
                         changed[i] += batch.BatchCommands[statement].RecordsAffected;
+                    queued[i].Write.Wrote?.Invoke();
                 }
             }
-            foreach (var write in queued)
-                write.Write.Wrote?.Invoke();
         }
         finally
         {
             await db.Database.CloseConnectionAsync();
         }
         for (var i = 0; i < queued.Length; i++)
-        {
-            if (queued[i].Expected is { } expected && changed[i] != expected.Rows)
-                throw new DbUpdateConcurrencyException(expected.Conflict);
-        }
+            Check(queued[i], changed[i]);
         return changed;
+    }
+
+    private static void Check(Queued write, int changed)
+    {
+        if (write.Expected is { } expected && changed != expected.Rows)
+            throw new DbUpdateConcurrencyException(expected.Conflict);
     }
 
     private sealed record Queued(BatchedWrite Write, Expected? Expected);
