@@ -184,7 +184,7 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
-    public void Gatehouse_sets_the_timeouts_pool_size_and_preparation_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
+    public void Gatehouse_sets_the_timeouts_pool_size_preparation_and_reset_the_operator_s_connection_string_leaves_out_and_keeps_the_ones_it_names()
     {
         static NpgsqlConnectionStringBuilder Applied(string connectionString) => new(StorageSetup.PostgreSqlConnectionString(new GatehouseOptions
         {
@@ -192,10 +192,12 @@ public sealed class DatabaseOutageTests(ITestOutputHelper output)
         }));
 
         var defaults = Applied("Host=db;Database=gatehouse;Username=gatehouse;Password=hunter2");
-        var named = Applied("Host=db;Password=hunter2;timeout=10;CommandTimeout=0;maximum pool size=40;MaxAutoPrepare=0");
+        var named = Applied("Host=db;Password=hunter2;timeout=10;CommandTimeout=0;maximum pool size=40;MaxAutoPrepare=0;noresetonclose=false");
 
-        Assert.Equal((1, 2, 16, 64, "hunter2"), (defaults.Timeout, defaults.CommandTimeout, defaults.MaxPoolSize, defaults.MaxAutoPrepare, defaults.Password));
-        Assert.Equal((10, 0, 40, 0, "hunter2"), (named.Timeout, named.CommandTimeout, named.MaxPoolSize, named.MaxAutoPrepare, named.Password));
+        Assert.Equal((1, 2, 16, 64, true, "hunter2"),
+            (defaults.Timeout, defaults.CommandTimeout, defaults.MaxPoolSize, defaults.MaxAutoPrepare, defaults.NoResetOnClose, defaults.Password));
+        Assert.Equal((10, 0, 40, 0, false, "hunter2"),
+            (named.Timeout, named.CommandTimeout, named.MaxPoolSize, named.MaxAutoPrepare, named.NoResetOnClose, named.Password));
     }
 
     [SkippableFact]
