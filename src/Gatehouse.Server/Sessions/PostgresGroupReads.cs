@@ -10,7 +10,8 @@ using Npgsql;
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>
-/// What a group of the session writer reads on PostgreSQL, in one round trip: each read is a statement of one
+/// The statements that read sessions on PostgreSQL without EF: the bearer check's (<see cref="PostgresSessionReads"/>),
+/// and what a group of the session writer reads, in one round trip: each read is a statement of one
 /// <see cref="NpgsqlBatch"/>, its reply read as it arrives. Read through EF, a login group's reads were four round
 /// trips (a no-op update took the bindings' lock) and a refresh group's three, and the single writer waited out each
 /// reply and then its turn on the thread pool behind the requests being served: for logins 4.0–4.6 ms of a 10.5 ms
@@ -120,6 +121,9 @@ internal static class PostgresGroupReads
         return read;
     }
 
+    /// <summary>The statement <see cref="PostgresSessionReads"/> sends: sessions by id (<c>= ANY($1)</c>), each with its user.</summary>
+    public static string SessionStatesSql(GatehouseDb db) => ByModel.GetValue(db.Model, _ => new Statements(db)).SessionStatesById;
+
     private static async Task NextAsync(NpgsqlDataReader reader)
     {
         if (!await reader.NextResultAsync())
@@ -146,7 +150,7 @@ internal static class PostgresGroupReads
     }
 
     /// <summary>The user's columns from <paramref name="first"/> on, in the order the statements name them.</summary>
-    private static User ReadUser(NpgsqlDataReader reader, int first) => new()
+    internal static User ReadUser(NpgsqlDataReader reader, int first) => new()
     {
         Id = reader.GetString(first),
         NetworkId = reader.GetString(first + 1),
@@ -183,6 +187,11 @@ internal static class PostgresGroupReads
             // In the order the readers above take them.
             string[] userColumns = [nameof(User.Id), nameof(User.NetworkId), nameof(User.UserId), nameof(User.DisplayName), nameof(User.Kind),
                 nameof(User.IsGlobalBan), nameof(User.IsDeleted), nameof(User.CreatedAt), nameof(User.UpdatedAt)];
+            // A column added to User and not read here would be left at its default: a flag the bearer check or the
+            // rules judge would read false. Refused at the first use of any of these statements instead.
+            var unread = db.Model.FindEntityType(typeof(User))!.GetProperties().Select(p => p.Name).Except(userColumns, StringComparer.Ordinal).ToList();
+            if (unread.Count > 0)
+                throw new InvalidOperationException($"PostgresGroupReads does not read User's {string.Join(", ", unread)}.");
             string[] sessionColumns = [nameof(Session.Id), nameof(Session.NetworkId), nameof(Session.UserRef), nameof(Session.DeviceId),
                 nameof(Session.DeviceKind), nameof(Session.DeviceModel), nameof(Session.SdkVersion), nameof(Session.CreatedAt),
                 nameof(Session.OpenedWithAuthToken), nameof(Session.ExpiresAt), nameof(Session.RevokedAt), nameof(Session.RevokedReason),
@@ -210,6 +219,11 @@ internal static class PostgresGroupReads
                 + $"FROM {sessions} AS s JOIN {users} AS u ON u.{user(nameof(User.Id))} = s.{session(nameof(Session.UserRef))} "
                 + $"WHERE s.{session(nameof(Session.Id))} IN "
                 + $"(SELECT {refreshToken(nameof(RefreshToken.SessionId))} FROM {refreshTokens} WHERE {byDigest})";
+            // What the bearer check judges, in the order PostgresSessionReads takes it: the user's columns from 4 on.
+            SessionStatesById = $"SELECT {List(session, [nameof(Session.Id), nameof(Session.NetworkId), nameof(Session.RevokedAt), nameof(Session.CreatedAt)], "s.")}, "
+                + $"{List(user, userColumns, "u.")} "
+                + $"FROM {sessions} AS s JOIN {users} AS u ON u.{user(nameof(User.Id))} = s.{session(nameof(Session.UserRef))} "
+                + $"WHERE s.{session(nameof(Session.Id))} = ANY($1)";
         }
 
         public string Bindings { get; }
@@ -217,6 +231,7 @@ internal static class PostgresGroupReads
         public string LiveSessionsOnDevices { get; }
         public string RefreshTokens { get; }
         public string SessionsOfRefreshTokens { get; }
+        public string SessionStatesById { get; }
     }
 }
 

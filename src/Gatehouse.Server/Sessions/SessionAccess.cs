@@ -18,18 +18,18 @@ internal sealed record Caller(Guid SessionId, string NetworkId, User User);
 internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache live, IDbContextFactory<GatehouseDb> dbs, TimeProvider clock,
     IOptions<GatehouseOptions> options) : IDisposable
 {
-    private readonly Lazy<SqliteSessionReads?> _sqlite = new(() =>
+    /// <summary>The read of a session the cache cannot answer, by the database's provider, and what it holds open.</summary>
+    private readonly Lazy<(Func<Guid, CancellationToken, Task<SessionState?>> Read, IDisposable? Held)> _reads = new(() =>
     {
         using var db = dbs.CreateDbContext();
-        return db.Database.IsSqlite() ? new SqliteSessionReads(db) : null;
+        if (db.Database.IsSqlite())
+        {
+            var sqlite = new SqliteSessionReads(db);
+            return ((sessionId, _) => Task.FromResult(sqlite.Read(sessionId)), sqlite);
+        }
+        var postgres = new PostgresSessionReads(db);
+        return (postgres.ReadAsync, null);
     }, LazyThreadSafetyMode.PublicationOnly);
-
-    /// <summary>The read on PostgreSQL; on SQLite, what <see cref="SqliteSessionReads"/> must read alike.</summary>
-    internal static readonly CompiledQuery<Guid, SessionState?> SessionWithUser =
-        new((db, sessionId, ct) => db.Sessions.AsNoTracking()
-            .Where(s => s.Id == sessionId)
-            .Join(db.Users, s => s.UserRef, u => u.Id, (s, u) => new SessionState(s.NetworkId, s.RevokedAt, s.CreatedAt, u))
-            .FirstOrDefault());
 
     /// <summary>
     /// The caller an access token stands for, or why it stands for none. A caller comes back with a refusal when the
@@ -65,17 +65,11 @@ internal sealed class SessionAccess(AccessTokens accessTokens, LiveSessionCache 
         return (caller, null);
     }
 
-    private async Task<SessionState?> ReadAsync(Guid sessionId, CancellationToken ct)
-    {
-        if (_sqlite.Value is { } sqlite)
-            return sqlite.Read(sessionId);
-        await using var db = await dbs.CreateDbContextAsync(ct);
-        return await SessionWithUser.RunAsync(db, sessionId, ct);
-    }
+    private Task<SessionState?> ReadAsync(Guid sessionId, CancellationToken ct) => _reads.Value.Read(sessionId, ct);
 
     public void Dispose()
     {
-        if (_sqlite.IsValueCreated)
-            _sqlite.Value?.Dispose();
+        if (_reads.IsValueCreated)
+            _reads.Value.Held?.Dispose();
     }
 }

@@ -16,7 +16,7 @@ namespace Gatehouse.Server.Sessions;
 /// EF's functions again), had Microsoft.Data.Sqlite prepare the join again and materialized the row, for every bearer
 /// check the session cache cannot answer: without it a logout costs a quarter to a third less CPU (docs/benchmarks.md,
 /// change 45). The statement and the values are taken from the model, converters included, so what it reads is what
-/// EF would (SqliteSessionReadsTests compares the two).
+/// EF would (SessionReadsTests compares the two).
 /// </summary>
 internal sealed class SqliteSessionReads : IDisposable
 {
