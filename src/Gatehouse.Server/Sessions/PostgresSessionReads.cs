@@ -73,7 +73,7 @@ internal sealed class PostgresSessionReads
 
     private async Task ReadWhileWaitingAsync()
     {
-        while (Take(MostPerRead) is { } taken)
+        while (Take() is { } taken)
         {
             try
             {
@@ -95,8 +95,8 @@ internal sealed class PostgresSessionReads
         }
     }
 
-    /// <summary>Up to <paramref name="most"/> waiting checks, oldest first, or none; with none, the next check starts a read.</summary>
-    private List<Waiting>? Take(int most)
+    /// <summary>Up to <see cref="MostPerRead"/> waiting checks, oldest first, or none; with none, the next check starts a read.</summary>
+    private List<Waiting>? Take()
     {
         lock (_gate)
         {
@@ -107,14 +107,14 @@ internal sealed class PostgresSessionReads
                 _reading = false;
                 return null;
             }
-            if (_waiting.Count <= most)
+            if (_waiting.Count <= MostPerRead)
             {
                 var all = _waiting;
                 _waiting = [];
                 return all;
             }
-            var first = _waiting.GetRange(0, most);
-            _waiting.RemoveRange(0, most);
+            var first = _waiting.GetRange(0, MostPerRead);
+            _waiting.RemoveRange(0, MostPerRead);
             return first;
         }
     }

@@ -31,9 +31,10 @@ internal static partial class StorageSetup
     /// <summary>
     /// The operator's connection string with Gatehouse's timeouts, pool size, statement preparation and pooled-connection
     /// reset wherever it sets none. Npgsql's own timeouts (15 s to connect or wait for a pooled connection, 30 s per
-    /// command) leave a request on a hung database waiting most of a minute; with these it answers 503 within 5 s. When a command times out Npgsql also asks the server to cancel it,
-    /// through a new connection that may wait the connect timeout twice (once for TLS, once without), so the worst
-    /// case is Command Timeout + 2 × Timeout: 2 + 2 × 1 = 4 s (docs/operations.md).
+    /// command) leave a request on a hung database waiting most of a minute; with these it answers 503 within 5 s. When
+    /// a command times out Npgsql also asks the server to cancel it, through a new connection that may wait the connect
+    /// timeout twice (once for TLS, once without), so the worst case is Command Timeout + 2 × Timeout: 2 + 2 × 1 = 4 s
+    /// (docs/operations.md).
     /// </summary>
     public static string PostgreSqlConnectionString(GatehouseOptions options)
     {
