@@ -10,6 +10,9 @@ internal abstract class GroupWork(CancellationToken requestAborted)
     internal abstract void Deliver();
     internal abstract void Fail(Exception failure);
     internal abstract void Cancel();
+
+    /// <summary>Before each attempt to write it: a result set by an attempt that was rolled back must not reach the caller.</summary>
+    internal abstract void ClearResult();
 }
 
 internal abstract class GroupWork<T>(CancellationToken requestAborted) : GroupWork(requestAborted)
@@ -22,6 +25,7 @@ internal abstract class GroupWork<T>(CancellationToken requestAborted) : GroupWo
     internal override void Deliver() => Outcome.TrySetResult(Result);
     internal override void Fail(Exception failure) => Outcome.TrySetException(failure);
     internal override void Cancel() => Outcome.TrySetCanceled(RequestAborted);
+    internal override void ClearResult() => Result = default!;
 }
 
 /// <summary>
@@ -126,6 +130,10 @@ internal sealed class GroupCommit<TDb>(IDbContextFactory<TDb> dbs, Func<int> max
 
     private async Task WriteAsync(List<GroupWork> group)
     {
+        // A revocation that a failed group counted as ending its session, and that finds it ended by another node when
+        // written again alone, would otherwise report the group's rolled-back result.
+        foreach (var work in group)
+            work.ClearResult();
         await using var db = await dbs.CreateDbContextAsync();
         await using var tx = await db.Database.BeginTransactionAsync();
         await writeGroup(db, group);
