@@ -59,6 +59,28 @@ public sealed class RateLimitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_replayed_refresh_token_ends_its_session_even_once_the_sessions_refresh_limit_is_reached()
+    {
+        var network = await _server.CreateNetworkAsync();
+        var login = await _server.LoginAsync(network, "replayed", "device-replayed");
+        var stolen = login["refreshToken"]!.GetValue<string>();
+        var refreshToken = stolen;
+        for (var i = 0; i < 2; i++)
+        {
+            using var refreshed = await _server.RefreshAsync(network, refreshToken);
+            Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+            refreshToken = System.Text.Json.Nodes.JsonNode.Parse(await refreshed.Content.ReadAsStringAsync())!["refreshToken"]!.GetValue<string>();
+        }
+
+        // The session's two refreshes a minute are spent: a replay of its first token is still a reuse, not a 429.
+        using var replayed = await _server.RefreshAsync(network, stolen);
+
+        Assert.Contains("already used", await Envelope.AssertUnauthorizedAsync(replayed), StringComparison.Ordinal);
+        using var me = await _server.GetWithBearerAsync("/api/v3/users/me", login["accessToken"]!.GetValue<string>());
+        Assert.Equal(HttpStatusCode.Unauthorized, me.StatusCode);
+    }
+
+    [Fact]
     public async Task Auth_tokens_are_limited_per_server_key_and_admin_calls_per_token()
     {
         var network = await _server.CreateNetworkAsync(secureMode: true);

@@ -198,24 +198,29 @@ internal sealed class SessionService : BackgroundService
     private (Opened?, Refusal?) Refresh(RefreshWork refresh, RefreshToken? row, Session? session, User? user, DateTimeOffset now,
         List<object> claimed, List<RefreshToken> issued, List<AuditEvent> stored)
     {
-        if (!SessionRules.IsKnown(row, session, refresh.Network.Id, refresh.Digest))
+        if (!SessionRules.IsKnown(row, session, refresh.Network.Id, refresh.Digest) || row is null || session is null || user is null)
             return (null, Errors.RefreshTokenInvalid);
-        if (!_refreshLimiter.TryAcquire(session!.Id))
-            // The window is a minute, so a minute is the longest wait.
-            return (null, Errors.TooManyRequests(60));
-        if (SessionRules.RenewalRefusal(row!, session, user!, refresh.Network, now, Settings) is { } refused)
+        if (SessionRules.RenewalRefusal(row, session, user, refresh.Network, now, Settings) is { } refused)
             return (null, refused);
-        if (row!.UsedAt is not null)
+        // A token used before ends its session whatever the limit: refused as too many, a replayed (stolen) token
+        // would leave the session live until the window passed.
+        if (row.UsedAt is not null)
         {
             SessionRules.Revoke(session, now, RevokeReasons.RefreshReuse);
             return (null, Errors.RefreshTokenReused);
         }
+        // Taken once per refresh, not per attempt: a refresh written again alone after its group failed would
+        // otherwise spend a second permit, and could be refused by its own rolled-back attempt.
+        refresh.Permitted ??= _refreshLimiter.TryAcquire(session.Id);
+        if (refresh.Permitted is false)
+            // The window is a minute, so a minute is the longest wait.
+            return (null, Errors.TooManyRequests(60));
 
         row.UsedAt = now;
         claimed.Add(row.Digest);
         var (refreshRow, refreshToken) = SessionRules.Renew(session, now, refresh.ClientAddress, Settings);
         issued.Add(refreshRow);
-        var raised = SecurityEvents.SessionRefreshed(user!.UserId, refresh.Network.Id, session.Id);
+        var raised = SecurityEvents.SessionRefreshed(user.UserId, refresh.Network.Id, session.Id);
         stored.Add(AuditLog.Row(raised, now, refresh.ClientAddress));
         return (new Opened(session, user, refreshToken, now, raised with { StoredWithChange = true }), null);
     }
@@ -390,6 +395,9 @@ internal sealed class SessionService : BackgroundService
         public string Presented { get; } = presented;
         public string? ClientAddress { get; } = clientAddress;
         public string Digest { get; set; } = "";
+
+        /// <summary>Whether the per-session limit let this refresh through; kept across attempts (<see cref="Refresh"/>).</summary>
+        public bool? Permitted { get; set; }
     }
 
     private sealed class RevokeWork(Guid sessionId, string reason, SecurityEvent raised, string? clientAddress, CancellationToken requestAborted)

@@ -54,12 +54,17 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
             _holdFirstGroup = null;
             await hold.Task;
         }
+        // A result the group decides and then takes back by failing; alone, that change decides nothing.
+        foreach (var work in group.OfType<AddNote>().Where(w => w.Text == "decided in the group only" && group.Count > 1))
+            work.Result = -1;
         if (group.Count > 1 && group.OfType<AddNote>().Any(w => w.Text == "poison"))
             throw new InvalidOperationException("a change that cannot be written");
         foreach (var work in group.OfType<AddNote>())
         {
             if (work.Text == "poison")
                 throw new InvalidOperationException("a change that cannot be written");
+            if (work.Text == "decided in the group only")
+                continue;
             var note = new Note { Text = work.Text };
             db.Add(note);
             await db.SaveChangesAsync();
@@ -121,6 +126,28 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
         writer.Complete();
         await running;
         Assert.Equal(["first", "good", "also good"], await StoredAsync());
+    }
+
+    [Fact]
+    public async Task A_change_written_again_alone_never_reports_what_its_failed_group_decided()
+    {
+        var writer = Writer();
+        _holdFirstGroup = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var hold = _holdFirstGroup;
+        var running = writer.RunAsync();
+        var first = writer.SubmitAsync(new AddNote("first"));
+        while (_holdFirstGroup is not null)
+            await Task.Delay(5);
+        var undecided = writer.SubmitAsync(new AddNote("decided in the group only"));
+        var poison = writer.SubmitAsync(new AddNote("poison"));
+        hold.SetResult();
+
+        await first;
+        await Assert.ThrowsAsync<InvalidOperationException>(() => poison);
+        Assert.Equal(0, await undecided);
+        writer.Complete();
+        await running;
+        Assert.Equal(["first"], await StoredAsync());
     }
 
     [Fact]
