@@ -121,7 +121,8 @@ internal static class RateLimiting
 
 /// <summary>
 /// Refreshes per session: the one limit that needs the session, so it is checked once the refresh token has been
-/// matched to one, not in the middleware. Counted per node, like the others.
+/// matched to one and found unused and renewable (a replayed token ends its session whatever the limit), not in the
+/// middleware. Counted per node, like the others.
 /// </summary>
 internal sealed class SessionRefreshLimiter(IOptions<GatehouseOptions> options) : IDisposable
 {
