@@ -72,6 +72,19 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
         }
     }, _groups.Add);
 
+    /// <summary>A running writer whose first group (the note "first" alone) is held in its transaction until <c>Hold</c> is set.</summary>
+    private async Task<(GroupCommit<Notes> Writer, Task Running, Task<int> First, TaskCompletionSource Hold)> HoldingTheFirstGroupAsync()
+    {
+        var writer = Writer();
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _holdFirstGroup = hold;
+        var running = writer.RunAsync();
+        var first = writer.SubmitAsync(new AddNote("first"));
+        while (_holdFirstGroup is not null)
+            await Task.Delay(5);
+        return (writer, running, first, hold);
+    }
+
     private async Task<List<string>> StoredAsync()
     {
         await using var db = new NotesFactory(_path).CreateDbContext();
@@ -81,14 +94,7 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     [Fact]
     public async Task Changes_arriving_during_a_commit_share_the_next_one_and_none_is_answered_before_its_group_is_committed()
     {
-        var writer = Writer();
-        var running = writer.RunAsync();
-        _holdFirstGroup = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var hold = _holdFirstGroup;
-
-        var first = writer.SubmitAsync(new AddNote("first"));
-        while (_holdFirstGroup is not null)
-            await Task.Delay(5);
+        var (writer, running, first, hold) = await HoldingTheFirstGroupAsync();
         var later = Enumerable.Range(0, 20).Select(i => writer.SubmitAsync(new AddNote($"later-{i}"))).ToList();
         await Task.Delay(100);
         Assert.False(first.IsCompleted, "answered before its commit");
@@ -107,13 +113,7 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     [Fact]
     public async Task A_change_that_fails_its_group_is_retried_alone_and_fails_alone()
     {
-        var writer = Writer();
-        _holdFirstGroup = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var hold = _holdFirstGroup;
-        var running = writer.RunAsync();
-        var first = writer.SubmitAsync(new AddNote("first"));
-        while (_holdFirstGroup is not null)
-            await Task.Delay(5);
+        var (writer, running, first, hold) = await HoldingTheFirstGroupAsync();
         var good = writer.SubmitAsync(new AddNote("good"));
         var poison = writer.SubmitAsync(new AddNote("poison"));
         var alsoGood = writer.SubmitAsync(new AddNote("also good"));
@@ -131,13 +131,7 @@ public sealed class GroupCommitWriterTests : IAsyncLifetime
     [Fact]
     public async Task A_change_written_again_alone_never_reports_what_its_failed_group_decided()
     {
-        var writer = Writer();
-        _holdFirstGroup = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var hold = _holdFirstGroup;
-        var running = writer.RunAsync();
-        var first = writer.SubmitAsync(new AddNote("first"));
-        while (_holdFirstGroup is not null)
-            await Task.Delay(5);
+        var (writer, running, first, hold) = await HoldingTheFirstGroupAsync();
         var undecided = writer.SubmitAsync(new AddNote("decided in the group only"));
         var poison = writer.SubmitAsync(new AddNote("poison"));
         hold.SetResult();
