@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Gatehouse.Server.Audit;
+using Gatehouse.Server.Console;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 
@@ -116,6 +117,63 @@ public abstract class AuditTests<TServer>(TServer server) : IClassFixture<TServe
         Assert.True(cut.Length <= AuditLog.MaxUserIdLength);
         Assert.EndsWith("💥…", cut, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// The console's audit log reads the network's events and the console accounts' own separately, each newest
+    /// first, and merges them: every page must be the same as one sorted list of both, with the filter on both halves,
+    /// another admin's account events only for a super admin, and another network's never.
+    /// </summary>
+    [SkippableFact]
+    public async Task The_console_audit_log_pages_the_network_and_account_events_as_one_list_newest_first()
+    {
+        var network = await server.CreateNetworkAsync();
+        var other = await server.CreateNetworkAsync();
+        var (self, colleague) = ($"admin:{Guid.NewGuid():N}@example.com", $"admin:{Guid.NewGuid():N}@example.com");
+        // Later than anything the other tests write, so a super admin's first pages hold only these.
+        var start = new DateTimeOffset(2100, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var written = new List<AuditEvent>();
+        for (var i = 0; i < 6; i++)
+        {
+            var at = start.AddMinutes(2 * i);
+            var kind = i % 2 == 0 ? AuditKinds.ServerKeyGenerated : AuditKinds.SessionCreated;
+            written.Add(Event(network.Id, at, kind, "api"));
+            written.Add(Event(null, at.AddMinutes(i == 3 ? 0 : 1), kind, self));
+            written.Add(Event(null, at.AddSeconds(30), kind, colleague));
+            written.Add(Event(other.Id, at.AddSeconds(45), kind, "api"));
+        }
+        await using var scope = server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        db.AuditEvents.AddRange(written);
+        await db.SaveChangesAsync();
+
+        async Task<List<long>> PagesAsync(string? accountsOf, Func<IQueryable<AuditEvent>, IQueryable<AuditEvent>> filter)
+        {
+            var ids = new List<long>();
+            for (var skip = 0; ; skip += 4)
+            {
+                var page = await AuditModel.NewestFirst(db, network.Id, accountsOf, filter, skip, 4).Select(e => e.Id).ToListAsync();
+                ids.AddRange(page);
+                if (page.Count < 4)
+                    return ids;
+            }
+        }
+        List<long> Expected(Func<AuditEvent, bool> shown) =>
+            written.Where(shown).OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id).Select(e => e.Id).ToList();
+
+        var own = await PagesAsync(self, events => events.Where(e => e.OccurredAt >= start));
+        Assert.Equal(Expected(e => e.NetworkId == network.Id || e.Actor == self), own);
+        Assert.Equal(12, own.Count);
+
+        var everyone = await PagesAsync(null, events => events.Where(e => e.OccurredAt >= start));
+        Assert.Equal(Expected(e => e.NetworkId == network.Id || e.NetworkId == null), everyone);
+
+        var sessions = await PagesAsync(self, events => events.Where(e => e.Kind == AuditKinds.SessionCreated && e.OccurredAt >= start));
+        Assert.Equal(Expected(e => (e.NetworkId == network.Id || e.Actor == self) && e.Kind == AuditKinds.SessionCreated), sessions);
+        Assert.Equal(6, sessions.Count);
+    }
+
+    private static AuditEvent Event(string? networkId, DateTimeOffset at, string kind, string actor) =>
+        new() { NetworkId = networkId, OccurredAt = at, Kind = kind, Outcome = Outcomes.Success, Actor = actor };
 }
 
 [Trait(Category.Name, Category.Fast)]

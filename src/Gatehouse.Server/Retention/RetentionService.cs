@@ -23,7 +23,7 @@ internal sealed record Pruned(int AuditEvents, int Sessions, int RefreshTokens, 
 internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> dbs, IOptions<GatehouseOptions> options, TimeProvider clock,
     IMeterFactory meters, StartupGate startup, AuditLog audit, ILogger<RetentionService> log) : BackgroundService
 {
-    private const int Batch = 2_000;
+    internal const int Batch = 2_000;
     private readonly Counter<long> _deleted = meters.Create(SecurityMetrics.MeterName).CreateCounter<long>(
         "gatehouse.retention.deleted", "{row}", "Rows deleted by the retention service, by what they were (audit_event, session, refresh_token, visitor).");
 
@@ -74,8 +74,7 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
         var lastRefreshBefore = endedBefore - settings.Sessions.RefreshTokenLifetime;
         var tokensBefore = now - settings.Retention.SpentRefreshTokens;
 
-        var auditEvents = await DeleteInBatchesAsync(db => db.AuditEvents.Where(e => e.OccurredAt < auditBefore).OrderBy(e => e.Id).Select(e => e.Id),
-            (db, ids) => db.AuditEvents.Where(e => ids.Contains(e.Id)).ExecuteDeleteAsync(ct), ct);
+        var auditEvents = await DeleteAuditEventsBeforeAsync(auditBefore, ct);
         var refreshTokensOfEnded = 0;
         var sessions = await DeleteInBatchesAsync(
             db => db.Sessions.Where(s => (s.RevokedAt != null && s.RevokedAt < endedBefore) || s.CreatedAt < createdBefore || s.ExpiresAt < lastRefreshBefore)
@@ -134,6 +133,30 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
         foreach (var (networkId, (visitors, bots)) in byNetwork)
             audit.Record(SecurityEvents.UsersPruned(networkId, visitors, bots));
         return total;
+    }
+
+    /// <summary>
+    /// Audit events are numbered as they are written, so their keys follow their times (give or take the moment
+    /// between two nodes' writes, or a minute's tally of refusals written at its end): the old ones are found from the
+    /// lowest key up, as the table's index on the time holds only the console accounts' events. The walk ends at the
+    /// first batch with no old event, so an old event written more than a batch after newer ones waits for a pass
+    /// after they are old too.
+    /// </summary>
+    private async Task<int> DeleteAuditEventsBeforeAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        var total = 0;
+        var after = 0L;
+        while (true)
+        {
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            var batch = await db.AuditEvents.Where(e => e.Id > after).OrderBy(e => e.Id).Take(Batch)
+                .Select(e => new { e.Id, e.OccurredAt }).ToListAsync(ct);
+            var old = batch.Where(e => e.OccurredAt < before).Select(e => e.Id).ToList();
+            if (old.Count == 0)
+                return total;
+            total += await db.AuditEvents.Where(e => old.Contains(e.Id)).ExecuteDeleteAsync(ct);
+            after = batch[^1].Id;
+        }
     }
 
     private async Task<int> DeleteInBatchesAsync<TKey>(Func<GatehouseDb, IQueryable<TKey>> keys, Func<GatehouseDb, List<TKey>, Task<int>> delete,

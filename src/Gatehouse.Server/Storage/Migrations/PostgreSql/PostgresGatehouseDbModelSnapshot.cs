@@ -286,7 +286,8 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 
                     b.HasKey("Id");
 
-                    b.HasIndex("OccurredAt");
+                    b.HasIndex("OccurredAt")
+                        .HasFilter("\"NetworkId\" IS NULL");
 
                     b.HasIndex("NetworkId", "OccurredAt");
 

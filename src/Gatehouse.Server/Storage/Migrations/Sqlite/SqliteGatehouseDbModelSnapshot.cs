@@ -279,7 +279,8 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.HasIndex("OccurredAt");
+                    b.HasIndex("OccurredAt")
+                        .HasFilter("\"NetworkId\" IS NULL");
 
                     b.HasIndex("NetworkId", "OccurredAt");
 
