@@ -97,12 +97,12 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
     }
 
     /// <summary>
-    /// The network's events with the console accounts' own (they have no network: every account's when
-    /// <paramref name="accountsOf"/> is null, else only its), newest first, <paramref name="take"/> after the first
-    /// <paramref name="skip"/>. Each half is read newest first through an index of its own (the network's on (network,
-    /// time), the accounts' on the time of their events alone), then the two are merged: the table has no index on the
-    /// time of every event, so one query over both halves would read and sort every event of the network on each page
-    /// (docs/benchmarks.md, change 83).
+    /// The network's events with those that belong to no network (the console accounts' own, refusals of keys no
+    /// network has: all of them when <paramref name="accountsOf"/> is null, else only that actor's), newest first,
+    /// <paramref name="take"/> after the first <paramref name="skip"/>. Each half is read newest first through an index
+    /// of its own (the network's on (network, time), the others' on the time of those events alone), then the two are
+    /// merged: the table has no index on the time of every event, so one query over both halves would read and sort
+    /// every event of the network on each page (docs/benchmarks.md, change 83).
     /// </summary>
     internal static IQueryable<AuditEvent> NewestFirst(GatehouseDb db, string networkId, string? accountsOf,
         Func<IQueryable<AuditEvent>, IQueryable<AuditEvent>> filter, int skip, int take)
