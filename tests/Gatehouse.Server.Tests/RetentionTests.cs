@@ -92,8 +92,8 @@ public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TS
     }
 
     /// <summary>
-    /// Old audit events are found by their key from the lowest up (the time index holds only events without a
-    /// network): the walk goes on past a batch that also holds a newer event, and the newer one stays.
+    /// Old audit events are found by their key from the lowest up (the table has no index on the time alone): the
+    /// walk goes on past a batch that also holds a newer event, and the newer one stays.
     /// </summary>
     [SkippableFact]
     public async Task Old_audit_events_written_after_a_newer_one_go_in_the_same_pass_and_the_newer_one_stays()

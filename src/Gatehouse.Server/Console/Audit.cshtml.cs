@@ -99,10 +99,9 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
     /// <summary>
     /// The network's events with those that belong to no network (the console accounts' own, refusals of keys no
     /// network has: all of them when <paramref name="accountsOf"/> is null, else only that actor's), newest first,
-    /// <paramref name="take"/> after the first <paramref name="skip"/>. Each half is read newest first through an index
-    /// of its own (the network's on (network, time), the others' on the time of those events alone), then the two are
-    /// merged: the table has no index on the time of every event, so one query over both halves would read and sort
-    /// every event of the network on each page (docs/benchmarks.md, change 83).
+    /// <paramref name="take"/> after the first <paramref name="skip"/>. Each half is read newest first through the index
+    /// on (network, time), then the two are merged: the table has no index on the time alone, so one query over both
+    /// halves would read and sort every event of the network on each page (docs/benchmarks.md, change 83).
     /// </summary>
     internal static IQueryable<AuditEvent> NewestFirst(GatehouseDb db, string networkId, string? accountsOf,
         Func<IQueryable<AuditEvent>, IQueryable<AuditEvent>> filter, int skip, int take)
@@ -112,7 +111,11 @@ internal sealed class AuditModel(GatehouseDb db, ConsoleAccess access) : Console
         if (accountsOf is not null)
             accounts = accounts.Where(e => e.Actor == accountsOf);
         var network = Ordered(filter(events.Where(e => e.NetworkId == networkId))).Take(skip + take);
-        return Ordered(network.Concat(Ordered(filter(accounts)).Take(skip + take))).Skip(skip).Take(take);
+        // Ordered by the network first, the same null in every row of this half: PostgreSQL takes "IS NULL" for a
+        // filter, not for a key it can order by, and would otherwise read every such event and sort them.
+        var withoutNetwork = filter(accounts).OrderByDescending(e => e.NetworkId).ThenByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id)
+            .Take(skip + take);
+        return Ordered(network.Concat(withoutNetwork)).Skip(skip).Take(take);
 
         static IOrderedQueryable<AuditEvent> Ordered(IQueryable<AuditEvent> events) => events.OrderByDescending(e => e.OccurredAt).ThenByDescending(e => e.Id);
     }

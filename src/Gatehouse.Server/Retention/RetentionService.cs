@@ -138,9 +138,9 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
     /// <summary>
     /// Audit events are numbered as they are written, so their keys follow their times (give or take the moment
     /// between two nodes' writes, or a minute's tally of refusals written at its end): the old ones are found from the
-    /// lowest key up, as the table's index on the time holds only events without a network. The walk ends at the first
-    /// batch with no old event, so an old event written more than a batch after newer ones (a node whose clock ran
-    /// ahead) waits for a pass after they are old too.
+    /// lowest key up, as the table has no index on the time alone. The walk ends at the first batch with no old event,
+    /// so old events written after a batch or more of newer ones (a node whose clock ran ahead) wait for a pass after
+    /// those are old too.
     /// </summary>
     private async Task<int> DeleteAuditEventsBeforeAsync(DateTimeOffset before, CancellationToken ct)
     {

@@ -286,10 +286,6 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 
                     b.HasKey("Id");
 
-                    b.HasIndex("OccurredAt")
-                        .HasDatabaseName("IX_AuditEvents_OccurredAt_WithoutNetwork")
-                        .HasFilter("\"NetworkId\" IS NULL");
-
                     b.HasIndex("NetworkId", "OccurredAt");
 
                     b.ToTable("AuditEvents");

@@ -279,10 +279,6 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
 
                     b.HasKey("Id");
 
-                    b.HasIndex("OccurredAt")
-                        .HasDatabaseName("IX_AuditEvents_OccurredAt_WithoutNetwork")
-                        .HasFilter("\"NetworkId\" IS NULL");
-
                     b.HasIndex("NetworkId", "OccurredAt");
 
                     b.ToTable("AuditEvents");

@@ -12,8 +12,8 @@ using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 namespace Gatehouse.Server.Storage.Migrations.Sqlite
 {
     [DbContext(typeof(SqliteGatehouseDb))]
-    [Migration("20261207090000_AuditTimeIndexOnlyForAccountEvents")]
-    partial class AuditTimeIndexOnlyForAccountEvents
+    [Migration("20261207090000_AuditEventsWithoutTimeIndex")]
+    partial class AuditEventsWithoutTimeIndex
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -281,10 +281,6 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.HasKey("Id");
-
-                    b.HasIndex("OccurredAt")
-                        .HasDatabaseName("IX_AuditEvents_OccurredAt_WithoutNetwork")
-                        .HasFilter("\"NetworkId\" IS NULL");
 
                     b.HasIndex("NetworkId", "OccurredAt");
 

@@ -13,8 +13,8 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 {
     [DbContext(typeof(PostgresGatehouseDb))]
-    [Migration("20261207090000_AuditTimeIndexOnlyForAccountEvents")]
-    partial class AuditTimeIndexOnlyForAccountEvents
+    [Migration("20261207090000_AuditEventsWithoutTimeIndex")]
+    partial class AuditEventsWithoutTimeIndex
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -288,10 +288,6 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .HasColumnType("text");
 
                     b.HasKey("Id");
-
-                    b.HasIndex("OccurredAt")
-                        .HasDatabaseName("IX_AuditEvents_OccurredAt_WithoutNetwork")
-                        .HasFilter("\"NetworkId\" IS NULL");
 
                     b.HasIndex("NetworkId", "OccurredAt");
 
