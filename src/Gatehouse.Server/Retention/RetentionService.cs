@@ -139,8 +139,8 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
     /// Audit events are numbered as they are written, so their keys follow their times (give or take the moment
     /// between two nodes' writes, or a minute's tally of refusals written at its end): the old ones are found from the
     /// lowest key up, as the table has no index on the time alone. The walk ends at the first batch with no old event,
-    /// so old events written after a batch or more of newer ones (a node whose clock ran ahead) wait for a pass after
-    /// those are old too.
+    /// so old events written after a run of newer ones (a node whose clock ran ahead; 2,000 in a row can stop it, 4,000
+    /// always will) wait for a pass after those are old too.
     /// </summary>
     private async Task<int> DeleteAuditEventsBeforeAsync(DateTimeOffset before, CancellationToken ct)
     {
