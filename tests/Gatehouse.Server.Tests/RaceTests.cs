@@ -3,9 +3,12 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
 using Gatehouse.Server.ServerKeys;
+using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace Gatehouse.Server.Tests;
 
@@ -13,6 +16,8 @@ namespace Gatehouse.Server.Tests;
 public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
+    protected TServer Server => server;
+
     [SkippableFact]
     public async Task Of_fifty_concurrent_uses_of_one_refresh_token_exactly_one_wins_and_the_reuse_ends_the_session()
     {
@@ -108,4 +113,91 @@ public abstract class RaceTests<TServer>(TServer server) : IClassFixture<TServer
 public sealed class RaceTestsOnSqlite(SqliteServer server) : RaceTests<SqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]
-public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<PostgresServer>(server);
+public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<PostgresServer>(server)
+{
+    /// <summary>
+    /// Two nodes' groups creating the same two new users at once: the group here gets them in the order b, a; the other
+    /// node's (a transaction of this test) has inserted a and goes on to b. Inserted in arrival order, each group would
+    /// wait for the other's uncommitted row until PostgreSQL, after its deadlock_timeout, failed one. In key order the
+    /// group here waits for a and the other node's b waits for nothing; once the other node commits, the group fails on
+    /// the unique key and each login is written again alone, finding the user the other node made.
+    /// </summary>
+    [SkippableFact]
+    public async Task Two_nodes_creating_the_same_new_users_in_opposite_orders_do_not_wait_for_each_other()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "held", "held-device");
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
+        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+        // Holds the session writer on a group of its own (a login on a device whose binding this transaction has
+        // locked), so that the two logins below queue behind it and are written together, in the order submitted.
+        await using var binder = new NpgsqlConnection(connectionString);
+        await binder.OpenAsync();
+        await using var binding = await binder.BeginTransactionAsync();
+        await ExecuteAsync(binder, binding, """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", network.Id);
+
+        await using var otherNode = new NpgsqlConnection(connectionString);
+        await otherNode.OpenAsync();
+        await using var otherGroup = await otherNode.BeginTransactionAsync();
+        // Far below PostgreSQL's deadlock_timeout (1 s), counted by the group from when it began to wait, before this
+        // insert: waiting for the group's uncommitted b fails the insert here before PostgreSQL's check would fail the
+        // group (whose logins, written again alone, would then succeed and hide the wait).
+        await ExecuteAsync(otherNode, otherGroup, "SET LOCAL lock_timeout = '100ms'");
+        await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-a");
+
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        Task<(IssuedSession? Issued, Refusal? Error)> Open(string user) =>
+            sessions.OpenAsync(stored, new Login(user, $"{user}-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        var held = Open("held");
+        await WaitingForALockAsync(binder, otherNode, "DeviceBindings");
+        List<Task<(IssuedSession? Issued, Refusal? Error)>> raced = [Open("raced-b"), Open("raced-a")];
+        await binding.CommitAsync();
+        await WaitingForALockAsync(binder, otherNode, "Users");
+
+        await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-b");
+        await otherGroup.CommitAsync();
+
+        var opened = await Task.WhenAll(raced.Append(held)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.All(opened, o => Assert.Null(o.Error));
+        Assert.Equal(["other-raced-b", "other-raced-a"], opened.Take(2).Select(o => o.Issued!.User.Id));
+        Assert.Equal(2, await db.Users.CountAsync(u => u.NetworkId == network.Id && u.UserId.StartsWith("raced-")));
+    }
+
+    private static async Task InsertUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string networkId, string userId) =>
+        await ExecuteAsync(connection, transaction,
+            """
+            INSERT INTO "Users" ("Id", "NetworkId", "UserId", "Kind", "IsGlobalBan", "IsDeleted", "CreatedAt", "UpdatedAt")
+            VALUES ('other-' || $2, $1, $2, 0, false, false, now(), now())
+            """, networkId, userId);
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, params object[] values)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        foreach (var value in values)
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Until a backend other than this test's two waits for a lock in a statement on <paramref name="table"/>.</summary>
+    private static async Task WaitingForALockAsync(NpgsqlConnection first, NpgsqlConnection second, string table)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        await using var connection = first.CloneWith(first.ConnectionString);
+        await connection.OpenAsync();
+        await using var waiting = new NpgsqlCommand(
+            """
+            SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+            AND pid <> ALL($1) AND query LIKE '%"' || $2 || '"%'
+            """, connection);
+        waiting.Parameters.Add(new NpgsqlParameter { Value = new[] { first.ProcessID, second.ProcessID } });
+        waiting.Parameters.Add(new NpgsqlParameter { Value = table });
+        while ((long)(await waiting.ExecuteScalarAsync())! == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no write of the session writer waited for a lock on {table}");
+            await Task.Delay(10);
+        }
+    }
+}

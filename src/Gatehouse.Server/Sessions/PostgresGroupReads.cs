@@ -203,9 +203,11 @@ internal static class PostgresGroupReads
                 nameof(RefreshToken.ExpiresAt), nameof(RefreshToken.UsedAt)];
 
             // FOR NO KEY UPDATE is the lock the no-op update it replaces took: the row is marked locked (a WAL record)
-            // but no new version of it is written.
+            // but no new version of it is written. Rows are locked as the query returns them, which without ORDER BY
+            // depends on the plan (an index scan's key order, a bitmap scan's physical order): sorted, two nodes' groups
+            // wanting the same devices lock them in one order.
             Bindings = $"SELECT {List(binding, bindingColumns)} FROM {bindings} WHERE {binding(nameof(DeviceBinding.NetworkId))} = $1 "
-                + $"AND {binding(nameof(DeviceBinding.DeviceId))} = ANY($2) FOR NO KEY UPDATE";
+                + $"AND {binding(nameof(DeviceBinding.DeviceId))} = ANY($2) ORDER BY {binding(nameof(DeviceBinding.DeviceId))} FOR NO KEY UPDATE";
             UsersNamed = $"SELECT {List(user, userColumns)} FROM {users} "
                 + $"WHERE {user(nameof(User.NetworkId))} = $1 AND {user(nameof(User.UserId))} = ANY($2)";
             // The device index holds only unrevoked sessions: the query names that condition so PostgreSQL can use it.

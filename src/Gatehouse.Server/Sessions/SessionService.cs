@@ -105,7 +105,8 @@ internal sealed class SessionService : BackgroundService
         if (logins.Count > 0)
         {
             var rows = new Dictionary<string, LoadedRows>(StringComparer.Ordinal);
-            foreach (var networkId in logins.Select(l => l.Network.Id).Distinct(StringComparer.Ordinal))
+            // Network by network in one order for every node: each network's read locks its devices' bindings.
+            foreach (var networkId in logins.Select(l => l.Network.Id).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
                 rows[networkId] = await LoadRowsAsync(db, networkId, logins.Where(l => l.Network.Id == networkId).Select(l => l.Request).ToList());
             var created = new NewRows();
             var now = _clock.GetUtcNow();
@@ -113,7 +114,11 @@ internal sealed class SessionService : BackgroundService
                 login.Result = SessionRules.Login(rows[login.Network.Id].Rows, created, login.Network, login.Request, login.ClientAddress, now, Settings);
             // New rows in order of their foreign keys; then the changes to rows read above. Neither is change-tracked:
             // tracking a returning user's sessions to find the one the cap ends made its login dearer than a new
-            // user's (docs/benchmarks.md, change 27).
+            // user's (docs/benchmarks.md, change 27). New users and devices go in key order, not arrival order: two
+            // nodes' groups creating the same two would otherwise each wait for the other's uncommitted row, which
+            // PostgreSQL breaks only after its deadlock_timeout by failing one group (docs/benchmarks.md, change 84).
+            created.Users.Sort(static (x, y) => CompareKeys(x.NetworkId, x.UserId, y.NetworkId, y.UserId));
+            created.Bindings.Sort(static (x, y) => CompareKeys(x.NetworkId, x.DeviceId, y.NetworkId, y.DeviceId));
             writes.Insert(created.Users, created.Bindings, created.Sessions, created.RefreshTokens, created.AuditEvents);
             foreach (var (networkId, loaded) in rows)
                 await WriteChangesAsync(db, writes, networkId, loaded, now);
@@ -130,6 +135,9 @@ internal sealed class SessionService : BackgroundService
         writes.Insert(stored);
         await writes.FlushAsync();
     }
+
+    private static int CompareKeys(string network, string id, string otherNetwork, string otherId) =>
+        string.CompareOrdinal(network, otherNetwork) is var byNetwork and not 0 ? byNetwork : string.CompareOrdinal(id, otherId);
 
     /// <summary>
     /// The group's refreshes, each judged in arrival order on rows read once for all (one read for the group, not one
@@ -298,7 +306,9 @@ internal sealed class SessionService : BackgroundService
         foreach (var byReason in loaded.Sessions.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
             EndSessions(writes, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
         var rebound = loaded.BoundUsers.Where(b => b.Key.UserRef != b.Value).ToList();
-        var renamed = loaded.DisplayNames.Where(u => u.Key.DisplayName != u.Value).Select(u => u.Key).ToList();
+        // Users are not locked when read: two groups renaming the same two users take their row locks in one order.
+        var renamed = loaded.DisplayNames.Where(u => u.Key.DisplayName != u.Value).Select(u => u.Key)
+            .OrderBy(u => u.Id, StringComparer.Ordinal).ToList();
         if (rebound.Count > 0 || renamed.Count > 0)
             await writes.FlushAsync();
         foreach (var byUser in rebound.GroupBy(b => b.Key.UserRef, StringComparer.Ordinal))
