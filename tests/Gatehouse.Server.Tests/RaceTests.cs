@@ -7,6 +7,7 @@ using Gatehouse.Server.Refusals;
 using Gatehouse.Server.ServerKeys;
 using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
@@ -146,9 +147,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var otherNode = new NpgsqlConnection(connectionString);
         await otherNode.OpenAsync();
         await using var otherGroup = await otherNode.BeginTransactionAsync();
-        // Far below PostgreSQL's deadlock_timeout (1 s), counted by the group from when it began to wait, before this
-        // insert: waiting for the group's uncommitted b fails the insert here before PostgreSQL's check would fail the
-        // group (whose logins, written again alone, would then succeed and hide the wait).
+        // The 100 ms checked against deadlock_timeout above: a wait for the group's uncommitted b fails this insert.
         await ExecuteAsync(otherNode, otherGroup, "SET LOCAL lock_timeout = '100ms'");
         await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-a");
 
@@ -168,6 +167,61 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         Assert.All(opened, o => Assert.Null(o.Error));
         Assert.Equal(["other-raced-b", "other-raced-a"], opened.Take(2).Select(o => o.Issued!.User.Id));
         Assert.Equal(2, await db.Users.CountAsync(u => u.NetworkId == network.Id && u.UserId.StartsWith("raced-")));
+    }
+
+    /// <summary>
+    /// A refresh token redeemed on another node while this node's group, which read it unused, waits to claim it: the
+    /// group's claim changes one row fewer than it judged, so the group is written again one refresh at a time, where the
+    /// token reads as used and its session ends as a reuse; the other refresh of the group is unharmed. Without that
+    /// count the token would be redeemed twice, once on each node.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_refresh_token_redeemed_on_another_node_while_a_group_waits_is_refused_as_reused()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "held", "held-device");
+        var raced = (await Server.LoginAsync(network, "raced", "raced-device"))["refreshToken"]!.GetValue<string>();
+        var bystander = (await Server.LoginAsync(network, "bystander", "bystander-device"))["refreshToken"]!.GetValue<string>();
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
+        var racedSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(raced))).SessionId;
+        var bystanderSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(bystander))).SessionId;
+        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+        // Holds the session writer on a group of its own, as above, so that both refreshes are written together.
+        await using var binder = new NpgsqlConnection(connectionString);
+        await binder.OpenAsync();
+        await using var binding = await binder.BeginTransactionAsync();
+        await ExecuteAsync(binder, binding, """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", network.Id);
+
+        // The other node has claimed the token and not committed yet: the group reads it unused.
+        await using var otherNode = new NpgsqlConnection(connectionString);
+        await otherNode.OpenAsync();
+        await using var otherRefresh = await otherNode.BeginTransactionAsync();
+        await ExecuteAsync(otherNode, otherRefresh, """UPDATE "RefreshTokens" SET "UsedAt" = now() WHERE "Digest" = $1 AND "UsedAt" IS NULL""",
+            Secrets.Digest(raced));
+
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        await WaitingForALockAsync(binder, otherNode, "DeviceBindings");
+        var racedRefresh = sessions.RefreshAsync(stored, raced, "127.0.0.1", CancellationToken.None);
+        var bystanderRefresh = sessions.RefreshAsync(stored, bystander, "127.0.0.1", CancellationToken.None);
+        await binding.CommitAsync();
+        await WaitingForALockAsync(binder, otherNode, "RefreshTokens");
+        await otherRefresh.CommitAsync();
+
+        await Task.WhenAll(held, racedRefresh, bystanderRefresh).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null((await held).Error);
+        Assert.Same(Errors.RefreshTokenReused, (await racedRefresh).Error);
+        Assert.Null((await bystanderRefresh).Error);
+        Assert.NotNull((await bystanderRefresh).Issued!.RefreshToken);
+        var ended = await db.Sessions.AsNoTracking().Where(s => s.Id == racedSession || s.Id == bystanderSession).ToDictionaryAsync(s => s.Id);
+        Assert.Equal(RevokeReasons.RefreshReuse, ended[racedSession].RevokedReason);
+        Assert.Null(ended[bystanderSession].RevokedAt);
+        // Only the bystander's refresh issued a token: the raced session's one token is the one the other node claimed.
+        Assert.Equal(1, await db.RefreshTokens.CountAsync(r => r.SessionId == racedSession));
+        Assert.Equal(2, await db.RefreshTokens.CountAsync(r => r.SessionId == bystanderSession));
     }
 
     private static async Task InsertUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string networkId, string userId) =>
