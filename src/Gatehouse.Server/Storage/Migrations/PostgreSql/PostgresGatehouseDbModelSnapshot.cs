@@ -569,6 +569,8 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                     b.HasIndex("SessionId");
 
                     b.ToTable("RefreshTokens");
+
+                    NpgsqlEntityTypeBuilderExtensions.HasStorageParameter(b, "fillfactor", 85);
                 });
 
             modelBuilder.Entity("Gatehouse.Server.Sessions.Session", b =>
@@ -633,6 +635,8 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
                         .HasFilter("\"RevokedAt\" IS NULL");
 
                     b.ToTable("Sessions");
+
+                    NpgsqlEntityTypeBuilderExtensions.HasStorageParameter(b, "fillfactor", 85);
                 });
 
             modelBuilder.Entity("Gatehouse.Server.Storage.StorageCompatibility", b =>
