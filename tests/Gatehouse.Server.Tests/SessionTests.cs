@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Gatehouse.Server.Storage;
+using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
 
 namespace Gatehouse.Server.Tests;
@@ -7,6 +8,8 @@ namespace Gatehouse.Server.Tests;
 public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
+    protected TServer Server => server;
+
     [SkippableFact]
     public async Task Unsecure_login_creates_the_user_and_returns_the_contract_shape()
     {
@@ -252,4 +255,35 @@ public abstract class SessionTests<TServer>(TServer server) : IClassFixture<TSer
 public sealed class SessionTestsOnSqlite(SqliteServer server) : SessionTests<SqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]
-public sealed class SessionTestsOnPostgres(PostgresServer server) : SessionTests<PostgresServer>(server);
+public sealed class SessionTestsOnPostgres(PostgresServer server) : SessionTests<PostgresServer>(server)
+{
+    /// <summary>
+    /// A refresh once later logins have filled the page its session was written to: the session's new version stays on
+    /// that page, in the room its table keeps free (GatehouseDb.RoomOnEachPageForUpdates), so the session's indexes get
+    /// no new entries. On a page filled to the brim the new version would go to another page.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_refresh_after_its_sessions_page_has_filled_keeps_the_session_on_that_page()
+    {
+        var network = await Server.CreateNetworkAsync();
+        var refreshToken = (await Server.LoginAsync(network, "early", "early-device"))["refreshToken"]!.GetValue<string>();
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var sessionId = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(refreshToken))).SessionId;
+        var page = await PageOfAsync(db, sessionId);
+
+        // A few dozen sessions fit on a page: once inserts have moved past the session's page, it is as full as inserts
+        // leave it.
+        await Task.WhenAll(Enumerable.Range(0, 150).Select(i => Server.LoginAsync(network, $"later-{i}", $"later-device-{i}")));
+        Assert.True(await db.Database.SqlQuery<long>($"""SELECT max((ctid::text::point)[0])::bigint AS "Value" FROM "Sessions" """).SingleAsync() > page,
+            "the later logins did not fill the session's page");
+
+        using var refreshed = await Server.RefreshAsync(network, refreshToken);
+        Assert.Equal(HttpStatusCode.OK, refreshed.StatusCode);
+        Assert.NotNull((await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == sessionId)).LastRefreshedAt);
+        Assert.Equal(page, await PageOfAsync(db, sessionId));
+    }
+
+    private static Task<long> PageOfAsync(GatehouseDb db, Guid sessionId) =>
+        db.Database.SqlQuery<long>($"""SELECT (ctid::text::point)[0]::bigint AS "Value" FROM "Sessions" WHERE "Id" = {sessionId}""").SingleAsync();
+}
