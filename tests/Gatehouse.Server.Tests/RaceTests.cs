@@ -147,7 +147,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var otherNode = new NpgsqlConnection(connectionString);
         await otherNode.OpenAsync();
         await using var otherGroup = await otherNode.BeginTransactionAsync();
-        // The 100 ms checked against deadlock_timeout above: a wait for the group's uncommitted b fails this insert.
+        // 100 ms, well under deadlock_timeout (checked above): if this insert waits for the group's uncommitted b, it fails here first.
         await ExecuteAsync(otherNode, otherGroup, "SET LOCAL lock_timeout = '100ms'");
         await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-a");
 
@@ -189,7 +189,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var bystanderSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(bystander))).SessionId;
         var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
 
-        // Holds the session writer on a group of its own, as above, so that both refreshes are written together.
+        // Holds the session writer on a group of its own, as in the test above, so that both refreshes are written together.
         await using var binder = new NpgsqlConnection(connectionString);
         await binder.OpenAsync();
         await using var binding = await binder.BeginTransactionAsync();
@@ -219,7 +219,8 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var ended = await db.Sessions.AsNoTracking().Where(s => s.Id == racedSession || s.Id == bystanderSession).ToDictionaryAsync(s => s.Id);
         Assert.Equal(RevokeReasons.RefreshReuse, ended[racedSession].RevokedReason);
         Assert.Null(ended[bystanderSession].RevokedAt);
-        // Only the bystander's refresh issued a token: the raced session's one token is the one the other node claimed.
+        // The raced session keeps only its login's token (the failed group's new one was rolled back); the bystander's
+        // has its login's and its refresh's.
         Assert.Equal(1, await db.RefreshTokens.CountAsync(r => r.SessionId == racedSession));
         Assert.Equal(2, await db.RefreshTokens.CountAsync(r => r.SessionId == bystanderSession));
     }
