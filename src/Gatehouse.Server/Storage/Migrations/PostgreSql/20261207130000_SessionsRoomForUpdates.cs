@@ -5,9 +5,9 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 {
     /// <summary>
-    /// New pages of the sessions and refresh tokens keep 15 % free, so that a refresh's update of a row long after its
-    /// insert can stay on its page without new index entries (GatehouseDb.RoomOnEachPageForUpdates). Changes a setting
-    /// only: pages already full stay as they are, and the lock it takes does not block reads or writes.
+    /// Inserts into the sessions and refresh tokens leave 15 % of each page free, so that a refresh's update of a row long
+    /// after its insert can stay on its page without new index entries (GatehouseDb.RoomOnEachPageForUpdates). Changes a
+    /// setting only: pages already full stay as they are, and the lock it takes does not block reads or writes.
     /// </summary>
     public partial class SessionsRoomForUpdates : Migration
     {
