@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
+using Gatehouse.Server.Audit;
 using Gatehouse.Server.Certificates;
 using Gatehouse.Server.Networks;
 using Gatehouse.Server.Refusals;
@@ -137,12 +138,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         Assert.True(await db.Database.SqlQueryRaw<int>("SELECT setting::int AS \"Value\" FROM pg_settings WHERE name = 'deadlock_timeout'").SingleAsync() >= 500,
             "PostgreSQL's deadlock_timeout is too short for this test");
 
-        // Holds the session writer on a group of its own (a login on a device whose binding this transaction has
-        // locked), so that the two logins below queue behind it and are written together, in the order submitted.
-        await using var binder = new NpgsqlConnection(connectionString);
-        await binder.OpenAsync();
-        await using var binding = await binder.BeginTransactionAsync();
-        await ExecuteAsync(binder, binding, """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", network.Id);
+        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
 
         await using var otherNode = new NpgsqlConnection(connectionString);
         await otherNode.OpenAsync();
@@ -155,10 +151,10 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         Task<(IssuedSession? Issued, Refusal? Error)> Open(string user) =>
             sessions.OpenAsync(stored, new Login(user, $"{user}-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
         var held = Open("held");
-        await WaitingForALockAsync(binder, otherNode, "DeviceBindings");
+        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         List<Task<(IssuedSession? Issued, Refusal? Error)>> raced = [Open("raced-b"), Open("raced-a")];
-        await binding.CommitAsync();
-        await WaitingForALockAsync(binder, otherNode, "Users");
+        await binder.ReleaseAsync();
+        await WaitingForALockAsync(binder.Connection, otherNode, "Users");
 
         await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-b");
         await otherGroup.CommitAsync();
@@ -189,11 +185,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var bystanderSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(bystander))).SessionId;
         var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
 
-        // Holds the session writer on a group of its own, as in the test above, so that both refreshes are written together.
-        await using var binder = new NpgsqlConnection(connectionString);
-        await binder.OpenAsync();
-        await using var binding = await binder.BeginTransactionAsync();
-        await ExecuteAsync(binder, binding, """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", network.Id);
+        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
 
         // The other node has claimed the token and not committed yet: the group reads it unused.
         await using var otherNode = new NpgsqlConnection(connectionString);
@@ -204,11 +196,11 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
 
         var sessions = Server.Services.GetRequiredService<SessionService>();
         var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
-        await WaitingForALockAsync(binder, otherNode, "DeviceBindings");
+        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         var racedRefresh = sessions.RefreshAsync(stored, raced, "127.0.0.1", CancellationToken.None);
         var bystanderRefresh = sessions.RefreshAsync(stored, bystander, "127.0.0.1", CancellationToken.None);
-        await binding.CommitAsync();
-        await WaitingForALockAsync(binder, otherNode, "RefreshTokens");
+        await binder.ReleaseAsync();
+        await WaitingForALockAsync(binder.Connection, otherNode, "RefreshTokens");
         await otherRefresh.CommitAsync();
 
         await Task.WhenAll(held, racedRefresh, bystanderRefresh).WaitAsync(TimeSpan.FromSeconds(30));
@@ -223,6 +215,87 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         // has its login's and its refresh's.
         Assert.Equal(1, await db.RefreshTokens.CountAsync(r => r.SessionId == racedSession));
         Assert.Equal(2, await db.RefreshTokens.CountAsync(r => r.SessionId == bystanderSession));
+    }
+
+    /// <summary>
+    /// A group that ends two sessions in different phases (a login signs one out of its device, a logout ends the
+    /// other) takes their locks in key order, as every group does: another node's group that holds the lower one and
+    /// goes on to the higher one takes it at once, where a group locking them phase by phase held the higher one while
+    /// it waited for the lower, and the two waited for each other until PostgreSQL failed one of them.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_group_ending_two_sessions_locks_them_in_key_order()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "held", "held-device");
+        await Server.LoginAsync(network, "first", "first-device");
+        await Server.LoginAsync(network, "second", "second-device");
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
+        // In PostgreSQL's order of the key, which is what the lock must follow.
+        var ordered = await db.Database.SqlQuery<Guid>($"""
+            SELECT "Id" AS "Value" FROM "Sessions" WHERE "NetworkId" = {network.Id} AND "DeviceId" IN ('first-device', 'second-device') ORDER BY "Id"
+            """).ToListAsync();
+        var (lower, higher) = (await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == ordered[0]), await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == ordered[1]));
+        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        await using var otherNode = new NpgsqlConnection(connectionString);
+        await otherNode.OpenAsync();
+        await using var otherGroup = await otherNode.BeginTransactionAsync();
+        const string LockSession = """SELECT 1 FROM "Sessions" WHERE "Id" = $1 FOR NO KEY UPDATE""";
+        await ExecuteAsync(otherNode, otherGroup, LockSession, lower.Id);
+
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
+        // The login signs the higher session's user out of its device; the logout ends the lower session.
+        var newcomer = sessions.OpenAsync(stored, new Login("newcomer", higher.DeviceId, null, null, null, null), "127.0.0.1", CancellationToken.None);
+        var logout = sessions.RevokeAsync(lower.Id, RevokeReasons.Logout,
+            SecurityEvents.LoggedOut(lower.DeviceId[..^"-device".Length], network.Id, lower.Id, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
+        await binder.ReleaseAsync();
+        await WaitingForALockAsync(binder.Connection, otherNode, "Sessions");
+
+        // NOWAIT: fails at once (55P03) if the group holds the higher session while it waits for the lower.
+        await ExecuteAsync(otherNode, otherGroup, LockSession + " NOWAIT", higher.Id);
+        await otherGroup.CommitAsync();
+
+        await Task.WhenAll(held, newcomer, logout).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null((await held).Error);
+        Assert.Null((await newcomer).Error);
+        Assert.NotNull(await logout);
+        var ended = await db.Sessions.AsNoTracking().Where(s => s.Id == lower.Id || s.Id == higher.Id).ToDictionaryAsync(s => s.Id, s => s.RevokedReason);
+        Assert.Equal(RevokeReasons.Logout, ended[lower.Id]);
+        Assert.Equal(RevokeReasons.DeviceRebound, ended[higher.Id]);
+    }
+
+    /// <summary>
+    /// A transaction holding the lock of held-device's binding: a login on that device then holds the session writer on
+    /// a group of its own, so that the changes submitted after it queue behind it and are written together, in the order
+    /// submitted, once this transaction ends (<see cref="ReleaseAsync"/>).
+    /// </summary>
+    private sealed class HeldBinding(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+    {
+        public NpgsqlConnection Connection => connection;
+
+        public static async Task<HeldBinding> LockAsync(string connectionString, string networkId)
+        {
+            var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync();
+            var transaction = await connection.BeginTransactionAsync();
+            await ExecuteAsync(connection, transaction,
+                """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", networkId);
+            return new HeldBinding(connection, transaction);
+        }
+
+        public Task ReleaseAsync() => transaction.CommitAsync();
+
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
+        }
     }
 
     private static async Task InsertUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string networkId, string userId) =>

@@ -95,12 +95,15 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// One group inside its transaction: the logins (lock, read what they touch, apply each), then each other change.
-    /// The writes are queued and sent together (<see cref="WriteBatch"/>): before a read or an EF update that follows
-    /// them, and at the end; on PostgreSQL a refresh or logout group writes in one round trip (docs/benchmarks.md, change 78).
+    /// The writes are queued and sent together (<see cref="WriteBatch"/>): before an EF update that follows them, and at
+    /// the end; on PostgreSQL a group of refreshes or logouts writes in one round trip (docs/benchmarks.md, change 78).
+    /// Changes to sessions that already exist are all kept for the end (<see cref="SessionChanges"/>), so that their rows
+    /// are locked in one order on every node (docs/benchmarks.md, change 86).
     /// </summary>
     private async Task WriteGroupAsync(GatehouseDb db, IReadOnlyList<GroupWork> group)
     {
         var writes = new WriteBatch(db);
+        var sessionChanges = new SessionChanges();
         var logins = group.OfType<LoginWork>().ToList();
         if (logins.Count > 0)
         {
@@ -121,17 +124,18 @@ internal sealed class SessionService : BackgroundService
             created.Bindings.Sort(static (x, y) => CompareKeys(x.NetworkId, x.DeviceId, y.NetworkId, y.DeviceId));
             writes.Insert(created.Users, created.Bindings, created.Sessions, created.RefreshTokens, created.AuditEvents);
             foreach (var (networkId, loaded) in rows)
-                await WriteChangesAsync(db, writes, networkId, loaded, now);
+                await WriteChangesAsync(db, writes, sessionChanges, networkId, loaded, now);
         }
         // Their audit rows go in with them: written apart, by the audit log's own writer, they took SQLite's one
         // write lock turn about with this writer's transactions, and each waited for the other (docs/benchmarks.md).
         var stored = new List<AuditEvent>();
         var refreshes = group.OfType<RefreshWork>().ToList();
         if (refreshes.Count > 0)
-            await RefreshAllAsync(db, writes, refreshes, stored);
+            await RefreshAllAsync(db, writes, sessionChanges, refreshes, stored);
         var revocations = group.OfType<RevokeWork>().ToList();
         if (revocations.Count > 0)
-            await RevokeAllAsync(db, writes, revocations, stored);
+            await RevokeAllAsync(db, sessionChanges, revocations, stored);
+        sessionChanges.Queue(writes);
         writes.Insert(stored);
         await writes.FlushAsync();
     }
@@ -144,16 +148,20 @@ internal sealed class SessionService : BackgroundService
     /// per refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
     /// unused, a node on the same database took one in between, and the group fails to be written again one change
     /// at a time, where that refresh reads the claim and is refused as a reuse. The writes are queued in
-    /// <paramref name="writes"/>, after the claims (docs/benchmarks.md, change 78).
+    /// <paramref name="writes"/>, after the claims (docs/benchmarks.md, change 78), and the sessions' in
+    /// <paramref name="sessionChanges"/>.
     /// </summary>
-    private async Task RefreshAllAsync(GatehouseDb db, WriteBatch writes, List<RefreshWork> refreshes, List<AuditEvent> stored)
+    private async Task RefreshAllAsync(GatehouseDb db, WriteBatch writes, SessionChanges sessionChanges, List<RefreshWork> refreshes,
+        List<AuditEvent> stored)
     {
         var now = _clock.GetUtcNow();
         foreach (var refresh in refreshes)
             refresh.Digest = Secrets.Digest(refresh.Presented);
-        // The logins' writes first: a session one of them ended is read as ended.
-        await writes.FlushAsync();
+        // Nothing queued need be written first: the logins' new rows are not among those read (their refresh tokens
+        // are not handed out yet), and the sessions they ended are not written yet but read as ended.
         var read = await ReadRefreshRowsAsync(db, refreshes.Select(r => r.Digest).Distinct(StringComparer.Ordinal).ToList());
+        foreach (var session in read.Sessions)
+            sessionChanges.ShowEnd(session);
         var rows = read.RefreshTokens.ToDictionary(r => r.Digest, StringComparer.Ordinal);
         var sessions = read.Sessions.ToDictionary(s => s.Id);
         var users = read.Users.ToDictionary(u => u.Id, StringComparer.Ordinal);
@@ -175,10 +183,10 @@ internal sealed class SessionService : BackgroundService
             conflict: "A refresh token of the group was claimed by another node; each refresh is written again alone.");
         writes.Insert(issued);
         // The sessions were read untracked: SaveChanges' tracking of them was half the writer's time per refresh
-        // (docs/benchmarks.md, change 37), so what the rules changed is written here.
-        writes.Update(renewed, nameof(Session.Id), RenewedColumns);
+        // (docs/benchmarks.md, change 37), so what the rules changed is written at the group's end.
+        sessionChanges.Renew(renewed);
         foreach (var byReason in liveWhenRead.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
-            EndSessions(writes, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
+            sessionChanges.End([.. byReason.Select(s => s.Id)], byReason.Key, now);
     }
 
     /// <summary>
@@ -198,9 +206,6 @@ internal sealed class SessionService : BackgroundService
             read.Users.Add(user);
         return read;
     }
-
-    /// <summary>What <see cref="SessionRules.Renew"/> changes on a session.</summary>
-    private static readonly string[] RenewedColumns = [nameof(Session.LastRefreshedAt), nameof(Session.LastRefreshedFrom), nameof(Session.ExpiresAt)];
 
     /// <summary>One refresh of a group, as <see cref="SessionRules"/> judge it; a token used before (or earlier in the group) ends its session.</summary>
     private (Opened?, Refusal?) Refresh(RefreshWork refresh, RefreshToken? row, Session? session, User? user, DateTimeOffset now,
@@ -235,21 +240,23 @@ internal sealed class SessionService : BackgroundService
 
     /// <summary>
     /// The group's revocations: which of their sessions are still live (one query), then one conditional update per
-    /// reason, queued in <paramref name="writes"/>. Fewer rows updated than read means a node on the same database
+    /// reason, kept in <paramref name="sessionChanges"/>. Fewer rows updated than read means a node on the same database
     /// ended one in between: the group is written again one change at a time.
     /// </summary>
-    private async Task RevokeAllAsync(GatehouseDb db, WriteBatch writes, List<RevokeWork> revocations, List<AuditEvent> stored)
+    private async Task RevokeAllAsync(GatehouseDb db, SessionChanges sessionChanges, List<RevokeWork> revocations, List<AuditEvent> stored)
     {
         var now = _clock.GetUtcNow();
-        // The group's earlier writes first: a session a login or a refresh reuse of the group ended is read as ended.
-        await writes.FlushAsync();
         var live = new HashSet<Guid>();
         await foreach (var id in LiveSessionIds.Run(db, revocations.Select(r => r.SessionId).Distinct().ToList()))
-            live.Add(id);
+        {
+            // A session a login or a refresh reuse of this group ended is ended, though not written yet.
+            if (!sessionChanges.Ends(id))
+                live.Add(id);
+        }
         foreach (var byReason in revocations.Where(r => live.Contains(r.SessionId)).GroupBy(r => r.Reason, StringComparer.Ordinal))
         {
             var reason = byReason.Key;
-            var ids = new List<object>();
+            var ids = new List<Guid>();
             foreach (var revocation in byReason)
             {
                 // Two revocations of one session in a group: the first one ends it.
@@ -259,7 +266,7 @@ internal sealed class SessionService : BackgroundService
                 stored.Add(AuditLog.Row(revocation.Raised, now, revocation.ClientAddress));
                 revocation.Result = revocation.Raised with { StoredWithChange = true };
             }
-            EndSessions(writes, ids, reason, now,
+            sessionChanges.End(ids, reason, now,
                 conflict: "A session of the group was ended by another node; each revocation is written again alone.");
         }
     }
@@ -297,14 +304,15 @@ internal sealed class SessionService : BackgroundService
     }
 
     /// <summary>
-    /// The group's changes to rows it read: sessions ended (one statement per reason, queued), devices bound to another
-    /// user, display names changed (rarer: through EF, after the queued writes, since a device may be bound to a user
-    /// this group inserts). A session another node ended in between keeps that node's reason.
+    /// The group's changes to rows it read: sessions ended (kept for the group's end, <see cref="SessionChanges"/>),
+    /// devices bound to another user, display names changed (rarer: through EF, after the queued writes, since a
+    /// device may be bound to a user this group inserts).
     /// </summary>
-    private static async Task WriteChangesAsync(GatehouseDb db, WriteBatch writes, string networkId, LoadedRows loaded, DateTimeOffset now)
+    private static async Task WriteChangesAsync(GatehouseDb db, WriteBatch writes, SessionChanges sessionChanges, string networkId, LoadedRows loaded,
+        DateTimeOffset now)
     {
         foreach (var byReason in loaded.Sessions.Where(s => s.RevokedAt is not null).GroupBy(s => s.RevokedReason!, StringComparer.Ordinal))
-            EndSessions(writes, byReason.Select(s => (object)s.Id).ToList(), byReason.Key, now);
+            sessionChanges.End([.. byReason.Select(s => s.Id)], byReason.Key, now);
         var rebound = loaded.BoundUsers.Where(b => b.Key.UserRef != b.Value).ToList();
         // Users are not locked when read: two groups renaming the same two users take their row locks in one order.
         var renamed = loaded.DisplayNames.Where(u => u.Key.DisplayName != u.Value).Select(u => u.Key)
@@ -324,11 +332,6 @@ internal sealed class SessionService : BackgroundService
                 .ExecuteUpdateAsync(set => set.SetProperty(u => u.DisplayName, user.DisplayName).SetProperty(u => u.UpdatedAt, user.UpdatedAt));
         }
     }
-
-    /// <summary>Ends those of the sessions not ended yet; with <paramref name="conflict"/>, the flush fails unless it ends them all.</summary>
-    private static void EndSessions(WriteBatch writes, IReadOnlyCollection<object> ids, string reason, DateTimeOffset now, string? conflict = null) =>
-        writes.Claim<Session>(nameof(Session.Id), ids, nameof(Session.RevokedAt),
-            [(nameof(Session.RevokedAt), now), (nameof(Session.RevokedReason), reason)], conflict);
 
     /// <summary>The rows of one network that a group's logins read and change.</summary>
     private static async Task<LoadedRows> LoadRowsAsync(GatehouseDb db, string networkId, List<Login> requests)
@@ -388,6 +391,61 @@ internal sealed class SessionService : BackgroundService
             : db.Networks.FromSql($"""SELECT * FROM "Networks" WHERE "Id" = {networkId} FOR SHARE""");
         var found = await switches.AsNoTracking().Select(n => new { n.VisitorsAllowed, n.BotsAllowed }).FirstAsync();
         return (found.VisitorsAllowed, found.BotsAllowed);
+    }
+
+    /// <summary>
+    /// A group's changes to sessions that already exist: ended by a login (past the cap, or the device's other user's),
+    /// by a refresh token used again, by a logout, and renewed by a refresh. Written at the group's end, after one
+    /// statement that locks all their rows in key order (<see cref="WriteBatch.Lock{T}"/>). Written where each phase
+    /// made them, they were locked phase by phase and reason by reason, so two nodes' groups ending the same two
+    /// sessions in crossed order each waited for the other until PostgreSQL failed one of them a second later (its
+    /// changes then written again one at a time). A later phase reads the sessions the group ended as ended
+    /// (<see cref="ShowEnd"/>, <see cref="Ends"/>).
+    /// </summary>
+    private sealed class SessionChanges
+    {
+        private readonly List<(List<Guid> Ids, string Reason, DateTimeOffset At, string? Conflict)> _ends = [];
+        private readonly Dictionary<Guid, (DateTimeOffset At, string Reason)> _ended = [];
+        private readonly HashSet<Session> _renewed = new(ReferenceEqualityComparer.Instance);
+
+        /// <summary>
+        /// Ends those of the sessions not ended yet when written (another node's end keeps its reason); with
+        /// <paramref name="conflict"/>, the group fails unless it ends them all.
+        /// </summary>
+        public void End(List<Guid> ids, string reason, DateTimeOffset at, string? conflict = null)
+        {
+            if (ids.Count == 0)
+                return;
+            _ends.Add((ids, reason, at, conflict));
+            foreach (var id in ids)
+                _ended.TryAdd(id, (at, reason));
+        }
+
+        public void Renew(IEnumerable<Session> sessions) => _renewed.UnionWith(sessions);
+
+        /// <summary>Whether the group ended this session before now.</summary>
+        public bool Ends(Guid id) => _ended.ContainsKey(id);
+
+        /// <summary>A session read from the database, as it will be once the group's end of it is written.</summary>
+        public void ShowEnd(Session session)
+        {
+            if (session.RevokedAt is null && _ended.TryGetValue(session.Id, out var end))
+                (session.RevokedAt, session.RevokedReason) = end;
+        }
+
+        public void Queue(WriteBatch writes)
+        {
+            writes.Lock<Session>(nameof(Session.Id), [.. _ended.Keys.Concat(_renewed.Select(s => s.Id)).Distinct().Select(id => (object)id)]);
+            foreach (var (ids, reason, at, conflict) in _ends)
+            {
+                writes.Claim<Session>(nameof(Session.Id), [.. ids.Select(id => (object)id)], nameof(Session.RevokedAt),
+                    [(nameof(Session.RevokedAt), at), (nameof(Session.RevokedReason), reason)], conflict);
+            }
+            writes.Update(_renewed, nameof(Session.Id), RenewedColumns);
+        }
+
+        /// <summary>What <see cref="SessionRules.Renew"/> changes on a session.</summary>
+        private static readonly string[] RenewedColumns = [nameof(Session.LastRefreshedAt), nameof(Session.LastRefreshedFrom), nameof(Session.ExpiresAt)];
     }
 
     private sealed class LoginWork(Network network, Login request, string? clientAddress, CancellationToken requestAborted)

@@ -80,6 +80,37 @@ internal static class BulkUpdate
         return new BatchedWrite(null, batch => AddClaimPostgres(batch, postgresText, key, keys, set), Wrote);
     }
 
+    /// <summary>
+    /// One statement that takes the update lock of each listed row, in key order, on a server database: a transaction
+    /// that then changes them in several statements cannot wait for one row while it holds another that a transaction
+    /// doing the same holds in the other order. One statement whatever the number of keys (a lock taken per chunk would
+    /// be in order within each chunk only). SQLite's transaction already holds the only write lock: nothing to run.
+    /// Null when no key is listed.
+    /// </summary>
+    internal static BatchedWrite? PrepareLock<T>(DbContext db, string keyProperty, IReadOnlyCollection<object> keys)
+        where T : class
+    {
+        if (keys.Count == 0)
+            return null;
+        if (db.Database.IsSqlite())
+            return new BatchedWrite(_ => 0, null);
+        var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
+        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        var key = Column.Of(entity, table, keyProperty);
+        var sql = db.GetService<ISqlGenerationHelper>();
+        var column = sql.DelimitIdentifier(key.Name);
+        // FOR NO KEY UPDATE is the lock the updates that follow take: it does not hold back a foreign key's check
+        // (another transaction inserting a row that references one of these).
+        var text = $"SELECT NULL FROM {sql.DelimitIdentifier(table.Name, table.Schema)} WHERE {column} = ANY($1) ORDER BY {column} FOR NO KEY UPDATE";
+        return new BatchedWrite(null, batch =>
+        {
+            var statement = batch.CreateBatchCommand();
+            statement.CommandText = text;
+            statement.Parameters.Add(PostgresArrays.Of(key.Property, key.Mapping, [.. keys.Select(key.ToProvider)]));
+            batch.BatchCommands.Add(statement);
+        });
+    }
+
     /// <summary><see cref="UpdateAsync{T}"/> as one write of a <see cref="WriteBatch"/>; null when there are no rows.</summary>
     internal static BatchedWrite? PrepareUpdate<T>(DbContext db, IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties)
         where T : class

@@ -40,6 +40,17 @@ internal sealed class WriteBatch(DbContext db)
             _queued.Add(new Queued(write, conflict is null ? null : new Expected(distinct.Length, conflict)));
     }
 
+    /// <summary>
+    /// The update locks of the listed rows, taken in key order by one statement (<see cref="BulkUpdate.PrepareLock{T}"/>):
+    /// queued before the writes that change them.
+    /// </summary>
+    public void Lock<T>(string keyProperty, IReadOnlyCollection<object> keys)
+        where T : class
+    {
+        if (BulkUpdate.PrepareLock<T>(db, keyProperty, keys) is { } write)
+            _queued.Add(new Queued(write, null));
+    }
+
     /// <summary><see cref="BulkUpdate.UpdateAsync{T}"/>, queued: the rows' values are those they hold when flushed.</summary>
     public void Update<T>(IReadOnlyCollection<T> rows, string keyProperty, IReadOnlyList<string> properties)
         where T : class
