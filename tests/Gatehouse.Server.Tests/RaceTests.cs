@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
@@ -252,8 +254,9 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         // The login signs the higher session's user out of its device; the logout ends the lower session.
         var newcomer = sessions.OpenAsync(stored, new Login("newcomer", higher.DeviceId, null, null, null, null), "127.0.0.1", CancellationToken.None);
+        var lowerUser = lower.DeviceId == "first-device" ? "first" : "second";
         var logout = sessions.RevokeAsync(lower.Id, RevokeReasons.Logout,
-            SecurityEvents.LoggedOut(lower.DeviceId[..^"-device".Length], network.Id, lower.Id, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
+            SecurityEvents.LoggedOut(lowerUser, network.Id, lower.Id, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
         await binder.ReleaseAsync();
         await WaitingForALockAsync(binder.Connection, otherNode, "Sessions");
 
@@ -271,6 +274,69 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     }
 
     /// <summary>
+    /// The sessions a group ends are written at its end, but its later changes see them ended: in one group, a login that
+    /// signs a user out of its device, then that session's refresh and logout; a replayed refresh token, then its
+    /// session's logout. The refresh is refused as for an ended session, the logouts find nothing to end (no
+    /// <c>session.revoked</c> event), the sessions keep the reasons the group's first changes gave them, and the group
+    /// commits once, not written again one change at a time.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_group_reads_the_sessions_it_ended_earlier_as_ended()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "held", "held-device");
+        var signedOutToken = (await Server.LoginAsync(network, "signed-out", "shared-device"))["refreshToken"]!.GetValue<string>();
+        var replayed = (await Server.LoginAsync(network, "replayed", "replayed-device"))["refreshToken"]!.GetValue<string>();
+        Assert.Equal(HttpStatusCode.OK, (await Server.RefreshAsync(network, replayed)).StatusCode);
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
+        var signedOut = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(signedOutToken))).SessionId;
+        var replayedSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(replayed))).SessionId;
+        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+        // This server's own meter: other test servers in this process publish instruments of the same name.
+        var meters = Server.Services.GetRequiredService<IMeterFactory>();
+        var commits = new ConcurrentQueue<int>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Name == "gatehouse.sessions.changes_per_commit")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<int>((_, changes, _, _) => commits.Enqueue(changes));
+        listener.Start();
+
+        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        await using var otherNode = new NpgsqlConnection(connectionString);
+        await otherNode.OpenAsync();
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        Task<SecurityEvent?> Logout(Guid session, string user) => sessions.RevokeAsync(session, RevokeReasons.Logout,
+            SecurityEvents.LoggedOut(user, network.Id, session, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
+        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
+        var newcomer = sessions.OpenAsync(stored, new Login("newcomer", "shared-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        var signedOutRefresh = sessions.RefreshAsync(stored, signedOutToken, "127.0.0.1", CancellationToken.None);
+        var signedOutLogout = Logout(signedOut, "signed-out");
+        var replay = sessions.RefreshAsync(stored, replayed, "127.0.0.1", CancellationToken.None);
+        var replayedLogout = Logout(replayedSession, "replayed");
+        await binder.ReleaseAsync();
+
+        await Task.WhenAll(held, newcomer, signedOutRefresh, signedOutLogout, replay, replayedLogout).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null((await newcomer).Error);
+        Assert.Same(Errors.SessionEnded, (await signedOutRefresh).Error);
+        Assert.Null(await signedOutLogout);
+        Assert.Same(Errors.RefreshTokenReused, (await replay).Error);
+        Assert.Null(await replayedLogout);
+        var reasons = await db.Sessions.AsNoTracking().Where(s => s.Id == signedOut || s.Id == replayedSession).ToDictionaryAsync(s => s.Id, s => s.RevokedReason);
+        Assert.Equal(RevokeReasons.DeviceRebound, reasons[signedOut]);
+        Assert.Equal(RevokeReasons.RefreshReuse, reasons[replayedSession]);
+        string[] details = [$"session={signedOut}", $"session={replayedSession}"];
+        Assert.Equal(0, await db.AuditEvents.CountAsync(e => e.Kind == AuditKinds.SessionRevoked && details.Contains(e.Detail!)));
+        Assert.Equal([1, 5], commits.ToArray());
+    }
+
+    /// <summary>
     /// A transaction holding the lock of held-device's binding: a login on that device then holds the session writer on
     /// a group of its own, so that the changes submitted after it queue behind it and are written together, in the order
     /// submitted, once this transaction ends (<see cref="ReleaseAsync"/>).
@@ -282,11 +348,19 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         public static async Task<HeldBinding> LockAsync(string connectionString, string networkId)
         {
             var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync();
-            var transaction = await connection.BeginTransactionAsync();
-            await ExecuteAsync(connection, transaction,
-                """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", networkId);
-            return new HeldBinding(connection, transaction);
+            try
+            {
+                await connection.OpenAsync();
+                var transaction = await connection.BeginTransactionAsync();
+                await ExecuteAsync(connection, transaction,
+                    """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", networkId);
+                return new HeldBinding(connection, transaction);
+            }
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
         }
 
         public Task ReleaseAsync() => transaction.CommitAsync();

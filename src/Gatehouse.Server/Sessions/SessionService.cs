@@ -135,7 +135,7 @@ internal sealed class SessionService : BackgroundService
         var revocations = group.OfType<RevokeWork>().ToList();
         if (revocations.Count > 0)
             await RevokeAllAsync(db, sessionChanges, revocations, stored);
-        sessionChanges.Queue(writes);
+        sessionChanges.QueueWrites(writes);
         writes.Insert(stored);
         await writes.FlushAsync();
     }
@@ -148,8 +148,8 @@ internal sealed class SessionService : BackgroundService
     /// per refresh, docs/benchmarks.md). The claims are one conditional update: if it claims fewer rows than were judged
     /// unused, a node on the same database took one in between, and the group fails to be written again one change
     /// at a time, where that refresh reads the claim and is refused as a reuse. The writes are queued in
-    /// <paramref name="writes"/>, after the claims (docs/benchmarks.md, change 78), and the sessions' in
-    /// <paramref name="sessionChanges"/>.
+    /// <paramref name="writes"/>, after the claims (docs/benchmarks.md, change 78); the changes to the sessions are kept
+    /// in <paramref name="sessionChanges"/>.
     /// </summary>
     private async Task RefreshAllAsync(GatehouseDb db, WriteBatch writes, SessionChanges sessionChanges, List<RefreshWork> refreshes,
         List<AuditEvent> stored)
@@ -161,7 +161,7 @@ internal sealed class SessionService : BackgroundService
         // are not handed out yet), and the sessions they ended are not written yet but read as ended.
         var read = await ReadRefreshRowsAsync(db, refreshes.Select(r => r.Digest).Distinct(StringComparer.Ordinal).ToList());
         foreach (var session in read.Sessions)
-            sessionChanges.ShowEnd(session);
+            sessionChanges.ApplyEnd(session);
         var rows = read.RefreshTokens.ToDictionary(r => r.Digest, StringComparer.Ordinal);
         var sessions = read.Sessions.ToDictionary(s => s.Id);
         var users = read.Users.ToDictionary(u => u.Id, StringComparer.Ordinal);
@@ -249,8 +249,10 @@ internal sealed class SessionService : BackgroundService
         var live = new HashSet<Guid>();
         await foreach (var id in LiveSessionIds.Run(db, revocations.Select(r => r.SessionId).Distinct().ToList()))
         {
-            // A session a login or a refresh reuse of this group ended is ended, though not written yet.
-            if (!sessionChanges.Ends(id))
+            // A session a login or a refresh reuse of this group ended is ended, though not written yet. Nothing queued
+            // need be written first: the sessions the group's logins open are not among these (their tokens are not
+            // handed out yet).
+            if (!sessionChanges.HasEnded(id))
                 live.Add(id);
         }
         foreach (var byReason in revocations.Where(r => live.Contains(r.SessionId)).GroupBy(r => r.Reason, StringComparer.Ordinal))
@@ -400,12 +402,14 @@ internal sealed class SessionService : BackgroundService
     /// made them, they were locked phase by phase and reason by reason, so two nodes' groups ending the same two
     /// sessions in crossed order each waited for the other until PostgreSQL failed one of them a second later (its
     /// changes then written again one at a time). A later phase reads the sessions the group ended as ended
-    /// (<see cref="ShowEnd"/>, <see cref="Ends"/>).
+    /// (<see cref="ApplyEnd"/>, <see cref="HasEnded"/>).
     /// </summary>
     private sealed class SessionChanges
     {
-        private readonly List<(List<Guid> Ids, string Reason, DateTimeOffset At, string? Conflict)> _ends = [];
-        private readonly Dictionary<Guid, (DateTimeOffset At, string Reason)> _ended = [];
+        /// <summary>One guarded claim each, in the order made.</summary>
+        private readonly List<(List<Guid> Ids, string Reason, DateTimeOffset At, string? Conflict)> _endClaims = [];
+        /// <summary>The first end of each session the group ended.</summary>
+        private readonly Dictionary<Guid, (DateTimeOffset At, string Reason)> _endOf = [];
         private readonly HashSet<Session> _renewed = new(ReferenceEqualityComparer.Instance);
 
         /// <summary>
@@ -416,27 +420,29 @@ internal sealed class SessionService : BackgroundService
         {
             if (ids.Count == 0)
                 return;
-            _ends.Add((ids, reason, at, conflict));
+            _endClaims.Add((ids, reason, at, conflict));
             foreach (var id in ids)
-                _ended.TryAdd(id, (at, reason));
+                _endOf.TryAdd(id, (at, reason));
         }
 
+        /// <summary>Sessions a refresh renewed: their renewed columns are written with the values they hold at the end.</summary>
         public void Renew(IEnumerable<Session> sessions) => _renewed.UnionWith(sessions);
 
         /// <summary>Whether the group ended this session before now.</summary>
-        public bool Ends(Guid id) => _ended.ContainsKey(id);
+        public bool HasEnded(Guid id) => _endOf.ContainsKey(id);
 
-        /// <summary>A session read from the database, as it will be once the group's end of it is written.</summary>
-        public void ShowEnd(Session session)
+        /// <summary>A session read from the database, made what it will be once the group's end of it is written.</summary>
+        public void ApplyEnd(Session session)
         {
-            if (session.RevokedAt is null && _ended.TryGetValue(session.Id, out var end))
+            if (session.RevokedAt is null && _endOf.TryGetValue(session.Id, out var end))
                 (session.RevokedAt, session.RevokedReason) = end;
         }
 
-        public void Queue(WriteBatch writes)
+        /// <summary>The lock of every session changed, then the changes, queued in <paramref name="writes"/>.</summary>
+        public void QueueWrites(WriteBatch writes)
         {
-            writes.Lock<Session>(nameof(Session.Id), [.. _ended.Keys.Concat(_renewed.Select(s => s.Id)).Distinct().Select(id => (object)id)]);
-            foreach (var (ids, reason, at, conflict) in _ends)
+            writes.Lock<Session>(nameof(Session.Id), [.. _endOf.Keys.Concat(_renewed.Select(s => s.Id)).Distinct().Select(id => (object)id)]);
+            foreach (var (ids, reason, at, conflict) in _endClaims)
             {
                 writes.Claim<Session>(nameof(Session.Id), [.. ids.Select(id => (object)id)], nameof(Session.RevokedAt),
                     [(nameof(Session.RevokedAt), at), (nameof(Session.RevokedReason), reason)], conflict);

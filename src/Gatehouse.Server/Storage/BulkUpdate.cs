@@ -17,7 +17,8 @@ namespace Gatehouse.Server.Storage;
 /// SaveChanges did for tracked rows, change 37). Table, columns and value conversion come from the EF model, as in
 /// <see cref="BulkInsert"/>, and the table (or, written by primary key, its rows) counts as written for the caches
 /// (<see cref="CommittedWrites"/>) when the transaction commits, as an EF statement's would. Either can be queued in a
-/// <see cref="WriteBatch"/> with other writes of the transaction.
+/// <see cref="WriteBatch"/> with other writes of the transaction, and so can the lock of rows in key order that comes
+/// before changes to them made in several statements (<see cref="PrepareLock{T}"/>).
 /// </summary>
 internal static class BulkUpdate
 {
@@ -84,16 +85,14 @@ internal static class BulkUpdate
     /// One statement that takes the update lock of each listed row, in key order, on a server database: a transaction
     /// that then changes them in several statements cannot wait for one row while it holds another that a transaction
     /// doing the same holds in the other order. One statement whatever the number of keys (a lock taken per chunk would
-    /// be in order within each chunk only). SQLite's transaction already holds the only write lock: nothing to run.
-    /// Null when no key is listed.
+    /// be in order within each chunk only). Null, nothing to run, for fewer than two keys (one row has no order to get
+    /// wrong, and the write that follows locks it) and on SQLite, whose transaction already holds the only write lock.
     /// </summary>
     internal static BatchedWrite? PrepareLock<T>(DbContext db, string keyProperty, IReadOnlyCollection<object> keys)
         where T : class
     {
-        if (keys.Count == 0)
+        if (keys.Count < 2 || db.Database.IsSqlite())
             return null;
-        if (db.Database.IsSqlite())
-            return new BatchedWrite(_ => 0, null);
         var entity = db.Model.FindEntityType(typeof(T)) ?? throw new InvalidOperationException($"{typeof(T).Name} is not in the model.");
         var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
         var key = Column.Of(entity, table, keyProperty);

@@ -61,7 +61,7 @@ internal sealed class WriteBatch(DbContext db)
 
     /// <summary>
     /// Runs what was queued, in the context's current transaction; returns how many rows each write changed, in the
-    /// order queued. Nothing queued: no round trip.
+    /// order queued (for a lock, what the database reports for its read: not a change). Nothing queued: no round trip.
     /// </summary>
     public async Task<int[]> FlushAsync(CancellationToken ct = default)
     {
