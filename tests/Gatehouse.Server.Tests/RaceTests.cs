@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
@@ -295,17 +293,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var replayedSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(replayed))).SessionId;
         var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
 
-        // This server's own meter: other test servers in this process publish instruments of the same name.
-        var meters = Server.Services.GetRequiredService<IMeterFactory>();
-        var commits = new ConcurrentQueue<int>();
-        using var listener = new MeterListener();
-        listener.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter.Scope == meters && instrument.Name == "gatehouse.sessions.changes_per_commit")
-                l.EnableMeasurementEvents(instrument);
-        };
-        listener.SetMeasurementEventCallback<int>((_, changes, _, _) => commits.Enqueue(changes));
-        listener.Start();
+        using var changesPerCommit = new InstrumentRecording<int>(Server.Services, "gatehouse.sessions.changes_per_commit");
 
         await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
         await using var otherNode = new NpgsqlConnection(connectionString);
@@ -333,7 +321,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         Assert.Equal(RevokeReasons.RefreshReuse, reasons[replayedSession]);
         string[] details = [$"session={signedOut}", $"session={replayedSession}"];
         Assert.Equal(0, await db.AuditEvents.CountAsync(e => e.Kind == AuditKinds.SessionRevoked && details.Contains(e.Detail!)));
-        Assert.Equal([1, 5], commits.ToArray());
+        Assert.Equal([1, 5], changesPerCommit.Values);
     }
 
     /// <summary>
