@@ -325,6 +325,95 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     }
 
     /// <summary>
+    /// An admin's or operator's end of many sessions at once (a user's sessions revoked, a ban, secure mode turned on,
+    /// visitors turned off) takes their locks in key order, as the session writer's groups do: another node's group that
+    /// holds a lower session and goes on to a higher one takes it at once. An UPDATE alone held the sessions its plan met
+    /// first (here one made earlier with a higher key) while it waited for the lower, and the two waited for each other
+    /// until PostgreSQL failed one of them, the admin's request among the possible ones.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("revoke")]
+    [InlineData("ban")]
+    [InlineData("secure mode on")]
+    [InlineData("visitors off")]
+    public async Task Ending_many_sessions_at_once_locks_them_in_key_order(string operation)
+    {
+        var network = await Server.CreateNetworkAsync();
+        var visitors = operation == "visitors off";
+        if (visitors)
+            await Server.SetAnonymousModeAsync(network, Users.UserKind.Visitor, true);
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        // The test's clock stands still, so the sessions' keys (version 7 UUIDs) share its millisecond and their order is
+        // random. Every plan meets them in the order they were made (the table's, the user index's, the device index's:
+        // devices are named in that order), so sessions are made until the last has a lower key than one made before it.
+        var made = new List<string>();
+        List<string> byKey;
+        do
+        {
+            Assert.True(made.Count < 16, "sixteen sessions made in one millisecond of the test's clock came in key order");
+            var device = $"device-{made.Count:00}";
+            if (visitors)
+                Assert.Equal(HttpStatusCode.OK, (await Server.CreateVisitorSessionAsync(network, device)).StatusCode);
+            else
+                await Server.LoginAsync(network, "many", device);
+            made.Add(device);
+            byKey = await db.Database.SqlQuery<string>($"""
+                SELECT "DeviceId" AS "Value" FROM "Sessions" WHERE "NetworkId" = {network.Id} ORDER BY "Id"
+                """).ToListAsync();
+        }
+        while (byKey.SequenceEqual(made));
+        var lower = made[^1];
+        var higher = byKey[byKey.IndexOf(lower) + 1];
+        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+        await using var otherNode = new NpgsqlConnection(connectionString);
+        await otherNode.OpenAsync();
+        await using var otherGroup = await otherNode.BeginTransactionAsync();
+        const string LockSession = """SELECT 1 FROM "Sessions" WHERE "NetworkId" = $1 AND "DeviceId" = $2 FOR NO KEY UPDATE""";
+        await ExecuteAsync(otherNode, otherGroup, LockSession, network.Id, lower);
+
+        var ended = EndAllAsync(operation, network);
+        await WaitingForALockAsync(otherNode, otherNode, "Sessions");
+        // NOWAIT: fails at once (55P03) if the admin's statement holds the higher session while it waits for the lower.
+        await ExecuteAsync(otherNode, otherGroup, LockSession + " NOWAIT", network.Id, higher);
+        await otherGroup.CommitAsync();
+
+        Assert.Equal(made.Count, await ended.WaitAsync(TimeSpan.FromSeconds(30)));
+        var reason = operation switch
+        {
+            "revoke" => "admin_revoked",
+            "ban" => RevokeReasons.Banned,
+            "secure mode on" => RevokeReasons.SecureModeOn,
+            _ => RevokeReasons.AnonymousModeOff,
+        };
+        Assert.All(await db.Sessions.AsNoTracking().Where(s => s.NetworkId == network.Id).Select(s => s.RevokedReason).ToListAsync(),
+            r => Assert.Equal(reason, r));
+    }
+
+    /// <summary>The operation, as the admin API or the console runs it; returns how many sessions it ended.</summary>
+    private async Task<int> EndAllAsync(string operation, TestNetwork network)
+    {
+        await using var scope = Server.Services.CreateAsyncScope();
+        var networks = scope.ServiceProvider.GetRequiredService<NetworkAdministration>();
+        var users = scope.ServiceProvider.GetRequiredService<Users.UserAdministration>();
+        var stored = (await networks.FindAsync(network.Id))!;
+        switch (operation)
+        {
+            case "revoke":
+                return await users.RevokeSessionsAsync((await users.FindAsync(network.Id, "many", default))!, "admin_revoked", "test", null, default);
+            case "ban":
+                await users.SetBanAsync((await users.FindAsync(network.Id, "many", default))!, true, "test", null, default);
+                return await scope.ServiceProvider.GetRequiredService<GatehouseDb>().Sessions
+                    .CountAsync(s => s.NetworkId == network.Id && s.RevokedReason == RevokeReasons.Banned);
+            case "secure mode on":
+                return (await networks.SetSecureModeAsync(stored, true, "test")).Sessions;
+            default:
+                return await networks.SetAnonymousModeAsync(stored, Users.UserKind.Visitor, false, "test");
+        }
+    }
+
+    /// <summary>
     /// A transaction holding the lock of held-device's binding: a login on that device then holds the session writer on
     /// a group of its own, so that the changes submitted after it queue behind it and are written together, in the order
     /// submitted, once this transaction ends (<see cref="ReleaseAsync"/>).

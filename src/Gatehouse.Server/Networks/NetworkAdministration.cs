@@ -63,9 +63,7 @@ internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, Time
         var unproven = LiveSessionsWithoutAuthToken(network.Id);
         var sessions = !on ? 0
             : keepSessions ? await unproven.CountAsync(ct)
-            : await unproven.ExecuteUpdateAsync(s => s
-                .SetProperty(x => x.RevokedAt, now)
-                .SetProperty(x => x.RevokedReason, RevokeReasons.SecureModeOn), ct);
+            : await SessionEnds.EndAsync(db, unproven, RevokeReasons.SecureModeOn, now, ct);
         await transaction.CommitAsync(ct);
         audit.Record(SecurityEvents.SecureModeChanged(actor, network.Id, on, keepSessions, sessions));
         return (null, sessions);
@@ -97,9 +95,9 @@ internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, Time
             network.BotsAllowed = on;
         await db.SaveChangesAsync(ct);
         var now = clock.GetUtcNow();
-        var ended = on ? 0 : await db.Sessions
-            .Where(s => s.NetworkId == network.Id && s.RevokedAt == null && db.Users.Any(u => u.Id == s.UserRef && u.Kind == kind))
-            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.AnonymousModeOff), ct);
+        var ended = on ? 0 : await SessionEnds.EndAsync(db,
+            db.Sessions.Where(s => s.NetworkId == network.Id && s.RevokedAt == null && db.Users.Any(u => u.Id == s.UserRef && u.Kind == kind)),
+            RevokeReasons.AnonymousModeOff, now, ct);
         await transaction.CommitAsync(ct);
         audit.Record(kind == UserKind.Visitor
             ? SecurityEvents.VisitorModeChanged(actor, network.Id, on, ended)

@@ -69,8 +69,7 @@ internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, 
     public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var ended = await Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
-            .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, reason), ct);
+        var ended = await SessionEnds.EndAsync(Db, Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null), reason, now, ct);
         audit.Record(SecurityEvents.UserSessionsRevoked(actor, user.NetworkId, user.UserId, reason, ended), origin);
         return ended;
     }
@@ -89,8 +88,7 @@ internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, 
         await Db.SaveChangesAsync(ct);
         if (banned)
         {
-            await Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null)
-                .ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, now).SetProperty(x => x.RevokedReason, RevokeReasons.Banned), ct);
+            await SessionEnds.EndAsync(Db, Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null), RevokeReasons.Banned, now, ct);
         }
         await tx.CommitAsync(ct);
         audit.Record(SecurityEvents.UserBanChanged(actor, user.NetworkId, user.UserId, banned, why), origin);
