@@ -209,6 +209,12 @@ public abstract class AdminTokenTests<TServer>(TServer server) : IClassFixture<T
         var laptop = await server.LoginAsync(network, "carol", "laptop");
         var other = await server.LoginAsync(network, "dave", "tablet");
         var (token, _) = await server.GenerateAdminTokenAsync(await server.CreateAdminAsync(network), network);
+        // In use before: the node keeps their sessions as live, and must stop trusting them once they end.
+        foreach (var session in new[] { phone, laptop })
+        {
+            using var before = await server.GetWithBearerAsync("/api/v3/users/me", session["accessToken"]!.GetValue<string>());
+            Assert.Equal(HttpStatusCode.OK, before.StatusCode);
+        }
 
         using var revoke = await server.AdminAsync(HttpMethod.Delete, "/api/v4/sessions", token!, new { userId = "carol" });
         using var unknownUser = await server.AdminAsync(HttpMethod.Delete, "/api/v4/sessions", token!, new { userId = "nobody" });

@@ -345,11 +345,12 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         // The test's clock stands still, so the sessions' keys (version 7 UUIDs) share its millisecond and their order is
-        // random. Every plan meets them in the order they were made (the table's, the user index's, the device index's:
-        // devices are named in that order), so sessions are made until the last has a lower key than one made before it.
+        // random. A plan meets a network's sessions in the device index's order (devices are named in the order made)
+        // and a user's in the table's (so does the user index, whose ties go by place in the table): sessions are made
+        // until one made before the last, with a higher key, comes before it in both orders.
         var made = new List<string>();
-        List<string> byKey;
-        do
+        string? higher = null;
+        while (higher is null)
         {
             Assert.True(made.Count < 16, "sixteen sessions made in one millisecond of the test's clock came in key order");
             var device = $"device-{made.Count:00}";
@@ -358,13 +359,11 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
             else
                 await Server.LoginAsync(network, "many", device);
             made.Add(device);
-            byKey = await db.Database.SqlQuery<string>($"""
-                SELECT "DeviceId" AS "Value" FROM "Sessions" WHERE "NetworkId" = {network.Id} ORDER BY "Id"
-                """).ToListAsync();
+            var byKey = await DevicesAsync(db, network, byPlace: false);
+            var byPlace = await DevicesAsync(db, network, byPlace: true);
+            higher = made.Take(made.Count - 1).FirstOrDefault(d => byKey.IndexOf(d) > byKey.IndexOf(device) && byPlace.IndexOf(d) < byPlace.IndexOf(device));
         }
-        while (byKey.SequenceEqual(made));
         var lower = made[^1];
-        var higher = byKey[byKey.IndexOf(lower) + 1];
         var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
 
         await using var otherNode = new NpgsqlConnection(connectionString);
@@ -390,6 +389,12 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         Assert.All(await db.Sessions.AsNoTracking().Where(s => s.NetworkId == network.Id).Select(s => s.RevokedReason).ToListAsync(),
             r => Assert.Equal(reason, r));
     }
+
+    /// <summary>The network's sessions' devices in key order, or in the order of their places in the table.</summary>
+    private static Task<List<string>> DevicesAsync(GatehouseDb db, TestNetwork network, bool byPlace) => (byPlace
+        ? db.Database.SqlQuery<string>($"""SELECT "DeviceId" AS "Value" FROM "Sessions" WHERE "NetworkId" = {network.Id} ORDER BY ctid""")
+        : db.Database.SqlQuery<string>($"""SELECT "DeviceId" AS "Value" FROM "Sessions" WHERE "NetworkId" = {network.Id} ORDER BY "Id" """))
+        .ToListAsync();
 
     /// <summary>The operation, as the admin API or the console runs it; returns how many sessions it ended.</summary>
     private async Task<int> EndAllAsync(string operation, TestNetwork network)

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using Gatehouse.Server.Audit;
 using Gatehouse.Server.Configuration;
 using Gatehouse.Server.Sessions;
@@ -60,10 +61,9 @@ internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, Time
         network.SecureMode = on;
         await db.SaveChangesAsync(ct);
         var now = clock.GetUtcNow();
-        var unproven = LiveSessionsWithoutAuthToken(network.Id);
         var sessions = !on ? 0
-            : keepSessions ? await unproven.CountAsync(ct)
-            : await SessionEnds.EndAsync(db, unproven, RevokeReasons.SecureModeOn, now, ct);
+            : keepSessions ? await CountSessionsWithoutAuthTokenAsync(network.Id, ct)
+            : await SessionEnds.EndAsync(db, OpenedWithoutAuthToken(network.Id), RevokeReasons.SecureModeOn, now, ct);
         await transaction.CommitAsync(ct);
         audit.Record(SecurityEvents.SecureModeChanged(actor, network.Id, on, keepSessions, sessions));
         return (null, sessions);
@@ -96,8 +96,7 @@ internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, Time
         await db.SaveChangesAsync(ct);
         var now = clock.GetUtcNow();
         var ended = on ? 0 : await SessionEnds.EndAsync(db,
-            db.Sessions.Where(s => s.NetworkId == network.Id && s.RevokedAt == null && db.Users.Any(u => u.Id == s.UserRef && u.Kind == kind)),
-            RevokeReasons.AnonymousModeOff, now, ct);
+            s => s.NetworkId == network.Id && db.Users.Any(u => u.Id == s.UserRef && u.Kind == kind), RevokeReasons.AnonymousModeOff, now, ct);
         await transaction.CommitAsync(ct);
         audit.Record(kind == UserKind.Visitor
             ? SecurityEvents.VisitorModeChanged(actor, network.Id, on, ended)
@@ -107,8 +106,8 @@ internal sealed class NetworkAdministration(GatehouseDb db, AuditLog audit, Time
 
     /// <summary>How many live sessions turning secure mode on would end now (for the confirmation).</summary>
     public Task<int> CountSessionsWithoutAuthTokenAsync(string networkId, CancellationToken ct = default) =>
-        LiveSessionsWithoutAuthToken(networkId).CountAsync(ct);
+        db.Sessions.Where(s => s.RevokedAt == null).Where(OpenedWithoutAuthToken(networkId)).CountAsync(ct);
 
-    private IQueryable<Session> LiveSessionsWithoutAuthToken(string networkId) =>
-        db.Sessions.Where(s => s.NetworkId == networkId && s.RevokedAt == null && !s.OpenedWithAuthToken);
+    private static Expression<Func<Session, bool>> OpenedWithoutAuthToken(string networkId) =>
+        s => s.NetworkId == networkId && !s.OpenedWithAuthToken;
 }

@@ -1,60 +1,52 @@
-using System.Data.Common;
+using System.Linq.Expressions;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Infrastructure;
-using Microsoft.EntityFrameworkCore.Metadata;
-using Microsoft.EntityFrameworkCore.Storage;
 
 namespace Gatehouse.Server.Sessions;
 
 /// <summary>
-/// Ends many sessions in one statement, for an admin or an operator: a user's (its sessions revoked, the user banned),
-/// a network's opened without an auth token (secure mode turned on), its visitors' or bots' (their logins turned off).
-/// On PostgreSQL the statement locks the rows in key order before it changes them, as the session writer's groups do
-/// (<see cref="SessionService"/>). An UPDATE alone locks its rows in the order its plan meets them (the device index's,
-/// the table's), so it could hold a session a group wanted next while it waited for one the group held, and the two
-/// waited for each other until PostgreSQL's deadlock check failed one of them a second later: a failed group is
-/// written again, a failed admin's request was a 500 (docs/benchmarks.md, change 87).
+/// Ends many sessions at once, for an admin or an operator: a user's (its sessions revoked, the user banned), a
+/// network's opened without an auth token (secure mode turned on), its visitors' or bots' (their logins turned off).
+/// On PostgreSQL their rows are locked in key order before they change, as the session writer's groups lock theirs
+/// (<see cref="SessionService"/>). One UPDATE locked its rows in the order its plan met them (the device index's, the
+/// table's), so it could hold a session a group wanted next while it waited for one the group held, and the two waited
+/// for each other until PostgreSQL's deadlock check failed one of them a second later: a failed group is written
+/// again, a failed admin's request was a 500 (docs/benchmarks.md, change 87).
 /// </summary>
 internal static class SessionEnds
 {
-    /// <param name="live">The sessions to end, none of them ended: the query's own filter says so.</param>
+    /// <summary>
+    /// Sessions locked and ended per round trip on PostgreSQL: each round trip stays far inside the seconds a command
+    /// gets (StorageSetup) however many sessions a network has, where one statement for them all ran past them.
+    /// </summary>
+    private const int SessionsPerRoundTrip = 4096;
+
+    /// <param name="which">Which sessions; those already ended are left as they are.</param>
     /// <returns>How many sessions ended.</returns>
-    public static async Task<int> EndAsync(GatehouseDb db, IQueryable<Session> live, string reason, DateTimeOffset at, CancellationToken ct)
+    public static async Task<int> EndAsync(GatehouseDb db, Expression<Func<Session, bool>> which, string reason, DateTimeOffset at, CancellationToken ct)
     {
-        // SQLite's transaction holds the database's only write lock: there is no order to get wrong.
+        var live = db.Sessions.Where(s => s.RevokedAt == null).Where(which);
+        // SQLite's transaction holds the database's only write lock: there is no order to get wrong, and a read before
+        // the write would let another connection's commit in between fail the write (a deferred transaction's snapshot).
         if (db.Database.IsSqlite())
             return await live.ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, at).SetProperty(x => x.RevokedReason, reason), ct);
 
-        var entity = db.Model.FindEntityType(typeof(Session))!;
-        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
-        var sql = db.GetService<ISqlGenerationHelper>();
-        IProperty Property(string name) => entity.FindProperty(name)!;
-        string Column(string property) => sql.DelimitIdentifier(Property(property).GetColumnName(table)!);
-
-        // EF writes the selection, with the caller's filter and its parameters; the lock is added to it, since EF has
-        // no way to ask for one. One statement: the rows it locks are the rows it ends, and a session committed
-        // meanwhile is left as the plain UPDATE would have left it.
-        await using var command = live.OrderBy(s => s.Id).Select(s => s.Id).CreateDbCommand();
-        command.CommandText = $"UPDATE {sql.DelimitIdentifier(table.Name, table.Schema)} "
-            + $"SET {Column(nameof(Session.RevokedAt))} = @__ended_at, {Column(nameof(Session.RevokedReason))} = @__ended_reason "
-            + $"WHERE {Column(nameof(Session.Id))} IN ({command.CommandText} FOR NO KEY UPDATE)";
-        DbParameter Parameter(string property, string name, object value) =>
-            Property(property).GetRelationalTypeMapping().CreateParameter(command, name, value, nullable: true);
-        command.Parameters.Add(Parameter(nameof(Session.RevokedAt), "__ended_at", at));
-        command.Parameters.Add(Parameter(nameof(Session.RevokedReason), "__ended_reason", reason));
-
-        await db.Database.OpenConnectionAsync(ct);
-        try
+        // In PostgreSQL's order of the key, chunk after chunk. A session opened after this read is left as one opened
+        // after the single UPDATE began was; one ended meanwhile keeps its own end (the claim's guard).
+        await using var transaction = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
+        var ids = await live.OrderBy(s => s.Id).Select(s => s.Id).ToListAsync(ct);
+        var ended = 0;
+        foreach (var chunk in ids.Chunk(SessionsPerRoundTrip))
         {
-            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
-            var ended = await command.ExecuteNonQueryAsync(ct);
-            CommittedWrites.Watcher.Wrote(db, table.Name);
-            return ended;
+            object[] keys = [.. chunk.Select(id => (object)id)];
+            var writes = new WriteBatch(db);
+            writes.Lock<Session>(nameof(Session.Id), keys);
+            writes.Claim<Session>(nameof(Session.Id), keys, nameof(Session.RevokedAt),
+                [(nameof(Session.RevokedAt), at), (nameof(Session.RevokedReason), reason)]);
+            ended += (await writes.FlushAsync(ct))[^1];
         }
-        finally
-        {
-            await db.Database.CloseConnectionAsync();
-        }
+        if (transaction is not null)
+            await transaction.CommitAsync(ct);
+        return ended;
     }
 }

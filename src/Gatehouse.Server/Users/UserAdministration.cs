@@ -69,7 +69,7 @@ internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, 
     public async Task<int> RevokeSessionsAsync(User user, string reason, string actor, RequestOrigin? origin, CancellationToken ct)
     {
         var now = clock.GetUtcNow();
-        var ended = await SessionEnds.EndAsync(Db, Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null), reason, now, ct);
+        var ended = await SessionEnds.EndAsync(Db, s => s.UserRef == user.Id, reason, now, ct);
         audit.Record(SecurityEvents.UserSessionsRevoked(actor, user.NetworkId, user.UserId, reason, ended), origin);
         return ended;
     }
@@ -88,7 +88,7 @@ internal sealed class UserAdministration(RequestDb requestDb, KnownUsers known, 
         await Db.SaveChangesAsync(ct);
         if (banned)
         {
-            await SessionEnds.EndAsync(Db, Db.Sessions.Where(s => s.UserRef == user.Id && s.RevokedAt == null), RevokeReasons.Banned, now, ct);
+            await SessionEnds.EndAsync(Db, s => s.UserRef == user.Id, RevokeReasons.Banned, now, ct);
         }
         await tx.CommitAsync(ct);
         audit.Record(SecurityEvents.UserBanChanged(actor, user.NetworkId, user.UserId, banned, why), origin);
