@@ -31,8 +31,10 @@ internal static class SessionEnds
         if (db.Database.IsSqlite())
             return await live.ExecuteUpdateAsync(s => s.SetProperty(x => x.RevokedAt, at).SetProperty(x => x.RevokedReason, reason), ct);
 
-        // In PostgreSQL's order of the key, chunk after chunk. A session opened after this read is left as one opened
-        // after the single UPDATE began was; one ended meanwhile keeps its own end (the claim's guard).
+        // In PostgreSQL's order of the key, chunk after chunk. A session ended meanwhile keeps its own end (the claim's
+        // guard). One opened after this read is left open, as one opened after the single UPDATE began was, though the
+        // window is now the whole operation (logins take no lock of the user's or the network's row to wait for it).
+        // The rows stay locked until the transaction commits: a group that changes one of them meanwhile waits.
         await using var transaction = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(ct) : null;
         var ids = await live.OrderBy(s => s.Id).Select(s => s.Id).ToListAsync(ct);
         var ended = 0;
@@ -43,7 +45,9 @@ internal static class SessionEnds
             writes.Lock<Session>(nameof(Session.Id), keys);
             writes.Claim<Session>(nameof(Session.Id), keys, nameof(Session.RevokedAt),
                 [(nameof(Session.RevokedAt), at), (nameof(Session.RevokedReason), reason)]);
-            ended += (await writes.FlushAsync(ct))[^1];
+            // The claim was queued last (the lock is skipped for a single key).
+            if (await writes.FlushAsync(ct) is [.., var claimed])
+                ended += claimed;
         }
         if (transaction is not null)
             await transaction.CommitAsync(ct);
