@@ -132,7 +132,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
-        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+        var connectionString = OtherNodeConnectionString(db);
         // The other node's insert below gives up after 100 ms; PostgreSQL's deadlock check must come well after it, or it
         // would fail the group first and hide the wait (the cluster tests/postgres.sh starts keeps the default 1 s).
         Assert.True(await db.Database.SqlQueryRaw<int>("SELECT setting::int AS \"Value\" FROM pg_settings WHERE name = 'deadlock_timeout'").SingleAsync() >= 500,
@@ -140,8 +140,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
 
         await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
 
-        await using var otherNode = new NpgsqlConnection(connectionString);
-        await otherNode.OpenAsync();
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         await using var otherGroup = await otherNode.BeginTransactionAsync();
         // 100 ms, well under deadlock_timeout (checked above): if this insert waits for the group's uncommitted b, it fails here first.
         await ExecuteAsync(otherNode, otherGroup, "SET LOCAL lock_timeout = '100ms'");
@@ -181,15 +180,14 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
-        var racedSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(raced))).SessionId;
-        var bystanderSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(bystander))).SessionId;
-        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+        var racedSession = await SessionOfAsync(db, raced);
+        var bystanderSession = await SessionOfAsync(db, bystander);
+        var connectionString = OtherNodeConnectionString(db);
 
         await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
 
         // The other node has claimed the token and not committed yet: the group reads it unused.
-        await using var otherNode = new NpgsqlConnection(connectionString);
-        await otherNode.OpenAsync();
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         await using var otherRefresh = await otherNode.BeginTransactionAsync();
         await ExecuteAsync(otherNode, otherRefresh, """UPDATE "RefreshTokens" SET "UsedAt" = now() WHERE "Digest" = $1 AND "UsedAt" IS NULL""",
             Secrets.Digest(raced));
@@ -238,11 +236,10 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
             SELECT "Id" AS "Value" FROM "Sessions" WHERE "NetworkId" = {network.Id} AND "DeviceId" IN ('first-device', 'second-device') ORDER BY "Id"
             """).ToListAsync();
         var (lower, higher) = (await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == ordered[0]), await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == ordered[1]));
-        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+        var connectionString = OtherNodeConnectionString(db);
 
         await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
-        await using var otherNode = new NpgsqlConnection(connectionString);
-        await otherNode.OpenAsync();
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         await using var otherGroup = await otherNode.BeginTransactionAsync();
         const string LockSession = """SELECT 1 FROM "Sessions" WHERE "Id" = $1 FOR NO KEY UPDATE""";
         await ExecuteAsync(otherNode, otherGroup, LockSession, lower.Id);
@@ -289,15 +286,14 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
-        var signedOut = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(signedOutToken))).SessionId;
-        var replayedSession = (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(replayed))).SessionId;
-        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+        var signedOut = await SessionOfAsync(db, signedOutToken);
+        var replayedSession = await SessionOfAsync(db, replayed);
+        var connectionString = OtherNodeConnectionString(db);
 
         using var changesPerCommit = new InstrumentRecording<int>(Server.Services, "gatehouse.sessions.changes_per_commit");
 
         await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
-        await using var otherNode = new NpgsqlConnection(connectionString);
-        await otherNode.OpenAsync();
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         var sessions = Server.Services.GetRequiredService<SessionService>();
         Task<SecurityEvent?> Logout(Guid session, string user) => sessions.RevokeAsync(session, RevokeReasons.Logout,
             SecurityEvents.LoggedOut(user, network.Id, session, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
@@ -365,10 +361,9 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
             higher = made.Take(made.Count - 1).FirstOrDefault(d => byKey.IndexOf(d) > byKey.IndexOf(device) && byPlace.IndexOf(d) < byPlace.IndexOf(device));
         }
         var lower = made[^1];
-        var connectionString = new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+        var connectionString = OtherNodeConnectionString(db);
 
-        await using var otherNode = new NpgsqlConnection(connectionString);
-        await otherNode.OpenAsync();
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         await using var otherGroup = await otherNode.BeginTransactionAsync();
         // The other node's group logs the lower session out: the operation must leave its end as it is.
         await ExecuteAsync(otherNode, otherGroup, """
@@ -457,6 +452,28 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
             await connection.DisposeAsync();
         }
     }
+
+    /// <summary>Out of the pool, so that each test's other node is a backend of its own, as another node's would be.</summary>
+    private static string OtherNodeConnectionString(GatehouseDb db) =>
+        new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+    private static async Task<NpgsqlConnection> OpenOtherNodeAsync(string connectionString)
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        try
+        {
+            await connection.OpenAsync();
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<Guid> SessionOfAsync(GatehouseDb db, string refreshToken) =>
+        (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(refreshToken))).SessionId;
 
     private static async Task InsertUserAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string networkId, string userId) =>
         await ExecuteAsync(connection, transaction,
