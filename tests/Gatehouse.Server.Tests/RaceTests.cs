@@ -11,6 +11,7 @@ using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
+using static Gatehouse.Server.Tests.OtherNode;
 
 namespace Gatehouse.Server.Tests;
 
@@ -417,61 +418,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         }
     }
 
-    /// <summary>
-    /// A transaction holding the lock of held-device's binding: a login on that device then holds the session writer on
-    /// a group of its own, so that the changes submitted after it queue behind it and are written together, in the order
-    /// submitted, once this transaction ends (<see cref="ReleaseAsync"/>).
-    /// </summary>
-    private sealed class HeldBinding(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
-    {
-        public NpgsqlConnection Connection => connection;
-
-        public static async Task<HeldBinding> LockAsync(string connectionString, string networkId)
-        {
-            var connection = new NpgsqlConnection(connectionString);
-            try
-            {
-                await connection.OpenAsync();
-                var transaction = await connection.BeginTransactionAsync();
-                await ExecuteAsync(connection, transaction,
-                    """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = 'held-device' FOR UPDATE""", networkId);
-                return new HeldBinding(connection, transaction);
-            }
-            catch
-            {
-                await connection.DisposeAsync();
-                throw;
-            }
-        }
-
-        public Task ReleaseAsync() => transaction.CommitAsync();
-
-        public async ValueTask DisposeAsync()
-        {
-            await transaction.DisposeAsync();
-            await connection.DisposeAsync();
-        }
-    }
-
-    /// <summary>Out of the pool, so that each test's other node is a backend of its own, as another node's would be.</summary>
-    private static string OtherNodeConnectionString(GatehouseDb db) =>
-        new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
-
-    private static async Task<NpgsqlConnection> OpenOtherNodeAsync(string connectionString)
-    {
-        var connection = new NpgsqlConnection(connectionString);
-        try
-        {
-            await connection.OpenAsync();
-            return connection;
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
-    }
-
     private static async Task<Guid> SessionOfAsync(GatehouseDb db, string refreshToken) =>
         (await db.RefreshTokens.AsNoTracking().SingleAsync(r => r.Digest == Secrets.Digest(refreshToken))).SessionId;
 
@@ -481,32 +427,4 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
             INSERT INTO "Users" ("Id", "NetworkId", "UserId", "Kind", "IsGlobalBan", "IsDeleted", "CreatedAt", "UpdatedAt")
             VALUES ('other-' || $2, $1, $2, 0, false, false, now(), now())
             """, networkId, userId);
-
-    private static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, params object[] values)
-    {
-        await using var command = new NpgsqlCommand(sql, connection, transaction);
-        foreach (var value in values)
-            command.Parameters.Add(new NpgsqlParameter { Value = value });
-        await command.ExecuteNonQueryAsync();
-    }
-
-    /// <summary>Until a backend other than this test's two waits for a lock in a statement on <paramref name="table"/>.</summary>
-    private static async Task WaitingForALockAsync(NpgsqlConnection first, NpgsqlConnection second, string table)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        await using var connection = first.CloneWith(first.ConnectionString);
-        await connection.OpenAsync();
-        await using var waiting = new NpgsqlCommand(
-            """
-            SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-            AND pid <> ALL($1) AND query LIKE '%"' || $2 || '"%'
-            """, connection);
-        waiting.Parameters.Add(new NpgsqlParameter { Value = new[] { first.ProcessID, second.ProcessID } });
-        waiting.Parameters.Add(new NpgsqlParameter { Value = table });
-        while ((long)(await waiting.ExecuteScalarAsync())! == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"no write of the session writer waited for a lock on {table}");
-            await Task.Delay(10);
-        }
-    }
 }

@@ -6,6 +6,7 @@ using Gatehouse.Server.Storage;
 using Gatehouse.Server.Tokens;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using static Gatehouse.Server.Tests.OtherNode;
 
 namespace Gatehouse.Server.Tests;
 
@@ -16,6 +17,8 @@ namespace Gatehouse.Server.Tests;
 public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TServer>
     where TServer : GatehouseServer
 {
+    protected TServer Server => server;
+
     [SkippableFact]
     public async Task Ended_sessions_spent_refresh_tokens_and_old_audit_events_go_and_nothing_live_does()
     {
@@ -119,7 +122,7 @@ public abstract class RetentionTests<TServer>(TServer server) : IClassFixture<TS
         Assert.Equal(["new"], await CountAsync(db => db.AuditEvents.Where(e => e.Actor == "retention-test").Select(e => e.Detail).ToListAsync()));
     }
 
-    private Task<Pruned> PruneAsync() => server.Services.GetRequiredService<RetentionService>().PruneAsync();
+    private protected Task<Pruned> PruneAsync() => server.Services.GetRequiredService<RetentionService>().PruneAsync();
 
     private async Task<T> CountAsync<T>(Func<GatehouseDb, Task<T>> query)
     {
@@ -142,4 +145,57 @@ public sealed class RetentionPostgresServer : PostgresServer
 public sealed class RetentionTestsOnSqlite(RetentionSqliteServer server) : RetentionTests<RetentionSqliteServer>(server);
 
 [Trait(Category.Name, Category.Postgres)]
-public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : RetentionTests<RetentionPostgresServer>(server);
+public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : RetentionTests<RetentionPostgresServer>(server)
+{
+    /// <summary>
+    /// A pass finds a visitor idle past the period just as another login on its device waits for the device's binding
+    /// (held here by another node's transaction): the visitor itself coming back, or a user taking the device, which
+    /// ends the visitor's session. The pass waits for that login: deleting the visitor's session first and then waiting
+    /// for the binding, it held the session the user's login went on to end, and PostgreSQL failed one of the two after
+    /// its deadlock check; the visitor's login went in between, and the pass then failed on the visitor's new session.
+    /// Now the visitor who came back stays with its new session, and the one whose device was taken goes.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData("the visitor comes back")]
+    [InlineData("a user takes the device")]
+    public async Task A_login_on_an_idle_visitors_device_during_a_pass_is_waited_for(string login)
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.SetAnonymousModeAsync(network, Users.UserKind.Visitor, true);
+        var device = "device-" + login.Replace(' ', '-');
+        using (var first = await Server.CreateVisitorSessionAsync(network, device))
+            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        var visitor = Visitors.VisitorIdentity.UserIdFor(network.Id, Users.UserKind.Visitor, device);
+        Server.Clock.Advance(TimeSpan.FromDays(61));
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        Assert.True(await db.Database.SqlQueryRaw<int>("SELECT setting::int AS \"Value\" FROM pg_settings WHERE name = 'deadlock_timeout'").SingleAsync() >= 500,
+            "PostgreSQL's deadlock_timeout is too short for this test");
+
+        await using var binder = await HeldBinding.LockAsync(OtherNodeConnectionString(db), network.Id, device);
+        var comesBack = login == "the visitor comes back";
+        var loggedIn = comesBack ? VisitorTokenAsync(network, device) : UserTokenAsync(network, "ursula", device);
+        await WaitingForALockAsync(binder.Connection, binder.Connection, "DeviceBindings");
+        var pass = PruneAsync();
+        await WaitingForALockAsync(binder.Connection, binder.Connection, "DeviceBindings", waiters: 2);
+        await binder.ReleaseAsync();
+
+        await pass.WaitAsync(TimeSpan.FromSeconds(30));
+        using var me = await Server.GetWithBearerAsync("/api/v3/users/me", await loggedIn.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(HttpStatusCode.OK, me.StatusCode);
+        var users = await db.Users.AsNoTracking().Where(u => u.NetworkId == network.Id).Select(u => u.UserId).ToListAsync();
+        Assert.Equal(comesBack ? [visitor] : ["ursula"], users);
+        var sessions = await db.Sessions.AsNoTracking().CountAsync(s => s.NetworkId == network.Id);
+        Assert.Equal(comesBack ? 2 : 1, sessions);
+    }
+
+    private async Task<string> VisitorTokenAsync(TestNetwork network, string device)
+    {
+        using var response = await Server.CreateVisitorSessionAsync(network, device);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<System.Text.Json.Nodes.JsonNode>())!["accessToken"]!.GetValue<string>();
+    }
+
+    private async Task<string> UserTokenAsync(TestNetwork network, string userId, string device) =>
+        (await Server.LoginAsync(network, userId, device))["accessToken"]!.GetValue<string>();
+}

@@ -107,23 +107,29 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
 
     /// <summary>
     /// Visitors and bots none of whose sessions was opened or refreshed since <paramref name="inactiveSince"/> (a refresh
-    /// moves a session's expiry to an access token's lifetime after it), deleted with every row that names them.
+    /// moves a session's expiry to an access token's lifetime after it), deleted with every row that names them. Each
+    /// batch is judged again inside the transaction that deletes it, after its rows are locked: one may have come back
+    /// since the batch was read, and its new session must not go with it.
     /// </summary>
     private async Task<int> PruneInactiveVisitorsAsync(DateTimeOffset inactiveSince, TimeSpan accessTokenLifetime, CancellationToken ct)
     {
         var refreshedAfter = inactiveSince + accessTokenLifetime;
+        IQueryable<User> Inactive(GatehouseDb db, IQueryable<User> users) => users.Where(u => u.Kind != UserKind.SignedIn && u.CreatedAt < inactiveSince
+            && !db.Sessions.Any(s => s.UserRef == u.Id && (s.CreatedAt >= inactiveSince || s.ExpiresAt > refreshedAfter)));
         var byNetwork = new Dictionary<string, (int Visitors, int Bots)>(StringComparer.Ordinal);
         var total = await DeleteInBatchesAsync(
-            db => db.Users.Where(u => u.Kind != UserKind.SignedIn && u.CreatedAt < inactiveSince
-                    && !db.Sessions.Any(s => s.UserRef == u.Id && (s.CreatedAt >= inactiveSince || s.ExpiresAt > refreshedAfter)))
-                .OrderBy(u => u.Id).Select(u => u.Id),
-            async (db, ids) =>
+            db => Inactive(db, db.Users).OrderBy(u => u.Id).Select(u => u.Id),
+            async (db, candidates) =>
             {
-                foreach (var user in await db.Users.Where(u => ids.Contains(u.Id)).Select(u => new { u.NetworkId, u.Kind }).ToListAsync(ct))
+                if (!db.Database.IsSqlite())
+                    await LockVisitorsAsync(db, candidates, ct);
+                var inactive = await Inactive(db, db.Users.Where(u => candidates.Contains(u.Id))).Select(u => new { u.Id, u.NetworkId, u.Kind }).ToListAsync(ct);
+                foreach (var user in inactive)
                 {
                     var (visitors, bots) = byNetwork.GetValueOrDefault(user.NetworkId);
                     byNetwork[user.NetworkId] = user.Kind == UserKind.Bot ? (visitors, bots + 1) : (visitors + 1, bots);
                 }
+                var ids = inactive.Select(u => u.Id).ToList();
                 var sessionIds = db.Sessions.Where(s => ids.Contains(s.UserRef)).Select(s => s.Id);
                 await db.RefreshTokens.Where(r => sessionIds.Contains(r.SessionId)).ExecuteDeleteAsync(ct);
                 await db.Sessions.Where(s => ids.Contains(s.UserRef)).ExecuteDeleteAsync(ct);
@@ -133,6 +139,30 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
         foreach (var (networkId, (visitors, bots)) in byNetwork)
             audit.Record(SecurityEvents.UsersPruned(networkId, visitors, bots));
         return total;
+    }
+
+    /// <summary>
+    /// On PostgreSQL, the rows of these users that the deletes change, locked in the order the session writer's groups
+    /// take theirs: their device bindings (network by network, each network's by device), the users (a group's new
+    /// session for one holds its row's key share), their sessions' refresh tokens (a refresh claims its token before it
+    /// locks the session), their sessions in key order. Deleted in the order of the statements, sessions in the user
+    /// index's order and then bindings, a pass could hold a session a group went on to end while it waited for the
+    /// binding that group held, until PostgreSQL's deadlock check failed one of them (docs/benchmarks.md, change 88).
+    /// Once they are locked nothing can make these users active: a login must pass the binding or the user's row, a
+    /// refresh its token and its session. SQLite's transaction holds the only write lock already.
+    /// </summary>
+    private static async Task LockVisitorsAsync(GatehouseDb db, List<string> users, CancellationToken ct)
+    {
+        var keys = users.ToArray();
+        await db.Database.ExecuteSqlAsync($"""
+            SELECT NULL FROM "DeviceBindings" WHERE "UserRef" = ANY({keys}) ORDER BY "NetworkId" COLLATE "C", "DeviceId" FOR UPDATE
+            """, ct);
+        await db.Database.ExecuteSqlAsync($"""SELECT NULL FROM "Users" WHERE "Id" = ANY({keys}) ORDER BY "Id" FOR UPDATE""", ct);
+        await db.Database.ExecuteSqlAsync($"""
+            SELECT NULL FROM "RefreshTokens" WHERE "SessionId" IN (SELECT "Id" FROM "Sessions" WHERE "UserRef" = ANY({keys}))
+            ORDER BY "Digest" FOR UPDATE
+            """, ct);
+        await db.Database.ExecuteSqlAsync($"""SELECT NULL FROM "Sessions" WHERE "UserRef" = ANY({keys}) ORDER BY "Id" FOR UPDATE""", ct);
     }
 
     /// <summary>

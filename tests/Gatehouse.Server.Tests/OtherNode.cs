@@ -1,0 +1,99 @@
+using Gatehouse.Server.Storage;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace Gatehouse.Server.Tests;
+
+/// <summary>
+/// Another node's transactions on the test's PostgreSQL database, as plain connections of the test: what they lock and
+/// write while the node under test waits, and the wait itself, seen in pg_stat_activity.
+/// </summary>
+internal static class OtherNode
+{
+    /// <summary>Out of the pool, so that each test's other node is a backend of its own, as another node's would be.</summary>
+    public static string OtherNodeConnectionString(GatehouseDb db) =>
+        new NpgsqlConnectionStringBuilder(db.Database.GetConnectionString()) { Pooling = false, Timeout = 15 }.ConnectionString;
+
+    public static async Task<NpgsqlConnection> OpenOtherNodeAsync(string connectionString)
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        try
+        {
+            await connection.OpenAsync();
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public static async Task ExecuteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string sql, params object[] values)
+    {
+        await using var command = new NpgsqlCommand(sql, connection, transaction);
+        foreach (var value in values)
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>
+    /// Until at least <paramref name="waiters"/> backends other than this test's two wait for a lock in a statement on
+    /// <paramref name="table"/>.
+    /// </summary>
+    public static async Task WaitingForALockAsync(NpgsqlConnection first, NpgsqlConnection second, string table, int waiters = 1)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        await using var connection = first.CloneWith(first.ConnectionString);
+        await connection.OpenAsync();
+        await using var waiting = new NpgsqlCommand(
+            """
+            SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+            AND pid <> ALL($1) AND query LIKE '%"' || $2 || '"%'
+            """, connection);
+        waiting.Parameters.Add(new NpgsqlParameter { Value = new[] { first.ProcessID, second.ProcessID } });
+        waiting.Parameters.Add(new NpgsqlParameter { Value = table });
+        while ((long)(await waiting.ExecuteScalarAsync())! < waiters)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"fewer than {waiters} statements of the node waited for a lock on {table}");
+            await Task.Delay(10);
+        }
+    }
+}
+
+/// <summary>
+/// Another node's transaction holding the lock of one device's binding (held-device unless named), as its login group
+/// would: a login on that device then holds the session writer on a group of its own, so that the changes submitted
+/// after it queue behind it and are written together, in the order submitted, once this transaction ends
+/// (<see cref="ReleaseAsync"/>).
+/// </summary>
+internal sealed class HeldBinding(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+{
+    public NpgsqlConnection Connection => connection;
+
+    public static async Task<HeldBinding> LockAsync(string connectionString, string networkId, string deviceId = "held-device")
+    {
+        var connection = new NpgsqlConnection(connectionString);
+        try
+        {
+            await connection.OpenAsync();
+            var transaction = await connection.BeginTransactionAsync();
+            await OtherNode.ExecuteAsync(connection, transaction,
+                """SELECT 1 FROM "DeviceBindings" WHERE "NetworkId" = $1 AND "DeviceId" = $2 FOR UPDATE""", networkId, deviceId);
+            return new HeldBinding(connection, transaction);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task ReleaseAsync() => transaction.CommitAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        await transaction.DisposeAsync();
+        await connection.DisposeAsync();
+    }
+}
