@@ -166,6 +166,33 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     }
 
     /// <summary>
+    /// A new user's first login alone in its group, while another node inserts the same user: the login waits for the
+    /// other node's uncommitted row, which then commits, and its insert fails on the unique key. That PostgreSQL error
+    /// (not EF's) was no reason for the writer to write the login again, and it failed with a 500; written again, it
+    /// finds the user the other node made.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_login_alone_that_loses_a_new_user_to_another_node_is_written_again()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
+        await using var otherNode = await OpenOtherNodeAsync(OtherNodeConnectionString(db));
+        await using var otherGroup = await otherNode.BeginTransactionAsync();
+        await InsertUserAsync(otherNode, otherGroup, network.Id, "twin");
+
+        var login = Server.Services.GetRequiredService<SessionService>()
+            .OpenAsync(stored, new Login("twin", "twin-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        await WaitingForALockAsync(otherNode, otherNode, "Users");
+        await otherGroup.CommitAsync();
+
+        var (issued, error) = await login.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null(error);
+        Assert.Equal("other-twin", issued!.User.Id);
+    }
+
+    /// <summary>
     /// A refresh token redeemed on another node while this node's group, which read it unused, waits to claim it: the
     /// group's claim changes one row fewer than it judged, so the group is written again one refresh at a time, where the
     /// token reads as used and its session ends as a reuse; the other refresh of the group is unharmed. Without that

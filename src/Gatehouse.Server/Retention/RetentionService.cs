@@ -24,6 +24,9 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
     IMeterFactory meters, StartupGate startup, AuditLog audit, ILogger<RetentionService> log) : BackgroundService
 {
     internal const int Batch = 2_000;
+
+    /// <summary>The PostgreSQL advisory lock each batch's transaction holds (migrations hold 4711001, key rotations 4711002).</summary>
+    internal const long PassLock = 4711003;
     private readonly Counter<long> _deleted = meters.Create(SecurityMetrics.MeterName).CreateCounter<long>(
         "gatehouse.retention.deleted", "{row}", "Rows deleted by the retention service, by what they were (audit_event, session, refresh_token, visitor).");
 
@@ -200,6 +203,11 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
             if (batch.Count == 0)
                 return total;
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
+            // Every node runs a pass; on PostgreSQL their batches take turns. The ended sessions' batches delete refresh
+            // tokens in their plan's order and the visitors' lock them by digest: two nodes' passes over the same rows
+            // at once could each hold one the other wanted next, until the deadlock check failed one of the passes.
+            if (!db.Database.IsSqlite())
+                await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PassLock})", ct);
             total += await delete(db, batch);
             await transaction.CommitAsync(ct);
         }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.EntityFrameworkCore;
+using Npgsql;
 
 namespace Gatehouse.Server.Storage;
 
@@ -34,7 +35,8 @@ internal abstract class GroupWork<T>(CancellationToken requestAborted) : GroupWo
 /// instead of one (docs/benchmarks.md). How a group is written is the caller's (<paramref name="writeGroup"/>, inside
 /// the transaction); this class owns the queue, the transaction, the retries and the answers. If a group fails, each
 /// of its changes is tried again alone, so one change's conflict never fails the others; a change alone is retried
-/// when it lost a race on a unique index or the database dropped its connection (nothing was committed).
+/// when it lost a race on a unique index or a foreign key (another node's insert or delete) or the database dropped its
+/// connection (nothing was committed).
 /// </summary>
 internal sealed class GroupCommit<TDb>(IDbContextFactory<TDb> dbs, Func<int> maxPerGroup, Func<TDb, IReadOnlyList<GroupWork>, Task> writeGroup,
     Action<int>? committed = null)
@@ -106,7 +108,7 @@ internal sealed class GroupCommit<TDb>(IDbContextFactory<TDb> dbs, Func<int> max
                 work.Deliver();
                 return;
             }
-            catch (Exception e) when (attempt < RetriesAlone && (e is DbUpdateException || IsTransient(e)))
+            catch (Exception e) when (attempt < RetriesAlone && (e is DbUpdateException || IsTransient(e) || LostARace(e)))
             {
                 // Nothing was committed: read again and write again.
             }
@@ -127,6 +129,15 @@ internal sealed class GroupCommit<TDb>(IDbContextFactory<TDb> dbs, Func<int> max
         }
         return false;
     }
+
+    /// <summary>
+    /// Written without EF (<see cref="WriteBatch"/>), a change that lost a race on PostgreSQL fails with the server's
+    /// own error, not EF's DbUpdateException: a row another node inserted meanwhile under the same unique key (a new
+    /// user's first login on two nodes at once), or a row it references deleted meanwhile (a visitor the retention
+    /// service deleted while its login went in). Read again, the change finds what is there now.
+    /// </summary>
+    private static bool LostARace(Exception failure) =>
+        failure is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.ForeignKeyViolation };
 
     private async Task WriteAsync(List<GroupWork> group)
     {
