@@ -23,6 +23,9 @@ public class PostgresServer : GatehouseServer
 
     public static string AdminConnectionString => SharedPostgres.AdminConnectionString;
 
+    /// <summary>Seconds a statement of the server gets, where a fixture needs other than Gatehouse's default (StorageSetup).</summary>
+    protected int? CommandTimeoutSeconds { get; init; }
+
     public override async Task InitializeAsync()
     {
         var database = "gatehouse_test_" + Guid.NewGuid().ToString("n");
@@ -32,8 +35,10 @@ public class PostgresServer : GatehouseServer
         Settings["Gatehouse:Database:Provider"] = "PostgreSQL";
         // Sized as docs/deployment.md asks of a deployment: the servers' pools together stay under PostgreSQL's
         // max_connections (100), so a burst waits for a pooled connection instead of being refused by the database.
-        Settings["Gatehouse:Database:ConnectionString"] =
-            new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = _database, MaxPoolSize = 20 }.ToString();
+        var connection = new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = _database, MaxPoolSize = 20 };
+        if (CommandTimeoutSeconds is { } seconds)
+            connection.CommandTimeout = seconds;
+        Settings["Gatehouse:Database:ConnectionString"] = connection.ToString();
         await base.InitializeAsync();
     }
 

@@ -27,6 +27,9 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
 
     /// <summary>The PostgreSQL advisory lock each batch's transaction holds (migrations hold 4711001, key rotations 4711002).</summary>
     internal const long PassLock = 4711003;
+
+    /// <summary>How long a batch waits for another node's batch to let <see cref="PassLock"/> go before its pass fails (to try again at the next interval).</summary>
+    private static readonly TimeSpan PassLockWait = TimeSpan.FromSeconds(30);
     private readonly Counter<long> _deleted = meters.Create(SecurityMetrics.MeterName).CreateCounter<long>(
         "gatehouse.retention.deleted", "{row}", "Rows deleted by the retention service, by what they were (audit_event, session, refresh_token, visitor).");
 
@@ -206,8 +209,15 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
             // Every node runs a pass; on PostgreSQL their batches take turns. The ended sessions' batches delete refresh
             // tokens in their plan's order and the visitors' lock them by digest: two nodes' passes over the same rows
             // at once could each hold one the other wanted next, until the deadlock check failed one of the passes.
+            // Another node's batch may hold the lock longer than the seconds a statement gets (StorageSetup): this
+            // wait alone gets more, and nothing is held while it waits.
             if (!db.Database.IsSqlite())
+            {
+                var timeout = db.Database.GetCommandTimeout();
+                db.Database.SetCommandTimeout(PassLockWait);
                 await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock({PassLock})", ct);
+                db.Database.SetCommandTimeout(timeout);
+            }
             total += await delete(db, batch);
             await transaction.CommitAsync(ct);
         }
