@@ -43,7 +43,6 @@ internal static class OtherNode
     /// </summary>
     public static async Task WaitingForALockAsync(NpgsqlConnection first, NpgsqlConnection second, string table, int waiters = 1)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(30);
         await using var connection = first.CloneWith(first.ConnectionString);
         await connection.OpenAsync();
         await using var waiting = new NpgsqlCommand(
@@ -53,9 +52,30 @@ internal static class OtherNode
             """, connection);
         waiting.Parameters.Add(new NpgsqlParameter { Value = new[] { first.ProcessID, second.ProcessID } });
         waiting.Parameters.Add(new NpgsqlParameter { Value = table });
-        while ((long)(await waiting.ExecuteScalarAsync())! < waiters)
+        await UntilCountAsync(waiting, waiters, $"fewer than {waiters} statements of the node waited for a lock on {table}");
+    }
+
+    /// <summary>Until a transaction of this database waits for the advisory lock <paramref name="key"/> (one bigint).</summary>
+    public static async Task WaitingForAnAdvisoryLockAsync(string connectionString, long key)
+    {
+        await using var connection = await OpenOtherNodeAsync(connectionString);
+        // A one-bigint key is kept as its high half (classid) and low half (objid), objsubid 1.
+        await using var waiting = new NpgsqlCommand(
+            """
+            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND classid::bigint = $1 >> 32 AND objid::bigint = $1 & 4294967295 AND objsubid = 1
+            """, connection);
+        waiting.Parameters.Add(new NpgsqlParameter { Value = key });
+        await UntilCountAsync(waiting, 1, $"nothing waited for the advisory lock {key}");
+    }
+
+    private static async Task UntilCountAsync(NpgsqlCommand count, long atLeast, string failure)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((long)(await count.ExecuteScalarAsync())! < atLeast)
         {
-            Assert.True(DateTime.UtcNow < deadline, $"fewer than {waiters} statements of the node waited for a lock on {table}");
+            Assert.True(DateTime.UtcNow < deadline, failure);
             await Task.Delay(10);
         }
     }

@@ -249,21 +249,7 @@ public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : R
         await using var otherPass = await otherNode.BeginTransactionAsync();
         await ExecuteAsync(otherNode, otherPass, "SELECT pg_advisory_xact_lock($1)", RetentionService.PassLock);
         var pass = PruneAsync();
-        await using (var probe = await OpenOtherNodeAsync(OtherNodeConnectionString(db)))
-        {
-            await using var waiting = new Npgsql.NpgsqlCommand(
-                """
-                SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-                AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND classid = 0 AND objid::bigint = $1 AND objsubid = 1
-                """, probe);
-            waiting.Parameters.Add(new Npgsql.NpgsqlParameter { Value = RetentionService.PassLock });
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while ((long)(await waiting.ExecuteScalarAsync())! == 0)
-            {
-                Assert.True(DateTime.UtcNow < deadline, "the pass never waited for the other node's batch");
-                await Task.Delay(10);
-            }
-        }
+        await WaitingForAnAdvisoryLockAsync(OtherNodeConnectionString(db), RetentionService.PassLock);
         await otherPass.CommitAsync();
 
         Assert.True((await pass.WaitAsync(TimeSpan.FromSeconds(30))).Sessions >= 1);
