@@ -149,12 +149,12 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
 
     /// <summary>
     /// On PostgreSQL, the rows of these users that the deletes change, locked in the order the session writer's groups
-    /// take theirs: their device bindings (network by network, each network's by device), the users (a group's new
-    /// session for one holds its row's key share), their sessions' refresh tokens (a refresh claims its token before it
-    /// locks the session), their sessions in key order. Without these locks the deletes took rows in their statements'
-    /// order (sessions by the user index, then bindings), so a pass could hold a session a group went on to end while it
-    /// waited for the binding that group held, until PostgreSQL's deadlock check failed one of them (docs/benchmarks.md,
-    /// change 88).
+    /// take theirs: their device bindings (network by network, each network's by device), the users in key order (a
+    /// group's new sessions take shares of their users' rows in that order, change 89), their sessions' refresh tokens
+    /// (a refresh claims its token before it locks the session), their sessions in key order. Without these locks the
+    /// deletes took rows in their statements' order (sessions by the user index, then bindings), so a pass could hold a
+    /// session a group went on to end while it waited for the binding that group held, until PostgreSQL's deadlock
+    /// check failed one of them (docs/benchmarks.md, change 88).
     /// Once they are locked nothing can make these users active: a login must pass the binding or the user's row, a
     /// refresh its token and its session. SQLite's transaction holds the only write lock already.
     /// </summary>
@@ -164,7 +164,7 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
         await db.Database.ExecuteSqlAsync($"""
             SELECT NULL FROM "DeviceBindings" WHERE "UserRef" = ANY({keys}) ORDER BY "NetworkId" COLLATE "C", "DeviceId" FOR UPDATE
             """, ct);
-        await db.Database.ExecuteSqlAsync($"""SELECT NULL FROM "Users" WHERE "Id" = ANY({keys}) ORDER BY "Id" FOR UPDATE""", ct);
+        await db.Database.ExecuteSqlAsync($"""SELECT NULL FROM "Users" WHERE "Id" = ANY({keys}) ORDER BY "Id" COLLATE "C" FOR UPDATE""", ct);
         await db.Database.ExecuteSqlAsync($"""
             SELECT NULL FROM "RefreshTokens" WHERE "SessionId" IN (SELECT "Id" FROM "Sessions" WHERE "UserRef" = ANY({keys}))
             ORDER BY "Digest" FOR UPDATE

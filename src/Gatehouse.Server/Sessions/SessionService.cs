@@ -122,7 +122,12 @@ internal sealed class SessionService : BackgroundService
             // PostgreSQL breaks only after its deadlock_timeout by failing one group (docs/benchmarks.md, change 84).
             created.Users.Sort(static (x, y) => CompareKeys(x.NetworkId, x.UserId, y.NetworkId, y.UserId));
             created.Bindings.Sort(static (x, y) => CompareKeys(x.NetworkId, x.DeviceId, y.NetworkId, y.DeviceId));
-            writes.Insert(created.Users, created.Bindings, created.Sessions, created.RefreshTokens, created.AuditEvents);
+            // Each new session's foreign key takes a share of its user's row, and retention's pass locks idle visitors'
+            // rows in key order to delete them: in arrival order, a group of two visitors coming back to devices other
+            // users had taken could hold one row the pass wanted while waiting for the other (docs/benchmarks.md,
+            // change 89). A stable sort, so that one user's sessions keep their order.
+            var sessions = created.Sessions.OrderBy(static s => s.UserRef, StringComparer.Ordinal).ToList();
+            writes.Insert(created.Users, created.Bindings, sessions, created.RefreshTokens, created.AuditEvents);
             foreach (var (networkId, loaded) in rows)
                 await WriteChangesAsync(db, writes, sessionChanges, networkId, loaded, now);
         }
