@@ -244,6 +244,71 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     }
 
     /// <summary>
+    /// A group refreshing two sessions takes their refresh tokens' locks in key order, as retention's pass locks a
+    /// visitor's tokens: another node that holds the lower token and goes on to the higher one takes it at once. The
+    /// claim alone took them in its plan's order, the heap's on a large table (a bitmap scan) or a small one (a
+    /// sequential scan): the two tokens are chosen so that the heap holds the higher one first, and with that claim the
+    /// group held it while it waited for the lower, until PostgreSQL failed one of the two.
+    /// </summary>
+    [SkippableFact]
+    public async Task A_group_refreshing_two_sessions_locks_their_tokens_in_key_order()
+    {
+        var network = await Server.CreateNetworkAsync();
+        await Server.LoginAsync(network, "held", "held-device");
+        await using var scope = Server.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
+        var byDigest = new Dictionary<string, string>(StringComparer.Ordinal);
+        // Logins until two of their tokens lie in the heap against PostgreSQL's order of the key (each new pair is one
+        // with even odds).
+        (string Lower, string Higher)? pair = null;
+        for (var login = 0; pair is null; login++)
+        {
+            Assert.True(login < 20, "twenty logins' refresh tokens all lay in the heap in key order");
+            var token = (await Server.LoginAsync(network, $"refresher-{login}", $"refresher-device-{login}"))["refreshToken"]!.GetValue<string>();
+            byDigest[Secrets.Digest(token)] = token;
+            string[] digests = [.. byDigest.Keys];
+            var inverted = await db.Database.SqlQuery<string>($"""
+                SELECT lower."Digest" || ' ' || higher."Digest" AS "Value" FROM "RefreshTokens" lower
+                JOIN "RefreshTokens" higher ON higher.ctid < lower.ctid AND higher."Digest" > lower."Digest"
+                WHERE lower."Digest" = ANY({digests}) AND higher."Digest" = ANY({digests}) LIMIT 1
+                """).ToListAsync();
+            if (inverted is [var found] && found.Split(' ') is [var lowerDigest, var higherDigest])
+                pair = (lowerDigest, higherDigest);
+        }
+        var (lower, higher) = pair.Value;
+        var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
+        var connectionString = OtherNodeConnectionString(db);
+
+        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
+        await using var otherPass = await otherNode.BeginTransactionAsync();
+        const string LockToken = """SELECT 1 FROM "RefreshTokens" WHERE "Digest" = $1 FOR UPDATE""";
+        await ExecuteAsync(otherNode, otherPass, LockToken, lower);
+
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
+        List<Task<(IssuedSession? Issued, Refusal? Error)>> refreshes =
+            [sessions.RefreshAsync(stored, byDigest[higher], "127.0.0.1", CancellationToken.None),
+             sessions.RefreshAsync(stored, byDigest[lower], "127.0.0.1", CancellationToken.None)];
+        await binder.ReleaseAsync();
+        await WaitingForALockAsync(binder.Connection, otherNode, "RefreshTokens");
+
+        // NOWAIT: fails at once (55P03) if the group holds the higher token while it waits for the lower.
+        await ExecuteAsync(otherNode, otherPass, LockToken + " NOWAIT", higher);
+        await otherPass.RollbackAsync();
+
+        var refreshed = await Task.WhenAll(refreshes).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null((await held).Error);
+        Assert.All(refreshed, r => Assert.Null(r.Error));
+        // Both new tokens from one transaction: a group failed and written again a refresh at a time cannot pass for it.
+        string[] issued = [.. refreshed.Select(r => Secrets.Digest(r.Issued!.RefreshToken!))];
+        var writtenBy = await db.Database.SqlQuery<string>($"""SELECT xmin::text AS "Value" FROM "RefreshTokens" WHERE "Digest" = ANY({issued})""").ToListAsync();
+        Assert.Equal(2, writtenBy.Count);
+        Assert.Single(writtenBy.Distinct());
+    }
+
+    /// <summary>
     /// A group that ends two sessions in different phases (a login signs one out of its device, a logout ends the
     /// other) takes their locks in key order, as every group does: another node's group that holds the lower one and
     /// goes on to the higher one takes it at once, where a group locking them phase by phase held the higher one while
