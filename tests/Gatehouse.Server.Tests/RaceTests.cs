@@ -193,7 +193,7 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     }
 
     /// <summary>
-    /// A refresh token redeemed on another node while this node's group, which read it unused, waits to claim it: the
+    /// A refresh token redeemed on another node while this node's group, which read it unused, waits to lock it: the
     /// group's claim changes one row fewer than it judged, so the group is written again one refresh at a time, where the
     /// token reads as used and its session ends as a reuse; the other refresh of the group is unharmed. Without that
     /// count the token would be redeemed twice, once on each node.
@@ -248,7 +248,8 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     /// visitor's tokens: another node that holds the lower token and goes on to the higher one takes it at once. The
     /// claim alone took them in its plan's order, the heap's on a large table (a bitmap scan) or a small one (a
     /// sequential scan): the two tokens are chosen so that the heap holds the higher one first, and with that claim the
-    /// group held it while it waited for the lower, until PostgreSQL failed one of the two.
+    /// group held it while it waited for the lower, until PostgreSQL failed one of the two. The test checks that the
+    /// claim's plan here visits the heap; an index scan would take the tokens in key order with or without the lock.
     /// </summary>
     [SkippableFact]
     public async Task A_group_refreshing_two_sessions_locks_their_tokens_in_key_order()
@@ -281,6 +282,19 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
 
         await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
         await using var otherNode = await OpenOtherNodeAsync(connectionString);
+        // Only a plan that visits the heap takes the two out of key order: were the claim an index scan here, the test
+        // could not tell the lock from its absence.
+        await using (var explain = new NpgsqlCommand(
+            """EXPLAIN UPDATE "RefreshTokens" SET "UsedAt" = now() WHERE "UsedAt" IS NULL AND "Digest" = ANY($1)""", otherNode))
+        {
+            explain.Parameters.Add(new NpgsqlParameter { Value = new[] { higher, lower } });
+            var plan = new List<string>();
+            await using var lines = await explain.ExecuteReaderAsync();
+            while (await lines.ReadAsync())
+                plan.Add(lines.GetString(0));
+            Assert.True(plan.Exists(line => line.Contains("Seq Scan", StringComparison.Ordinal) || line.Contains("Bitmap Heap Scan", StringComparison.Ordinal)),
+                "The claim's plan does not visit the heap in its order:\n" + string.Join('\n', plan));
+        }
         await using var otherPass = await otherNode.BeginTransactionAsync();
         const string LockToken = """SELECT 1 FROM "RefreshTokens" WHERE "Digest" = $1 FOR UPDATE""";
         await ExecuteAsync(otherNode, otherPass, LockToken, lower);

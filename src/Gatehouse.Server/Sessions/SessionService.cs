@@ -185,8 +185,8 @@ internal sealed class SessionService : BackgroundService
         }
 
         // Taken in key order first, as retention's pass locks a visitor's tokens: the claim takes them in its plan's order,
-        // which on a large table is the heap's (a bitmap scan), so a pass holding one token and waiting for another this
-        // claim held could each wait for the other until PostgreSQL's deadlock check failed one (docs/benchmarks.md, change 90).
+        // the heap's for a sequential or bitmap scan, so a pass holding one token and waiting for another this claim held
+        // could each wait for the other until PostgreSQL's deadlock check failed one (docs/benchmarks.md, change 90).
         writes.Lock<RefreshToken>(nameof(RefreshToken.Digest), claimed);
         writes.Claim<RefreshToken>(nameof(RefreshToken.Digest), claimed, nameof(RefreshToken.UsedAt), [(nameof(RefreshToken.UsedAt), now)],
             conflict: "A refresh token of the group was claimed by another node; each refresh is written again alone.");
