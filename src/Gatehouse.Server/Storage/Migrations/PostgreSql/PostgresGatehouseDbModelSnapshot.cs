@@ -543,6 +543,8 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 
                     b.HasKey("NetworkId", "DeviceId");
 
+                    b.HasIndex("UserRef");
+
                     b.ToTable("DeviceBindings");
                 });
 

@@ -536,6 +536,8 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
 
                     b.HasKey("NetworkId", "DeviceId");
 
+                    b.HasIndex("UserRef");
+
                     b.ToTable("DeviceBindings");
                 });
 
