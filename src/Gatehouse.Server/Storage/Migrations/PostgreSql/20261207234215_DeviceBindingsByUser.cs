@@ -7,7 +7,7 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
     /// <summary>
     /// An index of the device bindings by user, which retention reads to delete idle visitors' bindings (each batch read
     /// the whole table twice without it; docs/benchmarks.md, change 91). Building it holds the table's writes, so logins
-    /// that bind a new device wait: about a second per million bindings measured. Nodes of an earlier 0.2.0 build serve
+    /// that bind a device wait: about a second per million bindings measured. Nodes of an earlier 0.2.0 build serve
     /// beside it.
     /// </summary>
     public partial class DeviceBindingsByUser : Migration
