@@ -1,3 +1,6 @@
+using Gatehouse.Server.Networks;
+using Gatehouse.Server.Refusals;
+using Gatehouse.Server.Sessions;
 using Gatehouse.Server.Storage;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
@@ -116,4 +119,42 @@ internal sealed class HeldBinding(NpgsqlConnection connection, NpgsqlTransaction
         await transaction.DisposeAsync();
         await connection.DisposeAsync();
     }
+}
+
+/// <summary>
+/// The session writer held on a login of its own: user "held" logs in on held-device, whose binding another node's
+/// transaction locks (<see cref="HeldBinding"/>), so that the changes submitted meanwhile queue behind that login and
+/// are written together, as one group in the order submitted, once <see cref="ReleaseAsync"/> ends the transaction.
+/// </summary>
+internal sealed class HeldWriter(HeldBinding binding, Task<(IssuedSession? Issued, Refusal? Error)> login) : IAsyncDisposable
+{
+    /// <summary>The other node's connection: a test's lock-wait probe leaves its backend out.</summary>
+    public NpgsqlConnection Connection => binding.Connection;
+
+    /// <summary>The held login, which opens its session once released.</summary>
+    public Task<(IssuedSession? Issued, Refusal? Error)> Login => login;
+
+    public static async Task<HeldWriter> HoldAsync(SessionService sessions, Network network, string connectionString)
+    {
+        Task<(IssuedSession? Issued, Refusal? Error)> LogIn() =>
+            sessions.OpenAsync(network, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
+        // A first login makes the binding the other node locks.
+        Assert.Null((await LogIn()).Error);
+        var binding = await HeldBinding.LockAsync(connectionString, network.Id);
+        try
+        {
+            var held = LogIn();
+            await OtherNode.WaitingForALockAsync(binding.Connection, binding.Connection, "DeviceBindings");
+            return new HeldWriter(binding, held);
+        }
+        catch
+        {
+            await binding.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task ReleaseAsync() => binding.ReleaseAsync();
+
+    public ValueTask DisposeAsync() => binding.DisposeAsync();
 }

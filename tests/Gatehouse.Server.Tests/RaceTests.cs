@@ -129,7 +129,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     public async Task Two_nodes_creating_the_same_new_users_in_opposite_orders_do_not_deadlock()
     {
         var network = await Server.CreateNetworkAsync();
-        await Server.LoginAsync(network, "held", "held-device");
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
@@ -139,7 +138,8 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         Assert.True(await db.Database.SqlQueryRaw<int>("SELECT setting::int AS \"Value\" FROM pg_settings WHERE name = 'deadlock_timeout'").SingleAsync() >= 500,
             "PostgreSQL's deadlock_timeout is too short for this test");
 
-        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
 
         await using var otherNode = await OpenOtherNodeAsync(connectionString);
         await using var otherGroup = await otherNode.BeginTransactionAsync();
@@ -147,19 +147,16 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await ExecuteAsync(otherNode, otherGroup, "SET LOCAL lock_timeout = '100ms'");
         await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-a");
 
-        var sessions = Server.Services.GetRequiredService<SessionService>();
         Task<(IssuedSession? Issued, Refusal? Error)> Open(string user) =>
             sessions.OpenAsync(stored, new Login(user, $"{user}-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
-        var held = Open("held");
-        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         List<Task<(IssuedSession? Issued, Refusal? Error)>> raced = [Open("raced-b"), Open("raced-a")];
-        await binder.ReleaseAsync();
-        await WaitingForALockAsync(binder.Connection, otherNode, "Users");
+        await writer.ReleaseAsync();
+        await WaitingForALockAsync(writer.Connection, otherNode, "Users");
 
         await InsertUserAsync(otherNode, otherGroup, network.Id, "raced-b");
         await otherGroup.CommitAsync();
 
-        var opened = await Task.WhenAll(raced.Append(held)).WaitAsync(TimeSpan.FromSeconds(30));
+        var opened = await Task.WhenAll(raced.Append(writer.Login)).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.All(opened, o => Assert.Null(o.Error));
         Assert.Equal(["other-raced-b", "other-raced-a"], opened.Take(2).Select(o => o.Issued!.User.Id));
         Assert.Equal(2, await db.Users.CountAsync(u => u.NetworkId == network.Id && u.UserId.StartsWith("raced-")));
@@ -202,7 +199,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     public async Task A_refresh_token_redeemed_on_another_node_while_a_group_waits_is_refused_as_reused()
     {
         var network = await Server.CreateNetworkAsync();
-        await Server.LoginAsync(network, "held", "held-device");
         var raced = (await Server.LoginAsync(network, "raced", "raced-device"))["refreshToken"]!.GetValue<string>();
         var bystander = (await Server.LoginAsync(network, "bystander", "bystander-device"))["refreshToken"]!.GetValue<string>();
         await using var scope = Server.Services.CreateAsyncScope();
@@ -212,7 +208,8 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var bystanderSession = await SessionOfAsync(db, bystander);
         var connectionString = OtherNodeConnectionString(db);
 
-        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
 
         // The other node has claimed the token and not committed yet: the group reads it unused.
         await using var otherNode = await OpenOtherNodeAsync(connectionString);
@@ -220,17 +217,14 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await ExecuteAsync(otherNode, otherRefresh, """UPDATE "RefreshTokens" SET "UsedAt" = now() WHERE "Digest" = $1 AND "UsedAt" IS NULL""",
             Secrets.Digest(raced));
 
-        var sessions = Server.Services.GetRequiredService<SessionService>();
-        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
-        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         var racedRefresh = sessions.RefreshAsync(stored, raced, "127.0.0.1", CancellationToken.None);
         var bystanderRefresh = sessions.RefreshAsync(stored, bystander, "127.0.0.1", CancellationToken.None);
-        await binder.ReleaseAsync();
-        await WaitingForALockAsync(binder.Connection, otherNode, "RefreshTokens");
+        await writer.ReleaseAsync();
+        await WaitingForALockAsync(writer.Connection, otherNode, "RefreshTokens");
         await otherRefresh.CommitAsync();
 
-        await Task.WhenAll(held, racedRefresh, bystanderRefresh).WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Null((await held).Error);
+        await Task.WhenAll(writer.Login, racedRefresh, bystanderRefresh).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null((await writer.Login).Error);
         Assert.Same(Errors.RefreshTokenReused, (await racedRefresh).Error);
         Assert.Null((await bystanderRefresh).Error);
         Assert.NotNull((await bystanderRefresh).Issued!.RefreshToken);
@@ -255,7 +249,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     public async Task A_group_refreshing_two_sessions_locks_their_tokens_in_key_order()
     {
         var network = await Server.CreateNetworkAsync();
-        await Server.LoginAsync(network, "held", "held-device");
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var byDigest = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -280,7 +273,8 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
         var connectionString = OtherNodeConnectionString(db);
 
-        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
         await using var otherNode = await OpenOtherNodeAsync(connectionString);
         // Only a plan that visits the heap takes the two out of key order: were the claim an index scan here, the test
         // could not tell the lock from its absence.
@@ -299,21 +293,18 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         const string LockToken = """SELECT 1 FROM "RefreshTokens" WHERE "Digest" = $1 FOR UPDATE""";
         await ExecuteAsync(otherNode, otherPass, LockToken, lower);
 
-        var sessions = Server.Services.GetRequiredService<SessionService>();
-        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
-        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         List<Task<(IssuedSession? Issued, Refusal? Error)>> refreshes =
             [sessions.RefreshAsync(stored, byDigest[higher], "127.0.0.1", CancellationToken.None),
              sessions.RefreshAsync(stored, byDigest[lower], "127.0.0.1", CancellationToken.None)];
-        await binder.ReleaseAsync();
-        await WaitingForALockAsync(binder.Connection, otherNode, "RefreshTokens");
+        await writer.ReleaseAsync();
+        await WaitingForALockAsync(writer.Connection, otherNode, "RefreshTokens");
 
         // NOWAIT: fails at once (55P03) if the group holds the higher token while it waits for the lower.
         await ExecuteAsync(otherNode, otherPass, LockToken + " NOWAIT", higher);
         await otherPass.RollbackAsync();
 
         var refreshed = await Task.WhenAll(refreshes).WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Null((await held).Error);
+        Assert.Null((await writer.Login).Error);
         Assert.All(refreshed, r => Assert.Null(r.Error));
         // Both new tokens from one transaction: a group failed and written again a refresh at a time cannot pass for it.
         string[] issued = [.. refreshed.Select(r => Secrets.Digest(r.Issued!.RefreshToken!))];
@@ -332,7 +323,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     public async Task A_group_ending_two_sessions_locks_them_in_key_order()
     {
         var network = await Server.CreateNetworkAsync();
-        await Server.LoginAsync(network, "held", "held-device");
         await Server.LoginAsync(network, "first", "first-device");
         await Server.LoginAsync(network, "second", "second-device");
         await using var scope = Server.Services.CreateAsyncScope();
@@ -345,29 +335,27 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var (lower, higher) = (await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == ordered[0]), await db.Sessions.AsNoTracking().SingleAsync(s => s.Id == ordered[1]));
         var connectionString = OtherNodeConnectionString(db);
 
-        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
         await using var otherNode = await OpenOtherNodeAsync(connectionString);
         await using var otherGroup = await otherNode.BeginTransactionAsync();
         const string LockSession = """SELECT 1 FROM "Sessions" WHERE "Id" = $1 FOR NO KEY UPDATE""";
         await ExecuteAsync(otherNode, otherGroup, LockSession, lower.Id);
 
-        var sessions = Server.Services.GetRequiredService<SessionService>();
-        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
-        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         // The login signs the higher session's user out of its device; the logout ends the lower session.
         var newcomer = sessions.OpenAsync(stored, new Login("newcomer", higher.DeviceId, null, null, null, null), "127.0.0.1", CancellationToken.None);
         var lowerUser = lower.DeviceId == "first-device" ? "first" : "second";
         var logout = sessions.RevokeAsync(lower.Id, RevokeReasons.Logout,
             SecurityEvents.LoggedOut(lowerUser, network.Id, lower.Id, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
-        await binder.ReleaseAsync();
-        await WaitingForALockAsync(binder.Connection, otherNode, "Sessions");
+        await writer.ReleaseAsync();
+        await WaitingForALockAsync(writer.Connection, otherNode, "Sessions");
 
         // NOWAIT: fails at once (55P03) if the group holds the higher session while it waits for the lower.
         await ExecuteAsync(otherNode, otherGroup, LockSession + " NOWAIT", higher.Id);
         await otherGroup.CommitAsync();
 
-        await Task.WhenAll(held, newcomer, logout).WaitAsync(TimeSpan.FromSeconds(30));
-        Assert.Null((await held).Error);
+        await Task.WhenAll(writer.Login, newcomer, logout).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null((await writer.Login).Error);
         Assert.Null((await newcomer).Error);
         Assert.NotNull(await logout);
         var ended = await db.Sessions.AsNoTracking().Where(s => s.Id == lower.Id || s.Id == higher.Id).ToDictionaryAsync(s => s.Id, s => s.RevokedReason);
@@ -386,7 +374,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     public async Task A_group_reads_the_sessions_it_ended_earlier_as_ended()
     {
         var network = await Server.CreateNetworkAsync();
-        await Server.LoginAsync(network, "held", "held-device");
         var signedOutToken = (await Server.LoginAsync(network, "signed-out", "shared-device"))["refreshToken"]!.GetValue<string>();
         var replayed = (await Server.LoginAsync(network, "replayed", "replayed-device"))["refreshToken"]!.GetValue<string>();
         Assert.Equal(HttpStatusCode.OK, (await Server.RefreshAsync(network, replayed)).StatusCode);
@@ -397,23 +384,21 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         var replayedSession = await SessionOfAsync(db, replayed);
         var connectionString = OtherNodeConnectionString(db);
 
-        using var changesPerCommit = new InstrumentRecording<int>(Server.Services, "gatehouse.sessions.changes_per_commit");
-
-        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
-        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         var sessions = Server.Services.GetRequiredService<SessionService>();
+        await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
+        // From here: the held login's group and the one behind it.
+        using var changesPerCommit = new InstrumentRecording<int>(Server.Services, "gatehouse.sessions.changes_per_commit");
+        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         Task<SecurityEvent?> Logout(Guid session, string user) => sessions.RevokeAsync(session, RevokeReasons.Logout,
             SecurityEvents.LoggedOut(user, network.Id, session, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
-        var held = sessions.OpenAsync(stored, new Login("held", "held-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
-        await WaitingForALockAsync(binder.Connection, otherNode, "DeviceBindings");
         var newcomer = sessions.OpenAsync(stored, new Login("newcomer", "shared-device", null, null, null, null), "127.0.0.1", CancellationToken.None);
         var signedOutRefresh = sessions.RefreshAsync(stored, signedOutToken, "127.0.0.1", CancellationToken.None);
         var signedOutLogout = Logout(signedOut, "signed-out");
         var replay = sessions.RefreshAsync(stored, replayed, "127.0.0.1", CancellationToken.None);
         var replayedLogout = Logout(replayedSession, "replayed");
-        await binder.ReleaseAsync();
+        await writer.ReleaseAsync();
 
-        await Task.WhenAll(held, newcomer, signedOutRefresh, signedOutLogout, replay, replayedLogout).WaitAsync(TimeSpan.FromSeconds(30));
+        await Task.WhenAll(writer.Login, newcomer, signedOutRefresh, signedOutLogout, replay, replayedLogout).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Null((await newcomer).Error);
         Assert.Same(Errors.SessionEnded, (await signedOutRefresh).Error);
         Assert.Null(await signedOutLogout);

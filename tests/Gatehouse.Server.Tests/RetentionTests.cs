@@ -253,7 +253,6 @@ public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : R
             await VisitorTokenAsync(network, device);
             await UserTokenAsync(network, "ursula", device);
         }
-        await Server.LoginAsync(network, "held", "held-device");
         await using var scope = Server.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<GatehouseDb>();
         var stored = await db.Networks.AsNoTracking().SingleAsync(n => n.Id == network.Id);
@@ -262,28 +261,26 @@ public sealed class RetentionTestsOnPostgres(RetentionPostgresServer server) : R
         var (first, second) = (visitors.MinBy(v => v.Id, StringComparer.Ordinal)!, visitors.MaxBy(v => v.Id, StringComparer.Ordinal)!);
         var connectionString = OtherNodeConnectionString(db);
 
-        await using var binder = await HeldBinding.LockAsync(connectionString, network.Id);
+        var sessions = Server.Services.GetRequiredService<SessionService>();
+        await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
         await using var otherPass = await OpenOtherNodeAsync(connectionString);
         await using var deleting = await otherPass.BeginTransactionAsync();
         await ExecuteAsync(otherPass, deleting, """SELECT 1 FROM "Users" WHERE "Id" = $1 FOR UPDATE""", first.Id);
 
-        var sessions = Server.Services.GetRequiredService<SessionService>();
         Task<(IssuedSession? Issued, Refusal? Error)> Open(string userId, string device, Users.UserKind kind) =>
             sessions.OpenAsync(stored, new Login(userId, device, null, null, null, null, kind), "127.0.0.1", CancellationToken.None);
-        var held = Open("held", "held-device", Users.UserKind.SignedIn);
-        await WaitingForALockAsync(binder.Connection, otherPass, "DeviceBindings");
         var deviceOf = devices.ToDictionary(d => Visitors.VisitorIdentity.UserIdFor(network.Id, Users.UserKind.Visitor, d));
         List<Task<(IssuedSession? Issued, Refusal? Error)>> comingBack =
             [Open(second.UserId, deviceOf[second.UserId], Users.UserKind.Visitor), Open(first.UserId, deviceOf[first.UserId], Users.UserKind.Visitor)];
-        await binder.ReleaseAsync();
+        await writer.ReleaseAsync();
         // The group's insert of the sessions waits for the first visitor's row (its foreign key check).
-        await WaitingForALockAsync(binder.Connection, otherPass, "Sessions");
+        await WaitingForALockAsync(writer.Connection, otherPass, "Sessions");
 
         // 55P03 at once if the group holds a share of the second visitor's row.
         await ExecuteAsync(otherPass, deleting, """SELECT 1 FROM "Users" WHERE "Id" = $1 FOR UPDATE NOWAIT""", second.Id);
         await deleting.RollbackAsync();
 
-        var opened = await Task.WhenAll(comingBack.Append(held)).WaitAsync(TimeSpan.FromSeconds(30));
+        var opened = await Task.WhenAll(comingBack.Append(writer.Login)).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.All(opened, o => Assert.Null(o.Error));
         Assert.Equal([second.Id, first.Id], opened.Take(2).Select(o => o.Issued!.User.Id));
         var newSessions = opened.Take(2).Select(o => o.Issued!.Session.Id).ToArray();
