@@ -122,9 +122,11 @@ internal sealed class HeldBinding(NpgsqlConnection connection, NpgsqlTransaction
 }
 
 /// <summary>
-/// The session writer held on a login of its own: user "held" logs in on held-device, whose binding another node's
-/// transaction locks (<see cref="HeldBinding"/>), so that the changes submitted meanwhile queue behind that login and
-/// are written together, as one group in the order submitted, once <see cref="ReleaseAsync"/> ends the transaction.
+/// The session writer held on a login of its own: user "held" logs in on held-device (a first login, before, makes the
+/// user, its binding, session, refresh token and audit row), whose binding another node's transaction then locks
+/// (<see cref="HeldBinding"/>), so that the changes submitted meanwhile queue behind that login and are tried together,
+/// as one group in the order submitted, once <see cref="ReleaseAsync"/> ends the transaction (a group that fails is
+/// written again a change at a time).
 /// </summary>
 internal sealed class HeldWriter(HeldBinding binding, Task<(IssuedSession? Issued, Refusal? Error)> login) : IAsyncDisposable
 {

@@ -388,7 +388,6 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
         await using var writer = await HeldWriter.HoldAsync(sessions, stored, connectionString);
         // From here: the held login's group and the one behind it.
         using var changesPerCommit = new InstrumentRecording<int>(Server.Services, "gatehouse.sessions.changes_per_commit");
-        await using var otherNode = await OpenOtherNodeAsync(connectionString);
         Task<SecurityEvent?> Logout(Guid session, string user) => sessions.RevokeAsync(session, RevokeReasons.Logout,
             SecurityEvents.LoggedOut(user, network.Id, session, RevokeReasons.Logout), "127.0.0.1", CancellationToken.None);
         var newcomer = sessions.OpenAsync(stored, new Login("newcomer", "shared-device", null, null, null, null), "127.0.0.1", CancellationToken.None);

@@ -93,8 +93,8 @@ internal abstract class GatehouseDb(DbContextOptions options) : DbContext(option
             e.Property(x => x.DeviceId).HasMaxLength(1024);
             e.Property(x => x.UserRef).HasMaxLength(24);
             // Only retention looks bindings up by user (the idle visitors it deletes): without this index each batch of
-            // them read the whole table twice, a third of a second per million devices while SQLite's one write lock
-            // was held (docs/benchmarks.md, change 91).
+            // them read the whole table (twice on PostgreSQL, to lock and to delete; on SQLite a third of a second per
+            // million devices, with the one write lock held; docs/benchmarks.md, change 91).
             e.HasIndex(x => x.UserRef);
         });
         modelBuilder.Entity<ServerKey>(e =>

@@ -6,9 +6,9 @@ namespace Gatehouse.Server.Storage.Migrations.PostgreSql
 {
     /// <summary>
     /// An index of the device bindings by user, which retention reads to delete idle visitors' bindings (each batch read
-    /// the whole table twice without it; docs/benchmarks.md, change 91). Building it holds the table's writes, so logins
-    /// that bind a device wait: about a second per million bindings measured. Nodes of an earlier 0.2.0 build serve
-    /// beside it.
+    /// the whole table twice without it, to lock and to delete; docs/benchmarks.md, change 91). Building it holds the
+    /// table's writes, so logins that bind a device wait: about a second per million bindings measured (the CHANGELOG
+    /// says what that means for a large database). Nodes of an earlier 0.2.0 build serve beside it.
     /// </summary>
     public partial class DeviceBindingsByUser : Migration
     {

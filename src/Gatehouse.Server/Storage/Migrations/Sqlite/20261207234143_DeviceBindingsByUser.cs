@@ -6,7 +6,7 @@ namespace Gatehouse.Server.Storage.Migrations.Sqlite
 {
     /// <summary>
     /// An index of the device bindings by user, which retention reads to delete idle visitors' bindings (each batch read
-    /// the whole table twice without it, holding the one write lock; docs/benchmarks.md, change 91).
+    /// the whole table without it, holding the one write lock; docs/benchmarks.md, change 91).
     /// </summary>
     public partial class DeviceBindingsByUser : Migration
     {
