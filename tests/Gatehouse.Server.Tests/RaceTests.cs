@@ -240,10 +240,11 @@ public sealed class RaceTestsOnPostgres(PostgresServer server) : RaceTests<Postg
     /// <summary>
     /// A group refreshing two sessions takes their refresh tokens' locks in key order, as retention's pass locks a
     /// visitor's tokens: another node that holds the lower token and goes on to the higher one takes it at once. The
-    /// claim alone took them in its plan's order, the heap's on a large table (a bitmap scan) or a small one (a
-    /// sequential scan): the two tokens are chosen so that the heap holds the higher one first, and with that claim the
-    /// group held it while it waited for the lower, until PostgreSQL failed one of the two. The test checks that the
-    /// claim's plan here visits the heap; an index scan would take the tokens in key order with or without the lock.
+    /// claim alone took them in its plan's order, the heap's for a bitmap scan (many digests on a large table) or a
+    /// sequential scan (a small one): the two tokens are chosen so that the heap holds the higher one first, and with
+    /// that claim the group held it while it waited for the lower, until PostgreSQL failed one of the two. The test
+    /// checks that the claim's plan here visits the heap; an index scan would take the tokens in key order with or
+    /// without the lock.
     /// </summary>
     [SkippableFact]
     public async Task A_group_refreshing_two_sessions_locks_their_tokens_in_key_order()
