@@ -204,7 +204,9 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
     /// key of the one before (the first from <paramref name="lowest"/>, a value below every key), not from the lowest
     /// key again: the rows a batch leaves (live ones among the old, visitors who came back) would otherwise be read
     /// once more by every later batch, so a pass with many batches read its table about as many times over (change 92).
-    /// Nothing can start to qualify behind the walk: every bound is fixed at the pass's start.
+    /// A short batch ends the walk. A row that qualifies only once the walk is past its key (another node's pass, at a
+    /// later moment, deleted a visitor's last session; a node whose clock runs ahead spent an auth token) waits for the
+    /// next pass.
     /// </summary>
     private async Task<int> DeleteInBatchesAsync<TKey>(TKey lowest, Func<GatehouseDb, TKey, IQueryable<TKey>> keysAfter,
         Func<GatehouseDb, List<TKey>, Task<int>> delete, CancellationToken ct)
@@ -217,7 +219,6 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
             var batch = await keysAfter(db, after).Take(Batch).ToListAsync(ct);
             if (batch.Count == 0)
                 return total;
-            after = batch[^1];
             await using var transaction = await db.Database.BeginTransactionAsync(ct);
             // Every node runs a pass; on PostgreSQL their batches take turns. The ended sessions' batches delete refresh
             // tokens in their plan's order and the visitors' lock them by digest: two nodes' passes over the same rows
@@ -233,6 +234,10 @@ internal sealed partial class RetentionService(IDbContextFactory<GatehouseDb> db
             }
             total += await delete(db, batch);
             await transaction.CommitAsync(ct);
+            // The read found everything past the last batch: reading on would read the rest of the table to find nothing.
+            if (batch.Count < Batch)
+                return total;
+            after = batch[^1];
         }
     }
 
