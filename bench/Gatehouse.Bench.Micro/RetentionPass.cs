@@ -17,8 +17,8 @@ namespace Gatehouse.Bench.Micro;
 /// How long retention's pass takes over a large database, run after each table's rows are written: a backlog of
 /// thousands of rows to delete among many live ones (what a first pass after an outage or a shorter period meets),
 /// and the steady hourly pass. Rows are written straight into the tables (no requests), with the times a deployment
-/// would have given them; each line is one whole pass (every table's step), timed alone. <c>bench/retention.sh</c> runs it on SQLite or, with BENCH_DATABASE=postgres, on a
-/// throwaway PostgreSQL.
+/// would have given them; each line is one whole pass (every table's step), timed alone. <c>bench/retention.sh</c>
+/// runs it on SQLite or, with BENCH_DATABASE=postgres, on a throwaway PostgreSQL.
 /// </summary>
 internal static class RetentionPass
 {
